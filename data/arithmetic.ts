@@ -1,0 +1,446 @@
+/**
+ * Synthetic multi-step arithmetic word problems with integer answers: the
+ * embedded training task. Problems are short (a tiny model reads them one
+ * character at a time), templated, seeded and reproducible.
+ *
+ * ```
+ * Ann has 7 pens. She buys 5. She loses 3. How many pens now?
+ * <think>7+5=12 12-3=9</think>9
+ * ```
+ *
+ * @module
+ */
+
+import { Rng } from "./rng.ts";
+
+/** One operation of a problem, applied to the running quantity. */
+export interface ArithmeticStep {
+  /** The operation. */
+  op: "+" | "-" | "*";
+  /** The number it applies. */
+  operand: number;
+  /** Quantity before the step. */
+  before: number;
+  /** Quantity after the step. */
+  after: number;
+}
+
+/** A word problem and its solution trace. */
+export interface ArithmeticProblem {
+  /**
+   * Stable id derived from the question text: `arith-` and 8 hex digits
+   * (identical questions share an id).
+   */
+  id: string;
+  /** The word problem. */
+  question: string;
+  /** The final quantity. */
+  answer: number;
+  /** The starting quantity, then one entry per operation. */
+  steps: ArithmeticStep[];
+}
+
+/** Difficulty knobs of the generator. */
+export interface ArithmeticOptions {
+  /** Fewest operations after the starting quantity (≥ 1). */
+  minSteps: number;
+  /** Most operations after the starting quantity (≥ minSteps). */
+  maxSteps: number;
+  /** Largest starting quantity and largest added or subtracted number (≥ 1). */
+  maxOperand: number;
+  /** Largest value any intermediate quantity may reach (≥ maxOperand). */
+  maxValue: number;
+  /** Allow "doubles" / "triples" steps (multiply by 2 or 3). */
+  allowMultiply: boolean;
+}
+
+/**
+ * Default difficulty for the tiny embedded model: 2–3 additions or
+ * subtractions with numbers up to 20, every quantity at most 99. Measured
+ * over 20,000 problems: questions average 67 characters (at most 81); worked
+ * solutions average 34.5 characters (at most 43), which is 21.5 tokens (at
+ * most 30) for character tokenizers where `<think>` and
+ * `</think>` are one token each.
+ */
+export const DEFAULT_ARITHMETIC: Readonly<ArithmeticOptions> = Object.freeze({
+  minSteps: 2,
+  maxSteps: 3,
+  maxOperand: 20,
+  maxValue: 99,
+  allowMultiply: false,
+});
+
+/** Seed of the held-out stream; training code should never use it directly. */
+export const HELDOUT_SEED = 0x6d677270; // "mgrp"
+
+const NAMES: readonly (readonly [string, string])[] = [
+  ["Ann", "She"],
+  ["Bob", "He"],
+  ["Eva", "She"],
+  ["Tom", "He"],
+  ["Mia", "She"],
+  ["Sam", "He"],
+  ["Zoe", "She"],
+  ["Max", "He"],
+  ["Ivy", "She"],
+  ["Leo", "He"],
+];
+
+const OBJECTS: readonly (readonly [string, string])[] = [
+  ["pen", "pens"],
+  ["cup", "cups"],
+  ["egg", "eggs"],
+  ["card", "cards"],
+  ["coin", "coins"],
+  ["book", "books"],
+  ["toy", "toys"],
+  ["shell", "shells"],
+  ["bead", "beads"],
+  ["ball", "balls"],
+];
+
+const ADD_VERBS: readonly string[] = ["buys", "gets", "finds", "wins"];
+const SUB_VERBS: readonly string[] = ["loses", "sells", "uses", "drops"];
+
+function validateOptions(options: ArithmeticOptions): void {
+  const { minSteps, maxSteps, maxOperand, maxValue } = options;
+  const check = (ok: boolean, field: string, rule: string, value: unknown) => {
+    if (!ok) {
+      throw new RangeError(
+        `Cannot generate arithmetic problems: field "${field}" must be ${rule}: current value is ${value}`,
+      );
+    }
+  };
+  check(Number.isInteger(minSteps) && minSteps >= 1, "minSteps", "an integer >= 1", minSteps);
+  check(
+    Number.isInteger(maxSteps) && maxSteps >= minSteps,
+    "maxSteps",
+    `an integer >= minSteps (${minSteps})`,
+    maxSteps,
+  );
+  check(
+    Number.isInteger(maxOperand) && maxOperand >= 1,
+    "maxOperand",
+    "an integer >= 1",
+    maxOperand,
+  );
+  check(
+    Number.isSafeInteger(maxValue) && maxValue >= maxOperand,
+    "maxValue",
+    `an integer >= maxOperand (${maxOperand})`,
+    maxValue,
+  );
+}
+
+function resolveOptions(options: Partial<ArithmeticOptions>): ArithmeticOptions {
+  const resolved: ArithmeticOptions = { ...DEFAULT_ARITHMETIC };
+  for (const key of Object.keys(options) as (keyof ArithmeticOptions)[]) {
+    const value = options[key];
+    if (value !== undefined) (resolved as unknown as Record<string, unknown>)[key] = value;
+  }
+  validateOptions(resolved);
+  return resolved;
+}
+
+function hash32(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+function apply(op: ArithmeticStep["op"], before: number, operand: number): number {
+  switch (op) {
+    case "+":
+      return before + operand;
+    case "-":
+      return before - operand;
+    case "*":
+      return before * operand;
+    default:
+      throw new RangeError(`Unknown arithmetic operation: current value is ${JSON.stringify(op)}`);
+  }
+}
+
+/**
+ * Draws one problem from `rng` (advancing it).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Rng } from "./rng.ts";
+ * import { generateProblem } from "./arithmetic.ts";
+ *
+ * const p = generateProblem(new Rng(1), { minSteps: 2, maxSteps: 2 });
+ * assert.equal(p.steps.length, 2);
+ * assert.equal(p.answer, p.steps[1]!.after);
+ * ```
+ */
+export function generateProblem(
+  rng: Rng,
+  options: Partial<ArithmeticOptions> = {},
+): ArithmeticProblem {
+  const { minSteps, maxSteps, maxOperand, maxValue, allowMultiply } = resolveOptions(options);
+  const [name, pronoun] = rng.pick(NAMES);
+  const [singular, plural] = rng.pick(OBJECTS);
+  const start = rng.int(1, maxOperand);
+  const stepCount = rng.int(minSteps, maxSteps);
+
+  const sentences = [`${name} has ${start} ${start === 1 ? singular : plural}.`];
+  const steps: ArithmeticStep[] = [];
+  let value = start;
+  for (let i = 0; i < stepCount; i++) {
+    const ops: ArithmeticStep["op"][] = [];
+    if (value < maxValue) ops.push("+");
+    if (value >= 1) ops.push("-");
+    if (allowMultiply && value >= 2 && value * 2 <= maxValue) ops.push("*");
+    const op = rng.pick(ops);
+    let operand: number;
+    switch (op) {
+      case "+":
+        operand = rng.int(1, Math.min(maxOperand, maxValue - value));
+        sentences.push(`${pronoun} ${rng.pick(ADD_VERBS)} ${operand}.`);
+        break;
+      case "-":
+        operand = rng.int(1, Math.min(maxOperand, value));
+        sentences.push(`${pronoun} ${rng.pick(SUB_VERBS)} ${operand}.`);
+        break;
+      case "*":
+        operand = value * 3 <= maxValue ? rng.int(2, 3) : 2;
+        sentences.push(`${pronoun} ${operand === 2 ? "doubles" : "triples"} them.`);
+        break;
+    }
+    const after = apply(op, value, operand);
+    steps.push({ op, operand, before: value, after });
+    value = after;
+  }
+  sentences.push(`How many ${plural} now?`);
+  const question = sentences.join(" ");
+  return {
+    id: `arith-${hash32(question).toString(16).padStart(8, "0")}`,
+    question,
+    answer: value,
+    steps,
+  };
+}
+
+/** Options of {@linkcode makeProblems} and {@linkcode problemStream}. */
+export interface MakeProblemsOptions extends Partial<ArithmeticOptions> {
+  /**
+   * Problem keys ({@linkcode problemKey}) to skip, e.g. the held-out set's.
+   *
+   * @default {undefined}
+   */
+  exclude?: ReadonlySet<string>;
+}
+
+/**
+ * An endless, deterministic stream of problems for a seed. Taking `n` items
+ * always yields the first `n` items of any longer take.
+ */
+export function* problemStream(
+  seed: number,
+  options: MakeProblemsOptions = {},
+): Generator<ArithmeticProblem, never, unknown> {
+  const { exclude, ...knobs } = options;
+  resolveOptions(knobs);
+  const rng = new Rng(seed);
+  let skipped = 0;
+  while (true) {
+    const problem = generateProblem(rng, knobs);
+    if (exclude !== undefined && exclude.has(problemKey(problem))) {
+      if (++skipped > 100_000) {
+        throw new RangeError(
+          `Cannot make problems: "exclude" rules out nearly every problem of this difficulty: current value is ${exclude.size} keys`,
+        );
+      }
+      continue;
+    }
+    skipped = 0;
+    yield problem;
+  }
+}
+
+/**
+ * Returns `count` problems for a training seed, deterministic and
+ * prefix-stable (the first 10 of 100 equal the 10 of a run asking for 10).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { makeProblems } from "./arithmetic.ts";
+ *
+ * assert.deepEqual(makeProblems(7, 3), makeProblems(7, 3));
+ * ```
+ */
+export function makeProblems(
+  seed: number,
+  count: number,
+  options: MakeProblemsOptions = {},
+): ArithmeticProblem[] {
+  if (!Number.isInteger(count) || count < 0) {
+    throw new RangeError(
+      `Cannot make problems: count must be an integer >= 0: current value is ${count}`,
+    );
+  }
+  const problems: ArithmeticProblem[] = [];
+  if (count === 0) return problems;
+  for (const problem of problemStream(seed, options)) {
+    problems.push(problem);
+    if (problems.length === count) break;
+  }
+  return problems;
+}
+
+/**
+ * The held-out evaluation set: `count` problems with distinct keys, drawn from
+ * `new Rng(HELDOUT_SEED).fork("heldout")`, a stream unrelated to any
+ * `new Rng(seed)` used for training. Stable across releases as long as the
+ * generator is unchanged; it depends on `options`, so evaluate with the
+ * difficulty the model trains on. The same math can still come up by chance in a
+ * training stream; pass `new Set(heldOutProblems(n).map(problemKey))` as
+ * `exclude` to {@linkcode makeProblems} to rule that out.
+ */
+export function heldOutProblems(
+  count = 200,
+  options: Partial<ArithmeticOptions> = {},
+): ArithmeticProblem[] {
+  if (!Number.isInteger(count) || count < 0) {
+    throw new RangeError(
+      `Cannot make held-out problems: count must be an integer >= 0: current value is ${count}`,
+    );
+  }
+  const rng = new Rng(HELDOUT_SEED).fork("heldout");
+  const seen = new Set<string>();
+  const problems: ArithmeticProblem[] = [];
+  let attempts = 0;
+  while (problems.length < count) {
+    if (++attempts > count * 100 + 1000) {
+      throw new RangeError(
+        `Cannot make held-out problems: the difficulty allows too few distinct problems: current value is ${count} requested`,
+      );
+    }
+    const problem = generateProblem(rng, options);
+    const key = problemKey(problem);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    problems.push(problem);
+  }
+  return problems;
+}
+
+/**
+ * The math of a problem, ignoring names, objects and verbs: the start and the
+ * operations, e.g. `"7+5-3"`. Two problems with the same key have the same
+ * solution; use it to keep held-out math out of training.
+ */
+export function problemKey(problem: Pick<ArithmeticProblem, "steps">): string {
+  const first = problem.steps[0];
+  if (first === undefined) {
+    throw new RangeError(
+      "Cannot compute problem key: the problem has no steps: current length is 0",
+    );
+  }
+  return `${first.before}` + problem.steps.map((s) => `${s.op}${s.operand}`).join("");
+}
+
+/** One step as an equation: `"7+5=12"`. */
+export function formatStep(step: ArithmeticStep): string {
+  return `${step.before}${step.op}${step.operand}=${step.after}`;
+}
+
+/** A chain of steps as space-separated equations: `"7+5=12 12-3=9"`. */
+export function formatSteps(steps: readonly ArithmeticStep[]): string {
+  return steps.map(formatStep).join(" ");
+}
+
+/**
+ * The completion format shared by supervised data and the verifier:
+ * `<think>` reasoning `</think>` answer, nothing after the answer (the model
+ * then emits `<|im_end|>`).
+ */
+export function formatCompletion(reasoning: string, answer: number | string): string {
+  return `<think>${reasoning}</think>${answer}`;
+}
+
+/**
+ * The correct worked solution: `<think>7+5=12 12-3=9</think>9`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { workedSolution } from "./arithmetic.ts";
+ *
+ * const steps = [
+ *   { op: "+" as const, operand: 5, before: 7, after: 12 },
+ *   { op: "-" as const, operand: 3, before: 12, after: 9 },
+ * ];
+ * assert.equal(workedSolution({ steps, answer: 9 }), "<think>7+5=12 12-3=9</think>9");
+ * ```
+ */
+export function workedSolution(problem: Pick<ArithmeticProblem, "steps" | "answer">): string {
+  return formatCompletion(formatSteps(problem.steps), problem.answer);
+}
+
+/**
+ * The steps with one arithmetic slip: a random step's result is off by 1 or 2
+ * and every later step carries the wrong value on consistently, so the final
+ * result differs from the answer. Every wrong value stays ≥ 0.
+ */
+export function slipSteps(
+  problem: Pick<ArithmeticProblem, "steps">,
+  rng: Rng,
+): ArithmeticStep[] {
+  const { steps } = problem;
+  if (steps.length === 0) {
+    throw new RangeError("Cannot add a slip: the problem has no steps: current length is 0");
+  }
+  const at = rng.int(0, steps.length - 1);
+  const deltas = [-2, -1, 1, 2];
+  rng.shuffle(deltas);
+  for (const delta of deltas) {
+    const wrong: ArithmeticStep[] = [];
+    let value = steps[0]!.before;
+    let valid = true;
+    for (let i = 0; i < steps.length; i++) {
+      const step = steps[i]!;
+      let after = apply(step.op, value, step.operand);
+      if (i === at) after += delta;
+      if (after < 0) {
+        valid = false;
+        break;
+      }
+      wrong.push({ op: step.op, operand: step.operand, before: value, after });
+      value = after;
+    }
+    // With a positive delta every later value only grows, so this always succeeds.
+    if (valid && value !== steps[steps.length - 1]!.after) return wrong;
+  }
+  throw new RangeError("Cannot add a slip: no valid slip exists: current value is unreachable");
+}
+
+/**
+ * A solution with one slipped step and a wrong final answer, no correction:
+ * `<think>7+5=13 13-3=10</think>10`. Useful as a Layer-1 output to correct.
+ */
+export function wrongSolution(problem: Pick<ArithmeticProblem, "steps">, rng: Rng): string {
+  const wrong = slipSteps(problem, rng);
+  return formatCompletion(formatSteps(wrong), wrong[wrong.length - 1]!.after);
+}
+
+/**
+ * A self-correcting solution for supervised warm-up: the slipped chain, the
+ * guiding phrase, then the correct chain and the right answer:
+ * `<think>7+5=13 13-3=10 Wait, let me check. 7+5=12 12-3=9</think>9`.
+ */
+export function correctionSolution(
+  problem: Pick<ArithmeticProblem, "steps" | "answer">,
+  rng: Rng,
+  guidePhrase: string,
+): string {
+  const wrong = slipSteps(problem, rng);
+  const reasoning = `${formatSteps(wrong)} ${guidePhrase} ${formatSteps(problem.steps)}`;
+  return formatCompletion(reasoning, problem.answer);
+}

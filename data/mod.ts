@@ -1,0 +1,8 @@
+/**
+ * Seeded randomness and the synthetic arithmetic task.
+ *
+ * @module
+ */
+
+export * from "./rng.ts";
+export * from "./arithmetic.ts";

@@ -1,0 +1,136 @@
+/**
+ * Policy checkpoints as a folder: `config.json` (the architecture, Hugging Face field names),
+ * `model.safetensors` (weights in Hugging Face layout), `tokenizer.json` and an optional
+ * `trainer_state.json`. A save writes a temporary sibling folder, fsyncs every file, then
+ * renames it into place, so a reader sees the old checkpoint or the new one, never a mix.
+ *
+ * @module
+ */
+import { Transformer } from "./transformer.ts";
+import { ModelConfigSchema } from "./model_config.ts";
+import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
+import { CharTokenizer } from "./char_tokenizer.ts";
+
+/** What {@link loadCheckpoint} returns. */
+export interface LoadedCheckpoint {
+  model: Transformer;
+  tokenizer: CharTokenizer;
+  /** Free-form JSON stored beside the weights (step, metrics...). */
+  state: Record<string, unknown>;
+}
+
+async function writeSynced(path: string, data: Uint8Array): Promise<void> {
+  const file = await Deno.open(path, { write: true, create: true, truncate: true });
+  try {
+    let written = 0;
+    while (written < data.length) written += await file.write(data.subarray(written));
+    await file.sync();
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * Saves `model`, `tokenizer` and `state` to the folder `dir` atomically.
+ * @example
+ * ```ts ignore
+ * await saveCheckpoint("runs/x/checkpoint-10", model, tokenizer, { step: 10 });
+ * ```
+ */
+export async function saveCheckpoint(
+  dir: string,
+  model: Transformer,
+  tokenizer: CharTokenizer,
+  state: Record<string, unknown> = {},
+): Promise<void> {
+  const clean = dir.replace(/\/+$/, "");
+  const tmp = `${clean}.tmp-${Deno.pid}-${Date.now()}`;
+  await Deno.mkdir(tmp, { recursive: true });
+  try {
+    const enc = new TextEncoder();
+    const config = {
+      architectures: ["Qwen2ForCausalLM"],
+      model_type: "qwen2",
+      torch_dtype: "float32",
+      ...model.config,
+    };
+    await writeSynced(`${tmp}/config.json`, enc.encode(JSON.stringify(config, null, 2) + "\n"));
+    const weights = await model.exportWeights();
+    await writeSynced(
+      `${tmp}/model.safetensors`,
+      encodeSafetensors(weights, { format: "pt" }),
+    );
+    await writeSynced(
+      `${tmp}/tokenizer.json`,
+      enc.encode(JSON.stringify(tokenizer.toJSON(), null, 2) + "\n"),
+    );
+    await writeSynced(
+      `${tmp}/trainer_state.json`,
+      enc.encode(JSON.stringify(state, null, 2) + "\n"),
+    );
+    // Swap into place: move the old folder aside, rename, then delete the old one.
+    let aside: string | undefined;
+    try {
+      await Deno.stat(clean);
+      aside = `${clean}.old-${Deno.pid}-${Date.now()}`;
+      await Deno.rename(clean, aside);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    await Deno.rename(tmp, clean);
+    if (aside) await Deno.remove(aside, { recursive: true });
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Loads a checkpoint folder written by {@link saveCheckpoint}. Errors name the folder and file.
+ */
+export async function loadCheckpoint(
+  dir: string,
+  options: { trainable?: boolean } = {},
+): Promise<LoadedCheckpoint> {
+  const read = async (name: string) => {
+    try {
+      return await Deno.readFile(`${dir}/${name}`);
+    } catch (cause) {
+      throw new Error(`Cannot load checkpoint "${dir}": cannot read "${name}": ${(cause as Error).message}`, {
+        cause,
+      });
+    }
+  };
+  const dec = new TextDecoder();
+  const parseJson = (name: string, bytes: Uint8Array) => {
+    try {
+      return JSON.parse(dec.decode(bytes));
+    } catch (cause) {
+      throw new SyntaxError(`Cannot load checkpoint "${dir}": "${name}" is not valid JSON`, { cause });
+    }
+  };
+  const rawConfig = parseJson("config.json", await read("config.json"));
+  const { architectures: _a, model_type: _m, torch_dtype: _t, ...fields } = rawConfig;
+  const parsed = ModelConfigSchema.safeParse(fields);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new TypeError(
+      `Cannot load checkpoint "${dir}": config.json field "${issue.path.join(".")}" ${issue.message}`,
+    );
+  }
+  const { tensors } = decodeSafetensors(await read("model.safetensors"), `${dir}/model.safetensors`);
+  const tokenizer = CharTokenizer.fromJSON(parseJson("tokenizer.json", await read("tokenizer.json")));
+  let state: Record<string, unknown> = {};
+  try {
+    state = parseJson("trainer_state.json", await Deno.readFile(`${dir}/trainer_state.json`));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  let model: Transformer;
+  try {
+    model = Transformer.fromWeights(parsed.data, tensors, options);
+  } catch (e) {
+    throw new TypeError(`Cannot load checkpoint "${dir}": ${(e as Error).message}`, { cause: e });
+  }
+  return { model, tokenizer, state };
+}

@@ -1,0 +1,373 @@
+/**
+ * A decoder-only transformer shaped like Qwen2: RMSNorm, rotary position embeddings,
+ * grouped-query attention with q/k/v bias, SwiGLU MLP, optional tied embeddings.
+ *
+ * Parameters carry Hugging Face's names (`model.layers.0.self_attn.q_proj.weight`, ...).
+ * Linear weights are held transposed (`[in, out]`) so every projection is a plain 2-D matmul on
+ * the fast wasm path; {@link Transformer.exportWeights} converts back to Hugging Face's `[out, in]`.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { type ModelConfig, ModelConfigSchema } from "./model_config.ts";
+import { embed, linear, mm, rmsNorm, ropeTables, rotateHalfMatrix, silu } from "./ops.ts";
+import { Rng } from "../data/rng.ts";
+
+/** Per-layer key/value cache, each `[B, H_kv, S, headDim]`. */
+export interface KvCache {
+  k: tf.Tensor4D;
+  v: tf.Tensor4D;
+}
+
+/** Options of {@link Transformer.forward}. */
+export interface ForwardOptions {
+  /**
+   * Position of every token, `[B, T]` row-major. Default: `0..T-1` for every row (right padding).
+   */
+  positions?: Int32Array;
+  /** Additive attention mask broadcastable to `[B, H_kv, g, T, S]`. Default: causal `[T, T]`. */
+  mask?: tf.Tensor;
+  /** Caches from earlier steps; the new keys/values are appended. */
+  past?: KvCache[];
+  /** Return caches with this call's keys/values appended (for sampling). @default false */
+  returnCache?: boolean;
+  /** Compute logits only for the last position of each row. @default false */
+  lastOnly?: boolean;
+}
+
+/** Output of {@link Transformer.forward}. */
+export interface ForwardResult {
+  /** `[B·T, V]`, or `[B, V]` with `lastOnly`. */
+  logits: tf.Tensor2D;
+  /** Present when `returnCache` is set. */
+  cache?: KvCache[];
+}
+
+/** Names of the weights stored as `[in, out]` here and `[out, in]` in Hugging Face files. */
+function isTransposedLinear(name: string): boolean {
+  return name.endsWith("_proj.weight") || name === "lm_head.weight";
+}
+
+/**
+ * The policy network.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { Transformer } from "./transformer.ts";
+ * const m = Transformer.create({
+ *   vocab_size: 10, hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1,
+ *   num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 16,
+ *   rope_theta: 10000, rms_norm_eps: 1e-6, tie_word_embeddings: true, attention_bias: true,
+ * }, { seed: 1 });
+ * const { logits } = m.forward(tf.tensor2d([[1, 2, 3]], [1, 3], "int32"));
+ * if (logits.shape.join() !== "3,10") throw new Error("shape");
+ * m.dispose();
+ * ```
+ */
+export class Transformer {
+  /** The architecture. */
+  readonly config: ModelConfig;
+  /** Trainable parameters by Hugging Face name (linear weights stored `[in, out]`). */
+  readonly params: Map<string, tf.Variable>;
+  readonly #headDim: number;
+  readonly #rot: tf.Tensor2D;
+  readonly #cos: tf.Tensor2D;
+  readonly #sin: tf.Tensor2D;
+  readonly #cosData: Float32Array;
+  readonly #sinData: Float32Array;
+  #causal = new Map<number, tf.Tensor>();
+
+  private constructor(config: ModelConfig, params: Map<string, tf.Variable>) {
+    this.config = config;
+    this.params = params;
+    this.#headDim = config.hidden_size / config.num_attention_heads;
+    const { cos, sin } = ropeTables(
+      config.max_position_embeddings,
+      this.#headDim,
+      config.rope_theta,
+    );
+    this.#cosData = cos;
+    this.#sinData = sin;
+    this.#cos = tf.tensor2d(cos, [config.max_position_embeddings, this.#headDim]);
+    this.#sin = tf.tensor2d(sin, [config.max_position_embeddings, this.#headDim]);
+    this.#rot = rotateHalfMatrix(this.#headDim);
+  }
+
+  /**
+   * Builds a model with freshly initialised weights (normal, std 0.02, as Hugging Face's
+   * `initializer_range`; norms at 1, biases at 0), reproducible from `seed`.
+   */
+  static create(
+    config: ModelConfig,
+    options: { seed?: number; trainable?: boolean } = {},
+  ): Transformer {
+    const cfg = ModelConfigSchema.parse(config);
+    const rng = new Rng(options.seed ?? 0);
+    const shapes = Transformer.parameterShapes(cfg);
+    const params = new Map<string, tf.Variable>();
+    for (const [name, shape] of shapes) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const data = new Float32Array(size);
+      if (name.endsWith("norm.weight")) data.fill(1);
+      else if (!name.endsWith(".bias")) {
+        for (let i = 0; i < size; i++) data[i] = 0.02 * rng.normal();
+      }
+      params.set(name, tf.variable(tf.tensor(data, shape), options.trainable ?? true));
+    }
+    return new Transformer(cfg, params);
+  }
+
+  /**
+   * Builds a model from Hugging Face-layout weights (linear weights `[out, in]`).
+   * Throws a `TypeError` naming the first missing tensor or mismatching shape.
+   */
+  static fromWeights(
+    config: ModelConfig,
+    weights: Map<string, { data: Float32Array; shape: number[] }>,
+    options: { trainable?: boolean } = {},
+  ): Transformer {
+    const cfg = ModelConfigSchema.parse(config);
+    const params = new Map<string, tf.Variable>();
+    try {
+      for (const [name, shape] of Transformer.parameterShapes(cfg)) {
+        const w = weights.get(name);
+        if (!w) throw new TypeError(`Missing tensor "${name}" for this architecture`);
+        const hfShape = isTransposedLinear(name) ? [shape[1]!, shape[0]!] : shape;
+        if (w.shape.join(",") !== hfShape.join(",")) {
+          throw new TypeError(
+            `Tensor "${name}" has the wrong shape: expected [${hfShape}]: current value is [${w.shape}]`,
+          );
+        }
+        const t = tf.tensor(w.data, w.shape);
+        const internal = isTransposedLinear(name) ? tf.transpose(t) : t;
+        params.set(name, tf.variable(internal, options.trainable ?? true));
+        if (internal !== t) internal.dispose();
+        t.dispose();
+      }
+    } catch (e) {
+      for (const v of params.values()) v.dispose();
+      throw e;
+    }
+    return new Transformer(cfg, params);
+  }
+
+  /** Parameter names and internal shapes, in a fixed order. */
+  static parameterShapes(c: ModelConfig): [string, number[]][] {
+    const d = c.hidden_size, f = c.intermediate_size;
+    const hd = d / c.num_attention_heads;
+    const qOut = c.num_attention_heads * hd, kvOut = c.num_key_value_heads * hd;
+    const out: [string, number[]][] = [["model.embed_tokens.weight", [c.vocab_size, d]]];
+    for (let i = 0; i < c.num_hidden_layers; i++) {
+      const p = `model.layers.${i}`;
+      out.push([`${p}.input_layernorm.weight`, [d]]);
+      out.push([`${p}.self_attn.q_proj.weight`, [d, qOut]]);
+      out.push([`${p}.self_attn.k_proj.weight`, [d, kvOut]]);
+      out.push([`${p}.self_attn.v_proj.weight`, [d, kvOut]]);
+      if (c.attention_bias) {
+        out.push([`${p}.self_attn.q_proj.bias`, [qOut]]);
+        out.push([`${p}.self_attn.k_proj.bias`, [kvOut]]);
+        out.push([`${p}.self_attn.v_proj.bias`, [kvOut]]);
+      }
+      out.push([`${p}.self_attn.o_proj.weight`, [qOut, d]]);
+      out.push([`${p}.post_attention_layernorm.weight`, [d]]);
+      out.push([`${p}.mlp.gate_proj.weight`, [d, f]]);
+      out.push([`${p}.mlp.up_proj.weight`, [d, f]]);
+      out.push([`${p}.mlp.down_proj.weight`, [f, d]]);
+    }
+    out.push(["model.norm.weight", [d]]);
+    if (!c.tie_word_embeddings) out.push(["lm_head.weight", [d, c.vocab_size]]);
+    return out;
+  }
+
+  /** Number of scalar parameters. */
+  get numParameters(): number {
+    let n = 0;
+    for (const v of this.params.values()) n += v.size;
+    return n;
+  }
+
+  /** Weights in Hugging Face layout (linear weights `[out, in]`), read back to the host. */
+  async exportWeights(): Promise<Map<string, { data: Float32Array; shape: number[] }>> {
+    const out = new Map<string, { data: Float32Array; shape: number[] }>();
+    for (const [name, v] of this.params) {
+      const t = isTransposedLinear(name) ? tf.transpose(v) : v;
+      out.set(name, { data: (await t.data()) as Float32Array, shape: [...t.shape] });
+      if (t !== v) t.dispose();
+    }
+    return out;
+  }
+
+  /** Copies every parameter value from `other` (same architecture) into this model. */
+  copyFrom(other: Transformer): void {
+    for (const [name, v] of this.params) {
+      const src = other.params.get(name);
+      if (!src) throw new TypeError(`Missing tensor "${name}" in the source model`);
+      v.assign(src);
+    }
+  }
+
+  /** A new model with copied weights; `trainable: false` for a frozen reference policy. */
+  clone(options: { trainable?: boolean } = {}): Transformer {
+    const params = new Map<string, tf.Variable>();
+    for (const [name, v] of this.params) {
+      params.set(name, tf.variable(v, options.trainable ?? true));
+    }
+    return new Transformer(this.config, params);
+  }
+
+  /** Frees every tensor the model holds. */
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    this.#rot.dispose();
+    this.#cos.dispose();
+    this.#sin.dispose();
+    for (const m of this.#causal.values()) m.dispose();
+    this.#causal.clear();
+  }
+
+  #p(name: string): tf.Tensor {
+    const v = this.params.get(name);
+    if (!v) throw new TypeError(`Missing tensor "${name}"`);
+    return v;
+  }
+
+  /** Additive causal mask `[T, T]` (0 on and below the diagonal, -1e9 above), cached per T. */
+  causalMask(t: number): tf.Tensor {
+    let m = this.#causal.get(t);
+    if (!m) {
+      const data = new Float32Array(t * t);
+      for (let i = 0; i < t; i++) for (let j = i + 1; j < t; j++) data[i * t + j] = -1e9;
+      m = tf.keep(tf.tensor2d(data, [t, t]));
+      this.#causal.set(t, m);
+    }
+    return m;
+  }
+
+  /** RoPE `cos`/`sin` rows for explicit positions, as `[B, T, 1, headDim]` tensors. */
+  #ropeFor(positions: Int32Array, b: number, t: number): [tf.Tensor, tf.Tensor] {
+    const hd = this.#headDim;
+    const cos = new Float32Array(b * t * hd), sin = new Float32Array(b * t * hd);
+    for (let i = 0; i < b * t; i++) {
+      const p = positions[i]!;
+      if (p < 0 || p >= this.config.max_position_embeddings) {
+        throw new RangeError(
+          `Position out of range: must be < ${this.config.max_position_embeddings}: current value is ${p}`,
+        );
+      }
+      cos.set(this.#cosData.subarray(p * hd, (p + 1) * hd), i * hd);
+      sin.set(this.#sinData.subarray(p * hd, (p + 1) * hd), i * hd);
+    }
+    return [tf.tensor4d(cos, [b, t, 1, hd]), tf.tensor4d(sin, [b, t, 1, hd])];
+  }
+
+  /**
+   * Runs the network on token ids `[B, T]`. Call inside `tf.tidy` (caches returned with
+   * `returnCache` must be kept and disposed by the caller).
+   */
+  forward(ids: tf.Tensor2D, options: ForwardOptions = {}): ForwardResult {
+    const c = this.config;
+    const [b, t] = ids.shape;
+    const hd = this.#headDim;
+    const h = c.num_attention_heads, hkv = c.num_key_value_heads, g = h / hkv;
+    const past = options.past;
+    const pastLen = past?.[0]?.k.shape[2] ?? 0;
+    if (!options.positions && pastLen + t > c.max_position_embeddings) {
+      throw new RangeError(
+        `Sequence too long: must be at most ${c.max_position_embeddings} tokens: current value is ${
+          pastLen + t
+        }`,
+      );
+    }
+    let cos: tf.Tensor, sin: tf.Tensor;
+    if (options.positions) {
+      [cos, sin] = this.#ropeFor(options.positions, b, t);
+    } else {
+      cos = tf.reshape(tf.slice(this.#cos, [pastLen, 0], [t, hd]), [1, t, 1, hd]);
+      sin = tf.reshape(tf.slice(this.#sin, [pastLen, 0], [t, hd]), [1, t, 1, hd]);
+    }
+    const mask = options.mask ?? this.causalMask(t);
+    const scale = 1 / Math.sqrt(hd);
+
+    const table = this.#p("model.embed_tokens.weight") as tf.Tensor2D;
+    let x = embed(tf.reshape(ids, [b * t]) as tf.Tensor1D, table); // [B·T, D]
+    const cache: KvCache[] = [];
+
+    const rope = (y: tf.Tensor2D, heads: number): tf.Tensor4D => {
+      const y4 = tf.reshape(y, [b, t, heads, hd]);
+      const rotated = tf.reshape(
+        mm(tf.reshape(y, [b * t * heads, hd]) as tf.Tensor2D, this.#rot),
+        [b, t, heads, hd],
+      );
+      return tf.add(tf.mul(y4, cos), tf.mul(rotated, sin)) as tf.Tensor4D; // [B, T, heads, hd]
+    };
+
+    for (let i = 0; i < c.num_hidden_layers; i++) {
+      const p = `model.layers.${i}`;
+      const w = (n: string) => this.#p(`${p}.${n}`) as tf.Tensor2D;
+      const bias = (n: string) =>
+        c.attention_bias ? this.#p(`${p}.${n}`) as tf.Tensor1D : undefined;
+
+      // --- attention: x = x + attn(norm1(x)) ---
+      const xn = rmsNorm(x, this.#p(`${p}.input_layernorm.weight`) as tf.Tensor1D, c.rms_norm_eps);
+      const q = rope(linear(xn, w("self_attn.q_proj.weight"), bias("self_attn.q_proj.bias")), h);
+      const kNew = rope(linear(xn, w("self_attn.k_proj.weight"), bias("self_attn.k_proj.bias")), hkv);
+      const vNew = tf.reshape(
+        linear(xn, w("self_attn.v_proj.weight"), bias("self_attn.v_proj.bias")),
+        [b, t, hkv, hd],
+      );
+      let k = tf.transpose(kNew, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, hd]
+      let v = tf.transpose(vNew, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, hd]
+      const layerPast = past?.[i];
+      if (layerPast) {
+        k = tf.concat([layerPast.k, k], 2); // [B, Hkv, S, hd]
+        v = tf.concat([layerPast.v, v], 2);
+      }
+      if (options.returnCache) cache.push({ k, v });
+      const s = k.shape[2];
+      // Query heads grouped under their kv head: [B, T, Hkv, g, hd] -> [B·Hkv, g·T, hd]
+      const qg = tf.reshape(
+        tf.transpose(tf.reshape(q, [b, t, hkv, g, hd]), [0, 2, 3, 1, 4]),
+        [b * hkv, g * t, hd],
+      );
+      const scores = tf.mul(
+        tf.matMul(qg, tf.reshape(k, [b * hkv, s, hd]), false, true),
+        scale,
+      ); // [B·Hkv, g·T, S]
+      const masked = tf.add(tf.reshape(scores, [b, hkv, g, t, s]), mask);
+      const probs = tf.reshape(tf.softmax(masked, -1), [b * hkv, g * t, s]);
+      const ctxv = tf.matMul(probs, tf.reshape(v, [b * hkv, s, hd])); // [B·Hkv, g·T, hd]
+      const merged = tf.reshape(
+        tf.transpose(tf.reshape(ctxv, [b, hkv, g, t, hd]), [0, 3, 1, 2, 4]),
+        [b * t, h * hd],
+      ) as tf.Tensor2D; // [B·T, H·hd]
+      x = tf.add(x, linear(merged, w("self_attn.o_proj.weight")));
+
+      // --- MLP: x = x + down(silu(gate(norm2(x))) · up(norm2(x))) ---
+      const xm = rmsNorm(
+        x,
+        this.#p(`${p}.post_attention_layernorm.weight`) as tf.Tensor1D,
+        c.rms_norm_eps,
+      );
+      const gated = tf.mul(
+        silu(linear(xm, w("mlp.gate_proj.weight"))),
+        linear(xm, w("mlp.up_proj.weight")),
+      ) as tf.Tensor2D;
+      x = tf.add(x, linear(gated, w("mlp.down_proj.weight")));
+    }
+
+    let hidden = rmsNorm(x, this.#p("model.norm.weight") as tf.Tensor1D, c.rms_norm_eps);
+    if (options.lastOnly) {
+      // Rows b·T + T-1: the last position of each row.
+      hidden = tf.reshape(
+        tf.slice(tf.reshape(hidden, [b, t, c.hidden_size]), [0, t - 1, 0], [b, 1, c.hidden_size]),
+        [b, c.hidden_size],
+      );
+    }
+    const head = c.tie_word_embeddings
+      ? tf.transpose(table) as tf.Tensor2D // [D, V]
+      : this.#p("lm_head.weight") as tf.Tensor2D;
+    const logits = mm(hidden, head);
+    return options.returnCache ? { logits, cache } : { logits };
+  }
+}

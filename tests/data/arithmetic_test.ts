@@ -1,0 +1,217 @@
+import assert from "node:assert/strict";
+import {
+  type ArithmeticProblem,
+  correctionSolution,
+  DEFAULT_ARITHMETIC,
+  formatCompletion,
+  formatSteps,
+  generateProblem,
+  heldOutProblems,
+  makeProblems,
+  problemKey,
+  problemStream,
+  slipSteps,
+  workedSolution,
+  wrongSolution,
+} from "../../data/arithmetic.ts";
+import { Rng } from "../../data/rng.ts";
+import { verifyIntegerAnswer } from "../../verifiers/integer_answer.ts";
+
+/** Recomputes a problem from its numbers, independently of the generator. */
+function recompute(problem: ArithmeticProblem): number {
+  let value = problem.steps[0]!.before;
+  for (const step of problem.steps) {
+    assert.equal(step.before, value);
+    value = step.op === "+"
+      ? value + step.operand
+      : step.op === "-"
+      ? value - step.operand
+      : value * step.operand;
+    assert.equal(step.after, value);
+  }
+  return value;
+}
+
+/** Parses "<think>a+b=c c-d=e</think>e" and checks every equation. */
+function parseChain(reasoning: string): number {
+  let last = Number.NaN;
+  for (const eq of reasoning.split(" ")) {
+    const m = /^(\d+)([+*-])(\d+)=(\d+)$/.exec(eq);
+    assert.ok(m, `not an equation: ${eq}`);
+    const [a, op, b, c] = [Number(m[1]), m[2], Number(m[3]), Number(m[4])];
+    if (!Number.isNaN(last)) assert.equal(a, last, "chain must continue from the last result");
+    assert.equal(op === "+" ? a + b : op === "-" ? a - b : a * b, c, `wrong equation ${eq}`);
+    last = c;
+  }
+  return last;
+}
+
+Deno.test("makeProblems() is deterministic and prefix-stable", () => {
+  const a = makeProblems(1, 50);
+  assert.deepEqual(a, makeProblems(1, 50));
+  assert.deepEqual(makeProblems(1, 10), a.slice(0, 10));
+  assert.notDeepEqual(makeProblems(2, 10), a.slice(0, 10));
+  assert.deepEqual(makeProblems(1, 0), []);
+  assert.throws(() => makeProblems(1, -1), RangeError);
+  const stream = problemStream(1);
+  assert.deepEqual(stream.next().value, a[0]);
+});
+
+Deno.test("makeProblems() gives known problems for seed 1", () => {
+  const [first, second] = makeProblems(1, 2);
+  assert.deepEqual(first, {
+    id: first!.id,
+    question: "Ivy has 12 cards. She finds 8. She uses 16. How many cards now?",
+    answer: 4,
+    steps: [
+      { op: "+", operand: 8, before: 12, after: 20 },
+      { op: "-", operand: 16, before: 20, after: 4 },
+    ],
+  });
+  assert.match(first!.id, /^arith-[0-9a-f]{8}$/);
+  assert.equal(second!.question, "Sam has 9 toys. He sells 5. He drops 3. How many toys now?");
+  assert.equal(second!.answer, 1);
+});
+
+Deno.test("generateProblem() answers are correct and never negative", () => {
+  for (const p of makeProblems(3, 500, { allowMultiply: true })) {
+    assert.equal(recompute(p), p.answer);
+    for (const step of p.steps) assert.ok(step.after >= 0);
+    assert.ok(p.question.startsWith(`${p.question.split(" ")[0]} has ${p.steps[0]!.before} `));
+    assert.ok(p.question.endsWith(" now?"));
+  }
+});
+
+Deno.test("generateProblem() respects the difficulty knobs", () => {
+  const options = { minSteps: 3, maxSteps: 5, maxOperand: 9, maxValue: 30, allowMultiply: true };
+  const problems = makeProblems(4, 400, options);
+  const lengths = new Set<number>();
+  let multiplies = 0;
+  for (const p of problems) {
+    lengths.add(p.steps.length);
+    assert.ok(p.steps[0]!.before >= 1 && p.steps[0]!.before <= 9);
+    for (const s of p.steps) {
+      assert.ok(s.after <= 30, `value ${s.after} above maxValue`);
+      if (s.op === "*") {
+        multiplies++;
+        assert.ok(s.operand === 2 || s.operand === 3);
+      } else {
+        assert.ok(s.operand >= 1 && s.operand <= 9);
+      }
+    }
+  }
+  assert.deepEqual([...lengths].sort(), [3, 4, 5]);
+  assert.ok(multiplies > 0);
+  // Defaults: 2 or 3 steps, no multiplication.
+  for (const p of makeProblems(5, 300)) {
+    assert.ok(p.steps.length >= DEFAULT_ARITHMETIC.minSteps && p.steps.length <= 3);
+    assert.ok(p.steps.every((s) => s.op !== "*" && s.operand <= 20 && s.after <= 99));
+  }
+  assert.throws(() => generateProblem(new Rng(1), { minSteps: 0 }), /field "minSteps" must be/);
+  assert.throws(() => generateProblem(new Rng(1), { minSteps: 3, maxSteps: 2 }), RangeError);
+  assert.throws(() => generateProblem(new Rng(1), { maxOperand: 20, maxValue: 10 }), RangeError);
+});
+
+Deno.test("generateProblem() keeps default problems short", () => {
+  const problems = makeProblems(6, 2000);
+  const q = problems.map((p) => p.question.length);
+  const s = problems.map((p) => workedSolution(p).length);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  assert.ok(mean(q) <= 72, `question mean ${mean(q)}`);
+  assert.ok(Math.max(...q) <= 90, `question max ${Math.max(...q)}`);
+  assert.ok(mean(s) <= 40, `solution mean ${mean(s)}`);
+  assert.ok(Math.max(...s) <= 45, `solution max ${Math.max(...s)}`);
+});
+
+Deno.test("workedSolution() writes one equation per step and parses back to the answer", () => {
+  const steps = [
+    { op: "+" as const, operand: 5, before: 7, after: 12 },
+    { op: "-" as const, operand: 3, before: 12, after: 9 },
+  ];
+  assert.equal(workedSolution({ steps, answer: 9 }), "<think>7+5=12 12-3=9</think>9");
+  assert.equal(formatSteps(steps), "7+5=12 12-3=9");
+  assert.equal(formatCompletion("x", 3), "<think>x</think>3");
+  for (const p of makeProblems(7, 300, { allowMultiply: true })) {
+    const text = workedSolution(p);
+    const m = /^<think>(.*)<\/think>(\d+)$/.exec(text);
+    assert.ok(m, text);
+    assert.equal(parseChain(m[1]!), p.answer);
+    assert.equal(Number(m[2]), p.answer);
+    assert.equal(verifyIntegerAnswer(text, p.answer).correct, true);
+  }
+});
+
+Deno.test("wrongSolution() slips one step and ends in a wrong answer", () => {
+  const rng = new Rng(8);
+  for (const p of makeProblems(8, 300, { allowMultiply: true })) {
+    const text = wrongSolution(p, rng);
+    const m = /^<think>(.*)<\/think>(\d+)$/.exec(text);
+    assert.ok(m, text);
+    const verdict = verifyIntegerAnswer(text, p.answer);
+    assert.equal(verdict.correct, false);
+    assert.equal(verdict.reason, "wrong answer");
+    const equations = m[1]!.split(" ");
+    assert.equal(equations.length, p.steps.length);
+    // Exactly one equation is false; the others are correct arithmetic.
+    const wrongEquations = equations.filter((eq) => {
+      const [, a, op, b, c] = /^(\d+)([+*-])(\d+)=(\d+)$/.exec(eq)!;
+      const v = op === "+" ? +a! + +b! : op === "-" ? +a! - +b! : +a! * +b!;
+      return v !== +c!;
+    });
+    assert.equal(wrongEquations.length, 1, text);
+  }
+  const slipped = slipSteps(makeProblems(8, 1)[0]!, new Rng(1));
+  assert.ok(slipped.every((s) => s.after >= 0));
+});
+
+Deno.test("correctionSolution() contains the phrase and ends in the right answer", () => {
+  const rng = new Rng(9);
+  const phrase = "Wait, let me double-check that.";
+  for (const p of makeProblems(9, 200, { allowMultiply: true })) {
+    const text = correctionSolution(p, rng, phrase);
+    const m = /^<think>(.*) Wait, let me double-check that\. (.*)<\/think>(\d+)$/.exec(text);
+    assert.ok(m, text);
+    // The slipped chain has one equation per step and ends in a wrong result.
+    const slipped = m[1]!.split(" ");
+    assert.equal(slipped.length, p.steps.length);
+    assert.notEqual(Number(slipped.at(-1)!.split("=")[1]), p.answer);
+    assert.equal(m[2], formatSteps(p.steps));
+    assert.equal(Number(m[3]), p.answer);
+    assert.equal(verifyIntegerAnswer(text, p.answer).correct, true);
+  }
+  const [p] = makeProblems(1, 1);
+  assert.equal(
+    correctionSolution(p!, new Rng(5), "Hmm, check again."),
+    "<think>12+8=20 20-16=6 Hmm, check again. 12+8=20 20-16=4</think>4",
+  );
+});
+
+Deno.test("heldOutProblems() is stable, distinct and excludable from training", () => {
+  const held = heldOutProblems();
+  assert.equal(held.length, 200);
+  assert.deepEqual(held[0], {
+    id: held[0]!.id,
+    question: "Tom has 10 coins. He drops 3. He wins 14. He drops 19. How many coins now?",
+    answer: 2,
+    steps: [
+      { op: "-", operand: 3, before: 10, after: 7 },
+      { op: "+", operand: 14, before: 7, after: 21 },
+      { op: "-", operand: 19, before: 21, after: 2 },
+    ],
+  });
+  assert.equal(problemKey(held[0]!), "10-3+14-19");
+  assert.deepEqual(heldOutProblems(5), held.slice(0, 5));
+  const keys = new Set(held.map(problemKey));
+  assert.equal(keys.size, 200);
+  // Without exclusion the same math does come up in a training stream.
+  assert.ok(makeProblems(0, 3000).some((p) => keys.has(problemKey(p))));
+  const train = makeProblems(0, 3000, { exclude: keys });
+  assert.equal(train.length, 3000);
+  assert.ok(train.every((p) => !keys.has(problemKey(p))));
+});
+
+Deno.test("problemKey() ignores names and objects", () => {
+  const steps = [{ op: "+" as const, operand: 5, before: 7, after: 12 }];
+  assert.equal(problemKey({ steps }), "7+5");
+  assert.throws(() => problemKey({ steps: [] }), RangeError);
+});

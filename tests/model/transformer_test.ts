@@ -1,0 +1,150 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "../../model/backend.ts";
+import { Transformer } from "../../model/transformer.ts";
+import type { ModelConfig } from "../../model/model_config.ts";
+import { batchLogprobs, completionLogprobs, generate, packBatch } from "../../model/sampling.ts";
+import { Rng } from "../../data/rng.ts";
+
+await initBackend("wasm");
+
+const CONFIG: ModelConfig = {
+  vocab_size: 17,
+  hidden_size: 16,
+  intermediate_size: 24,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 32,
+  rope_theta: 10000,
+  rms_norm_eps: 1e-6,
+  tie_word_embeddings: true,
+  attention_bias: true,
+};
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/** A model with larger-than-init weights so differences are not hidden by tiny logits. */
+function model(seed = 3): Transformer {
+  const m = Transformer.create(CONFIG, { seed });
+  const rng = new Rng(seed + 100);
+  for (const v of m.params.values()) {
+    const d = v.dataSync().slice() as Float32Array;
+    for (let i = 0; i < d.length; i++) d[i] = d[i]! * 10 + 0.05 * rng.normal();
+    v.assign(tf.tensor(d, v.shape));
+  }
+  return m;
+}
+
+Deno.test("Transformer.forward() with a KV cache equals the full forward pass", () => {
+  const m = model();
+  const seq = [1, 5, 7, 2, 9, 11, 3, 4];
+  const full = tf.tidy(() =>
+    m.forward(tf.tensor2d([seq], [1, seq.length], "int32")).logits.dataSync()
+  );
+  // Prefill 5 tokens, then decode 3 one at a time.
+  let { logits, cache } = m.forward(tf.tensor2d([seq.slice(0, 5)], [1, 5], "int32"), {
+    returnCache: true,
+  });
+  const v = CONFIG.vocab_size;
+  assert.ok(maxAbsDiff(logits.dataSync(), full.subarray(0, 5 * v)) < 1e-4);
+  for (let i = 5; i < seq.length; i++) {
+    const r = m.forward(tf.tensor2d([[seq[i]!]], [1, 1], "int32"), {
+      past: cache!,
+      returnCache: true,
+    });
+    const diff = maxAbsDiff(r.logits.dataSync(), full.subarray(i * v, (i + 1) * v));
+    assert.ok(diff < 1e-4, `position ${i}: max |Δlogit| = ${diff}`);
+    logits = r.logits;
+    cache = r.cache;
+  }
+  assert.equal(cache![0]!.k.shape[2], seq.length);
+  m.dispose();
+});
+
+Deno.test("generate() log-probs equal teacher-forced log-probs of the same tokens", async () => {
+  const m = model(5);
+  const prompts = [[1, 2, 3, 4, 5, 6], [7, 8], [9, 10, 11]];
+  const gens = await generate(m, prompts, {
+    maxNewTokens: 10,
+    temperature: 0.9,
+    stopIds: [0],
+    padId: 0,
+    rng: new Rng(7),
+  });
+  const forced = await completionLogprobs(m, prompts, gens.map((g) => g.tokens), {
+    padId: 0,
+    temperature: 0.9,
+  });
+  for (let r = 0; r < prompts.length; r++) {
+    assert.ok(gens[r]!.tokens.length > 0);
+    const diff = maxAbsDiff(gens[r]!.logprobs, forced[r]!);
+    assert.ok(diff < 1e-4, `row ${r}: max |Δlogp| = ${diff}`);
+  }
+  m.dispose();
+});
+
+Deno.test("generate() gives a row the same tokens whatever the other rows are", async () => {
+  const m = model(9);
+  const opts = { maxNewTokens: 6, greedy: true, stopIds: [], padId: 0 };
+  const alone = await generate(m, [[3, 4]], { ...opts, rng: new Rng(1) });
+  const batched = await generate(m, [[1, 2, 5, 6, 7, 8], [3, 4]], { ...opts, rng: new Rng(1) });
+  assert.deepEqual(batched[1]!.tokens, alone[0]!.tokens);
+  assert.equal(alone[0]!.finishReason, "length");
+  m.dispose();
+});
+
+Deno.test("generate() stops at a stop token and does not leak tensors", async () => {
+  const m = model(11);
+  const before = tf.memory().numTensors;
+  // Greedy from a fixed prompt; make the stop set every token so every row stops at once.
+  const all = Array.from({ length: CONFIG.vocab_size }, (_, i) => i);
+  const gens = await generate(m, [[1, 2], [3]], {
+    maxNewTokens: 5,
+    greedy: true,
+    stopIds: all,
+    padId: 0,
+    rng: new Rng(1),
+  });
+  assert.deepEqual(gens.map((g) => [g.tokens.length, g.finishReason]), [[1, "stop"], [1, "stop"]]);
+  await generate(m, [[1, 2], [3]], { maxNewTokens: 5, stopIds: [], padId: 0, rng: new Rng(2) });
+  assert.equal(tf.memory().numTensors, before);
+  m.dispose();
+});
+
+Deno.test("batchLogprobs() masks exactly the completion tokens", () => {
+  const b = packBatch([[1, 2, 3], [4]], [[5, 6], [7, 8, 9]], 0);
+  assert.equal(b.t, 4);
+  assert.deepEqual(Array.from(b.ids), [1, 2, 3, 5, 4, 7, 8, 0]);
+  assert.deepEqual(Array.from(b.targets), [2, 3, 5, 6, 7, 8, 9, 0]);
+  assert.deepEqual(Array.from(b.mask), [0, 0, 1, 1, 1, 1, 1, 0]);
+  const m = model();
+  const { logp, entropy } = tf.tidy(() => batchLogprobs(m, b));
+  assert.deepEqual(logp.shape, [2, 4]);
+  for (const x of logp.dataSync()) assert.ok(x <= 0);
+  for (const x of entropy.dataSync()) assert.ok(x >= 0 && x <= Math.log(CONFIG.vocab_size) + 1e-5);
+  tf.dispose([logp, entropy]);
+  m.dispose();
+});
+
+Deno.test("Transformer.exportWeights() and fromWeights() round-trip exactly", async () => {
+  const m = model();
+  const w = await m.exportWeights();
+  assert.deepEqual(w.get("model.layers.0.self_attn.q_proj.weight")!.shape, [16, 16]);
+  assert.deepEqual(w.get("model.layers.0.self_attn.k_proj.weight")!.shape, [8, 16]); // [out, in]
+  const m2 = Transformer.fromWeights(CONFIG, w);
+  const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
+  const a = tf.tidy(() => m.forward(ids).logits.dataSync());
+  const b2 = tf.tidy(() => m2.forward(ids).logits.dataSync());
+  assert.deepEqual(Array.from(a), Array.from(b2));
+  w.delete("model.norm.weight");
+  assert.throws(() => Transformer.fromWeights(CONFIG, w), /Missing tensor "model.norm.weight"/);
+  m.dispose();
+  m2.dispose();
+  ids.dispose();
+});

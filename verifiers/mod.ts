@@ -1,0 +1,7 @@
+/**
+ * Rule-based verifiers and rewards.
+ *
+ * @module
+ */
+
+export * from "./integer_answer.ts";
