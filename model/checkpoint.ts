@@ -31,7 +31,8 @@ async function writeSynced(path: string, data: Uint8Array): Promise<void> {
 }
 
 /**
- * Saves `model`, `tokenizer` and `state` to the folder `dir` atomically.
+ * Saves `model`, `tokenizer`, `state` and any `extraFiles` (name → bytes, e.g. the
+ * optimizer state) to the folder `dir` atomically.
  * @example
  * ```ts ignore
  * await saveCheckpoint("runs/x/checkpoint-10", model, tokenizer, { step: 10 });
@@ -42,6 +43,7 @@ export async function saveCheckpoint(
   model: Transformer,
   tokenizer: CharTokenizer,
   state: Record<string, unknown> = {},
+  extraFiles: Record<string, Uint8Array> = {},
 ): Promise<void> {
   const clean = dir.replace(/\/+$/, "");
   const tmp = `${clean}.tmp-${Deno.pid}-${Date.now()}`;
@@ -68,6 +70,9 @@ export async function saveCheckpoint(
       `${tmp}/trainer_state.json`,
       enc.encode(JSON.stringify(state, null, 2) + "\n"),
     );
+    for (const [name, bytes] of Object.entries(extraFiles)) {
+      await writeSynced(`${tmp}/${name}`, bytes);
+    }
     // Swap into place: move the old folder aside, rename, then delete the old one.
     let aside: string | undefined;
     try {

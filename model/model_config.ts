@@ -43,9 +43,9 @@ export type ModelConfig = z.infer<typeof ModelConfigSchema>;
 
 /** The embedded default: small enough to train from scratch on 2 CPU cores in minutes. */
 export const TINY_MODEL_CONFIG: ModelConfig = {
-  vocab_size: 100,
-  hidden_size: 128,
-  intermediate_size: 320,
+  vocab_size: 101,
+  hidden_size: 64,
+  intermediate_size: 192,
   num_hidden_layers: 3,
   num_attention_heads: 4,
   num_key_value_heads: 2,

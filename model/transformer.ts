@@ -198,6 +198,31 @@ export class Transformer {
     return out;
   }
 
+  /**
+   * Assigns weights given in Hugging Face layout (as from {@link exportWeights}); every
+   * parameter must be present with the right size, else a `TypeError` names it and nothing
+   * is assigned.
+   */
+  loadWeights(weights: Record<string, Float32Array>): void {
+    for (const [name, v] of this.params) {
+      const data = weights[name];
+      if (!data) throw new TypeError(`Missing tensor "${name}" in the weights`);
+      if (data.length !== v.size) {
+        throw new TypeError(
+          `Tensor "${name}" has the wrong size: expected ${v.size}: current value is ${data.length}`,
+        );
+      }
+    }
+    tf.tidy(() => {
+      for (const [name, v] of this.params) {
+        const data = weights[name]!;
+        if (isTransposedLinear(name)) {
+          v.assign(tf.transpose(tf.tensor2d(data, [v.shape[1]!, v.shape[0]!])));
+        } else v.assign(tf.tensor(data, v.shape));
+      }
+    });
+  }
+
   /** Copies every parameter value from `other` (same architecture) into this model. */
   copyFrom(other: Transformer): void {
     for (const [name, v] of this.params) {

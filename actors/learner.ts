@@ -1,0 +1,362 @@
+/**
+ * Learner: owns the trainable policy, the optimizer and the learning-rate schedule. On a
+ * scored training batch it computes advantages (through the algorithm), runs μ optimizer
+ * steps over the batch in micro-batches with gradient accumulation and global-norm clipping,
+ * publishes the new weights to the Sampler and the step's metrics to the driver.
+ * The algorithm supplies the advantages and the loss; everything else here is shared.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { ActorLogic } from "./runtime/mod.ts";
+import type { Checkpoint, CheckpointSaved, Scored, StepStats, Weights } from "./messages.ts";
+import type { Transformer } from "../model/transformer.ts";
+import type { CharTokenizer } from "../model/char_tokenizer.ts";
+import { batchLogprobs, packBatch } from "../model/sampling.ts";
+import { AdamW, type AdamWState, clipByGlobalNorm, learningRateAt } from "../model/optimizer.ts";
+import { decodeSafetensors, encodeSafetensors } from "../model/safetensors.ts";
+import { saveCheckpoint } from "../model/checkpoint.ts";
+
+/** Per-completion advantages an algorithm derives from a scored batch. */
+export interface AdvantageResult {
+  /** One advantage per rollout. */
+  advantages: Float32Array;
+  /** Rollouts that enter the loss (e.g. false for a filtered zero-variance group). */
+  keep: boolean[];
+  /** Extra metrics (slash-namespaced keys). */
+  metrics: Record<string, number>;
+}
+
+/** Tensors given to an algorithm's loss, each `[N, T]` except `advantages` `[N]`. */
+export interface LossInputs {
+  logp: tf.Tensor2D;
+  oldLogp: tf.Tensor2D;
+  refLogp?: tf.Tensor2D;
+  advantages: tf.Tensor1D;
+  mask: tf.Tensor2D;
+}
+
+/** What the Learner needs from an algorithm. */
+export interface PolicyAlgorithm {
+  /** Advantages of a scored batch. */
+  advantages(scored: Scored): AdvantageResult;
+  /**
+   * The loss of one micro-batch, already weighted so that summing the micro-batch losses
+   * gives the loss of the whole batch. `rowFraction` = micro-batch rows / batch rows,
+   * `numItemsInBatch` = completion tokens of the whole batch.
+   */
+  loss(
+    inputs: LossInputs,
+    scale: { rowFraction: number; numItemsInBatch: number },
+  ): { loss: tf.Scalar; stats: Record<string, tf.Scalar> };
+  /** Whether the reference log-probs are needed (β ≠ 0). */
+  needsReference: boolean;
+}
+
+/** Input of {@link learner}. */
+export interface LearnerInput {
+  model: Transformer;
+  tokenizer: CharTokenizer;
+  algorithm: PolicyAlgorithm;
+  lr: number;
+  lrSchedule: "cosine" | "linear" | "constant";
+  warmupRatio: number;
+  minLrRatio: number;
+  weightDecay: number;
+  adamBeta1: number;
+  adamBeta2: number;
+  adamEps: number;
+  maxGradNorm: number;
+  microBatchSize: number;
+  /** μ: optimizer steps per generation batch. */
+  numIterations: number;
+  /** Training steps of the run (for the schedule). */
+  totalSteps: number;
+  /** Mask completions that hit the length limit out of the loss. */
+  maskTruncated: boolean;
+  /** Checkpoint every N steps into `checkpointDir/checkpoint-<step>`; 0 = never. */
+  checkpointEvery: number;
+  checkpointDir: string;
+  keepLast: number;
+  /** Rollout samples attached to each StepStats. @default 4 */
+  samplesPerStep?: number;
+  /** Extra trainer state written into every checkpoint. */
+  checkpointState?: () => Record<string, unknown>;
+  /** Optimizer steps already taken and policy version (when resuming). */
+  resume?: { optimizerSteps: number; version: number; optimizer?: AdamWState };
+}
+
+/** State of {@link learner}. */
+export interface LearnerState {
+  input: LearnerInput;
+  optimizer: AdamW;
+  version: number;
+  optimizerSteps: number;
+  checkpoints: string[];
+}
+
+function masked(values: Float32Array, mask: Float32Array): number {
+  let s = 0, n = 0;
+  for (let i = 0; i < values.length; i++) {
+    s += values[i]! * mask[i]!;
+    n += mask[i]!;
+  }
+  return n > 0 ? s / n : 0;
+}
+
+/** Aligns per-completion-token arrays to the packed `[n, t]` positions. */
+function alignTokens(
+  rows: { prompt: number[]; values: number[] }[],
+  t: number,
+): Float32Array {
+  const out = new Float32Array(rows.length * t);
+  rows.forEach((r, i) => {
+    const start = r.prompt.length - 1;
+    out.set(r.values.slice(0, t - start), i * t + start);
+  });
+  return out;
+}
+
+/** File name of the optimizer moments inside a checkpoint folder. */
+export const OPTIMIZER_FILE = "optimizer.safetensors";
+
+/** Serialises AdamW's moments (`m.<name>`, `v.<name>`) and step count. */
+export function encodeOptimizerState(state: AdamWState): Uint8Array {
+  const tensors = new Map<string, { data: Float32Array; shape: number[] }>();
+  for (const [k, v] of Object.entries(state.m)) tensors.set(`m.${k}`, { data: v, shape: [v.length] });
+  for (const [k, v] of Object.entries(state.v)) tensors.set(`v.${k}`, { data: v, shape: [v.length] });
+  return encodeSafetensors(tensors, { step: String(state.step) });
+}
+
+/** Parses what {@link encodeOptimizerState} wrote. */
+export function decodeOptimizerState(bytes: Uint8Array, source: string): AdamWState {
+  const { tensors, metadata } = decodeSafetensors(bytes, source);
+  const m: Record<string, Float32Array> = {}, v: Record<string, Float32Array> = {};
+  for (const [k, t] of tensors) {
+    if (k.startsWith("m.")) m[k.slice(2)] = t.data;
+    else if (k.startsWith("v.")) v[k.slice(2)] = t.data;
+  }
+  return { step: Number(metadata.step ?? 0), m, v };
+}
+
+async function writeCheckpoint(state: LearnerState, step: number, path: string): Promise<void> {
+  const { model, tokenizer } = state.input;
+  await saveCheckpoint(path, model, tokenizer, {
+    step,
+    policy_version: state.version,
+    optimizer_steps: state.optimizerSteps,
+    ...(state.input.checkpointState?.() ?? {}),
+  }, { [OPTIMIZER_FILE]: encodeOptimizerState(state.optimizer.getState()) });
+}
+
+/** The Learner actor. */
+export const learner: ActorLogic<LearnerState, Scored | Checkpoint, LearnerInput> = {
+  init(input) {
+    const optimizer = new AdamW(input.model.params, {
+      beta1: input.adamBeta1,
+      beta2: input.adamBeta2,
+      eps: input.adamEps,
+      weightDecay: input.weightDecay,
+      noDecay: (name) => name.endsWith("norm.weight") || name.endsWith(".bias"),
+    });
+    if (input.resume?.optimizer) optimizer.setState(input.resume.optimizer);
+    return {
+      input,
+      optimizer,
+      version: input.resume?.version ?? 0,
+      optimizerSteps: input.resume?.optimizerSteps ?? 0,
+      checkpoints: [],
+    };
+  },
+
+  async handle(state, message, ctx) {
+    switch (message.type) {
+      case "Checkpoint": {
+        await writeCheckpoint(state, message.step, message.path);
+        const saved: CheckpointSaved = {
+          type: "CheckpointSaved",
+          step: message.step,
+          path: message.path,
+        };
+        await ctx.send("events", saved);
+        return state;
+      }
+      case "Scored": {
+        const t0 = performance.now();
+        const { input } = state;
+        const { model, tokenizer, algorithm } = input;
+        const adv = algorithm.advantages(message);
+        const rows = message.rollouts.map((r, i) => ({ r, i })).filter(({ i }) => adv.keep[i]);
+        const rewards = message.verdicts.map((v) => v.reward);
+        const lengths = message.rollouts.map((r) => r.completionIds.length);
+        const metrics: Record<string, number> = {
+          "reward/mean": mean(rewards),
+          "reward/std": std(rewards),
+          "accuracy": mean(message.verdicts.map((v) => (v.correct ? 1 : 0))),
+          "completions/mean_length": mean(lengths),
+          "completions/min_length": Math.min(...lengths),
+          "completions/max_length": Math.max(...lengths),
+          "completions/clipped_ratio": mean(
+            message.rollouts.map((r) => (r.finishReason === "length" ? 1 : 0)),
+          ),
+          "policy_version/sampler": message.policyVersion,
+          ...adv.metrics,
+        };
+        let lossSum = 0, gradNorm = 0, skipped = 0;
+        const statSums: Record<string, number> = {};
+        let entropy = 0;
+        if (rows.length > 0) {
+          const prompts = rows.map(({ r }) => message.queries[r.queryIndex]!.promptIds);
+          const completions = rows.map(({ r }) => r.completionIds);
+          const batch = packBatch(prompts, completions, tokenizer.padId);
+          const mask = batch.mask;
+          if (input.maskTruncated) {
+            rows.forEach(({ r }, k) => {
+              if (r.finishReason === "length") mask.fill(0, k * batch.t, (k + 1) * batch.t);
+            });
+          }
+          const oldLogp = alignTokens(
+            rows.map(({ r }, k) => ({ prompt: prompts[k]!, values: r.logprobs })),
+            batch.t,
+          );
+          const refLogp = message.refLogprobs
+            ? alignTokens(
+              rows.map(({ i }, k) => ({ prompt: prompts[k]!, values: message.refLogprobs![i]! })),
+              batch.t,
+            )
+            : undefined;
+          const advantages = Float32Array.from(rows.map(({ i }) => adv.advantages[i]!));
+          const numItemsInBatch = mask.reduce((a, b) => a + b, 0);
+          const vars = [...model.params.values()];
+          const nameOf = new Map([...model.params].map(([n, v]) => [v.name, n]));
+          const mb = input.microBatchSize;
+          for (let iter = 0; iter < input.numIterations; iter++) {
+            let acc: Record<string, tf.Tensor> = {};
+            for (let s = 0; s < batch.n; s += mb) {
+              const e = Math.min(batch.n, s + mb);
+              const t = batch.t;
+              const sub = {
+                n: e - s,
+                t,
+                ids: batch.ids.subarray(s * t, e * t),
+                targets: batch.targets.subarray(s * t, e * t),
+                mask: mask.subarray(s * t, e * t),
+              };
+              const out = tf.tidy(() => {
+                let stats: Record<string, tf.Scalar> = {};
+                let ent: tf.Scalar = tf.scalar(0);
+                const { value, grads } = tf.variableGrads(() => {
+                  const { logp, entropy: tokEnt } = batchLogprobs(model, sub);
+                  const maskT = tf.tensor2d(sub.mask, [sub.n, t]);
+                  const res = algorithm.loss({
+                    logp,
+                    oldLogp: tf.tensor2d(oldLogp.subarray(s * t, e * t), [sub.n, t]),
+                    ...(refLogp
+                      ? { refLogp: tf.tensor2d(refLogp.subarray(s * t, e * t), [sub.n, t]) }
+                      : {}),
+                    advantages: tf.tensor1d(advantages.subarray(s, e)),
+                    mask: maskT,
+                  }, { rowFraction: sub.n / batch.n, numItemsInBatch });
+                  // Tensors made inside variableGrads' function are freed on return: keep them.
+                  stats = Object.fromEntries(
+                    Object.entries(res.stats).map(([k, v]) => [k, tf.keep(v)]),
+                  );
+                  ent = tf.keep(tf.sum(tf.mul(tokEnt, maskT)) as tf.Scalar);
+                  return res.loss;
+                }, vars);
+                const named: Record<string, tf.Tensor> = {};
+                for (const [id, g] of Object.entries(grads)) {
+                  const prev = acc[nameOf.get(id)!];
+                  named[nameOf.get(id)!] = prev ? tf.add(prev, g) : g;
+                }
+                return { value, named, stats, ent };
+              });
+              tf.dispose(Object.values(acc));
+              acc = out.named;
+              lossSum += (await out.value.data())[0]!;
+              const tokens = sub.mask.reduce((a, b) => a + b, 0);
+              for (const [k, v] of Object.entries(out.stats)) {
+                statSums[k] = (statSums[k] ?? 0) + (await v.data())[0]! * tokens;
+              }
+              if (iter === 0) entropy += (await out.ent.data())[0]!;
+              tf.dispose([out.value, out.ent, ...Object.values(out.stats)]);
+            }
+            const { grads, norm } = clipByGlobalNorm(acc, input.maxGradNorm);
+            gradNorm = norm;
+            if (Number.isFinite(norm)) {
+              const lr = learningRateAt(state.optimizerSteps, {
+                lr: input.lr,
+                totalSteps: input.totalSteps * input.numIterations,
+                warmupRatio: input.warmupRatio,
+                schedule: input.lrSchedule,
+                minLrRatio: input.minLrRatio,
+              });
+              metrics["learning_rate"] = lr;
+              state.optimizer.step(grads, lr);
+            } else {
+              skipped++;
+            }
+            state.optimizerSteps++;
+            tf.dispose([...Object.values(grads), ...Object.values(acc)]);
+          }
+          const denom = numItemsInBatch * input.numIterations;
+          for (const [k, v] of Object.entries(statSums)) metrics[k] = denom > 0 ? v / denom : 0;
+          metrics["entropy"] = numItemsInBatch > 0 ? entropy / numItemsInBatch : 0;
+          metrics["loss/policy"] = lossSum / input.numIterations;
+          metrics["grad_norm"] = gradNorm;
+        }
+        metrics["train/skipped_updates"] = skipped;
+        metrics["train/rows"] = rows.length;
+        state.version++;
+        const weights: Weights = {
+          type: "Weights",
+          version: state.version,
+          tensors: Object.fromEntries(
+            [...(await model.exportWeights())].map(([k, v]) => [k, v.data as Float32Array<ArrayBuffer>]),
+          ),
+        };
+        await ctx.send("sampler", weights);
+        metrics["time/learner"] = (performance.now() - t0) / 1000;
+        if (input.checkpointEvery > 0 && message.step % input.checkpointEvery === 0) {
+          const path = `${input.checkpointDir}/checkpoint-${message.step}`;
+          await writeCheckpoint(state, message.step, path);
+          state.checkpoints.push(path);
+          while (state.checkpoints.length > input.keepLast) {
+            await Deno.remove(state.checkpoints.shift()!, { recursive: true }).catch(() => {});
+          }
+        }
+        const n = input.samplesPerStep ?? 4;
+        const stats: StepStats = {
+          type: "StepStats",
+          step: message.step,
+          policyVersion: state.version,
+          metrics,
+          samples: message.rollouts.slice(0, n).map((r, i) => ({
+            prompt: message.queries[r.queryIndex]!.question,
+            completion: r.text,
+            reward: message.verdicts[i]!.reward,
+            reason: message.verdicts[i]!.reason,
+          })),
+        };
+        await ctx.send("stats", stats);
+        return state;
+      }
+      default:
+        throw new TypeError(`Unknown message type: "${(message as { type: string }).type}"`);
+    }
+  },
+
+  close(state) {
+    state.optimizer.dispose();
+  },
+};
+
+function mean(xs: number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0;
+}
+
+function std(xs: number[]): number {
+  if (xs.length < 2) return 0;
+  const m = mean(xs);
+  return Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
+}

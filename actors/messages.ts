@@ -1,0 +1,157 @@
+/**
+ * Every message the actors exchange, as zod schemas with a literal `type`, joined in one
+ * discriminated union. In-process transports pass them as they are; a transport that crosses
+ * a process boundary validates them on receipt with {@link MessageSchema}.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** Sampling parameters of one `Generate` request. */
+export const SamplingParamsSchema = z.object({
+  maxNewTokens: z.number().int().min(1),
+  temperature: z.number().positive(),
+  topP: z.number().gt(0).max(1),
+  topK: z.number().int().min(0),
+  greedy: z.boolean(),
+});
+/** Sampling parameters. */
+export type SamplingParams = z.infer<typeof SamplingParamsSchema>;
+
+/** One query: the problem, its gold answer, and the rendered, tokenized prompt. */
+export const QuerySchema = z.object({
+  id: z.string(),
+  question: z.string(),
+  answer: z.union([z.number(), z.string()]),
+  promptIds: z.array(z.number().int()),
+});
+/** One query. */
+export type Query = z.infer<typeof QuerySchema>;
+
+/** Driver → PromptSource: produce the prompts of training step `step`. */
+export const NextSchema = z.object({ type: z.literal("Next"), step: z.number().int().min(1) });
+
+/** Driver → PromptSource: route a fixed evaluation set through the graph. */
+export const EvaluateSchema = z.object({
+  type: z.literal("Evaluate"),
+  label: z.string(),
+  queries: z.array(QuerySchema),
+  params: SamplingParamsSchema,
+});
+
+/** PromptSource → Sampler: sample `n` completions for each query. */
+export const GenerateSchema = z.object({
+  type: z.literal("Generate"),
+  purpose: z.enum(["train", "eval"]),
+  step: z.number().int(),
+  label: z.string(),
+  queries: z.array(QuerySchema),
+  n: z.number().int().min(1),
+  params: SamplingParamsSchema,
+});
+
+/** One sampled completion. */
+export const RolloutSchema = z.object({
+  queryIndex: z.number().int().min(0),
+  completionIds: z.array(z.number().int()),
+  logprobs: z.array(z.number()),
+  text: z.string(),
+  finishReason: z.enum(["stop", "length"]),
+});
+/** One sampled completion. */
+export type Rollout = z.infer<typeof RolloutSchema>;
+
+/** Sampler → Verifier: completions grouped by query (`n` consecutive rollouts per query). */
+export const RolloutsSchema = GenerateSchema.omit({ type: true, params: true }).extend({
+  type: z.literal("Rollouts"),
+  policyVersion: z.number().int().min(0),
+  rollouts: z.array(RolloutSchema),
+  sampleMs: z.number().min(0),
+});
+
+/** The verdict on one completion. */
+export const VerdictSchema = z.object({
+  reward: z.number(),
+  correct: z.boolean(),
+  parsed: z.string().nullable(),
+  reason: z.string(),
+});
+/** The verdict on one completion. */
+export type Verdict = z.infer<typeof VerdictSchema>;
+
+/** Verifier → RefPolicy / Learner / eval sink: rollouts with rewards. */
+export const ScoredSchema = RolloutsSchema.omit({ type: true }).extend({
+  type: z.literal("Scored"),
+  verdicts: z.array(VerdictSchema),
+  /** Per-token reference log-probs, one array per rollout (set by RefPolicy when β > 0). */
+  refLogprobs: z.array(z.array(z.number())).optional(),
+});
+
+/** Learner → Sampler: new policy weights (Hugging Face names and layout). */
+export const WeightsSchema = z.object({
+  type: z.literal("Weights"),
+  version: z.number().int().min(0),
+  tensors: z.record(z.string(), z.instanceof(Float32Array)),
+});
+
+/** Driver → Learner: write a checkpoint now. */
+export const CheckpointSchema = z.object({
+  type: z.literal("Checkpoint"),
+  step: z.number().int().min(0),
+  path: z.string(),
+});
+
+/** Learner → driver: a checkpoint was written. */
+export const CheckpointSavedSchema = z.object({
+  type: z.literal("CheckpointSaved"),
+  step: z.number().int().min(0),
+  path: z.string(),
+});
+
+/** Learner → driver: the metrics of one training step (slash-namespaced keys). */
+export const StepStatsSchema = z.object({
+  type: z.literal("StepStats"),
+  step: z.number().int().min(1),
+  policyVersion: z.number().int().min(0),
+  metrics: z.record(z.string(), z.number()),
+  samples: z.array(z.object({
+    prompt: z.string(),
+    completion: z.string(),
+    reward: z.number(),
+    reason: z.string(),
+  })),
+});
+
+/** Any message of the graph. */
+export const MessageSchema = z.discriminatedUnion("type", [
+  NextSchema,
+  EvaluateSchema,
+  GenerateSchema,
+  RolloutsSchema,
+  ScoredSchema,
+  WeightsSchema,
+  CheckpointSchema,
+  CheckpointSavedSchema,
+  StepStatsSchema,
+]);
+
+/** `Next` message. */
+export type Next = z.infer<typeof NextSchema>;
+/** `Evaluate` message. */
+export type Evaluate = z.infer<typeof EvaluateSchema>;
+/** `Generate` message. */
+export type Generate = z.infer<typeof GenerateSchema>;
+/** `Rollouts` message. */
+export type Rollouts = z.infer<typeof RolloutsSchema>;
+/** `Scored` message. */
+export type Scored = z.infer<typeof ScoredSchema>;
+/** `Weights` message. */
+export type Weights = z.infer<typeof WeightsSchema>;
+/** `Checkpoint` message. */
+export type Checkpoint = z.infer<typeof CheckpointSchema>;
+/** `CheckpointSaved` message. */
+export type CheckpointSaved = z.infer<typeof CheckpointSavedSchema>;
+/** `StepStats` message. */
+export type StepStats = z.infer<typeof StepStatsSchema>;
+/** Any message of the graph. */
+export type Message = z.infer<typeof MessageSchema>;

@@ -1,0 +1,91 @@
+/**
+ * Sampler: owns a copy of the policy at version v. On `Generate` it samples n completions per
+ * query with the KV-cache sampler (batched), on `Weights` it loads the Learner's new version.
+ *
+ * @module
+ */
+import type { ActorLogic } from "./runtime/mod.ts";
+import type { Generate, Rollout, Rollouts, Weights } from "./messages.ts";
+import type { Transformer } from "../model/transformer.ts";
+import type { CharTokenizer } from "../model/char_tokenizer.ts";
+import { generate } from "../model/sampling.ts";
+import { Rng } from "../data/rng.ts";
+
+/** Input of {@link sampler}. */
+export interface SamplerInput {
+  model: Transformer;
+  tokenizer: CharTokenizer;
+  seed: number;
+  /** Rows per generation batch (bounds memory). @default 128 */
+  maxBatch?: number;
+  /** Version of the weights the model holds. @default 0 */
+  version?: number;
+}
+
+/** State of {@link sampler}. */
+export interface SamplerState {
+  input: SamplerInput;
+  rng: Rng;
+  version: number;
+}
+
+/** The Sampler actor. */
+export const sampler: ActorLogic<SamplerState, Generate | Weights, SamplerInput> = {
+  init(input) {
+    return { input, rng: new Rng(input.seed).fork("sampler"), version: input.version ?? 0 };
+  },
+  async handle(state, message, ctx) {
+    switch (message.type) {
+      case "Weights":
+        state.input.model.loadWeights(message.tensors);
+        state.version = message.version;
+        return state;
+      case "Generate": {
+        const t0 = performance.now();
+        const { model, tokenizer } = state.input;
+        const prompts: number[][] = [];
+        const index: number[] = [];
+        message.queries.forEach((q, i) => {
+          for (let j = 0; j < message.n; j++) {
+            prompts.push(q.promptIds);
+            index.push(i);
+          }
+        });
+        const rollouts: Rollout[] = [];
+        const maxBatch = state.input.maxBatch ?? 128;
+        for (let start = 0; start < prompts.length; start += maxBatch) {
+          const gens = await generate(model, prompts.slice(start, start + maxBatch), {
+            ...message.params,
+            stopIds: [tokenizer.imEndId, tokenizer.eosId],
+            padId: tokenizer.padId,
+            rng: state.rng,
+          });
+          gens.forEach((g, j) => {
+            rollouts.push({
+              queryIndex: index[start + j]!,
+              completionIds: g.tokens,
+              logprobs: g.logprobs,
+              text: tokenizer.decode(g.tokens, { skipSpecialTokens: true }),
+              finishReason: g.finishReason,
+            });
+          });
+        }
+        const out: Rollouts = {
+          type: "Rollouts",
+          purpose: message.purpose,
+          step: message.step,
+          label: message.label,
+          queries: message.queries,
+          n: message.n,
+          policyVersion: state.version,
+          rollouts,
+          sampleMs: performance.now() - t0,
+        };
+        await ctx.send("verifier", out);
+        return state;
+      }
+      default:
+        throw new TypeError(`Unknown message type: "${(message as { type: string }).type}"`);
+    }
+  },
+};

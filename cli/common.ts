@@ -1,0 +1,60 @@
+/**
+ * Pieces shared by the CLIs: path resolution, prompt rendering from the config, the
+ * held-out set, and a results table.
+ *
+ * @module
+ */
+import type { TrainConfig } from "./config_schema.ts";
+import { buildLayer1Prompt } from "../prompts/chat_template.ts";
+import { TABLE1_SYSTEM_PROMPT } from "../prompts/system_prompts.ts";
+import { heldOutProblems, problemKey } from "../data/arithmetic.ts";
+import type { ArithmeticOptions, ArithmeticProblem } from "../data/arithmetic.ts";
+
+/** The repository root (where `deno.json` lives). */
+export const REPO_ROOT: string = new URL("../", import.meta.url).pathname;
+
+/** Resolves a path from the config: absolute as is, otherwise relative to the repo root. */
+export function resolveRepoPath(path: string): string {
+  return path.startsWith("/") ? path : `${REPO_ROOT}${path}`;
+}
+
+/**
+ * A question → prompt renderer for the config's `prompts` section. An empty system prompt
+ * leaves the system turn out (the embedded model's context is short); `"table1"` is the
+ * paper's Table 1 system prompt.
+ */
+export function promptRenderer(prompts: TrainConfig["prompts"]): (question: string) => string {
+  const systemPrompt = prompts.system === ""
+    ? null
+    : prompts.system === "table1"
+    ? TABLE1_SYSTEM_PROMPT
+    : prompts.system;
+  return (question) =>
+    buildLayer1Prompt(
+      question,
+      prompts.template === undefined ? { systemPrompt } : { systemPrompt, template: prompts.template },
+    );
+}
+
+/** The task section's difficulty knobs as generator options. */
+export function arithmeticOptions(task: TrainConfig["task"]): Partial<ArithmeticOptions> {
+  return { minSteps: task.min_steps, maxSteps: task.max_steps, maxOperand: task.max_operand };
+}
+
+/** The fixed held-out problems and their keys (to keep them out of training data). */
+export function heldOut(task: TrainConfig["task"]): {
+  problems: ArithmeticProblem[];
+  keys: Set<string>;
+} {
+  const problems = heldOutProblems(task.eval_size, arithmeticOptions(task));
+  return { problems, keys: new Set(problems.map(problemKey)) };
+}
+
+/** Formats rows as an aligned plain-text table. */
+export function formatTable(header: string[], rows: (string | number)[][]): string {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  return [line(cells[0]!), widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(line)]
+    .join("\n");
+}

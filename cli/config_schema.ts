@@ -1,0 +1,224 @@
+/**
+ * The training config: one zod schema per YAML section, every field described
+ * (with the paper's or TRL's symbol where there is one) and defaulted, every
+ * object strict so a misspelt field is an error rather than silently ignored.
+ *
+ * `configs/tiny-grpo.yaml` spells out these defaults; `loadConfig()` in
+ * `cli/config.ts` reads a YAML file against {@linkcode TrainConfigSchema}.
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { GrpoConfigSchema } from "../algorithms/grpo.ts";
+
+/** Where the embedded default config lives, as a URL relative to this module. */
+export const DEFAULT_CONFIG_URL: URL = new URL("../configs/tiny-grpo.yaml", import.meta.url);
+
+/**
+ * File path of the embedded default config (`configs/tiny-grpo.yaml` under the
+ * repository root), usable with `Deno.readTextFile` and `loadConfig()`.
+ */
+export const DEFAULT_CONFIG_PATH: string = DEFAULT_CONFIG_URL.protocol === "file:"
+  ? fileURLToPath(DEFAULT_CONFIG_URL)
+  : DEFAULT_CONFIG_URL.href;
+
+/**
+ * The default Layer-1 system prompt: none. The embedded model's context is short (every
+ * prompt token costs training time on 2 cores) and it learns the format from its warm-up;
+ * `"table1"` selects the paper's Table 1 system prompt, for real models.
+ */
+export const DEFAULT_SYSTEM_PROMPT = "";
+
+/** The `run` section: naming, seeding, length and checkpointing of a run. */
+export const RunConfigSchema = z.object({
+  name: z.string().min(1).default("tiny-grpo").describe(
+    "Run name: the run is written to <dir>/<name>",
+  ),
+  dir: z.string().min(1).default("runs").describe(
+    "Folder that holds the runs (relative to the working directory or absolute)",
+  ),
+  seed: z.number().int().min(0).default(0).describe(
+    "Random seed for prompts, sampling and initialisation",
+  ),
+  steps: z.number().int().min(1).default(60).describe(
+    "Number of training steps (policy updates)",
+  ),
+  checkpoint_every: z.number().int().min(0).default(0).describe(
+    "Save a checkpoint every this many steps; 0 saves only at the end",
+  ),
+  keep_last: z.number().int().min(1).default(2).describe(
+    "Number of most recent checkpoints kept on disk",
+  ),
+  log_every: z.number().int().min(1).default(1).describe(
+    "Print and record metrics every this many steps",
+  ),
+}).strict();
+
+/** Tensor backends a run can ask for; `auto` picks the fastest one available. */
+export const BACKENDS = ["auto", "wasm", "cpu", "webgpu", "tensorflow"] as const;
+
+/** The `model` section: which checkpoint to start from and where to run it. */
+export const ModelConfigSchema = z.object({
+  init: z.string().min(1).default("checkpoints/tiny-sft").describe(
+    "Folder of the warm-start checkpoint (relative to the repository root, or absolute)",
+  ),
+  backend: z.enum(BACKENDS).default("wasm").describe(
+    "TensorFlow.js backend: auto, wasm, cpu, webgpu or tensorflow (tfjs-node)",
+  ),
+}).strict();
+
+/** The `task` section: the synthetic multi-step arithmetic task. */
+export const TaskConfigSchema = z.object({
+  kind: z.literal("arithmetic").default("arithmetic").describe(
+    "Task generator: synthetic multi-step arithmetic",
+  ),
+  min_steps: z.number().int().min(1).default(2).describe(
+    "Fewest arithmetic operations in a problem",
+  ),
+  max_steps: z.number().int().min(1).default(3).describe(
+    "Most arithmetic operations in a problem (>= min_steps)",
+  ),
+  max_operand: z.number().int().min(2).default(20).describe(
+    "Largest operand drawn for a problem",
+  ),
+  eval_size: z.number().int().min(1).default(200).describe(
+    "Number of held-out problems in the evaluation set",
+  ),
+}).strict().refine((task) => task.max_steps >= task.min_steps, {
+  path: ["max_steps"],
+  error: (issue) => {
+    const task = issue.input as { min_steps: number };
+    return `must be >= task.min_steps (${task.min_steps})`;
+  },
+});
+
+/** The `prompts` section: system prompt and chat template. */
+export const PromptsConfigSchema = z.object({
+  system: z.string().default(DEFAULT_SYSTEM_PROMPT).describe(
+    'Layer-1 system prompt put before every question: "" = no system turn, "table1" = the paper\'s Table 1 prompt, anything else is used as written',
+  ),
+  template: z.string().optional().describe(
+    "Jinja chat template (Hugging Face style); absent means ChatML",
+  ),
+}).strict();
+
+/** Algorithms the `algorithm` field can name. */
+export const ALGORITHMS = ["grpo"] as const;
+
+/** The `sampler` section: how rollouts are generated. */
+export const SamplerConfigSchema = z.object({
+  prompts_per_step: z.number().int().min(1).default(16).describe(
+    "B: prompts sampled per step (each gets G = grpo.num_generations completions)",
+  ),
+  temperature: z.number().gt(0).default(1.0).describe(
+    "τ: sampling temperature",
+  ),
+  top_p: z.number().gt(0).max(1).default(1.0).describe(
+    "Nucleus sampling: keep the smallest token set with probability mass >= top_p; 1 is off",
+  ),
+  top_k: z.number().int().min(0).default(0).describe(
+    "Keep only the top_k most likely tokens; 0 is off",
+  ),
+  max_new_tokens: z.number().int().min(1).default(48).describe(
+    "T_max: most tokens generated per completion (TRL max_completion_length)",
+  ),
+}).strict();
+
+/** Learning-rate schedules the learner supports. */
+export const LR_SCHEDULES = ["cosine", "linear", "constant"] as const;
+
+/** The `learner` section: optimiser, schedule and batching of the policy update. */
+export const LearnerConfigSchema = z.object({
+  lr: z.number().gt(0).default(1e-4).describe(
+    "η: peak learning rate of Adam(W)",
+  ),
+  lr_schedule: z.enum(LR_SCHEDULES).default("cosine").describe(
+    "Decay after warm-up: cosine, linear or constant",
+  ),
+  warmup_ratio: z.number().min(0).lt(1).default(0.05).describe(
+    "Fraction of run.steps spent in linear warm-up from 0 to lr (TRL warmup_ratio)",
+  ),
+  min_lr_ratio: z.number().min(0).max(1).default(0).describe(
+    "Floor of the decay as a fraction of lr: the schedule ends at lr * min_lr_ratio",
+  ),
+  weight_decay: z.number().min(0).default(0).describe(
+    "λ: decoupled weight decay (AdamW); 0 is plain Adam",
+  ),
+  adam_beta1: z.number().min(0).lt(1).default(0.9).describe(
+    "β1: Adam first-moment decay",
+  ),
+  adam_beta2: z.number().min(0).lt(1).default(0.999).describe(
+    "β2: Adam second-moment decay",
+  ),
+  adam_eps: z.number().gt(0).default(1e-8).describe(
+    "Adam denominator epsilon (not the clip range grpo.epsilon)",
+  ),
+  max_grad_norm: z.number().min(0).default(1.0).describe(
+    "Clip the global gradient norm to this value; 0 is no clipping",
+  ),
+  micro_batch_size: z.number().int().min(1).default(64).describe(
+    "Sequences per forward/backward pass; gradients accumulate over the step",
+  ),
+}).strict();
+
+/** The `eval` section: accuracy on the held-out set before and after training. */
+export const EvalConfigSchema = z.object({
+  before: z.boolean().default(true).describe("Evaluate the initial policy before training"),
+  after: z.boolean().default(true).describe("Evaluate the final policy after training"),
+  greedy: z.boolean().default(true).describe(
+    "Decode greedily (argmax); when false sample with eval.temperature",
+  ),
+  temperature: z.number().gt(0).default(1.0).describe(
+    "τ: sampling temperature, used when greedy is false",
+  ),
+  max_new_tokens: z.number().int().min(1).default(48).describe(
+    "Most tokens generated per evaluation answer",
+  ),
+  batch_size: z.number().int().min(1).default(100).describe(
+    "Problems decoded together in one evaluation batch",
+  ),
+}).strict();
+
+/** The `runtime` section: how the actor graph runs. */
+export const RuntimeConfigSchema = z.object({
+  mailbox_capacity: z.number().int().min(1).default(2).describe(
+    "Messages an actor's mailbox holds before senders wait (backpressure)",
+  ),
+}).strict();
+
+/**
+ * The whole training config. Every section may be left out (or left empty) in
+ * YAML and then takes its defaults; unknown sections and fields are errors.
+ *
+ * @example Defaults
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { TrainConfigSchema } from "./config_schema.ts";
+ *
+ * const config = TrainConfigSchema.parse({ learner: { lr: 3e-4 } });
+ * assert.equal(config.learner.lr, 3e-4);
+ * assert.equal(config.sampler.prompts_per_step, 16);
+ * assert.equal(config.grpo.num_generations, 8);
+ * ```
+ */
+export const TrainConfigSchema = z.object({
+  run: RunConfigSchema.prefault({}).describe("Run naming, length and checkpoints"),
+  model: ModelConfigSchema.prefault({}).describe("Warm-start checkpoint and tensor backend"),
+  task: TaskConfigSchema.prefault({}).describe("Synthetic arithmetic task"),
+  prompts: PromptsConfigSchema.prefault({}).describe("System prompt and chat template"),
+  algorithm: z.enum(ALGORITHMS).default("grpo").describe(
+    "RL algorithm whose graph and loss the run uses",
+  ),
+  grpo: GrpoConfigSchema.prefault({}).describe("GRPO group size, loss and clipping"),
+  sampler: SamplerConfigSchema.prefault({}).describe("Rollout generation"),
+  learner: LearnerConfigSchema.prefault({}).describe("Optimiser, schedule and batching"),
+  eval: EvalConfigSchema.prefault({}).describe("Held-out evaluation"),
+  runtime: RuntimeConfigSchema.prefault({}).describe("Actor runtime"),
+}).strict();
+
+/** A validated training config with every default filled in. */
+export type TrainConfig = z.infer<typeof TrainConfigSchema>;
+
+/** What a config file may contain: every section and field optional. */
+export type TrainConfigInput = z.input<typeof TrainConfigSchema>;

@@ -1,0 +1,145 @@
+/**
+ * `deno task sft`: supervised warm-up of the embedded model from scratch on worked solutions
+ * of the synthetic task (a share of them with a slip, a guiding phrase and the correction),
+ * completion-only cross-entropy, AdamW with warm-up and cosine decay. Evaluates greedy
+ * held-out accuracy as it goes and writes a checkpoint at every evaluation.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { ArgsError, formatHelp, parseCommonArgs } from "./args.ts";
+import { loadConfig } from "./config.ts";
+import { arithmeticOptions, heldOut, promptRenderer, resolveRepoPath } from "./common.ts";
+import { initBackend } from "../model/backend.ts";
+import { Transformer } from "../model/transformer.ts";
+import { TINY_MODEL_CONFIG } from "../model/model_config.ts";
+import { CharTokenizer } from "../model/char_tokenizer.ts";
+import { batchLogprobs, packBatch } from "../model/sampling.ts";
+import { AdamW, clipByGlobalNorm, learningRateAt } from "../model/optimizer.ts";
+import { saveCheckpoint } from "../model/checkpoint.ts";
+import { Rng } from "../data/rng.ts";
+import { correctionSolution, problemStream, workedSolution } from "../data/arithmetic.ts";
+import { SHORT_GUIDE_PHRASES } from "../prompts/system_prompts.ts";
+import { evaluatePolicy } from "../algorithms/evaluate.ts";
+
+const FLAGS = {
+  out: { type: "string", placeholder: "DIR", help: "Checkpoint folder to write (default checkpoints/tiny-sft)" },
+  "sft-steps": { type: "string", placeholder: "N", help: "Optimizer steps (default 600)" },
+  batch: { type: "string", placeholder: "N", help: "Sequences per step (default 64)" },
+  lr: { type: "string", placeholder: "LR", help: "Peak learning rate (default 2e-3)" },
+  "eval-every": { type: "string", placeholder: "N", help: "Evaluate and checkpoint every N steps (default 100)" },
+  "correction-frac": {
+    type: "string",
+    placeholder: "F",
+    help: "Share of examples with a slip, a guide phrase and the correction (default 0.15)",
+  },
+  seed: { type: "string", placeholder: "N", help: "Seed of data and initialisation (default 1)" },
+} as const;
+
+const HELP = formatHelp(FLAGS, {
+  usage: "deno task sft [--config FILE] [--out DIR] [--sft-steps N] ...",
+  summary: "Trains the embedded model from scratch on worked solutions (the warm start of train).",
+});
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseCommonArgs(argv, FLAGS);
+  if (args.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const num = (name: keyof typeof FLAGS, dflt: number) => {
+    const v = args.values[name];
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new ArgsError(`Invalid value for --${name}: current value is "${v}"`);
+    return n;
+  };
+  const config = loadConfig(args.config, { overrides: args.overrides });
+  const steps = num("sft-steps", 600), batchSize = num("batch", 64), peakLr = num("lr", 2e-3);
+  const evalEvery = num("eval-every", 100), correctionFrac = num("correction-frac", 0.15);
+  const seed = num("seed", 1);
+  const out = resolveRepoPath(String(args.values.out ?? "checkpoints/tiny-sft"));
+
+  const backend = await initBackend(config.model.backend);
+  const tokenizer = new CharTokenizer();
+  const model = Transformer.create({ ...TINY_MODEL_CONFIG, vocab_size: tokenizer.vocabSize }, { seed });
+  const optimizer = new AdamW(model.params, { weightDecay: 0.01, beta2: 0.99 });
+  const render = promptRenderer(config.prompts);
+  const { problems: evalSet, keys } = heldOut(config.task);
+  const stream = problemStream(seed, { ...arithmeticOptions(config.task), exclude: keys });
+  const rng = new Rng(seed).fork("sft");
+  console.log(
+    `sft: ${model.numParameters} parameters, backend ${backend}, ${steps} steps of ${batchSize}, lr ${peakLr}`,
+  );
+
+  const t0 = performance.now();
+  let tokens = 0;
+  for (let step = 0; step < steps; step++) {
+    const prompts: number[][] = [], completions: number[][] = [];
+    for (let i = 0; i < batchSize; i++) {
+      const p = stream.next().value;
+      const text = rng.next() < correctionFrac
+        ? correctionSolution(p, rng, rng.pick(SHORT_GUIDE_PHRASES))
+        : workedSolution(p);
+      prompts.push(tokenizer.encode(render(p.question)));
+      completions.push([...tokenizer.encode(text), tokenizer.imEndId]);
+    }
+    const batch = packBatch(prompts, completions, tokenizer.padId);
+    const maskSum = batch.mask.reduce((a, b) => a + b, 0);
+    const lr = learningRateAt(step, { lr: peakLr, totalSteps: steps, warmupRatio: 0.05, schedule: "cosine", minLrRatio: 0.1 });
+    const lossValue = tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(() => {
+        const { logp } = batchLogprobs(model, batch);
+        return tf.div(tf.neg(tf.sum(tf.mul(logp, tf.tensor2d(batch.mask, [batch.n, batch.t])))), maskSum) as tf.Scalar;
+      }, [...model.params.values()]);
+      const named: Record<string, tf.Tensor> = {};
+      const byId = new Map([...model.params].map(([n, v]) => [v.name, n]));
+      for (const [id, g] of Object.entries(grads)) named[byId.get(id)!] = g;
+      const { grads: clipped } = clipByGlobalNorm(named, 1.0);
+      optimizer.step(clipped, lr);
+      return value.dataSync()[0]!;
+    });
+    tokens += batch.n * batch.t;
+    if (step % 10 === 0 || step === steps - 1) {
+      const s = (performance.now() - t0) / 1000;
+      console.log(
+        `step ${step + 1}/${steps} loss ${lossValue.toFixed(4)} lr ${lr.toExponential(2)} ` +
+          `${(tokens / s).toFixed(0)} tok/s ${s.toFixed(0)} s`,
+      );
+    }
+    if ((step + 1) % evalEvery === 0 || step === steps - 1) {
+      const res = await evaluatePolicy(model, tokenizer, evalSet.map((p) => ({ ...p })), {
+        renderPrompt: render,
+        maxNewTokens: config.eval.max_new_tokens,
+        batchSize: config.eval.batch_size,
+      });
+      const s = (performance.now() - t0) / 1000;
+      console.log(
+        `eval step ${step + 1}: held-out accuracy ${(100 * res.accuracy).toFixed(1)}% ` +
+          `format ${(100 * res.formatRate).toFixed(1)}% (${s.toFixed(0)} s) e.g. ${JSON.stringify(res.samples[0]!.completion)}`,
+      );
+      const state = {
+        kind: "sft",
+        step: step + 1,
+        seed,
+        lr: peakLr,
+        batch_size: batchSize,
+        correction_frac: correctionFrac,
+        heldout_accuracy: res.accuracy,
+        seconds: Math.round(s),
+      };
+      await saveCheckpoint(`${out}-step${step + 1}`, model, tokenizer, state);
+      if (step === steps - 1) await saveCheckpoint(out, model, tokenizer, state);
+    }
+  }
+  return 0;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    console.error(e instanceof Error ? e.message : e);
+    Deno.exit(e instanceof ArgsError ? 2 : 1);
+  }
+}

@@ -1,0 +1,274 @@
+/**
+ * `deno task train`: runs an RL algorithm's actor graph on the embedded default (or the
+ * config given), with a held-out evaluation before and after, a progress line, metrics in
+ * `<run>/metrics.jsonl`, the resolved config in `<run>/config.yaml` and checkpoints.
+ *
+ * Exit codes: 0 done (also after SIGINT/SIGTERM, which finish the step and checkpoint),
+ * 1 an actor failed, 2 bad command line or config.
+ *
+ * @module
+ */
+import { ArgsError, parseTrainArgs, TRAIN_HELP } from "./args.ts";
+import { ConfigError, configToYaml, deriveConfig, loadConfig } from "./config.ts";
+import type { TrainConfig } from "./config_schema.ts";
+import { arithmeticOptions, formatTable, heldOut, promptRenderer, resolveRepoPath } from "./common.ts";
+import { ProgressReporter } from "./progress.ts";
+import { initBackend } from "../model/backend.ts";
+import { loadCheckpoint } from "../model/checkpoint.ts";
+import { buildGrpoGraph } from "../algorithms/grpo.ts";
+import { decodeOptimizerState, OPTIMIZER_FILE } from "../actors/learner.ts";
+import { toQuery } from "../actors/prompt_source.ts";
+import type { CheckpointSaved, Scored, StepStats } from "../actors/messages.ts";
+import { ActorFailedError, type Graph } from "../actors/runtime/mod.ts";
+import type { Tokenizer } from "../model/char_tokenizer.ts";
+import type { ArithmeticProblem } from "../data/arithmetic.ts";
+
+/** Held-out evaluation of the policy the Sampler holds, routed through the graph. */
+async function evaluate(
+  graph: Graph,
+  label: string,
+  problems: ArithmeticProblem[],
+  config: TrainConfig,
+  tokenizer: Tokenizer,
+  render: (q: string) => string,
+): Promise<{ accuracy: number; formatted: number; meanLength: number; seconds: number }> {
+  const t0 = performance.now();
+  await graph.send("prompt_source", {
+    type: "Evaluate",
+    label,
+    queries: problems.map((p) => toQuery(p, { tokenizer, renderPrompt: render })),
+    params: {
+      maxNewTokens: config.eval.max_new_tokens,
+      temperature: config.eval.temperature,
+      topP: 1,
+      topK: 0,
+      greedy: config.eval.greedy,
+    },
+  });
+  const scored = await graph.sink<Scored>("eval").receive();
+  const n = Math.max(1, scored.verdicts.length);
+  return {
+    accuracy: scored.verdicts.filter((v) => v.correct).length / n,
+    formatted: scored.verdicts.filter((v) => v.reason !== "no </think> tag" && v.reason !== "unclosed <think>").length / n,
+    meanLength: scored.rollouts.reduce((a, r) => a + r.completionIds.length, 0) / n,
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/** Finds the newest `checkpoint-<step>` folder of a run. */
+async function latestCheckpoint(runDir: string): Promise<string> {
+  let best: { step: number; path: string } | undefined;
+  try {
+    for await (const e of Deno.readDir(runDir)) {
+      const m = /^checkpoint-(\d+)$/.exec(e.name);
+      if (e.isDirectory && m && (!best || Number(m[1]) > best.step)) {
+        best = { step: Number(m[1]), path: `${runDir}/${e.name}` };
+      }
+    }
+  } catch (cause) {
+    throw new Error(`Cannot resume from "${runDir}": ${(cause as Error).message}`, { cause });
+  }
+  if (!best) throw new Error(`Cannot resume from "${runDir}": no checkpoint-<step> folder in it`);
+  return best.path;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseTrainArgs(argv);
+  if (args.help) {
+    console.log(TRAIN_HELP);
+    return 0;
+  }
+  let config = loadConfig(args.config, { overrides: args.overrides });
+  const runDir = args.runDir ?? args.resume ?? deriveConfig(config).runDir;
+  let resumeFrom: string | undefined;
+  if (args.resume) {
+    resumeFrom = await latestCheckpoint(args.resume);
+    // The resumed run keeps its config; command-line overrides still apply on top.
+    config = loadConfig(`${args.resume}/config.yaml`, { overrides: args.overrides });
+  }
+  await Deno.mkdir(runDir, { recursive: true });
+  await Deno.writeTextFile(`${runDir}/config.yaml`, configToYaml(config));
+
+  const backend = await initBackend(config.model.backend);
+  const initPath = resolveRepoPath(config.model.init);
+  const init = await loadCheckpoint(resumeFrom ?? initPath);
+  const tokenizer = init.tokenizer;
+  const samplerModel = init.model.clone({ trainable: false });
+  const refModel = config.grpo.beta !== 0
+    ? (resumeFrom ? (await loadCheckpoint(initPath, { trainable: false })).model : init.model.clone({ trainable: false }))
+    : undefined;
+  const startStep = resumeFrom ? Number(init.state.step ?? 0) : 0;
+  const version = resumeFrom ? Number(init.state.policy_version ?? startStep) : 0;
+  let optimizer;
+  if (resumeFrom) {
+    try {
+      optimizer = decodeOptimizerState(await Deno.readFile(`${resumeFrom}/${OPTIMIZER_FILE}`), `${resumeFrom}/${OPTIMIZER_FILE}`);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+
+  const render = promptRenderer(config.prompts);
+  const { problems: evalSet, keys } = heldOut(config.task);
+  const steps = config.run.steps;
+  const metricsFile = await Deno.open(`${runDir}/metrics.jsonl`, { create: true, append: true, write: true });
+  const encoder = new TextEncoder();
+  let failure: ActorFailedError | undefined;
+  const graph = buildGrpoGraph({
+    config: config.grpo,
+    maxCompletionLength: config.sampler.max_new_tokens,
+    mailboxCapacity: config.runtime.mailbox_capacity,
+    promptSource: {
+      tokenizer,
+      renderPrompt: render,
+      task: arithmeticOptions(config.task),
+      exclude: keys,
+      seed: config.run.seed,
+      promptsPerStep: config.sampler.prompts_per_step,
+      numGenerations: config.grpo.num_generations,
+      cursor: startStep * config.sampler.prompts_per_step,
+      sampling: {
+        maxNewTokens: config.sampler.max_new_tokens,
+        temperature: config.sampler.temperature,
+        topP: config.sampler.top_p,
+        topK: config.sampler.top_k,
+        greedy: false,
+      },
+    },
+    sampler: { model: samplerModel, tokenizer, seed: config.run.seed + startStep * 7919, version },
+    ...(refModel
+      ? { refPolicy: { model: refModel, padId: tokenizer.padId, temperature: config.sampler.temperature } }
+      : {}),
+    learner: {
+      model: init.model,
+      tokenizer: tokenizer as never,
+      lr: config.learner.lr,
+      lrSchedule: config.learner.lr_schedule,
+      warmupRatio: config.learner.warmup_ratio,
+      minLrRatio: config.learner.min_lr_ratio,
+      weightDecay: config.learner.weight_decay,
+      adamBeta1: config.learner.adam_beta1,
+      adamBeta2: config.learner.adam_beta2,
+      adamEps: config.learner.adam_eps,
+      maxGradNorm: config.learner.max_grad_norm,
+      microBatchSize: config.learner.micro_batch_size,
+      numIterations: config.grpo.num_iterations,
+      totalSteps: steps,
+      maskTruncated: config.grpo.mask_truncated_completions,
+      checkpointEvery: config.run.checkpoint_every,
+      checkpointDir: runDir,
+      keepLast: config.run.keep_last,
+      checkpointState: () => ({ seed: config.run.seed, init: config.model.init }),
+      ...(resumeFrom
+        ? { resume: { optimizerSteps: optimizer?.step ?? startStep, version, ...(optimizer ? { optimizer } : {}) } }
+        : {}),
+    },
+    onFailure: (report) => {
+      failure = new ActorFailedError(report.actor, report.message, report.cause);
+    },
+  });
+
+  let stopRequested = false;
+  const onSignal = () => {
+    if (stopRequested) Deno.exit(130); // a second signal exits at once
+    stopRequested = true;
+    console.error("\nStopping after this step (send the signal again to exit at once)");
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+
+  const t0 = performance.now();
+  let lastStep = startStep;
+  const table: (string | number)[][] = [];
+  try {
+    await graph.start();
+    console.log(
+      `mgrpo: ${config.algorithm} on ${config.task.kind}, ${init.model.numParameters} parameters, ` +
+        `backend ${backend}, ${steps - startStep} steps of ${config.sampler.prompts_per_step}×${config.grpo.num_generations}, run dir ${runDir}`,
+    );
+    const before = config.eval.before
+      ? await evaluate(graph, "before", evalSet, config, tokenizer, render)
+      : undefined;
+    if (before) {
+      console.log(`held-out accuracy before training: ${(100 * before.accuracy).toFixed(1)}% (${evalSet.length} problems, ${before.seconds.toFixed(1)} s)`);
+      await metricsFile.write(encoder.encode(JSON.stringify({ step: startStep, "eval/accuracy": before.accuracy, "eval/format_rate": before.formatted, "eval/mean_length": before.meanLength }) + "\n"));
+    }
+    const progress = new ProgressReporter(steps, startStep, config.run.log_every);
+    let lastBusy = graph.stats();
+    for (let step = startStep + 1; step <= steps && !stopRequested; step++) {
+      const tStep = performance.now();
+      await graph.send("prompt_source", { type: "Next", step });
+      const stats = await graph.sink<StepStats>("stats").receive();
+      const busy = graph.stats();
+      const metrics: Record<string, number> = { step, ...stats.metrics };
+      for (const [name, s] of Object.entries(busy)) {
+        // The Learner reports its own time: its handler is still returning when stats arrive.
+        metrics[`time/${name}`] ??= (s.busyMs - (lastBusy[name]?.busyMs ?? 0)) / 1000;
+        metrics[`queue/${name}`] = s.queueDepth;
+      }
+      lastBusy = busy;
+      const stepSeconds = (performance.now() - tStep) / 1000;
+      const actorSeconds = Object.keys(busy).reduce((a, n) => a + (metrics[`time/${n}`] ?? 0), 0);
+      metrics["time/step"] = stepSeconds;
+      metrics["time/runtime_overhead"] = Math.max(0, stepSeconds - actorSeconds);
+      const sampled = (metrics["completions/mean_length"] ?? 0) * config.sampler.prompts_per_step * config.grpo.num_generations;
+      metrics["throughput/sampler_tokens_per_s"] = sampled / Math.max(1e-9, metrics["time/sampler"] ?? 0);
+      await metricsFile.write(encoder.encode(JSON.stringify(metrics) + "\n"));
+      progress.update(step, metrics, (performance.now() - t0) / 1000);
+      lastStep = step;
+    }
+    progress.done();
+    const final = `${runDir}/checkpoint-${lastStep}`;
+    await graph.send("learner", { type: "Checkpoint", step: lastStep, path: final });
+    const saved = await graph.sink<CheckpointSaved>("events").receive();
+    console.log(`checkpoint: ${saved.path}`);
+    const after = config.eval.after
+      ? await evaluate(graph, "after", evalSet, config, tokenizer, render)
+      : undefined;
+    if (after) {
+      await metricsFile.write(encoder.encode(JSON.stringify({ step: lastStep, "eval/accuracy": after.accuracy, "eval/format_rate": after.formatted, "eval/mean_length": after.meanLength }) + "\n"));
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    if (before) table.push(["before", startStep, (100 * before.accuracy).toFixed(1), (100 * before.formatted).toFixed(1), before.meanLength.toFixed(1)]);
+    if (after) table.push(["after", lastStep, (100 * after.accuracy).toFixed(1), (100 * after.formatted).toFixed(1), after.meanLength.toFixed(1)]);
+    if (table.length) {
+      console.log(`\nHeld-out evaluation (${evalSet.length} problems, ${config.eval.greedy ? "greedy" : `temperature ${config.eval.temperature}`}):`);
+      console.log(formatTable(["policy", "step", "accuracy %", "format %", "mean tokens"], table));
+    }
+    const summary = {
+      steps: lastStep,
+      seconds,
+      seed: config.run.seed,
+      accuracy_before: before?.accuracy ?? null,
+      accuracy_after: after?.accuracy ?? null,
+      checkpoint: saved.path,
+    };
+    await Deno.writeTextFile(`${runDir}/summary.json`, JSON.stringify(summary, null, 2) + "\n");
+    console.log(`done in ${seconds.toFixed(0)} s: ${runDir}`);
+    await graph.stop("run finished");
+    await graph.done;
+    return 0;
+  } catch (e) {
+    await graph.stop(e);
+    await graph.done.catch(() => {});
+    const err = failure ?? (e instanceof ActorFailedError ? e : undefined);
+    if (err) {
+      console.error(`\nActorFailed: actor "${err.actor}" failed while handling "${err.messageType}": ${(err.cause as Error)?.message ?? err.cause}`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    metricsFile.close();
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    console.error(e instanceof Error ? e.message : e);
+    Deno.exit(e instanceof ArgsError || e instanceof ConfigError ? 2 : 1);
+  }
+}
