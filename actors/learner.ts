@@ -95,15 +95,6 @@ export interface LearnerState {
   checkpoints: string[];
 }
 
-function masked(values: Float32Array, mask: Float32Array): number {
-  let s = 0, n = 0;
-  for (let i = 0; i < values.length; i++) {
-    s += values[i]! * mask[i]!;
-    n += mask[i]!;
-  }
-  return n > 0 ? s / n : 0;
-}
-
 /** Aligns per-completion-token arrays to the packed `[n, t]` positions. */
 function alignTokens(
   rows: { prompt: number[]; values: number[] }[],
@@ -123,8 +114,12 @@ export const OPTIMIZER_FILE = "optimizer.safetensors";
 /** Serialises AdamW's moments (`m.<name>`, `v.<name>`) and step count. */
 export function encodeOptimizerState(state: AdamWState): Uint8Array {
   const tensors = new Map<string, { data: Float32Array; shape: number[] }>();
-  for (const [k, v] of Object.entries(state.m)) tensors.set(`m.${k}`, { data: v, shape: [v.length] });
-  for (const [k, v] of Object.entries(state.v)) tensors.set(`v.${k}`, { data: v, shape: [v.length] });
+  for (const [k, v] of Object.entries(state.m)) {
+    tensors.set(`m.${k}`, { data: v, shape: [v.length] });
+  }
+  for (const [k, v] of Object.entries(state.v)) {
+    tensors.set(`v.${k}`, { data: v, shape: [v.length] });
+  }
   return encodeSafetensors(tensors, { step: String(state.step) });
 }
 
@@ -312,7 +307,9 @@ export const learner: ActorLogic<LearnerState, Scored | Checkpoint, LearnerInput
           type: "Weights",
           version: state.version,
           tensors: Object.fromEntries(
-            [...(await model.exportWeights())].map(([k, v]) => [k, v.data as Float32Array<ArrayBuffer>]),
+            [...(await model.exportWeights())].map((
+              [k, v],
+            ) => [k, v.data as Float32Array<ArrayBuffer>]),
           ),
         };
         await ctx.send("sampler", weights);

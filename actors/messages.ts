@@ -37,6 +37,8 @@ export const EvaluateSchema = z.object({
   label: z.string(),
   queries: z.array(QuerySchema),
   params: SamplingParamsSchema,
+  /** Rows per generation batch (bounds memory); the Sampler's default when absent. */
+  batchSize: z.number().int().min(1).optional(),
 });
 
 /** PromptSource → Sampler: sample `n` completions for each query. */
@@ -48,6 +50,8 @@ export const GenerateSchema = z.object({
   queries: z.array(QuerySchema),
   n: z.number().int().min(1),
   params: SamplingParamsSchema,
+  /** Rows per generation batch (bounds memory); the Sampler's default when absent. */
+  batchSize: z.number().int().min(1).optional(),
 });
 
 /** One sampled completion. */
@@ -62,12 +66,13 @@ export const RolloutSchema = z.object({
 export type Rollout = z.infer<typeof RolloutSchema>;
 
 /** Sampler → Verifier: completions grouped by query (`n` consecutive rollouts per query). */
-export const RolloutsSchema = GenerateSchema.omit({ type: true, params: true }).extend({
-  type: z.literal("Rollouts"),
-  policyVersion: z.number().int().min(0),
-  rollouts: z.array(RolloutSchema),
-  sampleMs: z.number().min(0),
-});
+export const RolloutsSchema = GenerateSchema.omit({ type: true, params: true, batchSize: true })
+  .extend({
+    type: z.literal("Rollouts"),
+    policyVersion: z.number().int().min(0),
+    rollouts: z.array(RolloutSchema),
+    sampleMs: z.number().min(0),
+  });
 
 /** The verdict on one completion. */
 export const VerdictSchema = z.object({

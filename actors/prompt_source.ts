@@ -8,7 +8,11 @@
 import type { ActorLogic } from "./runtime/mod.ts";
 import type { Evaluate, Generate, Next, Query, SamplingParams } from "./messages.ts";
 import type { Tokenizer } from "../model/char_tokenizer.ts";
-import { type ArithmeticOptions, type ArithmeticProblem, problemStream } from "../data/arithmetic.ts";
+import {
+  type ArithmeticOptions,
+  type ArithmeticProblem,
+  problemStream,
+} from "../data/arithmetic.ts";
 
 /** Input of {@link promptSource}. */
 export interface PromptSourceInput {
@@ -84,6 +88,7 @@ export const promptSource: ActorLogic<PromptSourceState, Next | Evaluate, Prompt
           queries: message.queries,
           n: 1,
           params: message.params,
+          ...(message.batchSize ? { batchSize: message.batchSize } : {}),
         };
         await ctx.send("sampler", generate);
         return state;

@@ -52,7 +52,7 @@ export const sampler: ActorLogic<SamplerState, Generate | Weights, SamplerInput>
           }
         });
         const rollouts: Rollout[] = [];
-        const maxBatch = state.input.maxBatch ?? 128;
+        const maxBatch = message.batchSize ?? state.input.maxBatch ?? 128;
         for (let start = 0; start < prompts.length; start += maxBatch) {
           const gens = await generate(model, prompts.slice(start, start + maxBatch), {
             ...message.params,

@@ -44,7 +44,13 @@ export interface EvalResult {
   /** Number of problems. */
   count: number;
   /** Per problem: the completion text, parsed answer and verdict. */
-  samples: { id: string; completion: string; parsed: string | null; correct: boolean; reason: string }[];
+  samples: {
+    id: string;
+    completion: string;
+    parsed: string | null;
+    correct: boolean;
+    reason: string;
+  }[];
 }
 
 /** Generates one completion per problem and verifies it. */

@@ -10,7 +10,7 @@ import { z } from "zod";
 import { type ActorFailed, type Graph, GraphBuilder } from "../actors/runtime/mod.ts";
 import { promptSource, type PromptSourceInput } from "../actors/prompt_source.ts";
 import { sampler, type SamplerInput } from "../actors/sampler.ts";
-import { verifier } from "../actors/verifier.ts";
+import { verifier, type VerifierInput } from "../actors/verifier.ts";
 import { refPolicy, type RefPolicyInput } from "../actors/ref_policy.ts";
 import { learner, type LearnerInput, type PolicyAlgorithm } from "../actors/learner.ts";
 
@@ -67,6 +67,8 @@ export interface GrpoGraphInput {
   maxCompletionLength: number;
   mailboxCapacity: number;
   onFailure?: (report: ActorFailed) => void;
+  /** The Verifier's reward function. @default exact integer match */
+  reward?: VerifierInput["reward"];
 }
 
 /**
@@ -85,7 +87,10 @@ export function buildGrpoGraph(input: GrpoGraphInput): Graph {
   })
     .actor("prompt_source", promptSource, input.promptSource)
     .actor("sampler", sampler, input.sampler)
-    .actor("verifier", verifier, { trainTarget: useRef ? "ref_policy" : "learner" })
+    .actor("verifier", verifier, {
+      trainTarget: useRef ? "ref_policy" : "learner",
+      ...(input.reward ? { reward: input.reward } : {}),
+    })
     .actor("learner", learner, {
       ...input.learner,
       algorithm: grpoAlgorithm(input.config, input.maxCompletionLength),
@@ -124,7 +129,9 @@ export function grpoAlgorithm(config: GrpoConfig, maxCompletionLength: number): 
       });
       // dapo already divides by the tokens of the whole batch; the other reductions are
       // per micro-batch means, weighted by the micro-batch's share of rows.
-      const loss = config.loss_type === "dapo" ? out.loss : tf.mul(out.loss, scale.rowFraction) as tf.Scalar;
+      const loss = config.loss_type === "dapo"
+        ? out.loss
+        : tf.mul(out.loss, scale.rowFraction) as tf.Scalar;
       return {
         loss,
         stats: {

@@ -32,7 +32,9 @@ export function promptRenderer(prompts: TrainConfig["prompts"]): (question: stri
   return (question) =>
     buildLayer1Prompt(
       question,
-      prompts.template === undefined ? { systemPrompt } : { systemPrompt, template: prompts.template },
+      prompts.template === undefined
+        ? { systemPrompt }
+        : { systemPrompt, template: prompts.template },
     );
 }
 

@@ -23,11 +23,19 @@ import { SHORT_GUIDE_PHRASES } from "../prompts/system_prompts.ts";
 import { evaluatePolicy } from "../algorithms/evaluate.ts";
 
 const FLAGS = {
-  out: { type: "string", placeholder: "DIR", help: "Checkpoint folder to write (default checkpoints/tiny-sft)" },
+  out: {
+    type: "string",
+    placeholder: "DIR",
+    help: "Checkpoint folder to write (default checkpoints/tiny-sft)",
+  },
   "sft-steps": { type: "string", placeholder: "N", help: "Optimizer steps (default 600)" },
   batch: { type: "string", placeholder: "N", help: "Sequences per step (default 64)" },
   lr: { type: "string", placeholder: "LR", help: "Peak learning rate (default 2e-3)" },
-  "eval-every": { type: "string", placeholder: "N", help: "Evaluate and checkpoint every N steps (default 100)" },
+  "eval-every": {
+    type: "string",
+    placeholder: "N",
+    help: "Evaluate and checkpoint every N steps (default 100)",
+  },
   "correction-frac": {
     type: "string",
     placeholder: "F",
@@ -51,7 +59,9 @@ async function main(argv: string[]): Promise<number> {
     const v = args.values[name];
     if (v === undefined) return dflt;
     const n = Number(v);
-    if (!Number.isFinite(n)) throw new ArgsError(`Invalid value for --${name}: current value is "${v}"`);
+    if (!Number.isFinite(n)) {
+      throw new ArgsError(`Invalid value for --${name}: current value is "${v}"`);
+    }
     return n;
   };
   const config = loadConfig(args.config, { overrides: args.overrides });
@@ -62,7 +72,9 @@ async function main(argv: string[]): Promise<number> {
 
   const backend = await initBackend(config.model.backend);
   const tokenizer = new CharTokenizer();
-  const model = Transformer.create({ ...TINY_MODEL_CONFIG, vocab_size: tokenizer.vocabSize }, { seed });
+  const model = Transformer.create({ ...TINY_MODEL_CONFIG, vocab_size: tokenizer.vocabSize }, {
+    seed,
+  });
   const optimizer = new AdamW(model.params, { weightDecay: 0.01, beta2: 0.99 });
   const render = promptRenderer(config.prompts);
   const { problems: evalSet, keys } = heldOut(config.task);
@@ -86,11 +98,20 @@ async function main(argv: string[]): Promise<number> {
     }
     const batch = packBatch(prompts, completions, tokenizer.padId);
     const maskSum = batch.mask.reduce((a, b) => a + b, 0);
-    const lr = learningRateAt(step, { lr: peakLr, totalSteps: steps, warmupRatio: 0.05, schedule: "cosine", minLrRatio: 0.1 });
+    const lr = learningRateAt(step, {
+      lr: peakLr,
+      totalSteps: steps,
+      warmupRatio: 0.05,
+      schedule: "cosine",
+      minLrRatio: 0.1,
+    });
     const lossValue = tf.tidy(() => {
       const { value, grads } = tf.variableGrads(() => {
         const { logp } = batchLogprobs(model, batch);
-        return tf.div(tf.neg(tf.sum(tf.mul(logp, tf.tensor2d(batch.mask, [batch.n, batch.t])))), maskSum) as tf.Scalar;
+        return tf.div(
+          tf.neg(tf.sum(tf.mul(logp, tf.tensor2d(batch.mask, [batch.n, batch.t])))),
+          maskSum,
+        ) as tf.Scalar;
       }, [...model.params.values()]);
       const named: Record<string, tf.Tensor> = {};
       const byId = new Map([...model.params].map(([n, v]) => [v.name, n]));
@@ -116,7 +137,9 @@ async function main(argv: string[]): Promise<number> {
       const s = (performance.now() - t0) / 1000;
       console.log(
         `eval step ${step + 1}: held-out accuracy ${(100 * res.accuracy).toFixed(1)}% ` +
-          `format ${(100 * res.formatRate).toFixed(1)}% (${s.toFixed(0)} s) e.g. ${JSON.stringify(res.samples[0]!.completion)}`,
+          `format ${(100 * res.formatRate).toFixed(1)}% (${s.toFixed(0)} s) e.g. ${
+            JSON.stringify(res.samples[0]!.completion)
+          }`,
       );
       const state = {
         kind: "sft",

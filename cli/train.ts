@@ -11,7 +11,13 @@
 import { ArgsError, parseTrainArgs, TRAIN_HELP } from "./args.ts";
 import { ConfigError, configToYaml, deriveConfig, loadConfig } from "./config.ts";
 import type { TrainConfig } from "./config_schema.ts";
-import { arithmeticOptions, formatTable, heldOut, promptRenderer, resolveRepoPath } from "./common.ts";
+import {
+  arithmeticOptions,
+  formatTable,
+  heldOut,
+  promptRenderer,
+  resolveRepoPath,
+} from "./common.ts";
 import { ProgressReporter } from "./progress.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
@@ -37,6 +43,7 @@ async function evaluate(
     type: "Evaluate",
     label,
     queries: problems.map((p) => toQuery(p, { tokenizer, renderPrompt: render })),
+    batchSize: config.eval.batch_size,
     params: {
       maxNewTokens: config.eval.max_new_tokens,
       temperature: config.eval.temperature,
@@ -49,7 +56,10 @@ async function evaluate(
   const n = Math.max(1, scored.verdicts.length);
   return {
     accuracy: scored.verdicts.filter((v) => v.correct).length / n,
-    formatted: scored.verdicts.filter((v) => v.reason !== "no </think> tag" && v.reason !== "unclosed <think>").length / n,
+    formatted:
+      scored.verdicts.filter((v) =>
+        v.reason !== "no </think> tag" && v.reason !== "unclosed <think>"
+      ).length / n,
     meanLength: scored.rollouts.reduce((a, r) => a + r.completionIds.length, 0) / n,
     seconds: (performance.now() - t0) / 1000,
   };
@@ -95,14 +105,19 @@ async function main(argv: string[]): Promise<number> {
   const tokenizer = init.tokenizer;
   const samplerModel = init.model.clone({ trainable: false });
   const refModel = config.grpo.beta !== 0
-    ? (resumeFrom ? (await loadCheckpoint(initPath, { trainable: false })).model : init.model.clone({ trainable: false }))
+    ? (resumeFrom
+      ? (await loadCheckpoint(initPath, { trainable: false })).model
+      : init.model.clone({ trainable: false }))
     : undefined;
   const startStep = resumeFrom ? Number(init.state.step ?? 0) : 0;
   const version = resumeFrom ? Number(init.state.policy_version ?? startStep) : 0;
   let optimizer;
   if (resumeFrom) {
     try {
-      optimizer = decodeOptimizerState(await Deno.readFile(`${resumeFrom}/${OPTIMIZER_FILE}`), `${resumeFrom}/${OPTIMIZER_FILE}`);
+      optimizer = decodeOptimizerState(
+        await Deno.readFile(`${resumeFrom}/${OPTIMIZER_FILE}`),
+        `${resumeFrom}/${OPTIMIZER_FILE}`,
+      );
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
@@ -111,7 +126,11 @@ async function main(argv: string[]): Promise<number> {
   const render = promptRenderer(config.prompts);
   const { problems: evalSet, keys } = heldOut(config.task);
   const steps = config.run.steps;
-  const metricsFile = await Deno.open(`${runDir}/metrics.jsonl`, { create: true, append: true, write: true });
+  const metricsFile = await Deno.open(`${runDir}/metrics.jsonl`, {
+    create: true,
+    append: true,
+    write: true,
+  });
   const encoder = new TextEncoder();
   let failure: ActorFailedError | undefined;
   const graph = buildGrpoGraph({
@@ -137,7 +156,13 @@ async function main(argv: string[]): Promise<number> {
     },
     sampler: { model: samplerModel, tokenizer, seed: config.run.seed + startStep * 7919, version },
     ...(refModel
-      ? { refPolicy: { model: refModel, padId: tokenizer.padId, temperature: config.sampler.temperature } }
+      ? {
+        refPolicy: {
+          model: refModel,
+          padId: tokenizer.padId,
+          temperature: config.sampler.temperature,
+        },
+      }
       : {}),
     learner: {
       model: init.model,
@@ -160,7 +185,13 @@ async function main(argv: string[]): Promise<number> {
       keepLast: config.run.keep_last,
       checkpointState: () => ({ seed: config.run.seed, init: config.model.init }),
       ...(resumeFrom
-        ? { resume: { optimizerSteps: optimizer?.step ?? startStep, version, ...(optimizer ? { optimizer } : {}) } }
+        ? {
+          resume: {
+            optimizerSteps: optimizer?.step ?? startStep,
+            version,
+            ...(optimizer ? { optimizer } : {}),
+          },
+        }
         : {}),
     },
     onFailure: (report) => {
@@ -184,14 +215,29 @@ async function main(argv: string[]): Promise<number> {
     await graph.start();
     console.log(
       `mgrpo: ${config.algorithm} on ${config.task.kind}, ${init.model.numParameters} parameters, ` +
-        `backend ${backend}, ${steps - startStep} steps of ${config.sampler.prompts_per_step}×${config.grpo.num_generations}, run dir ${runDir}`,
+        `backend ${backend}, ${
+          steps - startStep
+        } steps of ${config.sampler.prompts_per_step}×${config.grpo.num_generations}, run dir ${runDir}`,
     );
     const before = config.eval.before
       ? await evaluate(graph, "before", evalSet, config, tokenizer, render)
       : undefined;
     if (before) {
-      console.log(`held-out accuracy before training: ${(100 * before.accuracy).toFixed(1)}% (${evalSet.length} problems, ${before.seconds.toFixed(1)} s)`);
-      await metricsFile.write(encoder.encode(JSON.stringify({ step: startStep, "eval/accuracy": before.accuracy, "eval/format_rate": before.formatted, "eval/mean_length": before.meanLength }) + "\n"));
+      console.log(
+        `held-out accuracy before training: ${
+          (100 * before.accuracy).toFixed(1)
+        }% (${evalSet.length} problems, ${before.seconds.toFixed(1)} s)`,
+      );
+      await metricsFile.write(
+        encoder.encode(
+          JSON.stringify({
+            step: startStep,
+            "eval/accuracy": before.accuracy,
+            "eval/format_rate": before.formatted,
+            "eval/mean_length": before.meanLength,
+          }) + "\n",
+        ),
+      );
     }
     const progress = new ProgressReporter(steps, startStep, config.run.log_every);
     let lastBusy = graph.stats();
@@ -211,8 +257,10 @@ async function main(argv: string[]): Promise<number> {
       const actorSeconds = Object.keys(busy).reduce((a, n) => a + (metrics[`time/${n}`] ?? 0), 0);
       metrics["time/step"] = stepSeconds;
       metrics["time/runtime_overhead"] = Math.max(0, stepSeconds - actorSeconds);
-      const sampled = (metrics["completions/mean_length"] ?? 0) * config.sampler.prompts_per_step * config.grpo.num_generations;
-      metrics["throughput/sampler_tokens_per_s"] = sampled / Math.max(1e-9, metrics["time/sampler"] ?? 0);
+      const sampled = (metrics["completions/mean_length"] ?? 0) * config.sampler.prompts_per_step *
+        config.grpo.num_generations;
+      metrics["throughput/sampler_tokens_per_s"] = sampled /
+        Math.max(1e-9, metrics["time/sampler"] ?? 0);
       await metricsFile.write(encoder.encode(JSON.stringify(metrics) + "\n"));
       progress.update(step, metrics, (performance.now() - t0) / 1000);
       lastStep = step;
@@ -226,13 +274,42 @@ async function main(argv: string[]): Promise<number> {
       ? await evaluate(graph, "after", evalSet, config, tokenizer, render)
       : undefined;
     if (after) {
-      await metricsFile.write(encoder.encode(JSON.stringify({ step: lastStep, "eval/accuracy": after.accuracy, "eval/format_rate": after.formatted, "eval/mean_length": after.meanLength }) + "\n"));
+      await metricsFile.write(
+        encoder.encode(
+          JSON.stringify({
+            step: lastStep,
+            "eval/accuracy": after.accuracy,
+            "eval/format_rate": after.formatted,
+            "eval/mean_length": after.meanLength,
+          }) + "\n",
+        ),
+      );
     }
     const seconds = (performance.now() - t0) / 1000;
-    if (before) table.push(["before", startStep, (100 * before.accuracy).toFixed(1), (100 * before.formatted).toFixed(1), before.meanLength.toFixed(1)]);
-    if (after) table.push(["after", lastStep, (100 * after.accuracy).toFixed(1), (100 * after.formatted).toFixed(1), after.meanLength.toFixed(1)]);
+    if (before) {
+      table.push([
+        "before",
+        startStep,
+        (100 * before.accuracy).toFixed(1),
+        (100 * before.formatted).toFixed(1),
+        before.meanLength.toFixed(1),
+      ]);
+    }
+    if (after) {
+      table.push([
+        "after",
+        lastStep,
+        (100 * after.accuracy).toFixed(1),
+        (100 * after.formatted).toFixed(1),
+        after.meanLength.toFixed(1),
+      ]);
+    }
     if (table.length) {
-      console.log(`\nHeld-out evaluation (${evalSet.length} problems, ${config.eval.greedy ? "greedy" : `temperature ${config.eval.temperature}`}):`);
+      console.log(
+        `\nHeld-out evaluation (${evalSet.length} problems, ${
+          config.eval.greedy ? "greedy" : `temperature ${config.eval.temperature}`
+        }):`,
+      );
       console.log(formatTable(["policy", "step", "accuracy %", "format %", "mean tokens"], table));
     }
     const summary = {
@@ -253,7 +330,11 @@ async function main(argv: string[]): Promise<number> {
     await graph.done.catch(() => {});
     const err = failure ?? (e instanceof ActorFailedError ? e : undefined);
     if (err) {
-      console.error(`\nActorFailed: actor "${err.actor}" failed while handling "${err.messageType}": ${(err.cause as Error)?.message ?? err.cause}`);
+      console.error(
+        `\nActorFailed: actor "${err.actor}" failed while handling "${err.messageType}": ${
+          (err.cause as Error)?.message ?? err.cause
+        }`,
+      );
       return 1;
     }
     throw e;

@@ -101,9 +101,12 @@ export async function loadCheckpoint(
     try {
       return await Deno.readFile(`${dir}/${name}`);
     } catch (cause) {
-      throw new Error(`Cannot load checkpoint "${dir}": cannot read "${name}": ${(cause as Error).message}`, {
-        cause,
-      });
+      throw new Error(
+        `Cannot load checkpoint "${dir}": cannot read "${name}": ${(cause as Error).message}`,
+        {
+          cause,
+        },
+      );
     }
   };
   const dec = new TextDecoder();
@@ -111,7 +114,9 @@ export async function loadCheckpoint(
     try {
       return JSON.parse(dec.decode(bytes));
     } catch (cause) {
-      throw new SyntaxError(`Cannot load checkpoint "${dir}": "${name}" is not valid JSON`, { cause });
+      throw new SyntaxError(`Cannot load checkpoint "${dir}": "${name}" is not valid JSON`, {
+        cause,
+      });
     }
   };
   const rawConfig = parseJson("config.json", await read("config.json"));
@@ -120,11 +125,18 @@ export async function loadCheckpoint(
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new TypeError(
-      `Cannot load checkpoint "${dir}": config.json field "${issue.path.join(".")}" ${issue.message}`,
+      `Cannot load checkpoint "${dir}": config.json field "${
+        issue.path.join(".")
+      }" ${issue.message}`,
     );
   }
-  const { tensors } = decodeSafetensors(await read("model.safetensors"), `${dir}/model.safetensors`);
-  const tokenizer = CharTokenizer.fromJSON(parseJson("tokenizer.json", await read("tokenizer.json")));
+  const { tensors } = decodeSafetensors(
+    await read("model.safetensors"),
+    `${dir}/model.safetensors`,
+  );
+  const tokenizer = CharTokenizer.fromJSON(
+    parseJson("tokenizer.json", await read("tokenizer.json")),
+  );
   let state: Record<string, unknown> = {};
   try {
     state = parseJson("trainer_state.json", await Deno.readFile(`${dir}/trainer_state.json`));

@@ -57,7 +57,9 @@ export function decodeSafetensors(
   source = "model.safetensors",
 ): { tensors: Map<string, HostTensor>; metadata: Record<string, string> } {
   if (bytes.length < 8) {
-    throw new SyntaxError(`Cannot read "${source}": file too short: current value is ${bytes.length} bytes`);
+    throw new SyntaxError(
+      `Cannot read "${source}": file too short: current value is ${bytes.length} bytes`,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = Number(view.getBigUint64(0, true));

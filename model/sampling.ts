@@ -109,7 +109,9 @@ export async function generate(
   if (b === 0) return [];
   const ctx = model.config.max_position_embeddings;
   const promptLen = Math.max(...prompts.map((p) => p.length));
-  if (prompts.some((p) => p.length === 0)) throw new RangeError("Cannot generate from an empty prompt");
+  if (prompts.some((p) => p.length === 0)) {
+    throw new RangeError("Cannot generate from an empty prompt");
+  }
   if (promptLen >= ctx) {
     throw new RangeError(
       `Prompt too long: must be shorter than the context of ${ctx} tokens: current value is ${promptLen}`,
@@ -125,7 +127,11 @@ export async function generate(
   };
   const stop = new Set(options.stopIds);
   const pads = prompts.map((p) => promptLen - p.length);
-  const out: Generation[] = prompts.map(() => ({ tokens: [], logprobs: [], finishReason: "length" }));
+  const out: Generation[] = prompts.map(() => ({
+    tokens: [],
+    logprobs: [],
+    finishReason: "length",
+  }));
   const done = new Array<boolean>(b).fill(false);
 
   // Prefill: [B, P] left-padded, causal mask plus padded keys.

@@ -336,7 +336,10 @@ export class Transformer {
       // --- attention: x = x + attn(norm1(x)) ---
       const xn = rmsNorm(x, this.#p(`${p}.input_layernorm.weight`) as tf.Tensor1D, c.rms_norm_eps);
       const q = rope(linear(xn, w("self_attn.q_proj.weight"), bias("self_attn.q_proj.bias")), h);
-      const kNew = rope(linear(xn, w("self_attn.k_proj.weight"), bias("self_attn.k_proj.bias")), hkv);
+      const kNew = rope(
+        linear(xn, w("self_attn.k_proj.weight"), bias("self_attn.k_proj.bias")),
+        hkv,
+      );
       const vNew = tf.reshape(
         linear(xn, w("self_attn.v_proj.weight"), bias("self_attn.v_proj.bias")),
         [b, t, hkv, hd],

@@ -42,7 +42,7 @@ Deno.test("loadConfig() reads the embedded default, equal to the schema defaults
   assert.equal(defaults.run.name, "tiny-grpo");
   assert.equal(defaults.run.steps, 60);
   assert.equal(defaults.model.backend, "wasm");
-  assert.equal(defaults.prompts.system, "Think in <think></think>, then answer.");
+  assert.equal(defaults.prompts.system, "");
   assert.equal(defaults.prompts.template, undefined);
   assert.equal(defaults.algorithm, "grpo");
   assert.equal(defaults.sampler.prompts_per_step, 16);

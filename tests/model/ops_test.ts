@@ -17,7 +17,10 @@ function close(a: tf.Tensor, b: tf.Tensor, tol = 1e-5): void {
   const x = a.dataSync(), y = b.dataSync();
   assert.equal(x.length, y.length);
   for (let i = 0; i < x.length; i++) {
-    assert.ok(Math.abs(x[i]! - y[i]!) <= tol * (1 + Math.abs(y[i]!)), `index ${i}: ${x[i]} vs ${y[i]}`);
+    assert.ok(
+      Math.abs(x[i]! - y[i]!) <= tol * (1 + Math.abs(y[i]!)),
+      `index ${i}: ${x[i]} vs ${y[i]}`,
+    );
   }
 }
 
@@ -61,7 +64,9 @@ Deno.test("embed() equals gather and its gradient equals gather's (cpu reference
     const ref = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, i2), w2)))(t2);
     assert.deepEqual(fastValue, tf.gather(t2, i2).arraySync());
     const g = fast.arraySync() as number[][], r = ref.arraySync() as number[][];
-    for (let i = 0; i < 6; i++) for (let j = 0; j < 4; j++) assert.ok(Math.abs(g[i]![j]! - r[i]![j]!) < 1e-5);
+    for (let i = 0; i < 6; i++) {
+      for (let j = 0; j < 4; j++) assert.ok(Math.abs(g[i]![j]! - r[i]![j]!) < 1e-5);
+    }
     // Row 1 appears twice: its gradient is the sum of w's rows 0 and 2.
     assert.ok(Math.abs(g[1]![0]! - (wData[0]![0]! + wData[2]![0]!)) < 1e-5);
   } finally {

@@ -1,0 +1,7 @@
+/**
+ * RL algorithms as actor graphs plus their losses, and policy evaluation.
+ *
+ * @module
+ */
+export * from "./grpo.ts";
+export * from "./evaluate.ts";

@@ -1,0 +1,386 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import {
+  decodeOptimizerState,
+  encodeOptimizerState,
+  learner,
+  OPTIMIZER_FILE,
+} from "../../actors/learner.ts";
+import type {
+  Checkpoint,
+  CheckpointSaved,
+  Query,
+  StepStats,
+  Weights,
+} from "../../actors/messages.ts";
+import { initBackend } from "../../model/backend.ts";
+import { loadCheckpoint } from "../../model/checkpoint.ts";
+import { completionLogprobs } from "../../model/sampling.ts";
+import {
+  assertClose,
+  type HandRollout,
+  makeLearnerInput,
+  makeQuery,
+  makeScored,
+  makeTinyModel,
+  recordingContext,
+  weightsDiff,
+  weightsOf,
+} from "../helpers.ts";
+
+await initBackend("wasm");
+
+const QUERIES: Query[] = [
+  makeQuery("q0", "Ann has 2 pens and gets 3 more.", 5),
+  makeQuery("q1", "Bo has 9 cards and gives away 4.", 5),
+];
+
+/** Two groups of G = 2 with rewards 1, 0 | 0.5, 0: mean 0.375, accuracy 0.25. */
+const MIXED: HandRollout[] = [
+  { query: 0, text: "<think>2+3=5</think>5", reward: 1 },
+  { query: 0, text: "<think>2+3=6</think>6 ok", reward: 0 },
+  { query: 1, text: "<think>9-4=5</think>", reward: 0.5 },
+  { query: 1, text: "<think>x</think>1", reward: 0 },
+];
+
+/** TRL's group advantage of a group of two: ±|r1 - r2|/2 / (std + 1e-4), std = |r1 - r2|/√2. */
+function pairAdvantage(r1: number, r2: number): [number, number] {
+  const a = Math.abs(r1 - r2) / 2 / (Math.abs(r1 - r2) / Math.SQRT2 + 1e-4);
+  return r1 > r2 ? [a, -a] : [-a, a];
+}
+
+/** The dapo loss at ratio 1: -Σ_i A_i·T_i / Σ_i T_i over the rows in `rows`. */
+function lossAtRatioOne(advantages: number[], lengths: number[], rows: number[]): number {
+  let num = 0, den = 0;
+  for (const i of rows) {
+    num += advantages[i]! * lengths[i]!;
+    den += lengths[i]!;
+  }
+  return -num / den;
+}
+
+Deno.test("learner.handle() updates the policy and reports the step's metrics", async () => {
+  const model = makeTinyModel(5);
+  const scored = await makeScored(model, QUERIES, MIXED, { n: 2, step: 1 });
+  const before = await weightsOf(model);
+  const ctx = recordingContext("learner");
+  const state = await learner.init(makeLearnerInput(model), ctx);
+  await learner.handle(state, scored, ctx);
+
+  // New weights go to the sampler, with version 1, equal to the model's.
+  assert.deepEqual(ctx.sent.map((s) => s.to), ["sampler", "stats"]);
+  const weights = ctx.only<Weights>("sampler");
+  assert.equal(weights.version, 1);
+  const after = await weightsOf(model);
+  assert.equal(weightsDiff(weights.tensors, after), 0);
+  assert.ok(weightsDiff(before, after) > 1e-4, "the weights did not change");
+  assert.equal(state.version, 1);
+  assert.equal(state.optimizerSteps, 1);
+
+  const stats = ctx.only<StepStats>("stats");
+  assert.equal(stats.step, 1);
+  assert.equal(stats.policyVersion, 1);
+  const m = stats.metrics;
+  assert.equal(m["reward/mean"], 0.375);
+  assertClose(m["reward/std"]!, Math.sqrt((0.625 ** 2 + 0.375 ** 2 + 0.125 ** 2 + 0.375 ** 2) / 3));
+  assert.equal(m["accuracy"], 0.25);
+  const lengths = scored.rollouts.map((r) => r.completionIds.length);
+  assert.equal(m["completions/mean_length"], lengths.reduce((a, b) => a + b) / 4);
+  assert.equal(m["completions/min_length"], Math.min(...lengths));
+  assert.equal(m["completions/max_length"], Math.max(...lengths));
+  assert.equal(m["completions/clipped_ratio"], 0);
+  assert.equal(m["policy_version/sampler"], 0);
+  assert.equal(m["frac_reward_zero_std"], 0);
+  assert.equal(m["train/rows"], 4);
+  assert.equal(m["train/skipped_updates"], 0);
+  assert.equal(m["learning_rate"], 1e-2);
+  // Ratio 1 (old log-probs are the policy's): no clipping, loss = -Σ A·T / Σ T.
+  const advantages = [...pairAdvantage(1, 0), ...pairAdvantage(0.5, 0)];
+  assertClose(m["loss/policy"]!, lossAtRatioOne(advantages, lengths, [0, 1, 2, 3]), 1e-5);
+  assertClose(m["ratio/mean"]!, 1, 1e-5);
+  assert.equal(m["clip_ratio/low_mean"], 0);
+  assert.equal(m["clip_ratio/high_mean"], 0);
+  assert.equal(m["clip_ratio/region_mean"], 0);
+  assert.equal(m["kl"], 0); // β = 0
+  assert.ok(m["grad_norm"]! > 0 && Number.isFinite(m["grad_norm"]));
+  // A random-init model is close to uniform over the 101 ids: entropy just below ln 101.
+  assert.ok(m["entropy"]! <= Math.log(101) + 1e-5 && m["entropy"]! > Math.log(101) - 0.05);
+  assert.ok(m["time/learner"]! > 0);
+  assert.deepEqual(stats.samples, [
+    { prompt: QUERIES[0]!.question, completion: MIXED[0]!.text, reward: 1, reason: "correct" },
+    {
+      prompt: QUERIES[0]!.question,
+      completion: MIXED[1]!.text,
+      reward: 0,
+      reason: 'answer is not an integer: "6 ok"',
+    },
+    {
+      prompt: QUERIES[1]!.question,
+      completion: MIXED[2]!.text,
+      reward: 0.5,
+      reason: "empty answer",
+    },
+    { prompt: QUERIES[1]!.question, completion: MIXED[3]!.text, reward: 0, reason: "wrong answer" },
+  ]);
+  learner.close!(state);
+  model.dispose();
+});
+
+Deno.test("learner.handle() reports clip ratios from the importance ratio", async () => {
+  const model = makeTinyModel(5);
+  // Rewards 1, 0 | 1, 0: rows 0 and 2 have A > 0, rows 1 and 3 A < 0. Old log-probs one nat
+  // below the policy's for A > 0 (ratio e > 1 + ε) and one above for A < 0 (ratio 1/e < 1 - ε):
+  // every token is clipped, so the loss has no gradient and the weights stay.
+  const rollouts = MIXED.map((r, i) => ({ ...r, reward: i % 2 === 0 ? 1 : 0 }));
+  const scored = await makeScored(model, QUERIES, rollouts, {
+    n: 2,
+    logprobShift: (i) => (i % 2 === 0 ? -1 : 1),
+  });
+  const before = await weightsOf(model);
+  const ctx = recordingContext("learner");
+  const state = await learner.init(makeLearnerInput(model), ctx);
+  await learner.handle(state, scored, ctx);
+  const m = ctx.only<StepStats>("stats").metrics;
+
+  const lengths = scored.rollouts.map((r) => r.completionIds.length);
+  const total = lengths.reduce((a, b) => a + b);
+  const positive = lengths[0]! + lengths[2]!;
+  const negative = lengths[1]! + lengths[3]!;
+  const [a] = pairAdvantage(1, 0);
+  assertClose(m["clip_ratio/high_mean"]!, positive / total, 1e-6);
+  assertClose(m["clip_ratio/low_mean"]!, negative / total, 1e-6);
+  assertClose(m["clip_ratio/region_mean"]!, 1, 1e-6);
+  assertClose(m["ratio/mean"]!, (Math.E * positive + negative / Math.E) / total, 1e-4);
+  // -min(r·A, clip(r)·A): -1.2·A on A > 0 tokens, +0.8·A on A < 0 tokens.
+  assertClose(m["loss/policy"]!, (-1.2 * a * positive + 0.8 * a * negative) / total, 1e-4);
+  assert.equal(m["grad_norm"], 0);
+  assert.equal(weightsDiff(before, await weightsOf(model)), 0);
+  learner.close!(state);
+  model.dispose();
+});
+
+Deno.test("learner.handle() with filter_groups leaves zero-variance groups out of the loss", async () => {
+  const model = makeTinyModel(5);
+  const ctx = recordingContext("learner");
+  const state = await learner.init(makeLearnerInput(model, { grpo: { filter_groups: true } }), ctx);
+
+  // Group 0 rewards 1, 0; group 1 rewards 1, 1 (dropped).
+  const partial = await makeScored(
+    model,
+    QUERIES,
+    MIXED.map((r, i) => ({ ...r, reward: i === 1 ? 0 : 1 })),
+    { n: 2, step: 1 },
+  );
+  await learner.handle(state, partial, ctx);
+  let m = ctx.to<StepStats>("stats")[0]!.metrics;
+  assert.equal(m["train/rows"], 2);
+  assert.equal(m["groups/filtered"], 1);
+  assert.equal(m["frac_reward_zero_std"], 0.5);
+  const lengths = partial.rollouts.map((r) => r.completionIds.length);
+  assertClose(m["loss/policy"]!, lossAtRatioOne(pairAdvantage(1, 0), lengths, [0, 1]), 1e-5);
+  assert.equal(m["reward/mean"], 0.75); // rewards are reported over the whole batch
+
+  // Every group all-equal: no rows, no update; the version still advances.
+  const before = await weightsOf(model);
+  const flat = await makeScored(model, QUERIES, MIXED.map((r) => ({ ...r, reward: 1 })), {
+    n: 2,
+    step: 2,
+  });
+  await learner.handle(state, flat, ctx);
+  m = ctx.to<StepStats>("stats")[1]!.metrics;
+  assert.equal(m["train/rows"], 0);
+  assert.equal(m["groups/filtered"], 2);
+  assert.equal(m["frac_reward_zero_std"], 1);
+  assert.equal(m["reward/mean"], 1);
+  assert.equal(m["loss/policy"], undefined);
+  assert.equal(weightsDiff(before, await weightsOf(model)), 0);
+  assert.equal(state.optimizerSteps, 1);
+  assert.deepEqual(ctx.to<Weights>("sampler").map((w) => w.version), [1, 2]);
+  learner.close!(state);
+  model.dispose();
+});
+
+Deno.test("learner.handle() with mask_truncated_completions excludes truncated rows", async () => {
+  const rollouts: HandRollout[] = [{ ...MIXED[0]!, truncated: true }, ...MIXED.slice(1)];
+  const advantages = [...pairAdvantage(1, 0), ...pairAdvantage(0.5, 0)];
+
+  const run = async (maskTruncated: boolean, batch: HandRollout[]) => {
+    const model = makeTinyModel(5);
+    const scored = await makeScored(model, QUERIES, batch, { n: 2 });
+    const before = await weightsOf(model);
+    const ctx = recordingContext("learner");
+    const state = await learner.init(
+      makeLearnerInput(model, { grpo: { mask_truncated_completions: maskTruncated } }),
+      ctx,
+    );
+    await learner.handle(state, scored, ctx);
+    const changed = weightsDiff(before, await weightsOf(model));
+    learner.close!(state);
+    model.dispose();
+    return {
+      m: ctx.only<StepStats>("stats").metrics,
+      lengths: scored.rollouts.map((r) => r.completionIds.length),
+      changed,
+    };
+  };
+
+  const masked = await run(true, rollouts);
+  assert.equal(masked.m["completions/clipped_ratio"], 0.25);
+  assertClose(
+    masked.m["loss/policy"]!,
+    lossAtRatioOne(advantages, masked.lengths, [1, 2, 3]),
+    1e-5,
+  );
+  const unmasked = await run(false, rollouts);
+  assertClose(
+    unmasked.m["loss/policy"]!,
+    lossAtRatioOne(advantages, unmasked.lengths, [0, 1, 2, 3]),
+    1e-5,
+  );
+
+  // All rows truncated: nothing enters the loss, so the weights do not move.
+  const allTruncated = MIXED.map((r) => ({ ...r, truncated: true }));
+  const none = await run(true, allTruncated);
+  assert.equal(none.m["loss/policy"], 0);
+  assert.equal(none.m["entropy"], 0);
+  assert.equal(none.changed, 0);
+  assert.ok((await run(false, allTruncated)).changed > 1e-4);
+});
+
+Deno.test("learner.handle() writes a loadable checkpoint on Checkpoint and reports it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "learner_test_" });
+  try {
+    const model = makeTinyModel(5);
+    const scored = await makeScored(model, QUERIES, MIXED, { n: 2 });
+    const ctx = recordingContext("learner");
+    const state = await learner.init(
+      makeLearnerInput(model, { learner: { checkpointState: () => ({ seed: 11 }) } }),
+      ctx,
+    );
+    await learner.handle(state, scored, ctx);
+    const message: Checkpoint = { type: "Checkpoint", step: 1, path: `${dir}/checkpoint-1` };
+    await learner.handle(state, message, ctx);
+
+    const saved = ctx.only<CheckpointSaved>("events");
+    assert.deepEqual(saved, { type: "CheckpointSaved", step: 1, path: `${dir}/checkpoint-1` });
+    const loaded = await loadCheckpoint(`${dir}/checkpoint-1`);
+    assert.equal(weightsDiff(await weightsOf(loaded.model), await weightsOf(model)), 0);
+    assert.deepEqual(loaded.state, { step: 1, policy_version: 1, optimizer_steps: 1, seed: 11 });
+    const bytes = await Deno.readFile(`${dir}/checkpoint-1/${OPTIMIZER_FILE}`);
+    const optimizer = decodeOptimizerState(bytes, OPTIMIZER_FILE);
+    assert.equal(optimizer.step, 1);
+    assert.deepEqual(Object.keys(optimizer.m).sort(), [...model.params.keys()].sort());
+    assert.deepEqual(Object.keys(optimizer.v).sort(), [...model.params.keys()].sort());
+    assert.deepEqual(decodeOptimizerState(encodeOptimizerState(optimizer), "x"), optimizer);
+    loaded.model.dispose();
+    learner.close!(state);
+    model.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("learner.handle() resumed from a checkpoint continues bit for bit", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "learner_test_" });
+  try {
+    // Uninterrupted: two steps, checkpoint-1 written on the way (checkpoint_every 1, keep_last 1).
+    const model = makeTinyModel(5);
+    const batch1 = await makeScored(model, QUERIES, MIXED, { n: 2, step: 1 });
+    const batch2 = { ...batch1, step: 2 };
+    const ctx = recordingContext("learner");
+    const input = makeLearnerInput(model, {
+      learner: { checkpointEvery: 1, checkpointDir: dir, keepLast: 1 },
+    });
+    const state = await learner.init(input, ctx);
+    await learner.handle(state, batch1, ctx);
+    const snapshot = `${dir}/snapshot`;
+    await learner.handle(state, { type: "Checkpoint", step: 1, path: snapshot }, ctx);
+    await learner.handle(state, batch2, ctx);
+    const straight = await weightsOf(model);
+    // keep_last 1: checkpoint-1 was replaced by checkpoint-2.
+    const names = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    assert.deepEqual(names.sort(), ["checkpoint-2", "snapshot"]);
+
+    // Resumed: load the step-1 snapshot and its optimizer state, run step 2 again.
+    const loaded = await loadCheckpoint(snapshot);
+    const optimizer = decodeOptimizerState(
+      await Deno.readFile(`${snapshot}/${OPTIMIZER_FILE}`),
+      OPTIMIZER_FILE,
+    );
+    const resumedCtx = recordingContext("learner");
+    const resumed = await learner.init(
+      makeLearnerInput(loaded.model, {
+        learner: { resume: { optimizerSteps: 1, version: 1, optimizer } },
+      }),
+      resumedCtx,
+    );
+    await learner.handle(resumed, batch2, resumedCtx);
+    assert.equal(resumedCtx.only<Weights>("sampler").version, 2);
+    assert.equal(resumedCtx.only<StepStats>("stats").policyVersion, 2);
+    assert.ok(weightsDiff(await weightsOf(loaded.model), straight) < 1e-6);
+    learner.close!(state);
+    learner.close!(resumed);
+    model.dispose();
+    loaded.model.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("learner.handle() accumulates micro-batches to the loss and gradient of one batch", async () => {
+  // dapo divides by the tokens of the whole batch and grpo averages sequences, so both are
+  // independent of the micro-batch split (bnpo is a per-micro-batch token mean, as in TRL).
+  for (const lossType of ["dapo", "grpo"] as const) {
+    const results: Record<string, number>[] = [];
+    for (const microBatchSize of [64, 3, 1]) {
+      const model = makeTinyModel(5);
+      const scored = await makeScored(model, QUERIES, MIXED, { n: 2 });
+      const ctx = recordingContext("learner");
+      const state = await learner.init(
+        makeLearnerInput(model, { grpo: { loss_type: lossType }, learner: { microBatchSize } }),
+        ctx,
+      );
+      await learner.handle(state, scored, ctx);
+      results.push(ctx.only<StepStats>("stats").metrics);
+      learner.close!(state);
+      model.dispose();
+    }
+    const [whole, ...split] = results;
+    for (const m of split) {
+      assertClose(m["loss/policy"]!, whole!["loss/policy"]!, 1e-5, `${lossType} loss`);
+      assertClose(m["grad_norm"]!, whole!["grad_norm"]!, 1e-4 * whole!["grad_norm"]!, lossType);
+      assertClose(m["entropy"]!, whole!["entropy"]!, 1e-5, `${lossType} entropy`);
+    }
+  }
+});
+
+Deno.test("learner.handle() frees its intermediate tensors", async () => {
+  const model = makeTinyModel(5);
+  const ref = model.clone({ trainable: false });
+  const scored = await makeScored(model, QUERIES, MIXED, { n: 2 });
+  scored.refLogprobs = await completionLogprobs(
+    ref,
+    scored.rollouts.map((r) => QUERIES[r.queryIndex]!.promptIds),
+    scored.rollouts.map((r) => r.completionIds),
+    { padId: 0 },
+  );
+  const ctx = recordingContext("learner");
+  // β > 0, μ = 2 and micro-batches of 3: every path of the update runs.
+  const state = await learner.init(
+    makeLearnerInput(model, {
+      grpo: { beta: 0.04, num_iterations: 2 },
+      learner: { numIterations: 2, microBatchSize: 3 },
+    }),
+    ctx,
+  );
+  await learner.handle(state, scored, ctx); // creates the optimizer moments
+  const before = tf.memory().numTensors;
+  await learner.handle(state, { ...scored, step: 2 }, ctx);
+  await learner.handle(state, { ...scored, step: 3 }, ctx);
+  assert.equal(tf.memory().numTensors, before);
+  assert.equal(state.optimizerSteps, 6);
+  learner.close!(state);
+  model.dispose();
+  ref.dispose();
+});

@@ -1,0 +1,251 @@
+/**
+ * Shared test helpers: a tiny random-init model (so tests never depend on the committed
+ * warm-start checkpoint) and a recording {@link ActorContext} for calling actor logic
+ * directly, without channels.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import type { ActorContext } from "../actors/runtime/mod.ts";
+import type { LearnerInput } from "../actors/learner.ts";
+import type { Query, Scored } from "../actors/messages.ts";
+import { grpoAlgorithm, type GrpoConfig, GrpoConfigSchema } from "../algorithms/grpo.ts";
+import { Transformer } from "../model/transformer.ts";
+import type { ModelConfig } from "../model/model_config.ts";
+import { CharTokenizer } from "../model/char_tokenizer.ts";
+import { saveCheckpoint } from "../model/checkpoint.ts";
+import { completionLogprobs } from "../model/sampling.ts";
+import { buildLayer1Prompt } from "../prompts/chat_template.ts";
+import { verifyIntegerAnswer } from "../verifiers/integer_answer.ts";
+
+/** The repository root, with a trailing slash. */
+export const REPO_ROOT: string = new URL("../", import.meta.url).pathname;
+
+/**
+ * A very small Qwen2-shaped architecture over the character vocabulary: hidden 16, one
+ * layer, context 256 (long enough for the ChatML arithmetic prompts plus a completion).
+ */
+export const TINY_TEST_CONFIG: ModelConfig = {
+  vocab_size: new CharTokenizer().vocabSize,
+  hidden_size: 16,
+  intermediate_size: 32,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  max_position_embeddings: 256,
+  rope_theta: 10000,
+  rms_norm_eps: 1e-6,
+  tie_word_embeddings: true,
+  attention_bias: true,
+};
+
+/** A random-init {@link TINY_TEST_CONFIG} model, reproducible from `seed`. */
+export function makeTinyModel(
+  seed = 0,
+  options: { trainable?: boolean } = {},
+): Transformer {
+  return Transformer.create(TINY_TEST_CONFIG, { seed, ...options });
+}
+
+/**
+ * Creates a random-init tiny model and saves it as a checkpoint folder `dir` (with the
+ * default {@link CharTokenizer}); returns `dir`.
+ */
+export async function makeTinyCheckpoint(dir: string, seed = 0): Promise<string> {
+  const model = makeTinyModel(seed);
+  try {
+    await saveCheckpoint(dir, model, new CharTokenizer(), { step: 0 });
+  } finally {
+    model.dispose();
+  }
+  return dir;
+}
+
+/** One message sent through a {@link RecordingContext}. */
+export interface SentMessage {
+  /** Recipient name. */
+  to: string;
+  /** The message as sent. */
+  message: { type: string } & Record<string, unknown>;
+}
+
+/** An {@link ActorContext} that accepts every send and records it in order. */
+export interface RecordingContext extends ActorContext {
+  /** Every message sent so far, oldest first. */
+  readonly sent: SentMessage[];
+  /** The messages sent to `to`, oldest first. */
+  to<T>(to: string): T[];
+  /** The only message sent to `to`; fails the test when there is not exactly one. */
+  only<T>(to: string): T;
+}
+
+/** A fake actor context for unit tests: records every `send`, never blocks. */
+export function recordingContext(name = "test"): RecordingContext {
+  const sent: SentMessage[] = [];
+  const controller = new AbortController();
+  return {
+    name,
+    signal: controller.signal,
+    sent,
+    send(to, message) {
+      sent.push({ to, message: message as SentMessage["message"] });
+      return Promise.resolve();
+    },
+    to<T>(to: string): T[] {
+      return sent.filter((s) => s.to === to).map((s) => s.message as T);
+    },
+    only<T>(to: string): T {
+      const list = sent.filter((s) => s.to === to);
+      assert.equal(list.length, 1, `expected exactly one message to "${to}"`);
+      return list[0]!.message as T;
+    },
+  };
+}
+
+/** Fails unless `|actual - expected| <= tol`. */
+export function assertClose(actual: number, expected: number, tol = 1e-6, label = ""): void {
+  assert.ok(
+    Math.abs(actual - expected) <= tol,
+    `${label} expected ${expected}, got ${actual} (tolerance ${tol})`,
+  );
+}
+
+/** Largest absolute element-wise difference of two equal-length arrays. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, "length");
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/** The ChatML prompt (no system turn) the tests use, as the CLI renders it by default. */
+export function renderTestPrompt(question: string): string {
+  return buildLayer1Prompt(question, { systemPrompt: null });
+}
+
+/** A query for `question` with its prompt rendered and tokenized. */
+export function makeQuery(id: string, question: string, answer: number): Query {
+  return {
+    id,
+    question,
+    answer,
+    promptIds: new CharTokenizer().encode(renderTestPrompt(question)),
+  };
+}
+
+/** One hand-made completion of {@link makeScored}. */
+export interface HandRollout {
+  /** Index of its query. */
+  query: number;
+  /** Completion text; `<|im_end|>` is appended unless `truncated`. */
+  text: string;
+  /** Reward given to it. */
+  reward: number;
+  /** Marks it as cut at the length limit (`finishReason: "length"`). @default false */
+  truncated?: boolean;
+}
+
+/**
+ * A `Scored` training batch made by hand: `queries`, `n` consecutive rollouts per query,
+ * the rewards given, and old log-probs teacher-forced from `model` (so the importance ratio
+ * starts at 1), each shifted by `logprobShift(i)` when given.
+ */
+export async function makeScored(
+  model: Transformer,
+  queries: Query[],
+  rollouts: HandRollout[],
+  options: { n: number; step?: number; logprobShift?: (i: number) => number },
+): Promise<Scored> {
+  const tokenizer = new CharTokenizer();
+  const completionIds = rollouts.map((r) =>
+    tokenizer.encode(r.truncated ? r.text : `${r.text}<|im_end|>`)
+  );
+  const logprobs = await completionLogprobs(
+    model,
+    rollouts.map((r) => queries[r.query]!.promptIds),
+    completionIds,
+    { padId: tokenizer.padId, temperature: 1 },
+  );
+  return {
+    type: "Scored",
+    purpose: "train",
+    step: options.step ?? 1,
+    label: "train",
+    queries,
+    n: options.n,
+    policyVersion: 0,
+    sampleMs: 1,
+    rollouts: rollouts.map((r, i) => ({
+      queryIndex: r.query,
+      completionIds: completionIds[i]!,
+      logprobs: logprobs[i]!.map((lp) => lp + (options.logprobShift?.(i) ?? 0)),
+      text: r.text,
+      finishReason: r.truncated ? "length" : "stop",
+    })),
+    verdicts: rollouts.map((r) => {
+      const v = verifyIntegerAnswer(r.text, queries[r.query]!.answer);
+      return { ...v, reward: r.reward, correct: r.reward === 1 };
+    }),
+  };
+}
+
+/**
+ * A Learner input for `model` with plain settings: constant learning rate 1e-2 without
+ * warm-up, no weight decay, no checkpoints, one optimizer step per batch, the GRPO algorithm
+ * with `grpo` over TRL's defaults.
+ */
+export function makeLearnerInput(
+  model: Transformer,
+  options: { grpo?: Partial<GrpoConfig>; learner?: Partial<LearnerInput> } = {},
+): LearnerInput {
+  const config = GrpoConfigSchema.parse({ num_generations: 2, ...options.grpo });
+  return {
+    model,
+    tokenizer: new CharTokenizer(),
+    algorithm: grpoAlgorithm(config, 32),
+    lr: 1e-2,
+    lrSchedule: "constant",
+    warmupRatio: 0,
+    minLrRatio: 0,
+    weightDecay: 0,
+    adamBeta1: 0.9,
+    adamBeta2: 0.999,
+    adamEps: 1e-8,
+    maxGradNorm: 1,
+    microBatchSize: 64,
+    numIterations: 1,
+    totalSteps: 10,
+    maskTruncated: config.mask_truncated_completions,
+    checkpointEvery: 0,
+    checkpointDir: "",
+    keepLast: 2,
+    ...options.learner,
+  };
+}
+
+/** The model's weights in Hugging Face layout, by name. */
+export async function weightsOf(model: Transformer): Promise<Record<string, Float32Array>> {
+  return Object.fromEntries([...(await model.exportWeights())].map(([k, v]) => [k, v.data]));
+}
+
+/** Largest absolute difference over every tensor of two weight sets with the same names. */
+export function weightsDiff(
+  a: Record<string, Float32Array>,
+  b: Record<string, Float32Array>,
+): number {
+  assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort());
+  return Math.max(...Object.keys(a).map((k) => maxAbsDiff(a[k]!, b[k]!)));
+}
+
+/** Resolves or rejects like `promise`, but rejects after `ms` milliseconds so a hang fails the test. */
+export async function within<T>(promise: Promise<T>, ms: number, what = "promise"): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
