@@ -5,6 +5,8 @@
  * @module
  */
 import type { TrainConfig } from "./config_schema.ts";
+import { ArgsError } from "./args.ts";
+import { ConfigError } from "./config.ts";
 import { buildLayer1Prompt } from "../prompts/chat_template.ts";
 import { TABLE1_SYSTEM_PROMPT } from "../prompts/system_prompts.ts";
 import { heldOutProblems, problemKey } from "../data/arithmetic.ts";
@@ -59,4 +61,17 @@ export function formatTable(header: string[], rows: (string | number)[][]): stri
   const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
   return [line(cells[0]!), widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(line)]
     .join("\n");
+}
+
+/**
+ * Runs a CLI entry point and exits with its code: a thrown `ArgsError` or `ConfigError`
+ * prints its message and exits 2 (bad command line or config), anything else exits 1.
+ */
+export async function runMain(main: (argv: string[]) => Promise<number>): Promise<never> {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    console.error(e instanceof Error ? e.message : e);
+    Deno.exit(e instanceof ArgsError || e instanceof ConfigError ? 2 : 1);
+  }
 }

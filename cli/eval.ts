@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { ArgsError, formatHelp, parseCommonArgs } from "./args.ts";
-import { ConfigError, loadConfig } from "./config.ts";
-import { formatTable, heldOut, promptRenderer, resolveRepoPath } from "./common.ts";
+import { formatHelp, parseCommonArgs } from "./args.ts";
+import { loadConfig } from "./config.ts";
+import { formatTable, heldOut, promptRenderer, resolveRepoPath, runMain } from "./common.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { evaluatePolicy } from "../algorithms/evaluate.ts";
@@ -78,11 +78,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    console.error(e instanceof Error ? e.message : e);
-    Deno.exit(e instanceof ArgsError || e instanceof ConfigError ? 2 : 1);
-  }
-}
+if (import.meta.main) await runMain(main);

@@ -9,7 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { ArgsError, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "./config.ts";
-import { arithmeticOptions, heldOut, promptRenderer, resolveRepoPath } from "./common.ts";
+import { arithmeticOptions, heldOut, promptRenderer, resolveRepoPath, runMain } from "./common.ts";
 import { initBackend } from "../model/backend.ts";
 import { Transformer } from "../model/transformer.ts";
 import { TINY_MODEL_CONFIG } from "../model/model_config.ts";
@@ -158,11 +158,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    console.error(e instanceof Error ? e.message : e);
-    Deno.exit(e instanceof ArgsError ? 2 : 1);
-  }
-}
+if (import.meta.main) await runMain(main);

@@ -8,8 +8,8 @@
  *
  * @module
  */
-import { ArgsError, parseTrainArgs, TRAIN_HELP } from "./args.ts";
-import { ConfigError, configToYaml, deriveConfig, loadConfig } from "./config.ts";
+import { parseTrainArgs, TRAIN_HELP } from "./args.ts";
+import { configToYaml, deriveConfig, loadConfig } from "./config.ts";
 import type { TrainConfig } from "./config_schema.ts";
 import {
   arithmeticOptions,
@@ -17,6 +17,7 @@ import {
   heldOut,
   promptRenderer,
   resolveRepoPath,
+  runMain,
 } from "./common.ts";
 import { ProgressReporter } from "./progress.ts";
 import { initBackend } from "../model/backend.ts";
@@ -219,26 +220,30 @@ async function main(argv: string[]): Promise<number> {
           steps - startStep
         } steps of ${config.sampler.prompts_per_step}×${config.grpo.num_generations}, run dir ${runDir}`,
     );
-    const before = config.eval.before
-      ? await evaluate(graph, "before", evalSet, config, tokenizer, render)
-      : undefined;
-    if (before) {
+    const writeLine = (record: Record<string, number>) =>
+      metricsFile.write(encoder.encode(JSON.stringify(record) + "\n"));
+    const runEval = async (label: "before" | "after", step: number) => {
+      const res = await evaluate(graph, label, evalSet, config, tokenizer, render);
+      await writeLine({
+        step,
+        "eval/accuracy": res.accuracy,
+        "eval/format_rate": res.formatted,
+        "eval/mean_length": res.meanLength,
+      });
+      table.push([
+        label,
+        step,
+        (100 * res.accuracy).toFixed(1),
+        (100 * res.formatted).toFixed(1),
+        res.meanLength.toFixed(1),
+      ]);
       console.log(
-        `held-out accuracy before training: ${
-          (100 * before.accuracy).toFixed(1)
-        }% (${evalSet.length} problems, ${before.seconds.toFixed(1)} s)`,
+        `held-out accuracy ${label} training: ${(100 * res.accuracy).toFixed(1)}% ` +
+          `(${evalSet.length} problems, ${res.seconds.toFixed(1)} s)`,
       );
-      await metricsFile.write(
-        encoder.encode(
-          JSON.stringify({
-            step: startStep,
-            "eval/accuracy": before.accuracy,
-            "eval/format_rate": before.formatted,
-            "eval/mean_length": before.meanLength,
-          }) + "\n",
-        ),
-      );
-    }
+      return res;
+    };
+    const before = config.eval.before ? await runEval("before", startStep) : undefined;
     const progress = new ProgressReporter(steps, startStep, config.run.log_every);
     let lastBusy = graph.stats();
     for (let step = startStep + 1; step <= steps && !stopRequested; step++) {
@@ -261,7 +266,7 @@ async function main(argv: string[]): Promise<number> {
         config.grpo.num_generations;
       metrics["throughput/sampler_tokens_per_s"] = sampled /
         Math.max(1e-9, metrics["time/sampler"] ?? 0);
-      await metricsFile.write(encoder.encode(JSON.stringify(metrics) + "\n"));
+      await writeLine(metrics);
       progress.update(step, metrics, (performance.now() - t0) / 1000);
       lastStep = step;
     }
@@ -270,40 +275,8 @@ async function main(argv: string[]): Promise<number> {
     await graph.send("learner", { type: "Checkpoint", step: lastStep, path: final });
     const saved = await graph.sink<CheckpointSaved>("events").receive();
     console.log(`checkpoint: ${saved.path}`);
-    const after = config.eval.after
-      ? await evaluate(graph, "after", evalSet, config, tokenizer, render)
-      : undefined;
-    if (after) {
-      await metricsFile.write(
-        encoder.encode(
-          JSON.stringify({
-            step: lastStep,
-            "eval/accuracy": after.accuracy,
-            "eval/format_rate": after.formatted,
-            "eval/mean_length": after.meanLength,
-          }) + "\n",
-        ),
-      );
-    }
+    const after = config.eval.after ? await runEval("after", lastStep) : undefined;
     const seconds = (performance.now() - t0) / 1000;
-    if (before) {
-      table.push([
-        "before",
-        startStep,
-        (100 * before.accuracy).toFixed(1),
-        (100 * before.formatted).toFixed(1),
-        before.meanLength.toFixed(1),
-      ]);
-    }
-    if (after) {
-      table.push([
-        "after",
-        lastStep,
-        (100 * after.accuracy).toFixed(1),
-        (100 * after.formatted).toFixed(1),
-        after.meanLength.toFixed(1),
-      ]);
-    }
     if (table.length) {
       console.log(
         `\nHeld-out evaluation (${evalSet.length} problems, ${
@@ -345,11 +318,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    console.error(e instanceof Error ? e.message : e);
-    Deno.exit(e instanceof ArgsError || e instanceof ConfigError ? 2 : 1);
-  }
-}
+if (import.meta.main) await runMain(main);

@@ -54,7 +54,7 @@ export interface ActorStats {
   queueDepth: number;
   /** Messages handled successfully. */
   handled: number;
-  /** Total milliseconds spent inside `handle`. */
+  /** Total milliseconds spent inside `handle`, not counting time awaiting `ctx.send`. */
   busyMs: number;
   /** How many times the actor was restarted. */
   restarts: number;
@@ -248,6 +248,8 @@ interface ActorRuntime {
   hasValue: boolean;
   handled: number;
   busyMs: number;
+  /** Time spent awaiting `ctx.send` (backpressure, other actors running): not busy time. */
+  sendWaitMs: number;
   restarts: number;
   /** The actor's whole life (init + loop); never rejects. */
   life: Promise<void> | undefined;
@@ -279,10 +281,18 @@ class InProcessGraph implements Graph {
       const name = spec.name;
       const ctx: ActorContext = {
         name,
-        send: (to, message, options) => this.#route(to, message, name).send(message, options),
+        send: async (to, message, options) => {
+          const channel = this.#route(to, message, name);
+          const started = performance.now();
+          try {
+            await channel.send(message, options);
+          } finally {
+            runtime.sendWaitMs += performance.now() - started;
+          }
+        },
         signal: this.#controller.signal,
       };
-      return {
+      const runtime: ActorRuntime = {
         name,
         logic: spec.logic,
         input: spec.input,
@@ -294,11 +304,13 @@ class InProcessGraph implements Graph {
         hasValue: false,
         handled: 0,
         busyMs: 0,
+        sendWaitMs: 0,
         restarts: 0,
         life: undefined,
         ended: false,
         closed: false,
       };
+      return runtime;
     });
     for (const spec of sinks) {
       const channel = new Channel<AnyMessage>(spec.capacity);
@@ -436,6 +448,7 @@ class InProcessGraph implements Graph {
       if (signal.aborted) return;
       actor.status = "running";
       const started = performance.now();
+      const waitedBefore = actor.sendWaitMs;
       let failed = false;
       let cause: unknown;
       try {
@@ -446,7 +459,9 @@ class InProcessGraph implements Graph {
         failed = true;
         cause = error;
       }
-      actor.busyMs += performance.now() - started;
+      // Busy time excludes awaiting ctx.send: in one thread that wait includes the time the
+      // receiving actors spend running, which is theirs.
+      actor.busyMs += performance.now() - started - (actor.sendWaitMs - waitedBefore);
       actor.status = "idle";
       if (!failed) continue;
       // A handler interrupted by the stop (closed channel, aborted signal) is not a failure.
