@@ -68,6 +68,11 @@ export interface LearnerInput {
   adamEps: number;
   maxGradNorm: number;
   microBatchSize: number;
+  /**
+   * Sampling temperature: log-probs are taken under `softmax(logits / temperature)`, the
+   * distribution the Sampler drew from (TRL does the same). @default 1
+   */
+  temperature?: number;
   /** μ: optimizer steps per generation batch. */
   numIterations: number;
   /** Training steps of the run (for the schedule). */
@@ -195,6 +200,7 @@ export const learner: ActorLogic<LearnerState, Scored | Checkpoint, LearnerInput
             message.rollouts.map((r) => (r.finishReason === "length" ? 1 : 0)),
           ),
           "policy_version/sampler": message.policyVersion,
+          ...Object.fromEntries(Object.entries(message.timings).map(([k, v]) => [`time/${k}`, v])),
           ...adv.metrics,
         };
         let lossSum = 0, gradNorm = 0, skipped = 0;
@@ -241,7 +247,11 @@ export const learner: ActorLogic<LearnerState, Scored | Checkpoint, LearnerInput
                 let stats: Record<string, tf.Scalar> = {};
                 let ent: tf.Scalar = tf.scalar(0);
                 const { value, grads } = tf.variableGrads(() => {
-                  const { logp, entropy: tokEnt } = batchLogprobs(model, sub);
+                  const { logp, entropy: tokEnt } = batchLogprobs(
+                    model,
+                    sub,
+                    input.temperature ?? 1,
+                  );
                   const maskT = tf.tensor2d(sub.mask, [sub.n, t]);
                   const res = algorithm.loss({
                     logp,

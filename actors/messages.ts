@@ -71,7 +71,11 @@ export const RolloutsSchema = GenerateSchema.omit({ type: true, params: true, ba
     type: z.literal("Rollouts"),
     policyVersion: z.number().int().min(0),
     rollouts: z.array(RolloutSchema),
-    sampleMs: z.number().min(0),
+    /**
+     * Seconds each actor on the way spent on this batch, by actor name, measured by the
+     * actor itself (in one thread, wall time around a handler would include other actors).
+     */
+    timings: z.record(z.string(), z.number().min(0)),
   });
 
 /** The verdict on one completion. */

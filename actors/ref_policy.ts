@@ -28,6 +28,7 @@ export const refPolicy: ActorLogic<RefPolicyInput, Scored, RefPolicyInput> = {
   async handle(state, message, ctx) {
     switch (message.type) {
       case "Scored": {
+        const t0 = performance.now();
         const maxBatch = state.maxBatch ?? 64;
         const refLogprobs: number[][] = [];
         for (let i = 0; i < message.rollouts.length; i += maxBatch) {
@@ -41,7 +42,11 @@ export const refPolicy: ActorLogic<RefPolicyInput, Scored, RefPolicyInput> = {
             ),
           );
         }
-        await ctx.send("learner", { ...message, refLogprobs });
+        await ctx.send("learner", {
+          ...message,
+          refLogprobs,
+          timings: { ...message.timings, ref_policy: (performance.now() - t0) / 1000 },
+        });
         return state;
       }
       default:

@@ -79,7 +79,7 @@ export const sampler: ActorLogic<SamplerState, Generate | Weights, SamplerInput>
           n: message.n,
           policyVersion: state.version,
           rollouts,
-          sampleMs: performance.now() - t0,
+          timings: { sampler: (performance.now() - t0) / 1000 },
         };
         await ctx.send("verifier", out);
         return state;

@@ -28,12 +28,18 @@ export const verifier: ActorLogic<VerifierInput, Rollouts, VerifierInput> = {
   async handle(state, message, ctx) {
     switch (message.type) {
       case "Rollouts": {
+        const t0 = performance.now();
         const reward = state.reward ?? verifyIntegerAnswer;
         const verdicts = message.rollouts.map((r) =>
           reward(r.text, message.queries[r.queryIndex]!.answer)
         );
         const { type: _t, ...rest } = message;
-        const scored: Scored = { ...rest, type: "Scored", verdicts };
+        const scored: Scored = {
+          ...rest,
+          type: "Scored",
+          verdicts,
+          timings: { ...message.timings, verifier: (performance.now() - t0) / 1000 },
+        };
         const target = message.purpose === "eval" ? state.evalTarget ?? "eval" : state.trainTarget;
         await ctx.send(target, scored);
         return state;

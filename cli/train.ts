@@ -179,6 +179,7 @@ async function main(argv: string[]): Promise<number> {
       maxGradNorm: config.learner.max_grad_norm,
       microBatchSize: config.learner.micro_batch_size,
       numIterations: config.grpo.num_iterations,
+      temperature: config.sampler.temperature,
       totalSteps: steps,
       maskTruncated: config.grpo.mask_truncated_completions,
       checkpointEvery: config.run.checkpoint_every,
@@ -253,7 +254,7 @@ async function main(argv: string[]): Promise<number> {
       const busy = graph.stats();
       const metrics: Record<string, number> = { step, ...stats.metrics };
       for (const [name, s] of Object.entries(busy)) {
-        // The Learner reports its own time: its handler is still returning when stats arrive.
+        // Actors on the rollout path report their own time (see RolloutsSchema.timings).
         metrics[`time/${name}`] ??= (s.busyMs - (lastBusy[name]?.busyMs ?? 0)) / 1000;
         metrics[`queue/${name}`] = s.queueDepth;
       }

@@ -174,7 +174,7 @@ export async function makeScored(
     queries,
     n: options.n,
     policyVersion: 0,
-    sampleMs: 1,
+    timings: { sampler: 0.001 },
     rollouts: rollouts.map((r, i) => ({
       queryIndex: r.query,
       completionIds: completionIds[i]!,

@@ -50,9 +50,12 @@ Deno.test("refPolicy.handle() attaches the frozen model's log-probs and forwards
   );
   // The reference is another model: its log-probs are not the sampler's.
   assert.ok(maxAbsDiff(out.refLogprobs!.flat(), scored.rollouts.flatMap((r) => r.logprobs)) > 1e-3);
-  // Everything else passes through unchanged.
-  const { refLogprobs: _r, ...rest } = out;
-  assert.deepEqual(rest, scored);
+  // Everything else passes through unchanged; the RefPolicy adds its own time.
+  const { refLogprobs: _r, timings, ...rest } = out;
+  const { timings: before, ...original } = scored;
+  assert.deepEqual(rest, original);
+  assert.deepEqual(Object.keys(timings).sort(), [...Object.keys(before), "ref_policy"].sort());
+  assert.ok(timings.ref_policy! >= 0);
   await refPolicy.close!(state);
   policy.dispose();
 });

@@ -52,7 +52,7 @@ Deno.test("sampler.handle() samples n rollouts per query with one logprob per to
   assert.equal(out.n, 3);
   assert.equal(out.policyVersion, 0);
   assert.deepEqual(out.queries, QUERIES);
-  assert.ok(out.sampleMs >= 0);
+  assert.ok(out.timings.sampler! >= 0);
   assert.deepEqual(out.rollouts.map((r) => r.queryIndex), [0, 0, 0, 1, 1, 1]);
   const stops = new Set([tokenizer.imEndId, tokenizer.eosId]);
   for (const r of out.rollouts) {

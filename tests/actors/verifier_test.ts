@@ -22,7 +22,7 @@ function rollouts(purpose: "train" | "eval", texts: [number, string][]): Rollout
     n: 2,
     policyVersion: 4,
     rollouts: texts.map(([q, t]) => rollout(q, t)),
-    sampleMs: 12,
+    timings: { sampler: 0.012 },
   };
 }
 
@@ -47,9 +47,12 @@ Deno.test("verifier.handle() scores correct, wrong and malformed completions", a
     { reward: 0, correct: false, parsed: null, reason: "unclosed <think>" },
   ]);
   // Everything else of the Rollouts message is carried through unchanged.
-  const { type: _a, verdicts: _v, ...rest } = scored;
-  const { type: _b, ...original } = message;
+  const { type: _a, verdicts: _v, timings, ...rest } = scored;
+  const { type: _b, timings: before, ...original } = message;
   assert.deepEqual(rest, original);
+  // The Verifier adds its own time to the timings it received.
+  assert.equal(timings.sampler, before.sampler);
+  assert.ok(timings.verifier! >= 0);
 });
 
 Deno.test("verifier.handle() routes training rollouts to the ref policy when set", async () => {
