@@ -308,8 +308,8 @@ export interface DerivedConfig {
  * import { TrainConfigSchema } from "./config_schema.ts";
  *
  * const derived = deriveConfig(TrainConfigSchema.parse({}));
- * assert.equal(derived.warmupSteps, 3); // ceil(0.05 * 60)
- * assert.equal(derived.completionsPerStep, 128); // 16 prompts * 8 completions
+ * assert.equal(derived.warmupSteps, 5); // ceil(0.05 * 100)
+ * assert.equal(derived.completionsPerStep, 64); // 8 prompts * 8 completions
  * ```
  */
 export function deriveConfig(config: TrainConfig): DerivedConfig {

@@ -41,7 +41,7 @@ export const RunConfigSchema = z.object({
   seed: z.number().int().min(0).default(0).describe(
     "Random seed for prompts, sampling and initialisation",
   ),
-  steps: z.number().int().min(1).default(60).describe(
+  steps: z.number().int().min(1).default(100).describe(
     "Number of training steps (policy updates)",
   ),
   checkpoint_every: z.number().int().min(0).default(0).describe(
@@ -76,10 +76,10 @@ export const TaskConfigSchema = z.object({
   min_steps: z.number().int().min(1).default(2).describe(
     "Fewest arithmetic operations in a problem",
   ),
-  max_steps: z.number().int().min(1).default(3).describe(
+  max_steps: z.number().int().min(1).default(2).describe(
     "Most arithmetic operations in a problem (>= min_steps)",
   ),
-  max_operand: z.number().int().min(2).default(20).describe(
+  max_operand: z.number().int().min(2).default(9).describe(
     "Largest operand drawn for a problem",
   ),
   eval_size: z.number().int().min(1).default(200).describe(
@@ -108,7 +108,7 @@ export const ALGORITHMS = ["grpo"] as const;
 
 /** The `sampler` section: how rollouts are generated. */
 export const SamplerConfigSchema = z.object({
-  prompts_per_step: z.number().int().min(1).default(16).describe(
+  prompts_per_step: z.number().int().min(1).default(8).describe(
     "B: prompts sampled per step (each gets G = grpo.num_generations completions)",
   ),
   temperature: z.number().gt(0).default(1.0).describe(
@@ -130,7 +130,7 @@ export const LR_SCHEDULES = ["cosine", "linear", "constant"] as const;
 
 /** The `learner` section: optimiser, schedule and batching of the policy update. */
 export const LearnerConfigSchema = z.object({
-  lr: z.number().gt(0).default(1e-4).describe(
+  lr: z.number().gt(0).default(3e-4).describe(
     "η: peak learning rate of Adam(W)",
   ),
   lr_schedule: z.enum(LR_SCHEDULES).default("cosine").describe(
@@ -198,7 +198,7 @@ export const RuntimeConfigSchema = z.object({
  *
  * const config = TrainConfigSchema.parse({ learner: { lr: 3e-4 } });
  * assert.equal(config.learner.lr, 3e-4);
- * assert.equal(config.sampler.prompts_per_step, 16);
+ * assert.equal(config.sampler.prompts_per_step, 8);
  * assert.equal(config.grpo.num_generations, 8);
  * ```
  */

@@ -1,8 +1,9 @@
 /**
  * `deno task sft`: supervised warm-up of the embedded model from scratch on worked solutions
  * of the synthetic task (a share of them with a slip, a guiding phrase and the correction),
- * completion-only cross-entropy, AdamW with warm-up and cosine decay. Evaluates greedy
- * held-out accuracy as it goes and writes a checkpoint at every evaluation.
+ * completion-only cross-entropy, AdamW with warm-up and cosine decay over `--sft-steps`.
+ * Evaluates greedy held-out accuracy as it goes. The committed warm start is this run
+ * stopped early (`--stop-at`), so that RL has room to improve it.
  *
  * @module
  */
@@ -28,13 +29,26 @@ const FLAGS = {
     placeholder: "DIR",
     help: "Checkpoint folder to write (default checkpoints/tiny-sft)",
   },
-  "sft-steps": { type: "string", placeholder: "N", help: "Optimizer steps (default 600)" },
-  batch: { type: "string", placeholder: "N", help: "Sequences per step (default 64)" },
+  "sft-steps": {
+    type: "string",
+    placeholder: "N",
+    help: "Length of the learning-rate schedule in optimizer steps (default 1200)",
+  },
+  "stop-at": {
+    type: "string",
+    placeholder: "N",
+    help: "Stop after N steps and write --out (default 600: the warm start, with room for RL)",
+  },
+  snapshots: {
+    type: "boolean",
+    help: "Also write <out>-step<N> at every evaluation",
+  },
+  batch: { type: "string", placeholder: "N", help: "Sequences per step (default 16)" },
   lr: { type: "string", placeholder: "LR", help: "Peak learning rate (default 2e-3)" },
   "eval-every": {
     type: "string",
     placeholder: "N",
-    help: "Evaluate and checkpoint every N steps (default 100)",
+    help: "Evaluate every N steps (default 150)",
   },
   "correction-frac": {
     type: "string",
@@ -65,8 +79,9 @@ async function main(argv: string[]): Promise<number> {
     return n;
   };
   const config = loadConfig(args.config, { overrides: args.overrides });
-  const steps = num("sft-steps", 600), batchSize = num("batch", 64), peakLr = num("lr", 2e-3);
-  const evalEvery = num("eval-every", 100), correctionFrac = num("correction-frac", 0.15);
+  const steps = num("sft-steps", 1200), batchSize = num("batch", 16), peakLr = num("lr", 2e-3);
+  const stopAt = Math.min(steps, num("stop-at", 600));
+  const evalEvery = num("eval-every", 150), correctionFrac = num("correction-frac", 0.15);
   const seed = num("seed", 1);
   const out = resolveRepoPath(String(args.values.out ?? "checkpoints/tiny-sft"));
 
@@ -81,12 +96,12 @@ async function main(argv: string[]): Promise<number> {
   const stream = problemStream(seed, { ...arithmeticOptions(config.task), exclude: keys });
   const rng = new Rng(seed).fork("sft");
   console.log(
-    `sft: ${model.numParameters} parameters, backend ${backend}, ${steps} steps of ${batchSize}, lr ${peakLr}`,
+    `sft: ${model.numParameters} parameters, backend ${backend}, ${stopAt} of ${steps} steps of ${batchSize}, lr ${peakLr}`,
   );
 
   const t0 = performance.now();
   let tokens = 0;
-  for (let step = 0; step < steps; step++) {
+  for (let step = 0; step < stopAt; step++) {
     const prompts: number[][] = [], completions: number[][] = [];
     for (let i = 0; i < batchSize; i++) {
       const p = stream.next().value;
@@ -121,14 +136,14 @@ async function main(argv: string[]): Promise<number> {
       return value.dataSync()[0]!;
     });
     tokens += batch.n * batch.t;
-    if (step % 10 === 0 || step === steps - 1) {
+    if (step % 10 === 0 || step === stopAt - 1) {
       const s = (performance.now() - t0) / 1000;
       console.log(
         `step ${step + 1}/${steps} loss ${lossValue.toFixed(4)} lr ${lr.toExponential(2)} ` +
           `${(tokens / s).toFixed(0)} tok/s ${s.toFixed(0)} s`,
       );
     }
-    if ((step + 1) % evalEvery === 0 || step === steps - 1) {
+    if ((step + 1) % evalEvery === 0 || step === stopAt - 1) {
       const res = await evaluatePolicy(model, tokenizer, evalSet.map((p) => ({ ...p })), {
         renderPrompt: render,
         maxNewTokens: config.eval.max_new_tokens,
@@ -146,13 +161,16 @@ async function main(argv: string[]): Promise<number> {
         step: step + 1,
         seed,
         lr: peakLr,
+        schedule_steps: steps,
         batch_size: batchSize,
         correction_frac: correctionFrac,
         heldout_accuracy: res.accuracy,
         seconds: Math.round(s),
       };
-      await saveCheckpoint(`${out}-step${step + 1}`, model, tokenizer, state);
-      if (step === steps - 1) await saveCheckpoint(out, model, tokenizer, state);
+      if (args.values.snapshots === true) {
+        await saveCheckpoint(`${out}-step${step + 1}`, model, tokenizer, state);
+      }
+      if (step === stopAt - 1) await saveCheckpoint(out, model, tokenizer, state);
     }
   }
   return 0;

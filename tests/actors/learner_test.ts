@@ -384,3 +384,27 @@ Deno.test("learner.handle() frees its intermediate tensors", async () => {
   model.dispose();
   ref.dispose();
 });
+
+Deno.test("learner.handle() raises the log-prob of rewarded completions and lowers the others", async () => {
+  const model = makeTinyModel(5);
+  const input = makeLearnerInput(model, { learner: { lr: 1e-3 } });
+  const state = await learner.init(input, recordingContext("learner"));
+  const scored = await makeScored(model, QUERIES, MIXED, { n: 2 });
+  const logps = async () =>
+    (await completionLogprobs(
+      model,
+      scored.rollouts.map((r) => QUERIES[r.queryIndex]!.promptIds),
+      scored.rollouts.map((r) => r.completionIds),
+      { padId: 0 },
+    )).map((lp) => lp.reduce((a, b) => a + b, 0));
+  const before = await logps();
+  await learner.handle(state, scored, recordingContext("learner"));
+  const after = await logps();
+  // Rewards 1 > 0 and 0.5 > 0: rows 0 and 2 have A > 0, rows 1 and 3 have A < 0.
+  assert.ok(after[0]! > before[0]!, `row 0: ${before[0]} -> ${after[0]}`);
+  assert.ok(after[1]! < before[1]!, `row 1: ${before[1]} -> ${after[1]}`);
+  assert.ok(after[2]! > before[2]!, `row 2: ${before[2]} -> ${after[2]}`);
+  assert.ok(after[3]! < before[3]!, `row 3: ${before[3]} -> ${after[3]}`);
+  state.optimizer.dispose();
+  model.dispose();
+});

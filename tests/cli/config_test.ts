@@ -40,13 +40,13 @@ Deno.test("loadConfig() reads the embedded default, equal to the schema defaults
   assert.deepEqual(loadConfig(undefined), defaults);
   assert.deepEqual(loadConfig(DEFAULT_CONFIG_PATH), defaults);
   assert.equal(defaults.run.name, "tiny-grpo");
-  assert.equal(defaults.run.steps, 60);
+  assert.equal(defaults.run.steps, 100);
   assert.equal(defaults.model.backend, "wasm");
   assert.equal(defaults.prompts.system, "");
   assert.equal(defaults.prompts.template, undefined);
   assert.equal(defaults.algorithm, "grpo");
-  assert.equal(defaults.sampler.prompts_per_step, 16);
-  assert.equal(defaults.learner.lr, 1e-4);
+  assert.equal(defaults.sampler.prompts_per_step, 8);
+  assert.equal(defaults.learner.lr, 3e-4);
   assert.equal(defaults.learner.adam_eps, 1e-8);
   assert.equal(defaults.eval.batch_size, 100);
   assert.equal(defaults.runtime.mailbox_capacity, 2);
@@ -204,7 +204,7 @@ Deno.test("loadConfig() puts a cross-field error on the section's line when the 
   );
   assert.equal(
     error.message,
-    'Cannot load config "x.yaml": line 2, field "task.max_steps" must be >= task.min_steps (4): current value is 3',
+    'Cannot load config "x.yaml": line 2, field "task.max_steps" must be >= task.min_steps (4): current value is 2',
   );
 });
 
@@ -434,7 +434,7 @@ Deno.test("configToYaml() writes the sections in schema order", () => {
 
 Deno.test("deriveConfig() computes the run folder, warm-up steps and completions per step", () => {
   const defaults = deriveConfig(TrainConfigSchema.parse({}));
-  assert.deepEqual(defaults, { runDir: "runs/tiny-grpo", warmupSteps: 3, completionsPerStep: 128 });
+  assert.deepEqual(defaults, { runDir: "runs/tiny-grpo", warmupSteps: 5, completionsPerStep: 64 });
   // 0.07 * 100 is 7.000000000000001 in floating point: still 7 warm-up steps
   const config = loadConfig("x.yaml", {
     text: "run:\n  steps: 100\n  dir: /tmp/r\n  name: a\nlearner:\n  warmup_ratio: 0.07\n",
@@ -442,7 +442,7 @@ Deno.test("deriveConfig() computes the run folder, warm-up steps and completions
   assert.deepEqual(deriveConfig(config), {
     runDir: "/tmp/r/a",
     warmupSteps: 7,
-    completionsPerStep: 128,
+    completionsPerStep: 64,
   });
   const smoke = deriveConfig(loadConfig(SMOKE_PATH));
   assert.equal(smoke.warmupSteps, 1); // ceil(0.05 * 2)
