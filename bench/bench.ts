@@ -1,5 +1,6 @@
 /**
- * `deno task bench`: throughput of the embedded default's hot paths on this machine —
+ * `deno task bench`: throughput of the embedded default's hot paths on this machine, on
+ * problems of the default config's task —
  * the Learner's training step (forward + backward + AdamW on a packed batch), the Sampler
  * (batched KV-cache generation) and the Verifier — printed as a table and one JSON line.
  *
@@ -17,9 +18,9 @@ import { batchLogprobs, generate, packBatch } from "../model/sampling.ts";
 import { AdamW } from "../model/optimizer.ts";
 import { Rng } from "../data/rng.ts";
 import { makeProblems, workedSolution } from "../data/arithmetic.ts";
-import { buildLayer1Prompt } from "../prompts/chat_template.ts";
 import { verifyIntegerAnswer } from "../verifiers/integer_answer.ts";
-import { formatTable } from "../cli/common.ts";
+import { arithmeticOptions, formatTable, promptRenderer } from "../cli/common.ts";
+import { loadConfig } from "../cli/config.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -53,10 +54,11 @@ const tokenizer = new CharTokenizer();
 const model = Transformer.create({ ...TINY_MODEL_CONFIG, vocab_size: tokenizer.vocabSize }, {
   seed: 1,
 });
-const problems = makeProblems(7, rows);
-const prompts = problems.map((p) =>
-  tokenizer.encode(buildLayer1Prompt(p.question, { systemPrompt: null }))
-);
+// Problems and prompts of the embedded default config.
+const config = loadConfig(undefined);
+const render = promptRenderer(config.prompts);
+const problems = makeProblems(7, rows, arithmeticOptions(config.task));
+const prompts = problems.map((p) => tokenizer.encode(render(p.question)));
 const completions = problems.map((
   p,
 ) => [...tokenizer.encode(workedSolution(p)), tokenizer.imEndId]);
