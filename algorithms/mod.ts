@@ -5,3 +5,4 @@
  */
 export * from "./grpo.ts";
 export * from "./evaluate.ts";
+export * from "./mgrpo.ts";

@@ -246,6 +246,7 @@ async function main(argv: string[]): Promise<number> {
     };
     const before = config.eval.before ? await runEval("before", startStep) : undefined;
     const progress = new ProgressReporter(steps, startStep, config.run.log_every);
+    const tLoop = performance.now();
     let lastBusy = graph.stats();
     for (let step = startStep + 1; step <= steps && !stopRequested; step++) {
       const tStep = performance.now();
@@ -268,7 +269,7 @@ async function main(argv: string[]): Promise<number> {
       metrics["throughput/sampler_tokens_per_s"] = sampled /
         Math.max(1e-9, metrics["time/sampler"] ?? 0);
       await writeLine(metrics);
-      progress.update(step, metrics, (performance.now() - t0) / 1000);
+      progress.update(step, metrics, (performance.now() - tLoop) / 1000);
       lastStep = step;
     }
     progress.done();
