@@ -8,11 +8,18 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { ActorLogic } from "./runtime/mod.ts";
-import type { Checkpoint, CheckpointSaved, Scored, StepStats, Weights } from "./messages.ts";
+import type { ActorContext, ActorLogic } from "./runtime/mod.ts";
+import type {
+  Checkpoint,
+  CheckpointSaved,
+  Scored,
+  StepStats,
+  TrainBatch,
+  Weights,
+} from "./messages.ts";
 import type { Transformer } from "../model/transformer.ts";
 import type { CharTokenizer } from "../model/char_tokenizer.ts";
-import { batchLogprobs, packBatch } from "../model/sampling.ts";
+import { batchLogprobs, packBatch, type TokenBatch } from "../model/sampling.ts";
 import { AdamW, type AdamWState, clipByGlobalNorm, learningRateAt } from "../model/optimizer.ts";
 import { decodeSafetensors, encodeSafetensors } from "../model/safetensors.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
@@ -149,8 +156,251 @@ async function writeCheckpoint(state: LearnerState, step: number, path: string):
   }, { [OPTIMIZER_FILE]: encodeOptimizerState(state.optimizer.getState()) });
 }
 
+/** One part of a training step: a scored batch, its loss weight and its metric prefix. */
+type Part = TrainBatch["parts"][number];
+
+/** A part packed for the loss. */
+interface PreparedPart {
+  part: Part;
+  rows: number;
+  batch: TokenBatch;
+  oldLogp: Float32Array;
+  refLogp: Float32Array | undefined;
+  advantages: Float32Array;
+  numItemsInBatch: number;
+  /** Accumulated over micro-batches and iterations. */
+  lossSum: number;
+  statSums: Record<string, number>;
+  entropy: number;
+}
+
+function preparePart(
+  input: LearnerInput,
+  part: Part,
+  metrics: Record<string, number>,
+): PreparedPart | undefined {
+  const { scored, prefix } = part;
+  const adv = input.algorithm.advantages(scored);
+  const kept = scored.rollouts.map((r, i) => ({ r, i }))
+    .filter(({ i }) => adv.keep[i] && (part.keep?.[i] ?? true));
+  const rewards = scored.verdicts.map((v) => v.reward);
+  const lengths = scored.rollouts.map((r) => r.completionIds.length);
+  Object.assign(metrics, {
+    [`${prefix}reward/mean`]: mean(rewards),
+    [`${prefix}reward/std`]: std(rewards),
+    [`${prefix}accuracy`]: mean(scored.verdicts.map((v) => (v.correct ? 1 : 0))),
+    [`${prefix}completions/mean_length`]: mean(lengths),
+    [`${prefix}completions/min_length`]: lengths.length ? Math.min(...lengths) : 0,
+    [`${prefix}completions/max_length`]: lengths.length ? Math.max(...lengths) : 0,
+    [`${prefix}completions/clipped_ratio`]: mean(
+      scored.rollouts.map((r) => (r.finishReason === "length" ? 1 : 0)),
+    ),
+    [`${prefix}train/rows`]: kept.length,
+    ...Object.fromEntries(Object.entries(adv.metrics).map(([k, v]) => [`${prefix}${k}`, v])),
+  });
+  if (kept.length === 0) return undefined;
+  const prompts = kept.map(({ r }) => scored.queries[r.queryIndex]!.promptIds);
+  const batch = packBatch(prompts, kept.map(({ r }) => r.completionIds), input.tokenizer.padId);
+  if (input.maskTruncated) {
+    kept.forEach(({ r }, k) => {
+      if (r.finishReason === "length") batch.mask.fill(0, k * batch.t, (k + 1) * batch.t);
+    });
+  }
+  const oldLogp = alignTokens(
+    kept.map(({ r }, k) => ({ prompt: prompts[k]!, values: r.logprobs })),
+    batch.t,
+  );
+  const refLogp = scored.refLogprobs
+    ? alignTokens(
+      kept.map(({ i }, k) => ({ prompt: prompts[k]!, values: scored.refLogprobs![i]! })),
+      batch.t,
+    )
+    : undefined;
+  return {
+    part,
+    rows: kept.length,
+    batch,
+    oldLogp,
+    refLogp,
+    advantages: Float32Array.from(kept.map(({ i }) => adv.advantages[i]!)),
+    numItemsInBatch: batch.mask.reduce((a, b) => a + b, 0),
+    lossSum: 0,
+    statSums: {},
+    entropy: 0,
+  };
+}
+
+/** Adds a part's weighted gradient to `acc` (name → tensor), micro-batch by micro-batch. */
+async function accumulatePart(
+  input: LearnerInput,
+  p: PreparedPart,
+  acc: Record<string, tf.Tensor>,
+  firstIteration: boolean,
+): Promise<Record<string, tf.Tensor>> {
+  const { model, algorithm } = input;
+  const vars = [...model.params.values()];
+  const nameOf = new Map([...model.params].map(([n, v]) => [v.name, n]));
+  const { batch, oldLogp, refLogp, advantages, numItemsInBatch } = p;
+  const t = batch.t, mb = input.microBatchSize;
+  for (let s = 0; s < batch.n; s += mb) {
+    const e = Math.min(batch.n, s + mb);
+    const sub = {
+      n: e - s,
+      t,
+      ids: batch.ids.subarray(s * t, e * t),
+      targets: batch.targets.subarray(s * t, e * t),
+      mask: batch.mask.subarray(s * t, e * t),
+    };
+    const out = tf.tidy(() => {
+      let stats: Record<string, tf.Scalar> = {};
+      let ent: tf.Scalar = tf.scalar(0);
+      const { value, grads } = tf.variableGrads(() => {
+        const { logp, entropy: tokEnt } = batchLogprobs(model, sub, input.temperature ?? 1);
+        const maskT = tf.tensor2d(sub.mask, [sub.n, t]);
+        const res = algorithm.loss({
+          logp,
+          oldLogp: tf.tensor2d(oldLogp.subarray(s * t, e * t), [sub.n, t]),
+          ...(refLogp ? { refLogp: tf.tensor2d(refLogp.subarray(s * t, e * t), [sub.n, t]) } : {}),
+          advantages: tf.tensor1d(advantages.subarray(s, e)),
+          mask: maskT,
+        }, { rowFraction: sub.n / batch.n, numItemsInBatch });
+        // Tensors made inside variableGrads' function are freed on return: keep them.
+        stats = Object.fromEntries(Object.entries(res.stats).map(([k, v]) => [k, tf.keep(v)]));
+        ent = tf.keep(tf.sum(tf.mul(tokEnt, maskT)) as tf.Scalar);
+        return (p.part.weight === 1 ? res.loss : tf.mul(res.loss, p.part.weight)) as tf.Scalar;
+      }, vars);
+      const named: Record<string, tf.Tensor> = {};
+      for (const [id, g] of Object.entries(grads)) {
+        const name = nameOf.get(id)!;
+        named[name] = acc[name] ? tf.add(acc[name], g) : g;
+      }
+      return { value, named, stats, ent };
+    });
+    tf.dispose(Object.values(acc));
+    acc = out.named;
+    p.lossSum += (await out.value.data())[0]!;
+    const tokens = sub.mask.reduce((a, b) => a + b, 0);
+    for (const [k, v] of Object.entries(out.stats)) {
+      p.statSums[k] = (p.statSums[k] ?? 0) + (await v.data())[0]! * tokens;
+    }
+    if (firstIteration) p.entropy += (await out.ent.data())[0]!;
+    tf.dispose([out.value, out.ent, ...Object.values(out.stats)]);
+  }
+  return acc;
+}
+
+/** Clips and applies accumulated gradients; returns the pre-clip norm (skips non-finite). */
+function applyGradients(
+  state: LearnerState,
+  acc: Record<string, tf.Tensor>,
+  metrics: Record<string, number>,
+): number {
+  const { input } = state;
+  const { grads, norm } = clipByGlobalNorm(acc, input.maxGradNorm);
+  if (Number.isFinite(norm)) {
+    const lr = learningRateAt(state.optimizerSteps, {
+      lr: input.lr,
+      totalSteps: input.totalSteps * input.numIterations,
+      warmupRatio: input.warmupRatio,
+      schedule: input.lrSchedule,
+      minLrRatio: input.minLrRatio,
+    });
+    metrics["learning_rate"] = lr;
+    state.optimizer.step(grads, lr);
+  } else {
+    metrics["train/skipped_updates"] = (metrics["train/skipped_updates"] ?? 0) + 1;
+  }
+  state.optimizerSteps++;
+  tf.dispose([...Object.values(grads), ...Object.values(acc)]);
+  return norm;
+}
+
+/**
+ * One training step over one or more parts: μ iterations, each either one optimizer step on
+ * the weighted sum of the parts' losses (`joint`) or one step per part (`sequential`); then
+ * publishes the weights and the metrics, and checkpoints when due.
+ */
+async function trainStep(
+  state: LearnerState,
+  ctx: ActorContext,
+  step: number,
+  parts: Part[],
+  options: { update: "joint" | "sequential"; metrics?: Record<string, number> },
+): Promise<void> {
+  const t0 = performance.now();
+  const { input } = state;
+  const main = parts[0]!.scored;
+  const metrics: Record<string, number> = {
+    "policy_version/sampler": main.policyVersion,
+    "train/skipped_updates": 0,
+    ...options.metrics,
+  };
+  for (const part of parts) {
+    for (const [k, v] of Object.entries(part.scored.timings)) {
+      metrics[`time/${k}`] = (metrics[`time/${k}`] ?? 0) + v;
+    }
+  }
+  const prepared = parts.map((part) => preparePart(input, part, metrics))
+    .filter((p): p is PreparedPart => p !== undefined);
+  for (let iter = 0; iter < input.numIterations; iter++) {
+    if (options.update === "joint") {
+      let acc: Record<string, tf.Tensor> = {};
+      for (const p of prepared) acc = await accumulatePart(input, p, acc, iter === 0);
+      if (prepared.length > 0) metrics["grad_norm"] = applyGradients(state, acc, metrics);
+    } else {
+      for (const p of prepared) {
+        const acc = await accumulatePart(input, p, {}, iter === 0);
+        metrics[`${p.part.prefix}grad_norm`] = applyGradients(state, acc, metrics);
+      }
+    }
+  }
+  for (const p of prepared) {
+    const { prefix } = p.part;
+    const denom = p.numItemsInBatch * input.numIterations;
+    for (const [k, v] of Object.entries(p.statSums)) {
+      metrics[`${prefix}${k}`] = denom > 0 ? v / denom : 0;
+    }
+    metrics[`${prefix}entropy`] = p.numItemsInBatch > 0 ? p.entropy / p.numItemsInBatch : 0;
+    metrics[`${prefix}loss/policy`] = p.lossSum / input.numIterations;
+  }
+  state.version++;
+  const weights: Weights = {
+    type: "Weights",
+    version: state.version,
+    tensors: Object.fromEntries(
+      [...(await input.model.exportWeights())].map((
+        [k, v],
+      ) => [k, v.data as Float32Array<ArrayBuffer>]),
+    ),
+  };
+  await ctx.send("sampler", weights);
+  metrics["time/learner"] = (performance.now() - t0) / 1000;
+  if (input.checkpointEvery > 0 && step % input.checkpointEvery === 0) {
+    const path = `${input.checkpointDir}/checkpoint-${step}`;
+    await writeCheckpoint(state, step, path);
+    state.checkpoints.push(path);
+    while (state.checkpoints.length > input.keepLast) {
+      await Deno.remove(state.checkpoints.shift()!, { recursive: true }).catch(() => {});
+    }
+  }
+  const n = input.samplesPerStep ?? 4;
+  const stats: StepStats = {
+    type: "StepStats",
+    step,
+    policyVersion: state.version,
+    metrics,
+    samples: main.rollouts.slice(0, n).map((r, i) => ({
+      prompt: main.queries[r.queryIndex]!.question,
+      completion: r.text,
+      reward: main.verdicts[i]!.reward,
+      reason: main.verdicts[i]!.reason,
+    })),
+  };
+  await ctx.send("stats", stats);
+}
+
 /** The Learner actor. */
-export const learner: ActorLogic<LearnerState, Scored | Checkpoint, LearnerInput> = {
+export const learner: ActorLogic<LearnerState, Scored | TrainBatch | Checkpoint, LearnerInput> = {
   init(input) {
     const optimizer = new AdamW(input.model.params, {
       beta1: input.adamBeta1,
@@ -181,173 +431,17 @@ export const learner: ActorLogic<LearnerState, Scored | Checkpoint, LearnerInput
         await ctx.send("events", saved);
         return state;
       }
-      case "Scored": {
-        const t0 = performance.now();
-        const { input } = state;
-        const { model, tokenizer, algorithm } = input;
-        const adv = algorithm.advantages(message);
-        const rows = message.rollouts.map((r, i) => ({ r, i })).filter(({ i }) => adv.keep[i]);
-        const rewards = message.verdicts.map((v) => v.reward);
-        const lengths = message.rollouts.map((r) => r.completionIds.length);
-        const metrics: Record<string, number> = {
-          "reward/mean": mean(rewards),
-          "reward/std": std(rewards),
-          "accuracy": mean(message.verdicts.map((v) => (v.correct ? 1 : 0))),
-          "completions/mean_length": mean(lengths),
-          "completions/min_length": Math.min(...lengths),
-          "completions/max_length": Math.max(...lengths),
-          "completions/clipped_ratio": mean(
-            message.rollouts.map((r) => (r.finishReason === "length" ? 1 : 0)),
-          ),
-          "policy_version/sampler": message.policyVersion,
-          ...Object.fromEntries(Object.entries(message.timings).map(([k, v]) => [`time/${k}`, v])),
-          ...adv.metrics,
-        };
-        let lossSum = 0, gradNorm = 0, skipped = 0;
-        const statSums: Record<string, number> = {};
-        let entropy = 0;
-        if (rows.length > 0) {
-          const prompts = rows.map(({ r }) => message.queries[r.queryIndex]!.promptIds);
-          const completions = rows.map(({ r }) => r.completionIds);
-          const batch = packBatch(prompts, completions, tokenizer.padId);
-          const mask = batch.mask;
-          if (input.maskTruncated) {
-            rows.forEach(({ r }, k) => {
-              if (r.finishReason === "length") mask.fill(0, k * batch.t, (k + 1) * batch.t);
-            });
-          }
-          const oldLogp = alignTokens(
-            rows.map(({ r }, k) => ({ prompt: prompts[k]!, values: r.logprobs })),
-            batch.t,
-          );
-          const refLogp = message.refLogprobs
-            ? alignTokens(
-              rows.map(({ i }, k) => ({ prompt: prompts[k]!, values: message.refLogprobs![i]! })),
-              batch.t,
-            )
-            : undefined;
-          const advantages = Float32Array.from(rows.map(({ i }) => adv.advantages[i]!));
-          const numItemsInBatch = mask.reduce((a, b) => a + b, 0);
-          const vars = [...model.params.values()];
-          const nameOf = new Map([...model.params].map(([n, v]) => [v.name, n]));
-          const mb = input.microBatchSize;
-          for (let iter = 0; iter < input.numIterations; iter++) {
-            let acc: Record<string, tf.Tensor> = {};
-            for (let s = 0; s < batch.n; s += mb) {
-              const e = Math.min(batch.n, s + mb);
-              const t = batch.t;
-              const sub = {
-                n: e - s,
-                t,
-                ids: batch.ids.subarray(s * t, e * t),
-                targets: batch.targets.subarray(s * t, e * t),
-                mask: mask.subarray(s * t, e * t),
-              };
-              const out = tf.tidy(() => {
-                let stats: Record<string, tf.Scalar> = {};
-                let ent: tf.Scalar = tf.scalar(0);
-                const { value, grads } = tf.variableGrads(() => {
-                  const { logp, entropy: tokEnt } = batchLogprobs(
-                    model,
-                    sub,
-                    input.temperature ?? 1,
-                  );
-                  const maskT = tf.tensor2d(sub.mask, [sub.n, t]);
-                  const res = algorithm.loss({
-                    logp,
-                    oldLogp: tf.tensor2d(oldLogp.subarray(s * t, e * t), [sub.n, t]),
-                    ...(refLogp
-                      ? { refLogp: tf.tensor2d(refLogp.subarray(s * t, e * t), [sub.n, t]) }
-                      : {}),
-                    advantages: tf.tensor1d(advantages.subarray(s, e)),
-                    mask: maskT,
-                  }, { rowFraction: sub.n / batch.n, numItemsInBatch });
-                  // Tensors made inside variableGrads' function are freed on return: keep them.
-                  stats = Object.fromEntries(
-                    Object.entries(res.stats).map(([k, v]) => [k, tf.keep(v)]),
-                  );
-                  ent = tf.keep(tf.sum(tf.mul(tokEnt, maskT)) as tf.Scalar);
-                  return res.loss;
-                }, vars);
-                const named: Record<string, tf.Tensor> = {};
-                for (const [id, g] of Object.entries(grads)) {
-                  const prev = acc[nameOf.get(id)!];
-                  named[nameOf.get(id)!] = prev ? tf.add(prev, g) : g;
-                }
-                return { value, named, stats, ent };
-              });
-              tf.dispose(Object.values(acc));
-              acc = out.named;
-              lossSum += (await out.value.data())[0]!;
-              const tokens = sub.mask.reduce((a, b) => a + b, 0);
-              for (const [k, v] of Object.entries(out.stats)) {
-                statSums[k] = (statSums[k] ?? 0) + (await v.data())[0]! * tokens;
-              }
-              if (iter === 0) entropy += (await out.ent.data())[0]!;
-              tf.dispose([out.value, out.ent, ...Object.values(out.stats)]);
-            }
-            const { grads, norm } = clipByGlobalNorm(acc, input.maxGradNorm);
-            gradNorm = norm;
-            if (Number.isFinite(norm)) {
-              const lr = learningRateAt(state.optimizerSteps, {
-                lr: input.lr,
-                totalSteps: input.totalSteps * input.numIterations,
-                warmupRatio: input.warmupRatio,
-                schedule: input.lrSchedule,
-                minLrRatio: input.minLrRatio,
-              });
-              metrics["learning_rate"] = lr;
-              state.optimizer.step(grads, lr);
-            } else {
-              skipped++;
-            }
-            state.optimizerSteps++;
-            tf.dispose([...Object.values(grads), ...Object.values(acc)]);
-          }
-          const denom = numItemsInBatch * input.numIterations;
-          for (const [k, v] of Object.entries(statSums)) metrics[k] = denom > 0 ? v / denom : 0;
-          metrics["entropy"] = numItemsInBatch > 0 ? entropy / numItemsInBatch : 0;
-          metrics["loss/policy"] = lossSum / input.numIterations;
-          metrics["grad_norm"] = gradNorm;
-        }
-        metrics["train/skipped_updates"] = skipped;
-        metrics["train/rows"] = rows.length;
-        state.version++;
-        const weights: Weights = {
-          type: "Weights",
-          version: state.version,
-          tensors: Object.fromEntries(
-            [...(await model.exportWeights())].map((
-              [k, v],
-            ) => [k, v.data as Float32Array<ArrayBuffer>]),
-          ),
-        };
-        await ctx.send("sampler", weights);
-        metrics["time/learner"] = (performance.now() - t0) / 1000;
-        if (input.checkpointEvery > 0 && message.step % input.checkpointEvery === 0) {
-          const path = `${input.checkpointDir}/checkpoint-${message.step}`;
-          await writeCheckpoint(state, message.step, path);
-          state.checkpoints.push(path);
-          while (state.checkpoints.length > input.keepLast) {
-            await Deno.remove(state.checkpoints.shift()!, { recursive: true }).catch(() => {});
-          }
-        }
-        const n = input.samplesPerStep ?? 4;
-        const stats: StepStats = {
-          type: "StepStats",
-          step: message.step,
-          policyVersion: state.version,
-          metrics,
-          samples: message.rollouts.slice(0, n).map((r, i) => ({
-            prompt: message.queries[r.queryIndex]!.question,
-            completion: r.text,
-            reward: message.verdicts[i]!.reward,
-            reason: message.verdicts[i]!.reason,
-          })),
-        };
-        await ctx.send("stats", stats);
+      case "Scored":
+        await trainStep(state, ctx, message.step, [{ scored: message, weight: 1, prefix: "" }], {
+          update: "joint",
+        });
         return state;
-      }
+      case "TrainBatch":
+        await trainStep(state, ctx, message.step, message.parts, {
+          update: message.update,
+          metrics: message.metrics,
+        });
+        return state;
       default:
         throw new TypeError(`Unknown message type: "${(message as { type: string }).type}"`);
     }

@@ -96,6 +96,28 @@ export const ScoredSchema = RolloutsSchema.omit({ type: true }).extend({
   refLogprobs: z.array(z.array(z.number())).optional(),
 });
 
+/** A scored batch as one part of a multi-part training step (MGRPO's two layers). */
+export const TrainPartSchema = z.object({
+  scored: ScoredSchema,
+  /** Weight of this part's loss. */
+  weight: z.number().min(0),
+  /** Prefix of this part's metric keys ("" or e.g. "layer2/"). */
+  prefix: z.string(),
+  /** Rows the sender selected; all when absent. */
+  keep: z.array(z.boolean()).optional(),
+});
+
+/** Corrector → (RefPolicy →) Learner: the parts of one training step. */
+export const TrainBatchSchema = z.object({
+  type: z.literal("TrainBatch"),
+  step: z.number().int().min(1),
+  parts: z.array(TrainPartSchema).min(1),
+  /** One optimizer step on the weighted sum, or one step per part. */
+  update: z.enum(["joint", "sequential"]),
+  /** Metrics computed by the sender (e.g. `mgrpo/*`). */
+  metrics: z.record(z.string(), z.number()),
+});
+
 /** Learner → Sampler: new policy weights (Hugging Face names and layout). */
 export const WeightsSchema = z.object({
   type: z.literal("Weights"),
@@ -138,6 +160,7 @@ export const MessageSchema = z.discriminatedUnion("type", [
   GenerateSchema,
   RolloutsSchema,
   ScoredSchema,
+  TrainBatchSchema,
   WeightsSchema,
   CheckpointSchema,
   CheckpointSavedSchema,
@@ -154,6 +177,8 @@ export type Generate = z.infer<typeof GenerateSchema>;
 export type Rollouts = z.infer<typeof RolloutsSchema>;
 /** `Scored` message. */
 export type Scored = z.infer<typeof ScoredSchema>;
+/** `TrainBatch` message. */
+export type TrainBatch = z.infer<typeof TrainBatchSchema>;
 /** `Weights` message. */
 export type Weights = z.infer<typeof WeightsSchema>;
 /** `Checkpoint` message. */

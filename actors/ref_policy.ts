@@ -6,7 +6,7 @@
  * @module
  */
 import type { ActorLogic } from "./runtime/mod.ts";
-import type { Scored } from "./messages.ts";
+import type { Scored, TrainBatch } from "./messages.ts";
 import type { Transformer } from "../model/transformer.ts";
 import { completionLogprobs } from "../model/sampling.ts";
 
@@ -20,33 +20,45 @@ export interface RefPolicyInput {
   maxBatch?: number;
 }
 
-/** The RefPolicy actor. */
-export const refPolicy: ActorLogic<RefPolicyInput, Scored, RefPolicyInput> = {
+/** Returns `scored` with the reference log-probs of its completions and the time taken. */
+async function withReference(state: RefPolicyInput, scored: Scored): Promise<Scored> {
+  const t0 = performance.now();
+  const maxBatch = state.maxBatch ?? 64;
+  const refLogprobs: number[][] = [];
+  for (let i = 0; i < scored.rollouts.length; i += maxBatch) {
+    const chunk = scored.rollouts.slice(i, i + maxBatch);
+    refLogprobs.push(
+      ...await completionLogprobs(
+        state.model,
+        chunk.map((r) => scored.queries[r.queryIndex]!.promptIds),
+        chunk.map((r) => r.completionIds),
+        { padId: state.padId, temperature: state.temperature },
+      ),
+    );
+  }
+  return {
+    ...scored,
+    refLogprobs,
+    timings: { ...scored.timings, ref_policy: (performance.now() - t0) / 1000 },
+  };
+}
+
+/** The RefPolicy actor: handles single batches and multi-part training batches. */
+export const refPolicy: ActorLogic<RefPolicyInput, Scored | TrainBatch, RefPolicyInput> = {
   init(input) {
     return input;
   },
   async handle(state, message, ctx) {
     switch (message.type) {
-      case "Scored": {
-        const t0 = performance.now();
-        const maxBatch = state.maxBatch ?? 64;
-        const refLogprobs: number[][] = [];
-        for (let i = 0; i < message.rollouts.length; i += maxBatch) {
-          const chunk = message.rollouts.slice(i, i + maxBatch);
-          refLogprobs.push(
-            ...await completionLogprobs(
-              state.model,
-              chunk.map((r) => message.queries[r.queryIndex]!.promptIds),
-              chunk.map((r) => r.completionIds),
-              { padId: state.padId, temperature: state.temperature },
-            ),
-          );
+      case "Scored":
+        await ctx.send("learner", await withReference(state, message));
+        return state;
+      case "TrainBatch": {
+        const parts = [];
+        for (const part of message.parts) {
+          parts.push({ ...part, scored: await withReference(state, part.scored) });
         }
-        await ctx.send("learner", {
-          ...message,
-          refLogprobs,
-          timings: { ...message.timings, ref_policy: (performance.now() - t0) / 1000 },
-        });
+        await ctx.send("learner", { ...message, parts });
         return state;
       }
       default:

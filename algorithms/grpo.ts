@@ -13,6 +13,7 @@ import { sampler, type SamplerInput } from "../actors/sampler.ts";
 import { verifier, type VerifierInput } from "../actors/verifier.ts";
 import { refPolicy, type RefPolicyInput } from "../actors/ref_policy.ts";
 import { learner, type LearnerInput, type PolicyAlgorithm } from "../actors/learner.ts";
+import { corrector, type CorrectorInput } from "../actors/corrector.ts";
 
 // --- config ---
 
@@ -69,6 +70,11 @@ export interface GrpoGraphInput {
   onFailure?: (report: ActorFailed) => void;
   /** The Verifier's reward function. @default exact integer match */
   reward?: VerifierInput["reward"];
+  /**
+   * MGRPO's Layer 2: when set, scored training rollouts go through this Corrector, which
+   * sends both layers to the (RefPolicy and) Learner. See `buildMgrpoGraph`.
+   */
+  corrector?: Omit<CorrectorInput, "target">;
 }
 
 /**
@@ -81,6 +87,7 @@ export function buildGrpoGraph(input: GrpoGraphInput): Graph {
   if (useRef && !input.refPolicy) {
     throw new TypeError("Cannot build the GRPO graph: beta > 0 needs a reference policy");
   }
+  const toLearner = useRef ? "ref_policy" : "learner";
   const builder = new GraphBuilder({
     capacity: input.mailboxCapacity,
     ...(input.onFailure ? { onFailure: input.onFailure } : {}),
@@ -88,7 +95,7 @@ export function buildGrpoGraph(input: GrpoGraphInput): Graph {
     .actor("prompt_source", promptSource, input.promptSource)
     .actor("sampler", sampler, input.sampler)
     .actor("verifier", verifier, {
-      trainTarget: useRef ? "ref_policy" : "learner",
+      trainTarget: input.corrector ? "corrector" : toLearner,
       ...(input.reward ? { reward: input.reward } : {}),
     })
     .actor("learner", learner, {
@@ -96,6 +103,9 @@ export function buildGrpoGraph(input: GrpoGraphInput): Graph {
       algorithm: grpoAlgorithm(input.config, input.maxCompletionLength),
     });
   if (useRef) builder.actor("ref_policy", refPolicy, input.refPolicy!);
+  if (input.corrector) {
+    builder.actor("corrector", corrector, { ...input.corrector, target: toLearner });
+  }
   return builder.sink("stats").sink("eval").sink("events").build();
 }
 

@@ -13,7 +13,8 @@ import { z } from "zod";
 import type { Rng } from "../data/rng.ts";
 import { type ChatMessage, renderChat } from "../prompts/chat_template.ts";
 import { GUIDE_PHRASES } from "../prompts/system_prompts.ts";
-import { groupAdvantages, type ScaleRewards } from "./grpo.ts";
+import { buildGrpoGraph, groupAdvantages, type GrpoGraphInput, type ScaleRewards } from "./grpo.ts";
+import type { Graph } from "../actors/runtime/mod.ts";
 
 // --- config ---
 
@@ -47,8 +48,8 @@ export const MgrpoConfigSchema = z.object({
   guide_phrases: z.array(z.string().min(1)).min(1).default(() => [...GUIDE_PHRASES]).describe(
     "p_guide pool: one phrase is drawn at random (seeded) per q'_i; default the paper's seven",
   ),
-  layer2_system_prompt: z.string().default(LAYER2_SYSTEM_PROMPT).describe(
-    'SystemPrompt_L2 of Eq. 5; "" leaves the system turn out',
+  layer2_system_prompt: z.string().default("").describe(
+    'SystemPrompt_L2 of Eq. 5: "" leaves the system turn out (the embedded model\'s context is short), "table1" is LAYER2_SYSTEM_PROMPT (Table 1\'s style, for real models), anything else is used as written',
   ),
   guide_separator: z.string().default("\n").describe(
     'Text between o_i and p_guide in q\'_i (e.g. "\\n<think>" to open a new thought)',
@@ -70,7 +71,38 @@ export const MgrpoConfigSchema = z.object({
 /** Parsed `mgrpo` config section (defaults filled in). */
 export type MgrpoConfig = z.infer<typeof MgrpoConfigSchema>;
 
+// --- graph ---
+
+/**
+ * The MGRPO actor graph: the GRPO graph with a Corrector between the Verifier and the
+ * (RefPolicy and) Learner. Layer-1 rollouts go to the Corrector, which asks the same Sampler
+ * for H corrections of every o_i; the Verifier scores them and returns them to the Corrector,
+ * which selects the Layer-2 groups and sends both layers to the Learner as one batch. One
+ * shared policy is updated with `layer1_weight · L1 + layer2_weight · L2`.
+ */
+export function buildMgrpoGraph(
+  input: Omit<GrpoGraphInput, "corrector">,
+  mgrpo: MgrpoConfig,
+  options: { seed: number; template?: string },
+): Graph {
+  return buildGrpoGraph({
+    ...input,
+    corrector: {
+      tokenizer: input.promptSource.tokenizer,
+      config: mgrpo,
+      seed: options.seed,
+      sampling: input.promptSource.sampling,
+      ...(options.template === undefined ? {} : { template: options.template }),
+    },
+  });
+}
+
 // --- layer-2 prompt ---
+
+/** The Layer-2 system prompt a config value stands for (`"table1"` → {@link LAYER2_SYSTEM_PROMPT}). */
+export function layer2SystemPrompt(value: string): string {
+  return value === "table1" ? LAYER2_SYSTEM_PROMPT : value;
+}
 
 /** Options of {@linkcode buildLayer2Prompt}. */
 export interface Layer2PromptOptions {

@@ -11,6 +11,7 @@
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { GrpoConfigSchema } from "../algorithms/grpo.ts";
+import { MgrpoConfigSchema } from "../algorithms/mgrpo.ts";
 
 /** Where the embedded default config lives, as a URL relative to this module. */
 export const DEFAULT_CONFIG_URL: URL = new URL("../configs/tiny-grpo.yaml", import.meta.url);
@@ -104,7 +105,7 @@ export const PromptsConfigSchema = z.object({
 }).strict();
 
 /** Algorithms the `algorithm` field can name. */
-export const ALGORITHMS = ["grpo"] as const;
+export const ALGORITHMS = ["grpo", "mgrpo"] as const;
 
 /** The `sampler` section: how rollouts are generated. */
 export const SamplerConfigSchema = z.object({
@@ -210,7 +211,12 @@ export const TrainConfigSchema = z.object({
   algorithm: z.enum(ALGORITHMS).default("grpo").describe(
     "RL algorithm whose graph and loss the run uses",
   ),
-  grpo: GrpoConfigSchema.prefault({}).describe("GRPO group size, loss and clipping"),
+  grpo: GrpoConfigSchema.prefault({}).describe(
+    "GRPO group size, loss and clipping (also the loss of both MGRPO layers)",
+  ),
+  mgrpo: MgrpoConfigSchema.prefault({}).describe(
+    "MGRPO Layer 2: corrections per response, guide phrases, selection, layer weights",
+  ),
   sampler: SamplerConfigSchema.prefault({}).describe("Rollout generation"),
   learner: LearnerConfigSchema.prefault({}).describe("Optimiser, schedule and batching"),
   eval: EvalConfigSchema.prefault({}).describe("Held-out evaluation"),

@@ -22,7 +22,8 @@ import {
 import { ProgressReporter } from "./progress.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
-import { buildGrpoGraph } from "../algorithms/grpo.ts";
+import { buildGrpoGraph, type GrpoGraphInput } from "../algorithms/grpo.ts";
+import { buildMgrpoGraph } from "../algorithms/mgrpo.ts";
 import { decodeOptimizerState, OPTIMIZER_FILE } from "../actors/learner.ts";
 import { toQuery } from "../actors/prompt_source.ts";
 import type { CheckpointSaved, Scored, StepStats } from "../actors/messages.ts";
@@ -134,7 +135,7 @@ async function main(argv: string[]): Promise<number> {
   });
   const encoder = new TextEncoder();
   let failure: ActorFailedError | undefined;
-  const graph = buildGrpoGraph({
+  const graphInput: GrpoGraphInput = {
     config: config.grpo,
     maxCompletionLength: config.sampler.max_new_tokens,
     mailboxCapacity: config.runtime.mailbox_capacity,
@@ -199,7 +200,13 @@ async function main(argv: string[]): Promise<number> {
     onFailure: (report) => {
       failure = new ActorFailedError(report.actor, report.message, report.cause);
     },
-  });
+  };
+  const graph = config.algorithm === "mgrpo"
+    ? buildMgrpoGraph(graphInput, config.mgrpo, {
+      seed: config.run.seed,
+      ...(config.prompts.template === undefined ? {} : { template: config.prompts.template }),
+    })
+    : buildGrpoGraph(graphInput);
 
   let stopRequested = false;
   const onSignal = () => {

@@ -6,6 +6,7 @@ import {
   LAYER2_SYSTEM_PROMPT,
   layer2Advantages,
   layer2Answer,
+  layer2SystemPrompt,
   MgrpoConfigSchema,
   mgrpoMetrics,
   selectLayer2Groups,
@@ -34,7 +35,7 @@ Deno.test("MgrpoConfigSchema fills the paper's defaults", () => {
   assert.deepEqual(config, {
     num_corrections: 4,
     guide_phrases: [...GUIDE_PHRASES],
-    layer2_system_prompt: LAYER2_SYSTEM_PROMPT,
+    layer2_system_prompt: "",
     guide_separator: "\n",
     selection: "paper",
     layer1_weight: 1,
@@ -45,7 +46,9 @@ Deno.test("MgrpoConfigSchema fills the paper's defaults", () => {
   // The default array is a copy: mutating one parse result does not leak into the next.
   config.guide_phrases.push("extra");
   assert.equal(MgrpoConfigSchema.parse({}).guide_phrases.length, 7);
-  assert.equal(MgrpoConfigSchema.parse({ layer2_system_prompt: "" }).layer2_system_prompt, "");
+  assert.equal(layer2SystemPrompt("table1"), LAYER2_SYSTEM_PROMPT);
+  assert.equal(layer2SystemPrompt(""), "");
+  assert.equal(layer2SystemPrompt("Check it."), "Check it.");
 });
 
 Deno.test("MgrpoConfigSchema rejects out-of-range values and unknown fields", () => {

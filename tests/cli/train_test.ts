@@ -235,3 +235,43 @@ Deno.test("train.ts --resume fails on a folder without checkpoints and writes no
     assert.deepEqual(await Array.fromAsync(Deno.readDir(empty)), []);
   });
 });
+
+Deno.test("train.ts runs the MGRPO smoke config and logs the self-correction metrics", async () => {
+  await withRun(async (tmp, init) => {
+    const runDir = `${tmp}/smoke-mgrpo`;
+    const result = await train(
+      "--config",
+      "configs/smoke-mgrpo.yaml",
+      "--set",
+      `model.init=${init}`,
+      "--run-dir",
+      runDir,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const steps = (await readMetrics(runDir)).filter((l) => "reward/mean" in l);
+    assert.deepEqual(steps.map((l) => l.step), [1, 2]);
+    for (const line of steps) {
+      for (
+        const key of [
+          "mgrpo/acc_t1",
+          "mgrpo/acc_t1_prime",
+          "mgrpo/delta_i_to_c",
+          "mgrpo/delta_c_to_i",
+          "mgrpo/discarded_frac",
+          "layer2/reward/mean",
+          "layer2/train/rows",
+          ...STEP_KEYS,
+        ]
+      ) {
+        assert.ok(Number.isFinite(line[key]), `step ${line.step}: ${key} = ${line[key]}`);
+      }
+      // Acc@t1 is the Layer-1 accuracy the Learner logs; Acc@t1' - Acc@t1 = Δi→c - Δc→i.
+      assert.equal(line["mgrpo/acc_t1"], line["accuracy"]);
+      const identity = line["mgrpo/acc_t1_prime"]! - line["mgrpo/acc_t1"]! -
+        (line["mgrpo/delta_i_to_c"]! - line["mgrpo/delta_c_to_i"]!);
+      assert.ok(Math.abs(identity) < 1e-9);
+      // 2 prompts × G = 4 responses, each corrected H = 2 times.
+      assert.equal(line["mgrpo/n_groups"], 8);
+    }
+  });
+});

@@ -1,0 +1,130 @@
+/**
+ * Corrector (MGRPO Layer 2): for every scored Layer-1 response o_i it builds
+ * q'_i = SystemPrompt_L2 + user q + assistant o_i + p_guide (Eq. 5, a guide phrase drawn at
+ * random from the pool) and asks the Sampler for H corrections each. When the scored
+ * corrections come back it classifies each (o_i, õ_ij), selects the Layer-2 groups (the
+ * paper's rule by default) and sends both layers to the Learner as one training batch.
+ *
+ * @module
+ */
+import type { ActorLogic } from "./runtime/mod.ts";
+import type { Generate, Query, SamplingParams, Scored, TrainBatch } from "./messages.ts";
+import type { Tokenizer } from "../model/char_tokenizer.ts";
+import { Rng } from "../data/rng.ts";
+import {
+  buildLayer2Prompt,
+  drawGuidePhrase,
+  layer2SystemPrompt,
+  type MgrpoConfig,
+  mgrpoMetrics,
+  selectLayer2Groups,
+} from "../algorithms/mgrpo.ts";
+
+/** Input of {@link corrector}. */
+export interface CorrectorInput {
+  tokenizer: Tokenizer;
+  config: MgrpoConfig;
+  /** Jinja chat template; ChatML when absent. */
+  template?: string;
+  seed: number;
+  /** Sampling parameters of the H corrections (the Sampler's). */
+  sampling: SamplingParams;
+  /** Where the training batch goes: "ref_policy" or "learner". */
+  target: string;
+  /** Guide-phrase RNG state (when resuming). */
+  rngState?: ReturnType<Rng["getState"]>;
+}
+
+/** State of {@link corrector}. */
+export interface CorrectorState {
+  input: CorrectorInput;
+  /** The guide-phrase RNG. */
+  rng: Rng;
+  /** Layer-1 batches waiting for their corrections, by step. */
+  pending: Map<number, { layer1: Scored; phrases: number[] }>;
+}
+
+/** The Corrector actor. */
+export const corrector: ActorLogic<CorrectorState, Scored, CorrectorInput> = {
+  init(input) {
+    const rng = new Rng(input.seed).fork("guide-phrases");
+    if (input.rngState) rng.setState(input.rngState);
+    return { input, rng, pending: new Map() };
+  },
+  async handle(state, message, ctx) {
+    switch (message.type) {
+      case "Scored": {
+        const { config, tokenizer } = state.input;
+        if (message.label !== "layer2") {
+          // Layer 1: one q'_i per response, H corrections each.
+          const phrases: number[] = [];
+          const queries: Query[] = message.rollouts.map((r, i) => {
+            const q = message.queries[r.queryIndex]!;
+            const phrase = drawGuidePhrase(state.rng, config.guide_phrases);
+            phrases.push(config.guide_phrases.indexOf(phrase));
+            const text = buildLayer2Prompt(q.question, r.text, phrase, {
+              systemPrompt: layer2SystemPrompt(config.layer2_system_prompt),
+              separator: config.guide_separator,
+              ...(state.input.template === undefined ? {} : { template: state.input.template }),
+            });
+            return {
+              id: `${q.id}/o${i}`,
+              question: q.question,
+              answer: q.answer,
+              promptIds: tokenizer.encode(text),
+            };
+          });
+          state.pending.set(message.step, { layer1: message, phrases });
+          const generate: Generate = {
+            type: "Generate",
+            purpose: "train",
+            step: message.step,
+            label: "layer2",
+            queries,
+            n: config.num_corrections,
+            params: state.input.sampling,
+          };
+          await ctx.send("sampler", generate);
+          return state;
+        }
+        const waiting = state.pending.get(message.step);
+        if (!waiting) {
+          throw new RangeError(
+            `Layer-2 rollouts for an unknown step: current value is ${message.step}`,
+          );
+        }
+        state.pending.delete(message.step);
+        const { layer1, phrases } = waiting;
+        const h = message.n;
+        const layer1Correct = layer1.verdicts.map((v) => v.correct);
+        const layer2Correct = layer1Correct.map((_, i) =>
+          message.verdicts.slice(i * h, (i + 1) * h).map((v) => v.correct)
+        );
+        const keep = selectLayer2Groups(layer1Correct, layer2Correct, config.selection);
+        const metrics = mgrpoMetrics(layer1Correct, layer2Correct, keep);
+        config.guide_phrases.forEach((_, k) => {
+          metrics[`mgrpo/guide_phrase_${k}`] = phrases.filter((p) => p === k).length;
+        });
+        const batch: TrainBatch = {
+          type: "TrainBatch",
+          step: message.step,
+          update: config.update,
+          metrics,
+          parts: [
+            { scored: layer1, weight: config.layer1_weight, prefix: "" },
+            {
+              scored: message,
+              weight: config.layer2_weight,
+              prefix: "layer2/",
+              keep: message.rollouts.map((r) => keep[r.queryIndex]!),
+            },
+          ],
+        };
+        await ctx.send(state.input.target, batch);
+        return state;
+      }
+      default:
+        throw new TypeError(`Unknown message type: "${(message as { type: string }).type}"`);
+    }
+  },
+};
