@@ -40,8 +40,8 @@ export interface CorrectorState {
   input: CorrectorInput;
   /** The guide-phrase RNG. */
   rng: Rng;
-  /** Layer-1 batches waiting for their corrections, by step. */
-  pending: Map<number, { layer1: Scored; phrases: number[] }>;
+  /** Layer-1 batches waiting for their corrections, by step, with the seconds spent on them. */
+  pending: Map<number, { layer1: Scored; phrases: number[]; seconds: number }>;
 }
 
 /** The Corrector actor. */
@@ -54,6 +54,7 @@ export const corrector: ActorLogic<CorrectorState, Scored, CorrectorInput> = {
   async handle(state, message, ctx) {
     switch (message.type) {
       case "Scored": {
+        const t0 = performance.now();
         const { config, tokenizer } = state.input;
         if (message.label !== "layer2") {
           // Layer 1: one q'_i per response, H corrections each.
@@ -74,7 +75,11 @@ export const corrector: ActorLogic<CorrectorState, Scored, CorrectorInput> = {
               promptIds: tokenizer.encode(text),
             };
           });
-          state.pending.set(message.step, { layer1: message, phrases });
+          state.pending.set(message.step, {
+            layer1: message,
+            phrases,
+            seconds: (performance.now() - t0) / 1000,
+          });
           const generate: Generate = {
             type: "Generate",
             purpose: "train",
@@ -94,7 +99,7 @@ export const corrector: ActorLogic<CorrectorState, Scored, CorrectorInput> = {
           );
         }
         state.pending.delete(message.step);
-        const { layer1, phrases } = waiting;
+        const { layer1, phrases, seconds } = waiting;
         const h = message.n;
         const layer1Correct = layer1.verdicts.map((v) => v.correct);
         const layer2Correct = layer1Correct.map((_, i) =>
@@ -113,7 +118,14 @@ export const corrector: ActorLogic<CorrectorState, Scored, CorrectorInput> = {
           parts: [
             { scored: layer1, weight: config.layer1_weight, prefix: "" },
             {
-              scored: message,
+              // The Corrector reports its own time (both visits) with the Layer-2 timings.
+              scored: {
+                ...message,
+                timings: {
+                  ...message.timings,
+                  corrector: seconds + (performance.now() - t0) / 1000,
+                },
+              },
               weight: config.layer2_weight,
               prefix: "layer2/",
               keep: message.rollouts.map((r) => keep[r.queryIndex]!),
