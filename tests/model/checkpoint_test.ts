@@ -1,0 +1,99 @@
+import assert from "node:assert/strict";
+import { initBackend } from "../../model/backend.ts";
+import { loadCheckpoint, saveCheckpoint } from "../../model/checkpoint.ts";
+import { decodeSafetensors, encodeSafetensors } from "../../model/safetensors.ts";
+import { CharTokenizer } from "../../model/char_tokenizer.ts";
+import { makeTinyModel } from "../helpers.ts";
+
+await initBackend("wasm");
+
+Deno.test("encodeSafetensors() and decodeSafetensors() round-trip with the standard header", () => {
+  const tensors = new Map([
+    ["b", { data: new Float32Array([1.5, -2]), shape: [2] }],
+    ["a", { data: new Float32Array([1, 2, 3, 4, 5, 6]), shape: [2, 3] }],
+  ]);
+  const bytes = encodeSafetensors(tensors, { format: "pt" });
+  const headerLength = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  assert.equal((8 + headerLength) % 8, 0); // data aligned to 8 bytes
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+  // Sorted by name, as the Python library writes them: "a" first, 24 bytes, then "b".
+  assert.deepEqual(header.a, { dtype: "F32", shape: [2, 3], data_offsets: [0, 24] });
+  assert.deepEqual(header.b, { dtype: "F32", shape: [2], data_offsets: [24, 32] });
+  assert.deepEqual(header.__metadata__, { format: "pt" });
+  const back = decodeSafetensors(bytes);
+  assert.deepEqual([...back.tensors.get("a")!.data], [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual([...back.tensors.get("b")!.data], [1.5, -2]);
+});
+
+Deno.test("decodeSafetensors() reads F16 and BF16 and rejects a truncated file", () => {
+  // 1.0 is 0x3C00 in f16 and 0x3F80 in bf16; -2.0 is 0xC000 and 0xC000.
+  const header = JSON.stringify({
+    h: { dtype: "F16", shape: [2], data_offsets: [0, 4] },
+    g: { dtype: "BF16", shape: [2], data_offsets: [4, 8] },
+  });
+  const hb = new TextEncoder().encode(header);
+  const bytes = new Uint8Array(8 + hb.length + 8);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(hb.length), true);
+  bytes.set(hb, 8);
+  const dv = new DataView(bytes.buffer, 8 + hb.length);
+  [0x3c00, 0xc000, 0x3f80, 0xc000].forEach((v, i) => dv.setUint16(i * 2, v, true));
+  const { tensors } = decodeSafetensors(bytes);
+  assert.deepEqual([...tensors.get("h")!.data], [1, -2]);
+  assert.deepEqual([...tensors.get("g")!.data], [1, -2]);
+  assert.throws(
+    () => decodeSafetensors(bytes.subarray(0, bytes.length - 2), "x.safetensors"),
+    /Cannot read "x.safetensors": tensor "(g|h)" has invalid offsets/,
+  );
+});
+
+Deno.test("saveCheckpoint() replaces a checkpoint atomically and loadCheckpoint() reads it back", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "checkpoint_test_" });
+  try {
+    const tokenizer = new CharTokenizer();
+    const first = makeTinyModel(1), second = makeTinyModel(2);
+    await saveCheckpoint(`${dir}/ckpt`, first, tokenizer, { step: 1 });
+    await saveCheckpoint(`${dir}/ckpt`, second, tokenizer, { step: 2 });
+    // Only the final folder remains: no temporary or moved-aside copies.
+    const names = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    assert.deepEqual(names, ["ckpt"]);
+    const loaded = await loadCheckpoint(`${dir}/ckpt`);
+    assert.deepEqual(loaded.state, { step: 2 });
+    assert.deepEqual(loaded.model.config, second.config);
+    const a = await second.exportWeights(), b = await loaded.model.exportWeights();
+    for (const [name, t] of a) assert.deepEqual([...b.get(name)!.data], [...t.data], name);
+    assert.equal(loaded.tokenizer.vocabSize, tokenizer.vocabSize);
+    [first, second, loaded.model].forEach((m) => m.dispose());
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loadCheckpoint() names the folder and the problem for bad checkpoints", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "checkpoint_test_" });
+  try {
+    const model = makeTinyModel(3);
+    await saveCheckpoint(`${dir}/ckpt`, model, new CharTokenizer());
+    model.dispose();
+    const config = JSON.parse(await Deno.readTextFile(`${dir}/ckpt/config.json`));
+    await Deno.writeTextFile(
+      `${dir}/ckpt/config.json`,
+      JSON.stringify({ ...config, hidden_size: config.hidden_size * 2 }),
+    );
+    await assert.rejects(
+      () => loadCheckpoint(`${dir}/ckpt`),
+      (e: Error) =>
+        e.message.startsWith(`Cannot load checkpoint "${dir}/ckpt": Tensor "`) &&
+        e.message.includes("has the wrong shape"),
+    );
+    await Deno.writeTextFile(`${dir}/ckpt/config.json`, "{ not json");
+    await assert.rejects(
+      () => loadCheckpoint(`${dir}/ckpt`),
+      new RegExp(`Cannot load checkpoint "${dir}/ckpt": "config.json" is not valid JSON`),
+    );
+    await Deno.remove(`${dir}/ckpt/model.safetensors`);
+    await assert.rejects(() => loadCheckpoint(`${dir}/nope`), /cannot read "config.json"/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
