@@ -9,7 +9,8 @@ import { loadConfig } from "./config.ts";
 import { formatTable, heldOut, promptRenderer, resolveRepoPath, runMain } from "./common.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
-import { evaluatePolicy } from "../algorithms/evaluate.ts";
+import { evaluatePolicy, evaluateSelfCorrection } from "../algorithms/evaluate.ts";
+import { buildLayer2Prompt, layer2SystemPrompt, twoTurnMetrics } from "../algorithms/mgrpo.ts";
 
 const FLAGS = {
   checkpoint: {
@@ -19,6 +20,11 @@ const FLAGS = {
     help: "Checkpoint folder to evaluate (repeatable; default: model.init of the config)",
   },
   samples: { type: "string", placeholder: "N", help: "Sample completions to print (default 3)" },
+  "two-turn": {
+    type: "boolean",
+    help:
+      "Solve, then self-correct twice (guide phrases from the mgrpo section): the paper's Table 2 columns",
+  },
 } as const;
 
 const HELP = formatHelp(FLAGS, {
@@ -41,6 +47,56 @@ async function main(argv: string[]): Promise<number> {
   const render = promptRenderer(config.prompts);
   const { problems } = heldOut(config.task);
   const rows: (string | number)[][] = [];
+  if (args.values["two-turn"] === true) {
+    const pct = (x: number | undefined) => (x === undefined ? "-" : (100 * x).toFixed(1));
+    for (const dir of dirs) {
+      const { model, tokenizer } = await loadCheckpoint(dir, { trainable: false });
+      const systemPrompt = layer2SystemPrompt(config.mgrpo.layer2_system_prompt);
+      const res = await evaluateSelfCorrection(model, tokenizer, problems, {
+        renderPrompt: render,
+        renderCorrection: (question, text, phrase) =>
+          buildLayer2Prompt(question, text, phrase, {
+            systemPrompt,
+            separator: config.mgrpo.guide_separator,
+            ...(config.prompts.template === undefined ? {} : { template: config.prompts.template }),
+          }),
+        phrases: config.mgrpo.guide_phrases,
+        separator: config.mgrpo.guide_separator,
+        maxNewTokens: config.eval.max_new_tokens,
+        greedy: config.eval.greedy,
+        temperature: config.eval.temperature,
+        batchSize: config.eval.batch_size,
+        seed: config.run.seed,
+      });
+      const m = twoTurnMetrics(res.verdicts);
+      rows.push([
+        dir,
+        pct(m.acc_t1),
+        pct(m.acc_t1_prime),
+        pct(m.acc_t2),
+        pct(m.delta_t1_prime_t2),
+        pct(m.delta_i_to_c),
+        pct(m.delta_c_to_i),
+        res.overflow,
+      ]);
+      for (const c of res.completions.slice(0, nSamples)) console.log(JSON.stringify(c));
+      model.dispose();
+    }
+    console.log(
+      `\nSelf-correction evaluation (${problems.length} problems, solve then two correction prompts):`,
+    );
+    console.log(formatTable([
+      "checkpoint",
+      "Acc@t1 %",
+      "Acc@t1' %",
+      "Acc@t2 %",
+      "Δ(t1',t2)",
+      "Δi→c",
+      "Δc→i",
+      "overflow",
+    ], rows));
+    return 0;
+  }
   for (const dir of dirs) {
     const { model, tokenizer } = await loadCheckpoint(dir, { trainable: false });
     const t0 = performance.now();
