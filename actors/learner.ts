@@ -196,6 +196,7 @@ function preparePart(
       scored.rollouts.map((r) => (r.finishReason === "length" ? 1 : 0)),
     ),
     [`${prefix}train/rows`]: kept.length,
+    [`${prefix}completions/total_tokens`]: lengths.reduce((a, b) => a + b, 0),
     ...Object.fromEntries(Object.entries(adv.metrics).map(([k, v]) => [`${prefix}${k}`, v])),
   });
   if (kept.length === 0) return undefined;

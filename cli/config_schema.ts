@@ -45,6 +45,9 @@ export const RunConfigSchema = z.object({
   steps: z.number().int().min(1).default(100).describe(
     "Number of training steps (policy updates)",
   ),
+  max_sampled_tokens: z.number().int().min(0).default(0).describe(
+    "Stop after the step at which the completion tokens sampled for training (both MGRPO layers) reach this budget; 0 = no budget (deno task compare uses it to compare algorithms at equal sampled tokens)",
+  ),
   checkpoint_every: z.number().int().min(0).default(0).describe(
     "Save a checkpoint every this many steps; 0 saves only at the end",
   ),

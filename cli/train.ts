@@ -254,6 +254,7 @@ async function main(argv: string[]): Promise<number> {
     const before = config.eval.before ? await runEval("before", startStep) : undefined;
     const progress = new ProgressReporter(steps, startStep, config.run.log_every);
     const tLoop = performance.now();
+    let sampledTokens = 0;
     let lastBusy = graph.stats();
     for (let step = startStep + 1; step <= steps && !stopRequested; step++) {
       const tStep = performance.now();
@@ -275,9 +276,15 @@ async function main(argv: string[]): Promise<number> {
         config.grpo.num_generations;
       metrics["throughput/sampler_tokens_per_s"] = sampled /
         Math.max(1e-9, metrics["time/sampler"] ?? 0);
+      sampledTokens += Object.entries(metrics)
+        .filter(([k]) => k.endsWith("completions/total_tokens"))
+        .reduce((acc, [, v]) => acc + v, 0);
+      metrics["tokens/sampled_total"] = sampledTokens;
       await writeLine(metrics);
       progress.update(step, metrics, (performance.now() - tLoop) / 1000);
       lastStep = step;
+      const budget = config.run.max_sampled_tokens;
+      if (budget > 0 && sampledTokens >= budget) break;
     }
     progress.done();
     const final = `${runDir}/checkpoint-${lastStep}`;
@@ -300,6 +307,7 @@ async function main(argv: string[]): Promise<number> {
       seed: config.run.seed,
       accuracy_before: before?.accuracy ?? null,
       accuracy_after: after?.accuracy ?? null,
+      sampled_tokens: sampledTokens,
       checkpoint: saved.path,
     };
     await Deno.writeTextFile(`${runDir}/summary.json`, JSON.stringify(summary, null, 2) + "\n");

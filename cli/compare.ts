@@ -1,0 +1,267 @@
+/**
+ * `deno task compare`: GRPO against MGRPO on the embedded task at the same budget of sampled
+ * completion tokens, over several seeds. Writes `<out>/report.md` (the paper's Table 2
+ * columns, mean ± std over seeds) and `<out>/accuracy.svg` (training accuracy against sampled
+ * tokens), with every run in `<out>/<algorithm>-seed<k>/`.
+ *
+ * The budget is `--budget` tokens (default: what the default GRPO run samples, about
+ * 100 steps × 64 completions × 17.5 tokens). GRPO keeps its default schedule; MGRPO's
+ * schedule length is set from a 2-step calibration run so that its cosine schedule ends
+ * near the budget. Each run stops at the step where it reaches the budget.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { formatTable, heldOut, promptRenderer, REPO_ROOT, resolveRepoPath } from "./common.ts";
+import { loadConfig } from "./config.ts";
+import { initBackend } from "../model/backend.ts";
+import { loadCheckpoint } from "../model/checkpoint.ts";
+import { evaluateSelfCorrection } from "../algorithms/evaluate.ts";
+import { buildLayer2Prompt, layer2SystemPrompt, twoTurnMetrics } from "../algorithms/mgrpo.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    seeds: { type: "string", default: "0,1,2" },
+    budget: { type: "string", default: "112000" },
+    out: { type: "string" },
+    jobs: { type: "string", default: "2" },
+  },
+  strict: true,
+});
+const seeds = values.seeds.split(",").map((s) => Number(s.trim()));
+const budget = Number(values.budget);
+const out = values.out ?? `runs/compare-${new Date().toISOString().slice(0, 10)}`;
+await Deno.mkdir(out, { recursive: true });
+
+async function train(runDir: string, args: string[]): Promise<void> {
+  await Deno.remove(runDir, { recursive: true }).catch(() => {});
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      `${REPO_ROOT}cli/train.ts`,
+      "--run-dir",
+      runDir,
+      ...args,
+    ],
+  }).output();
+  const decoder = new TextDecoder();
+  await Deno.writeTextFile(
+    `${runDir}.log`,
+    decoder.decode(output.stdout) + decoder.decode(output.stderr),
+  );
+  if (!output.success) throw new Error(`train failed for ${runDir}: see ${runDir}.log`);
+}
+
+async function metrics(runDir: string): Promise<Record<string, number>[]> {
+  const text = await Deno.readTextFile(`${runDir}/metrics.jsonl`);
+  return text.trim().split("\n").map((l) => JSON.parse(l));
+}
+
+// Calibrate MGRPO's sampled tokens per step.
+const calib = `${out}/mgrpo-calibration`;
+console.log(`calibrating MGRPO tokens per step (${calib})`);
+await train(calib, [
+  "--set",
+  "algorithm=mgrpo",
+  "--steps",
+  "2",
+  "--set",
+  "eval.before=false",
+  "--set",
+  "eval.after=false",
+]);
+const calibSteps = (await metrics(calib)).filter((l) => "tokens/sampled_total" in l);
+const perStep = calibSteps.at(-1)!["tokens/sampled_total"]! / calibSteps.length;
+const mgrpoSteps = Math.max(1, Math.ceil(budget / perStep));
+console.log(
+  `MGRPO samples about ${perStep.toFixed(0)} tokens a step: ${mgrpoSteps} steps for ${budget}`,
+);
+
+const jobs: { algorithm: string; seed: number; args: string[] }[] = [];
+for (const seed of seeds) {
+  jobs.push({ algorithm: "grpo", seed, args: ["--seed", String(seed)] });
+  jobs.push({
+    algorithm: "mgrpo",
+    seed,
+    args: ["--seed", String(seed), "--set", "algorithm=mgrpo", "--steps", String(mgrpoSteps)],
+  });
+}
+const queue = [...jobs];
+await Promise.all(
+  Array.from({ length: Number(values.jobs) }, async () => {
+    for (let job = queue.shift(); job; job = queue.shift()) {
+      const dir = `${out}/${job.algorithm}-seed${job.seed}`;
+      console.log(`running ${dir}`);
+      await train(dir, [...job.args, "--set", `run.max_sampled_tokens=${budget}`]);
+    }
+  }),
+);
+
+// Two-turn evaluation of every final policy, and the table.
+const config = loadConfig(undefined);
+await initBackend(config.model.backend);
+const render = promptRenderer(config.prompts);
+const { problems } = heldOut(config.task);
+type Row = Record<string, number>;
+const results: Record<string, Row[]> = { grpo: [], mgrpo: [] };
+const curves: Record<string, [number, number][][]> = { grpo: [], mgrpo: [] };
+async function twoTurn(checkpoint: string) {
+  const { model, tokenizer } = await loadCheckpoint(checkpoint, { trainable: false });
+  const res = await evaluateSelfCorrection(model, tokenizer, problems, {
+    renderPrompt: render,
+    renderCorrection: (q, text, phrase) =>
+      buildLayer2Prompt(q, text, phrase, {
+        systemPrompt: layer2SystemPrompt(config.mgrpo.layer2_system_prompt),
+        separator: config.mgrpo.guide_separator,
+      }),
+    phrases: config.mgrpo.guide_phrases,
+    separator: config.mgrpo.guide_separator,
+    maxNewTokens: config.eval.max_new_tokens,
+    batchSize: config.eval.batch_size,
+  });
+  model.dispose();
+  return twoTurnMetrics(res.verdicts);
+}
+const base = await twoTurn(resolveRepoPath(config.model.init));
+for (const job of jobs) {
+  const dir = `${out}/${job.algorithm}-seed${job.seed}`;
+  const summary = JSON.parse(await Deno.readTextFile(`${dir}/summary.json`));
+  const m = await twoTurn(summary.checkpoint);
+  const lines = (await metrics(dir)).filter((l) => "tokens/sampled_total" in l);
+  const last = lines.slice(-5);
+  const avg = (k: string) => last.reduce((a, l) => a + (l[k] ?? 0), 0) / Math.max(1, last.length);
+  results[job.algorithm]!.push({
+    before: summary.accuracy_before,
+    after: summary.accuracy_after,
+    acc_t1: m.acc_t1,
+    acc_t1_prime: m.acc_t1_prime,
+    acc_t2: m.acc_t2!,
+    delta: m.delta_t1_prime_t2!,
+    i_to_c: m.delta_i_to_c!,
+    c_to_i: m.delta_c_to_i!,
+    tokens: summary.sampled_tokens,
+    steps: summary.steps,
+    seconds: summary.seconds,
+    train_acc_t1_prime: avg("mgrpo/acc_t1_prime"),
+  });
+  curves[job.algorithm]!.push(lines.map((l) => [l["tokens/sampled_total"]!, l["accuracy"]!]));
+}
+
+function stat(rows: Row[], key: string, scale = 100, digits = 1): string {
+  const xs = rows.map((r) => r[key]!);
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const sd = xs.length > 1
+    ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1))
+    : 0;
+  return `${(mean * scale).toFixed(digits)} ± ${(sd * scale).toFixed(digits)}`;
+}
+const header = [
+  "method",
+  "held-out before %",
+  "Acc@t1 %",
+  "Acc@t1' %",
+  "Acc@t2 %",
+  "Δ(t1',t2)",
+  "Δi→c",
+  "Δc→i",
+  "sampled tokens",
+  "steps",
+  "wall s",
+];
+const pct = (x: number | undefined) => (x === undefined ? "-" : (100 * x).toFixed(1));
+const table = [
+  [
+    "warm start (intrinsic self-correction)",
+    pct(base.acc_t1),
+    pct(base.acc_t1),
+    pct(base.acc_t1_prime),
+    pct(base.acc_t2),
+    pct(base.delta_t1_prime_t2),
+    pct(base.delta_i_to_c),
+    pct(base.delta_c_to_i),
+    "0",
+    "0",
+    "-",
+  ],
+  ...Object.entries(results).map(([alg, rows]) => [
+    alg.toUpperCase(),
+    stat(rows, "before"),
+    stat(rows, "acc_t1"),
+    stat(rows, "acc_t1_prime"),
+    stat(rows, "acc_t2"),
+    stat(rows, "delta"),
+    stat(rows, "i_to_c"),
+    stat(rows, "c_to_i"),
+    stat(rows, "tokens", 1, 0),
+    stat(rows, "steps", 1, 0),
+    stat(rows, "seconds", 1, 0),
+  ]),
+];
+const md = [
+  `# GRPO vs MGRPO on the embedded task (${new Date().toISOString().slice(0, 10)})`,
+  "",
+  `Seeds ${
+    seeds.join(", ")
+  }; budget ${budget} sampled completion tokens per run (both MGRPO layers count); MGRPO ${mgrpoSteps}-step schedule (calibrated ${
+    perStep.toFixed(0)
+  } tokens a step). Mean ± std over seeds.`,
+  `Acc@t1 is greedy held-out accuracy of the final policy on ${problems.length} problems; Acc@t1' and Acc@t2 are after one and two self-correction prompts (deno task eval --two-turn protocol); the Δ columns are between t1' and t2, as fractions of all problems (%).`,
+  "",
+  "| " + header.join(" | ") + " |",
+  "| " + header.map(() => "---").join(" | ") + " |",
+  ...table.map((r) => "| " + r.join(" | ") + " |"),
+  "",
+  `MGRPO's Layer-2 accuracy in training (mean of its last 5 steps, sampled): ${
+    stat(results.mgrpo!, "train_acc_t1_prime")
+  } %.`,
+  "",
+  "Command: `deno task compare` (" + `--seeds ${values.seeds} --budget ${budget}` + ").",
+  "",
+  "![training accuracy against sampled tokens](accuracy.svg)",
+  "",
+].join("\n");
+await Deno.writeTextFile(`${out}/report.md`, md);
+
+// SVG: training (Layer-1, sampled) accuracy against cumulative sampled tokens, one line a run.
+const W = 640, H = 360, P = 48;
+const maxX = Math.max(budget, ...Object.values(curves).flat().flat().map(([x]) => x));
+const colors: Record<string, string> = { grpo: "#1f77b4", mgrpo: "#d62728" };
+const path = (pts: [number, number][]) =>
+  pts.map(([x, y], i) =>
+    `${i ? "L" : "M"}${(P + (x / maxX) * (W - 2 * P)).toFixed(1)},${
+      (H - P - y * (H - 2 * P)).toFixed(1)
+    }`
+  ).join(" ");
+const svg = [
+  `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+  `<rect width="${W}" height="${H}" fill="white"/>`,
+  `<line x1="${P}" y1="${H - P}" x2="${W - P}" y2="${H - P}" stroke="black"/>`,
+  `<line x1="${P}" y1="${P}" x2="${P}" y2="${H - P}" stroke="black"/>`,
+  `<text x="${W / 2}" y="${H - 12}" text-anchor="middle">sampled completion tokens (max ${
+    maxX.toFixed(0)
+  })</text>`,
+  `<text x="14" y="${H / 2}" transform="rotate(-90 14 ${
+    H / 2
+  })" text-anchor="middle">training accuracy (Layer 1, sampled)</text>`,
+  ...[0, 0.5, 1].map((y) =>
+    `<text x="${P - 6}" y="${H - P - y * (H - 2 * P) + 4}" text-anchor="end">${y}</text>`
+  ),
+  ...Object.entries(curves).flatMap(([alg, runs]) =>
+    runs.map((pts) =>
+      `<path d="${path(pts)}" fill="none" stroke="${
+        colors[alg]
+      }" stroke-width="1.5" opacity="0.8"/>`
+    )
+  ),
+  ...Object.keys(curves).map((alg, i) =>
+    `<text x="${W - P - 80}" y="${P + 16 * i}" fill="${colors[alg]}">${alg.toUpperCase()}</text>`
+  ),
+  `</svg>`,
+].join("\n");
+await Deno.writeTextFile(`${out}/accuracy.svg`, svg);
+console.log(md);
+console.log(formatTable(header, table));
