@@ -275,3 +275,27 @@ Deno.test("train.ts runs the MGRPO smoke config and logs the self-correction met
     }
   });
 });
+
+Deno.test("train.ts stops at the step that reaches run.max_sampled_tokens", async () => {
+  await withRun(async (tmp, init) => {
+    const runDir = `${tmp}/budget`;
+    const result = await smoke(
+      init,
+      runDir,
+      "--set",
+      "run.max_sampled_tokens=1",
+      "--set",
+      "eval.after=false",
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const steps = (await readMetrics(runDir)).filter((l) => "reward/mean" in l);
+    // One step of 2 prompts × 4 completions already samples more than 1 token.
+    assert.deepEqual(steps.map((l) => l.step), [1]);
+    const tokens = steps[0]!["completions/total_tokens"]!;
+    assert.ok(tokens >= 8, `${tokens} tokens`);
+    assert.equal(steps[0]!["tokens/sampled_total"], tokens);
+    const summary = JSON.parse(await Deno.readTextFile(`${runDir}/summary.json`));
+    assert.equal(summary.steps, 1);
+    assert.equal(summary.sampled_tokens, tokens);
+  });
+});
