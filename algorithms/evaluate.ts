@@ -53,6 +53,18 @@ export interface EvalResult {
   }[];
 }
 
+/** Sampling options of an evaluation: stop at `<|im_end|>` or end of text. */
+function generateOptions(tokenizer: CharTokenizer, options: EvaluateOptions, rng: Rng) {
+  return {
+    maxNewTokens: options.maxNewTokens ?? 48,
+    greedy: options.greedy ?? true,
+    temperature: options.temperature ?? 1,
+    stopIds: [tokenizer.imEndId, tokenizer.eosId],
+    padId: tokenizer.padId,
+    rng,
+  };
+}
+
 /** Generates one completion per problem and verifies it. */
 export async function evaluatePolicy(
   model: Transformer,
@@ -67,14 +79,7 @@ export async function evaluatePolicy(
   for (let i = 0; i < problems.length; i += batchSize) {
     const chunk = problems.slice(i, i + batchSize);
     const prompts = chunk.map((p) => tokenizer.encode(options.renderPrompt(p.question)));
-    const gens = await generate(model, prompts, {
-      maxNewTokens: options.maxNewTokens ?? 48,
-      greedy: options.greedy ?? true,
-      temperature: options.temperature ?? 1,
-      stopIds: [tokenizer.imEndId, tokenizer.eosId],
-      padId: tokenizer.padId,
-      rng,
-    });
+    const gens = await generate(model, prompts, generateOptions(tokenizer, options, rng));
     chunk.forEach((p, j) => {
       const g = gens[j]!;
       const completion = tokenizer.decode(g.tokens, { skipSpecialTokens: true });
@@ -162,14 +167,11 @@ export async function evaluateSelfCorrection(
       // A prompt that leaves no room in the context cannot be continued: counted as wrong.
       const limit = model.config.max_position_embeddings - 1;
       const fits = prompts.map((p) => p.length < limit);
-      const gens = await generate(model, prompts.filter((_, j) => fits[j]), {
-        maxNewTokens: options.maxNewTokens ?? 48,
-        greedy: options.greedy ?? true,
-        temperature: options.temperature ?? 1,
-        stopIds: [tokenizer.imEndId, tokenizer.eosId],
-        padId: tokenizer.padId,
-        rng,
-      });
+      const gens = await generate(
+        model,
+        prompts.filter((_, j) => fits[j]),
+        generateOptions(tokenizer, options, rng),
+      );
       let k = 0;
       chunk.forEach((p, j) => {
         const gen = fits[j] ? gens[k++] : undefined;

@@ -9,6 +9,8 @@ import { ArgsError } from "./args.ts";
 import { ConfigError } from "./config.ts";
 import { buildLayer1Prompt } from "../prompts/chat_template.ts";
 import { TABLE1_SYSTEM_PROMPT } from "../prompts/system_prompts.ts";
+import type { SelfCorrectionOptions } from "../algorithms/evaluate.ts";
+import { buildLayer2Prompt, layer2SystemPrompt } from "../algorithms/mgrpo.ts";
 import { heldOutProblems, problemKey } from "../data/arithmetic.ts";
 import type { ArithmeticOptions, ArithmeticProblem } from "../data/arithmetic.ts";
 
@@ -74,4 +76,31 @@ export async function runMain(main: (argv: string[]) => Promise<number>): Promis
     console.error(e instanceof Error ? e.message : e);
     Deno.exit(e instanceof ArgsError || e instanceof ConfigError ? 2 : 1);
   }
+}
+
+/**
+ * Options of a two-turn (solve → self-correct) evaluation from a config: the Layer-1 prompt,
+ * the Layer-2 prompt of the `mgrpo` section (Eq. 5) and the `eval` section's sampling.
+ */
+export function selfCorrectionOptions(config: TrainConfig): SelfCorrectionOptions {
+  const systemPrompt = layer2SystemPrompt(config.mgrpo.layer2_system_prompt);
+  const template = config.prompts.template === undefined
+    ? {}
+    : { template: config.prompts.template };
+  return {
+    renderPrompt: promptRenderer(config.prompts),
+    renderCorrection: (question, text, phrase) =>
+      buildLayer2Prompt(question, text, phrase, {
+        systemPrompt,
+        separator: config.mgrpo.guide_separator,
+        ...template,
+      }),
+    phrases: config.mgrpo.guide_phrases,
+    separator: config.mgrpo.guide_separator,
+    maxNewTokens: config.eval.max_new_tokens,
+    greedy: config.eval.greedy,
+    temperature: config.eval.temperature,
+    batchSize: config.eval.batch_size,
+    seed: config.run.seed,
+  };
 }

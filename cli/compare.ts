@@ -12,12 +12,18 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { formatTable, heldOut, promptRenderer, REPO_ROOT, resolveRepoPath } from "./common.ts";
+import {
+  formatTable,
+  heldOut,
+  REPO_ROOT,
+  resolveRepoPath,
+  selfCorrectionOptions,
+} from "./common.ts";
 import { loadConfig } from "./config.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { evaluateSelfCorrection } from "../algorithms/evaluate.ts";
-import { buildLayer2Prompt, layer2SystemPrompt, twoTurnMetrics } from "../algorithms/mgrpo.ts";
+import { twoTurnMetrics } from "../algorithms/mgrpo.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -104,25 +110,18 @@ await Promise.all(
 // Two-turn evaluation of every final policy, and the table.
 const config = loadConfig(undefined);
 await initBackend(config.model.backend);
-const render = promptRenderer(config.prompts);
 const { problems } = heldOut(config.task);
 type Row = Record<string, number>;
 const results: Record<string, Row[]> = { grpo: [], mgrpo: [] };
 const curves: Record<string, [number, number][][]> = { grpo: [], mgrpo: [] };
 async function twoTurn(checkpoint: string) {
   const { model, tokenizer } = await loadCheckpoint(checkpoint, { trainable: false });
-  const res = await evaluateSelfCorrection(model, tokenizer, problems, {
-    renderPrompt: render,
-    renderCorrection: (q, text, phrase) =>
-      buildLayer2Prompt(q, text, phrase, {
-        systemPrompt: layer2SystemPrompt(config.mgrpo.layer2_system_prompt),
-        separator: config.mgrpo.guide_separator,
-      }),
-    phrases: config.mgrpo.guide_phrases,
-    separator: config.mgrpo.guide_separator,
-    maxNewTokens: config.eval.max_new_tokens,
-    batchSize: config.eval.batch_size,
-  });
+  const res = await evaluateSelfCorrection(
+    model,
+    tokenizer,
+    problems,
+    selfCorrectionOptions(config),
+  );
   model.dispose();
   return twoTurnMetrics(res.verdicts);
 }

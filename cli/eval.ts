@@ -6,11 +6,18 @@
  */
 import { formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "./config.ts";
-import { formatTable, heldOut, promptRenderer, resolveRepoPath, runMain } from "./common.ts";
+import {
+  formatTable,
+  heldOut,
+  promptRenderer,
+  resolveRepoPath,
+  runMain,
+  selfCorrectionOptions,
+} from "./common.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { evaluatePolicy, evaluateSelfCorrection } from "../algorithms/evaluate.ts";
-import { buildLayer2Prompt, layer2SystemPrompt, twoTurnMetrics } from "../algorithms/mgrpo.ts";
+import { twoTurnMetrics } from "../algorithms/mgrpo.ts";
 
 const FLAGS = {
   checkpoint: {
@@ -51,23 +58,12 @@ async function main(argv: string[]): Promise<number> {
     const pct = (x: number | undefined) => (x === undefined ? "-" : (100 * x).toFixed(1));
     for (const dir of dirs) {
       const { model, tokenizer } = await loadCheckpoint(dir, { trainable: false });
-      const systemPrompt = layer2SystemPrompt(config.mgrpo.layer2_system_prompt);
-      const res = await evaluateSelfCorrection(model, tokenizer, problems, {
-        renderPrompt: render,
-        renderCorrection: (question, text, phrase) =>
-          buildLayer2Prompt(question, text, phrase, {
-            systemPrompt,
-            separator: config.mgrpo.guide_separator,
-            ...(config.prompts.template === undefined ? {} : { template: config.prompts.template }),
-          }),
-        phrases: config.mgrpo.guide_phrases,
-        separator: config.mgrpo.guide_separator,
-        maxNewTokens: config.eval.max_new_tokens,
-        greedy: config.eval.greedy,
-        temperature: config.eval.temperature,
-        batchSize: config.eval.batch_size,
-        seed: config.run.seed,
-      });
+      const res = await evaluateSelfCorrection(
+        model,
+        tokenizer,
+        problems,
+        selfCorrectionOptions(config),
+      );
       const m = twoTurnMetrics(res.verdicts);
       rows.push([
         dir,
