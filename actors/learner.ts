@@ -56,8 +56,6 @@ export interface PolicyAlgorithm {
     inputs: LossInputs,
     scale: { rowFraction: number; numItemsInBatch: number },
   ): { loss: tf.Scalar; stats: Record<string, tf.Scalar> };
-  /** Whether the reference log-probs are needed (β ≠ 0). */
-  needsReference: boolean;
 }
 
 /** Input of {@link learner}. */

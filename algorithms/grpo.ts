@@ -113,7 +113,6 @@ export function buildGrpoGraph(input: GrpoGraphInput): Graph {
 export function grpoAlgorithm(config: GrpoConfig, maxCompletionLength: number): PolicyAlgorithm {
   const epsilonHigh = config.epsilon_high ?? config.epsilon;
   return {
-    needsReference: config.beta !== 0,
     advantages(scored) {
       const rewards = scored.verdicts.map((v) => v.reward);
       const advantages = groupAdvantages(rewards, scored.n, config.scale_rewards);

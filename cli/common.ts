@@ -9,8 +9,19 @@ import { ArgsError } from "./args.ts";
 import { ConfigError } from "./config.ts";
 import { buildLayer1Prompt } from "../prompts/chat_template.ts";
 import { TABLE1_SYSTEM_PROMPT } from "../prompts/system_prompts.ts";
-import type { SelfCorrectionOptions } from "../algorithms/evaluate.ts";
-import { buildLayer2Prompt, layer2SystemPrompt } from "../algorithms/mgrpo.ts";
+import {
+  type EvalProblem,
+  evaluateSelfCorrection,
+  type SelfCorrectionOptions,
+  type SelfCorrectionResult,
+} from "../algorithms/evaluate.ts";
+import {
+  buildLayer2Prompt,
+  layer2SystemPrompt,
+  type TwoTurnMetrics,
+  twoTurnMetrics,
+} from "../algorithms/mgrpo.ts";
+import { loadCheckpoint } from "../model/checkpoint.ts";
 import { heldOutProblems, problemKey } from "../data/arithmetic.ts";
 import type { ArithmeticOptions, ArithmeticProblem } from "../data/arithmetic.ts";
 
@@ -103,4 +114,24 @@ export function selfCorrectionOptions(config: TrainConfig): SelfCorrectionOption
     batchSize: config.eval.batch_size,
     seed: config.run.seed,
   };
+}
+
+/** Loads a checkpoint and runs the two-turn evaluation of {@link selfCorrectionOptions} on it. */
+export async function evaluateCheckpointTwoTurn(
+  checkpoint: string,
+  config: TrainConfig,
+  problems: readonly EvalProblem[],
+): Promise<{ metrics: TwoTurnMetrics; result: SelfCorrectionResult }> {
+  const { model, tokenizer } = await loadCheckpoint(checkpoint, { trainable: false });
+  try {
+    const result = await evaluateSelfCorrection(
+      model,
+      tokenizer,
+      problems,
+      selfCorrectionOptions(config),
+    );
+    return { metrics: twoTurnMetrics(result.verdicts), result };
+  } finally {
+    model.dispose();
+  }
 }

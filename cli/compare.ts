@@ -13,17 +13,14 @@
  */
 import { parseArgs } from "node:util";
 import {
+  evaluateCheckpointTwoTurn,
   formatTable,
   heldOut,
   REPO_ROOT,
   resolveRepoPath,
-  selfCorrectionOptions,
 } from "./common.ts";
 import { loadConfig } from "./config.ts";
 import { initBackend } from "../model/backend.ts";
-import { loadCheckpoint } from "../model/checkpoint.ts";
-import { evaluateSelfCorrection } from "../algorithms/evaluate.ts";
-import { twoTurnMetrics } from "../algorithms/mgrpo.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -115,15 +112,7 @@ type Row = Record<string, number>;
 const results: Record<string, Row[]> = { grpo: [], mgrpo: [] };
 const curves: Record<string, [number, number][][]> = { grpo: [], mgrpo: [] };
 async function twoTurn(checkpoint: string) {
-  const { model, tokenizer } = await loadCheckpoint(checkpoint, { trainable: false });
-  const res = await evaluateSelfCorrection(
-    model,
-    tokenizer,
-    problems,
-    selfCorrectionOptions(config),
-  );
-  model.dispose();
-  return twoTurnMetrics(res.verdicts);
+  return (await evaluateCheckpointTwoTurn(checkpoint, config, problems)).metrics;
 }
 const base = await twoTurn(resolveRepoPath(config.model.init));
 for (const job of jobs) {

@@ -7,17 +7,16 @@
 import { formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "./config.ts";
 import {
+  evaluateCheckpointTwoTurn,
   formatTable,
   heldOut,
   promptRenderer,
   resolveRepoPath,
   runMain,
-  selfCorrectionOptions,
 } from "./common.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
-import { evaluatePolicy, evaluateSelfCorrection } from "../algorithms/evaluate.ts";
-import { twoTurnMetrics } from "../algorithms/mgrpo.ts";
+import { evaluatePolicy } from "../algorithms/evaluate.ts";
 
 const FLAGS = {
   checkpoint: {
@@ -57,14 +56,7 @@ async function main(argv: string[]): Promise<number> {
   if (args.values["two-turn"] === true) {
     const pct = (x: number | undefined) => (x === undefined ? "-" : (100 * x).toFixed(1));
     for (const dir of dirs) {
-      const { model, tokenizer } = await loadCheckpoint(dir, { trainable: false });
-      const res = await evaluateSelfCorrection(
-        model,
-        tokenizer,
-        problems,
-        selfCorrectionOptions(config),
-      );
-      const m = twoTurnMetrics(res.verdicts);
+      const { metrics: m, result: res } = await evaluateCheckpointTwoTurn(dir, config, problems);
       rows.push([
         dir,
         pct(m.acc_t1),
@@ -76,7 +68,6 @@ async function main(argv: string[]): Promise<number> {
         res.overflow,
       ]);
       for (const c of res.completions.slice(0, nSamples)) console.log(JSON.stringify(c));
-      model.dispose();
     }
     console.log(
       `\nSelf-correction evaluation (${problems.length} problems, solve then two correction prompts):`,

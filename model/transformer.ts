@@ -223,15 +223,6 @@ export class Transformer {
     });
   }
 
-  /** Copies every parameter value from `other` (same architecture) into this model. */
-  copyFrom(other: Transformer): void {
-    for (const [name, v] of this.params) {
-      const src = other.params.get(name);
-      if (!src) throw new TypeError(`Missing tensor "${name}" in the source model`);
-      v.assign(src);
-    }
-  }
-
   /** A new model with copied weights; `trainable: false` for a frozen reference policy. */
   clone(options: { trainable?: boolean } = {}): Transformer {
     const params = new Map<string, tf.Variable>();
