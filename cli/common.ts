@@ -135,3 +135,13 @@ export async function evaluateCheckpointTwoTurn(
     model.dispose();
   }
 }
+
+/** Column names of the paper's Table 2 (two-turn evaluation), in the order of the rows. */
+export const TWO_TURN_COLUMNS: readonly string[] = [
+  "Acc@t1 %",
+  "Acc@t1' %",
+  "Acc@t2 %",
+  "Δ(t1',t2)",
+  "Δi→c",
+  "Δc→i",
+];

@@ -18,6 +18,7 @@ import {
   heldOut,
   REPO_ROOT,
   resolveRepoPath,
+  TWO_TURN_COLUMNS,
 } from "./common.ts";
 import { loadConfig } from "./config.ts";
 import { initBackend } from "../model/backend.ts";
@@ -150,12 +151,7 @@ function stat(rows: Row[], key: string, scale = 100, digits = 1): string {
 const header = [
   "method",
   "held-out before %",
-  "Acc@t1 %",
-  "Acc@t1' %",
-  "Acc@t2 %",
-  "Δ(t1',t2)",
-  "Δi→c",
-  "Δc→i",
+  ...TWO_TURN_COLUMNS,
   "sampled tokens",
   "steps",
   "wall s",

@@ -13,6 +13,7 @@ import {
   promptRenderer,
   resolveRepoPath,
   runMain,
+  TWO_TURN_COLUMNS,
 } from "./common.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
@@ -74,12 +75,7 @@ async function main(argv: string[]): Promise<number> {
     );
     console.log(formatTable([
       "checkpoint",
-      "Acc@t1 %",
-      "Acc@t1' %",
-      "Acc@t2 %",
-      "Δ(t1',t2)",
-      "Δi→c",
-      "Δc→i",
+      ...TWO_TURN_COLUMNS,
       "overflow",
     ], rows));
     return 0;
