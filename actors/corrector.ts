@@ -72,6 +72,7 @@ export const corrector: ActorLogic<CorrectorState, Scored, CorrectorInput> = {
               id: `${q.id}/o${i}`,
               question: q.question,
               answer: q.answer,
+              prompt: text,
               promptIds: tokenizer.encode(text),
             };
           });

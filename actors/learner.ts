@@ -181,7 +181,7 @@ function preparePart(
   const adv = input.algorithm.advantages(scored);
   const kept = scored.rollouts.map((r, i) => ({ r, i }))
     .filter(({ i }) => adv.keep[i] && (part.keep?.[i] ?? true));
-  const rewards = scored.verdicts.map((v) => v.reward);
+  const rewards = scored.verdicts.flatMap((v) => (v.reward === null ? [] : [v.reward]));
   const lengths = scored.rollouts.map((r) => r.completionIds.length);
   Object.assign(metrics, {
     [`${prefix}reward/mean`]: mean(rewards),
@@ -195,6 +195,8 @@ function preparePart(
     ),
     [`${prefix}train/rows`]: kept.length,
     [`${prefix}completions/total_tokens`]: lengths.reduce((a, b) => a + b, 0),
+    [`${prefix}reward/skipped`]: scored.verdicts.length - rewards.length,
+    ...componentMeans(scored, prefix),
     ...Object.fromEntries(Object.entries(adv.metrics).map(([k, v]) => [`${prefix}${k}`, v])),
   });
   if (kept.length === 0) return undefined;
@@ -450,6 +452,20 @@ export const learner: ActorLogic<LearnerState, Scored | TrainBatch | Checkpoint,
     state.optimizer.dispose();
   },
 };
+
+/** `rewards/<name>/mean` of every reward function, over the samples it did not abstain on. */
+function componentMeans(scored: Scored, prefix: string): Record<string, number> {
+  const values = new Map<string, number[]>();
+  for (const v of scored.verdicts) {
+    for (const [name, value] of Object.entries(v.components ?? {})) {
+      if (!values.has(name)) values.set(name, []);
+      if (value !== null) values.get(name)!.push(value);
+    }
+  }
+  return Object.fromEntries(
+    [...values].map(([name, xs]) => [`${prefix}rewards/${name}/mean`, xs.length ? mean(xs) : NaN]),
+  );
+}
 
 function mean(xs: number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0;

@@ -23,6 +23,8 @@ export const QuerySchema = z.object({
   id: z.string(),
   question: z.string(),
   answer: z.union([z.number(), z.string()]),
+  /** The rendered prompt text (what reward functions see as `prompt`). */
+  prompt: z.string(),
   promptIds: z.array(z.number().int()),
 });
 /** One query. */
@@ -80,10 +82,13 @@ export const RolloutsSchema = GenerateSchema.omit({ type: true, params: true, ba
 
 /** The verdict on one completion. */
 export const VerdictSchema = z.object({
-  reward: z.number(),
+  /** The weighted reward; `null` when every reward function abstained (the sample is skipped). */
+  reward: z.number().nullable(),
   correct: z.boolean(),
   parsed: z.string().nullable(),
   reason: z.string(),
+  /** Each reward function's raw value by name (`null` = abstained), when there are several. */
+  components: z.record(z.string(), z.number().nullable()).optional(),
 });
 /** The verdict on one completion. */
 export type Verdict = z.infer<typeof VerdictSchema>;
@@ -148,7 +153,7 @@ export const StepStatsSchema = z.object({
   samples: z.array(z.object({
     prompt: z.string(),
     completion: z.string(),
-    reward: z.number(),
+    reward: z.number().nullable(),
     reason: z.string(),
   })),
 });

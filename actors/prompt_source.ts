@@ -44,11 +44,13 @@ export function toQuery(
   problem: { id: string; question: string; answer: number | string },
   input: Pick<PromptSourceInput, "tokenizer" | "renderPrompt">,
 ): Query {
+  const prompt = input.renderPrompt(problem.question);
   return {
     id: problem.id,
     question: problem.question,
     answer: problem.answer,
-    promptIds: input.tokenizer.encode(input.renderPrompt(problem.question)),
+    prompt,
+    promptIds: input.tokenizer.encode(prompt),
   };
 }
 

@@ -1,6 +1,7 @@
 /**
- * Evaluation of a policy on problems with known integer answers: one completion per problem
- * (greedy by default), verified, summarised as accuracy.
+ * Evaluation of a policy on problems with known answers: n completions per problem (one
+ * greedy by default), checked by an answer checker (exact integer by default, the math
+ * verifier for benchmarks), summarised as mean accuracy and pass@k.
  *
  * @module
  */
@@ -8,7 +9,8 @@ import type { Transformer } from "../model/transformer.ts";
 import type { CharTokenizer } from "../model/char_tokenizer.ts";
 import { generate } from "../model/sampling.ts";
 import { Rng } from "../data/rng.ts";
-import { formatReward, verifyIntegerAnswer } from "../verifiers/integer_answer.ts";
+import { formatReward } from "../verifiers/format_reward.ts";
+import { type AnswerChecker, integerChecker } from "../verifiers/reward.ts";
 
 /** A problem to evaluate on. */
 export interface EvalProblem {
@@ -31,11 +33,15 @@ export interface EvaluateOptions {
   batchSize?: number;
   /** Seed of the sampling RNG when not greedy. @default 0 */
   seed?: number;
+  /** Completions per problem (pass@k needs n ≥ k; use sampling when n > 1). @default 1 */
+  n?: number;
+  /** Decides whether a completion's answer is right. @default exact integer after `</think>` */
+  checker?: AnswerChecker;
 }
 
 /** Result of {@link evaluatePolicy}. */
 export interface EvalResult {
-  /** Fraction of problems answered correctly. */
+  /** Fraction of completions answered correctly (mean accuracy over problems and samples). */
   accuracy: number;
   /** Fraction of completions in the `<think>…</think>answer` format. */
   formatRate: number;
@@ -43,9 +49,17 @@ export interface EvalResult {
   meanLength: number;
   /** Number of problems. */
   count: number;
-  /** Per problem: the completion text, parsed answer and verdict. */
+  /** Completions per problem. */
+  n: number;
+  /**
+   * Problems that could not be given to the policy (a character outside the tokenizer's
+   * alphabet, or a prompt longer than the context): scored wrong, reason says why.
+   */
+  unpromptable: number;
+  /** Per problem and sample (problem-major): the completion, parsed answer and verdict. */
   samples: {
     id: string;
+    sample: number;
     completion: string;
     parsed: string | null;
     correct: boolean;
@@ -65,7 +79,40 @@ function generateOptions(tokenizer: CharTokenizer, options: EvaluateOptions, rng
   };
 }
 
-/** Generates one completion per problem and verifies it. */
+/**
+ * The unbiased pass@k estimator of Chen et al. (2021): the probability that at least one of k
+ * completions drawn without replacement from n, of which c are correct, is correct,
+ * `1 - C(n-c, k) / C(n, k)`, computed as a stable product.
+ *
+ * @throws {RangeError} When not `0 ≤ c ≤ n` and `1 ≤ k ≤ n`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { passAtK } from "./evaluate.ts";
+ *
+ * assert.equal(passAtK(4, 1, 1), 0.25); // 1 - C(3,1)/C(4,1)
+ * assert.equal(passAtK(4, 1, 2), 0.5); // 1 - C(3,2)/C(4,2) = 1 - 3/6
+ * ```
+ */
+export function passAtK(n: number, c: number, k: number): number {
+  if (!(Number.isInteger(n) && Number.isInteger(c) && c >= 0 && c <= n)) {
+    throw new RangeError(
+      `Cannot compute pass@k: need 0 <= c <= n: current value is c=${c}, n=${n}`,
+    );
+  }
+  if (!(Number.isInteger(k) && k >= 1 && k <= n)) {
+    throw new RangeError(
+      `Cannot compute pass@k: need 1 <= k <= n: current value is k=${k}, n=${n}`,
+    );
+  }
+  if (n - c < k) return 1;
+  let miss = 1;
+  for (let i = n - c + 1; i <= n; i++) miss *= 1 - k / i;
+  return 1 - miss;
+}
+
+/** Generates `n` completions per problem and checks them. */
 export async function evaluatePolicy(
   model: Transformer,
   tokenizer: CharTokenizer,
@@ -73,22 +120,51 @@ export async function evaluatePolicy(
   options: EvaluateOptions,
 ): Promise<EvalResult> {
   const batchSize = options.batchSize ?? 100;
+  const n = options.n ?? 1;
+  const checker = options.checker ?? integerChecker;
   const rng = new Rng(options.seed ?? 0);
+  const limit = model.config.max_position_embeddings - 1;
   const samples: EvalResult["samples"] = [];
-  let correct = 0, formatted = 0, tokens = 0;
-  for (let i = 0; i < problems.length; i += batchSize) {
-    const chunk = problems.slice(i, i + batchSize);
-    const prompts = chunk.map((p) => tokenizer.encode(options.renderPrompt(p.question)));
-    const gens = await generate(model, prompts, generateOptions(tokenizer, options, rng));
-    chunk.forEach((p, j) => {
-      const g = gens[j]!;
-      const completion = tokenizer.decode(g.tokens, { skipSpecialTokens: true });
-      const verdict = verifyIntegerAnswer(completion, p.answer);
+  let correct = 0, formatted = 0, tokens = 0, unpromptable = 0;
+  // Rows are (problem, sample) pairs, problem-major.
+  const rows = problems.flatMap((p) => Array.from({ length: n }, (_, s) => ({ p, s })));
+  for (let i = 0; i < rows.length; i += batchSize) {
+    const chunk = rows.slice(i, i + batchSize);
+    const prompts = chunk.map(({ p }) => encodePrompt(tokenizer, options.renderPrompt(p.question)));
+    for (const [j, prompt] of prompts.entries()) {
+      if (typeof prompt !== "string" && prompt.length >= limit) {
+        prompts[j] = `prompt of ${prompt.length} tokens does not fit the context of ${limit + 1}`;
+      }
+    }
+    const runnable = prompts.filter((q): q is number[] => typeof q !== "string");
+    const gens = await generate(model, runnable, generateOptions(tokenizer, options, rng));
+    const texts = gens.map((g) => tokenizer.decode(g.tokens, { skipSpecialTokens: true }));
+    const verdicts = await Promise.all(
+      texts.map((text, k) => checker(text, String(chunk[runIndex(prompts, k)]!.p.answer))),
+    );
+    let k = 0;
+    chunk.forEach(({ p, s }, j) => {
+      const prompt = prompts[j]!;
+      if (typeof prompt === "string") {
+        if (s === 0) unpromptable++;
+        samples.push({
+          id: p.id,
+          sample: s,
+          completion: "",
+          parsed: null,
+          correct: false,
+          reason: prompt,
+        });
+        return;
+      }
+      const verdict = verdicts[k]!, completion = texts[k]!;
+      tokens += gens[k]!.tokens.length;
+      k++;
       if (verdict.correct) correct++;
       formatted += formatReward(completion);
-      tokens += g.tokens.length;
       samples.push({
         id: p.id,
+        sample: s,
         completion,
         parsed: verdict.parsed,
         correct: verdict.correct,
@@ -96,14 +172,34 @@ export async function evaluatePolicy(
       });
     });
   }
-  const n = Math.max(1, problems.length);
+  const total = Math.max(1, rows.length);
   return {
-    accuracy: correct / n,
-    formatRate: formatted / n,
-    meanLength: tokens / n,
+    accuracy: correct / total,
+    formatRate: formatted / total,
+    meanLength: tokens / total,
     count: problems.length,
+    n,
+    unpromptable,
     samples,
   };
+}
+
+/** Index in `prompts` of the k-th runnable (non-string) prompt. */
+function runIndex(prompts: readonly (number[] | string)[], k: number): number {
+  let seen = -1;
+  for (let j = 0; j < prompts.length; j++) {
+    if (typeof prompts[j] !== "string" && ++seen === k) return j;
+  }
+  throw new RangeError(`Cannot find runnable prompt: current value is ${k}`);
+}
+
+/** The prompt's ids, or why it cannot be encoded. */
+function encodePrompt(tokenizer: CharTokenizer, text: string): number[] | string {
+  try {
+    return tokenizer.encode(text);
+  } catch (e) {
+    return `prompt not encodable: ${(e as Error).message}`;
+  }
 }
 
 /** Options of {@link evaluateSelfCorrection}. */
@@ -147,7 +243,8 @@ export async function evaluateSelfCorrection(
   const rng = new Rng(options.seed ?? 0).fork("self-correction");
   const separator = options.separator ?? "\n";
   const rounds = options.rounds ?? 2;
-  const first = await evaluatePolicy(model, tokenizer, problems, options);
+  const checker = options.checker ?? integerChecker;
+  const first = await evaluatePolicy(model, tokenizer, problems, { ...options, n: 1 });
   const completions = first.samples.map((s) => [s.completion]);
   const correct = first.samples.map((s) => [s.correct]);
   const assistant = first.samples.map((s) => s.completion);
@@ -162,23 +259,34 @@ export async function evaluateSelfCorrection(
         const phrase = rng.pick(options.phrases);
         const prefix = assistant[i + j]!;
         prefixes.push(`${prefix}${separator}${phrase}`);
-        prompts.push(tokenizer.encode(options.renderCorrection(p.question, prefix, phrase)));
+        const ids = encodePrompt(tokenizer, options.renderCorrection(p.question, prefix, phrase));
+        prompts.push(typeof ids === "string" ? [] : ids);
       });
-      // A prompt that leaves no room in the context cannot be continued: counted as wrong.
+      // A prompt that leaves no room in the context (or could not be encoded) cannot be
+      // continued: counted as wrong.
       const limit = model.config.max_position_embeddings - 1;
-      const fits = prompts.map((p) => p.length < limit);
+      const fits = prompts.map((p) => p.length > 0 && p.length < limit);
       const gens = await generate(
         model,
         prompts.filter((_, j) => fits[j]),
         generateOptions(tokenizer, options, rng),
       );
       let k = 0;
-      chunk.forEach((p, j) => {
+      const texts = chunk.map((_, j) => {
         const gen = fits[j] ? gens[k++] : undefined;
         if (!gen) overflow++;
-        const text = gen ? tokenizer.decode(gen.tokens, { skipSpecialTokens: true }) : "";
+        return gen ? tokenizer.decode(gen.tokens, { skipSpecialTokens: true }) : undefined;
+      });
+      const verdicts = await Promise.all(
+        chunk.map((p, j) => {
+          const text = texts[j];
+          return text === undefined ? undefined : checker(text, String(p.answer));
+        }),
+      );
+      chunk.forEach((_, j) => {
+        const text = texts[j] ?? "";
         completions[i + j]!.push(text);
-        correct[i + j]!.push(gen ? verifyIntegerAnswer(text, p.answer).correct : false);
+        correct[i + j]!.push(verdicts[j]?.correct ?? false);
         assistant[i + j] = `${prefixes[j]}${text}`;
       });
     }

@@ -68,8 +68,8 @@ export interface GrpoGraphInput {
   maxCompletionLength: number;
   mailboxCapacity: number;
   onFailure?: (report: ActorFailed) => void;
-  /** The Verifier's reward function. @default exact integer match */
-  reward?: VerifierInput["reward"];
+  /** The Verifier's scorer (answer checker and reward functions). @default exact integer match */
+  score?: VerifierInput["score"];
   /**
    * MGRPO's Layer 2: when set, scored training rollouts go through this Corrector, which
    * sends both layers to the (RefPolicy and) Learner. See `buildMgrpoGraph`.
@@ -96,7 +96,7 @@ export function buildGrpoGraph(input: GrpoGraphInput): Graph {
     .actor("sampler", sampler, input.sampler)
     .actor("verifier", verifier, {
       trainTarget: input.corrector ? "corrector" : toLearner,
-      ...(input.reward ? { reward: input.reward } : {}),
+      ...(input.score ? { score: input.score } : {}),
     })
     .actor("learner", learner, {
       ...input.learner,
@@ -114,10 +114,14 @@ export function grpoAlgorithm(config: GrpoConfig, maxCompletionLength: number): 
   const epsilonHigh = config.epsilon_high ?? config.epsilon;
   return {
     advantages(scored) {
-      const rewards = scored.verdicts.map((v) => v.reward);
+      // A skipped sample (every reward function abstained) is NaN: out of its group's mean
+      // and std, advantage 0, and out of the loss.
+      const rewards = scored.verdicts.map((v) => v.reward ?? NaN);
       const advantages = groupAdvantages(rewards, scored.n, config.scale_rewards);
       const zero = zeroVarianceGroups(rewards, scored.n);
-      const keep = rewards.map((_, i) => !(config.filter_groups && zero[Math.floor(i / scored.n)]));
+      const keep = rewards.map((r, i) =>
+        !Number.isNaN(r) && !(config.filter_groups && zero[Math.floor(i / scored.n)])
+      );
       return {
         advantages,
         keep,

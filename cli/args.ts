@@ -59,7 +59,7 @@ export const COMMON_FLAGS: Readonly<Record<string, FlagSpec>> = {
   config: {
     type: "string",
     placeholder: "FILE",
-    help: "YAML config to load (default: configs/tiny-grpo.yaml)",
+    help: "YAML config to load (default: configs/tiny-mgrpo.yaml)",
     example: "--config configs/smoke-grpo.yaml",
   },
   set: {
@@ -206,7 +206,7 @@ export const TRAIN_FLAGS: Readonly<Record<string, FlagSpec>> = {
     type: "string",
     placeholder: "DIR",
     help: "Continue the run saved in DIR from its latest checkpoint",
-    example: "--resume runs/tiny-grpo",
+    example: "--resume runs/tiny-mgrpo",
   },
 };
 
@@ -311,12 +311,12 @@ export function formatHelp(
 export const TRAIN_HELP: string = formatHelp({ ...COMMON_FLAGS, ...TRAIN_FLAGS }, {
   usage: "deno task train [flags]",
   summary: "Train a policy with RL on the task, algorithm and settings of a YAML config.\n" +
-    "Without flags it runs the embedded default, configs/tiny-grpo.yaml.",
+    "Without flags it runs the embedded default, configs/tiny-mgrpo.yaml.",
   examples: [
     "deno task train",
     "deno task train --config configs/smoke-grpo.yaml",
     "deno task train --set learner.lr=3e-4 --set grpo.beta=0.04 --steps 100 --seed 1",
-    "deno task train --resume runs/tiny-grpo",
+    "deno task train --resume runs/tiny-mgrpo",
   ],
 });
 

@@ -24,6 +24,7 @@ import {
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { heldOutProblems, problemKey } from "../data/arithmetic.ts";
 import type { ArithmeticOptions, ArithmeticProblem } from "../data/arithmetic.ts";
+import type { AnswerChecker } from "../verifiers/reward.ts";
 
 /** The repository root (where `deno.json` lives). */
 export const REPO_ROOT: string = new URL("../", import.meta.url).pathname;
@@ -116,11 +117,12 @@ export function selfCorrectionOptions(config: TrainConfig): SelfCorrectionOption
   };
 }
 
-/** Loads a checkpoint and runs the two-turn evaluation of {@link selfCorrectionOptions} on it. */
+/** Loads a checkpoint and runs the two-turn evaluation (integer checker unless one is given) of {@link selfCorrectionOptions} on it. */
 export async function evaluateCheckpointTwoTurn(
   checkpoint: string,
   config: TrainConfig,
   problems: readonly EvalProblem[],
+  checker?: AnswerChecker,
 ): Promise<{ metrics: TwoTurnMetrics; result: SelfCorrectionResult }> {
   const { model, tokenizer } = await loadCheckpoint(checkpoint, { trainable: false });
   try {
@@ -128,7 +130,7 @@ export async function evaluateCheckpointTwoTurn(
       model,
       tokenizer,
       problems,
-      selfCorrectionOptions(config),
+      { ...selfCorrectionOptions(config), ...(checker ? { checker } : {}) },
     );
     return { metrics: twoTurnMetrics(result.verdicts), result };
   } finally {

@@ -24,7 +24,7 @@ import { z } from "zod";
 import { DEFAULT_CONFIG_URL, type TrainConfig, TrainConfigSchema } from "./config_schema.ts";
 
 /** How the default config is named in messages when no path is given. */
-const DEFAULT_DISPLAY_PATH = "configs/tiny-grpo.yaml";
+const DEFAULT_DISPLAY_PATH = "configs/tiny-mgrpo.yaml";
 
 /** Sort key of override issues: after every line of the file. */
 const OVERRIDE_ORDER = 2 ** 40;
@@ -109,7 +109,7 @@ export interface LoadConfigOptions {
 /**
  * Reads a YAML training config, applies `--set` overrides and validates it.
  *
- * `path` undefined reads the embedded default `configs/tiny-grpo.yaml`
+ * `path` undefined reads the embedded default `configs/tiny-mgrpo.yaml`
  * (unless `options.text` is given). A section left out, or left empty
  * (`grpo:` with nothing under it), takes its defaults.
  *
@@ -308,7 +308,7 @@ export interface DerivedConfig {
  * import { TrainConfigSchema } from "./config_schema.ts";
  *
  * const derived = deriveConfig(TrainConfigSchema.parse({}));
- * assert.equal(derived.warmupSteps, 5); // ceil(0.05 * 100)
+ * assert.equal(derived.warmupSteps, 1); // ceil(0.05 * 16)
  * assert.equal(derived.completionsPerStep, 64); // 8 prompts * 8 completions
  * ```
  */

@@ -3,7 +3,7 @@
  * (with the paper's or TRL's symbol where there is one) and defaulted, every
  * object strict so a misspelt field is an error rather than silently ignored.
  *
- * `configs/tiny-grpo.yaml` spells out these defaults; `loadConfig()` in
+ * `configs/tiny-mgrpo.yaml` spells out these defaults; `loadConfig()` in
  * `cli/config.ts` reads a YAML file against {@linkcode TrainConfigSchema}.
  *
  * @module
@@ -14,10 +14,10 @@ import { GrpoConfigSchema } from "../algorithms/grpo.ts";
 import { MgrpoConfigSchema } from "../algorithms/mgrpo.ts";
 
 /** Where the embedded default config lives, as a URL relative to this module. */
-export const DEFAULT_CONFIG_URL: URL = new URL("../configs/tiny-grpo.yaml", import.meta.url);
+export const DEFAULT_CONFIG_URL: URL = new URL("../configs/tiny-mgrpo.yaml", import.meta.url);
 
 /**
- * File path of the embedded default config (`configs/tiny-grpo.yaml` under the
+ * File path of the embedded default config (`configs/tiny-mgrpo.yaml` under the
  * repository root), usable with `Deno.readTextFile` and `loadConfig()`.
  */
 export const DEFAULT_CONFIG_PATH: string = DEFAULT_CONFIG_URL.protocol === "file:"
@@ -33,7 +33,7 @@ export const DEFAULT_SYSTEM_PROMPT = "";
 
 /** The `run` section: naming, seeding, length and checkpointing of a run. */
 export const RunConfigSchema = z.object({
-  name: z.string().min(1).default("tiny-grpo").describe(
+  name: z.string().min(1).default("tiny-mgrpo").describe(
     "Run name: the run is written to <dir>/<name>",
   ),
   dir: z.string().min(1).default("runs").describe(
@@ -42,8 +42,8 @@ export const RunConfigSchema = z.object({
   seed: z.number().int().min(0).default(0).describe(
     "Random seed for prompts, sampling and initialisation",
   ),
-  steps: z.number().int().min(1).default(100).describe(
-    "Number of training steps (policy updates)",
+  steps: z.number().int().min(1).default(16).describe(
+    "Number of training steps (policy updates); the default 16 MGRPO steps sample about as many tokens as 100 GRPO steps",
   ),
   max_sampled_tokens: z.number().int().min(0).default(0).describe(
     "Stop after the step at which the completion tokens sampled for training (both MGRPO layers) reach this budget; 0 = no budget (deno task compare uses it to compare algorithms at equal sampled tokens)",
@@ -184,6 +184,37 @@ export const EvalConfigSchema = z.object({
   ),
 }).strict();
 
+/** One weighted reward function of the `reward` section. */
+export const RewardFunctionConfigSchema = z.object({
+  name: z.string().min(1).describe(
+    "Reward function: a built-in (correct, format), one registered in TypeScript, or the metric name of one loaded from path",
+  ),
+  weight: z.number().finite().default(1.0).describe("Its weight in the summed reward"),
+  path: z.string().min(1).optional().describe(
+    "Module that exports the function (relative to the working directory); leave out for built-ins and registered functions",
+  ),
+  export: z.string().min(1).optional().describe(
+    "Name of the export in that module; default: the name",
+  ),
+}).strict();
+
+/** The `reward` section: the answer checker and the reward functions the Verifier runs. */
+export const RewardConfigSchema = z.object({
+  checker: z.enum(["integer", "math"]).default("integer").describe(
+    "Answer checker that decides correctness (accuracy, MGRPO outcomes, the correct reward): integer = exact integer after </think>; math = the math verifier (LaTeX equivalence, run in Workers with a time limit)",
+  ),
+  timeout_ms: z.number().int().min(1).default(1000).describe(
+    "math checker: wall-clock limit per verification; a timeout scores as wrong",
+  ),
+  workers: z.number().int().min(1).default(2).describe(
+    "math checker: Workers that verify in parallel",
+  ),
+  functions: z.array(RewardFunctionConfigSchema).min(1).default([{ name: "correct", weight: 1 }])
+    .describe(
+      "Reward functions summed with their weights into the reward (TRL's reward_funcs and reward_weights)",
+    ),
+}).strict();
+
 /** The `runtime` section: how the actor graph runs. */
 export const RuntimeConfigSchema = z.object({
   mailbox_capacity: z.number().int().min(1).default(2).describe(
@@ -211,7 +242,7 @@ export const TrainConfigSchema = z.object({
   model: ModelConfigSchema.prefault({}).describe("Warm-start checkpoint and tensor backend"),
   task: TaskConfigSchema.prefault({}).describe("Synthetic arithmetic task"),
   prompts: PromptsConfigSchema.prefault({}).describe("System prompt and chat template"),
-  algorithm: z.enum(ALGORITHMS).default("grpo").describe(
+  algorithm: z.enum(ALGORITHMS).default("mgrpo").describe(
     "RL algorithm whose graph and loss the run uses",
   ),
   grpo: GrpoConfigSchema.prefault({}).describe(
@@ -219,6 +250,9 @@ export const TrainConfigSchema = z.object({
   ),
   mgrpo: MgrpoConfigSchema.prefault({}).describe(
     "MGRPO Layer 2: corrections per response, guide phrases, selection, layer weights",
+  ),
+  reward: RewardConfigSchema.prefault({}).describe(
+    "Answer checker and weighted reward functions of the Verifier",
   ),
   sampler: SamplerConfigSchema.prefault({}).describe("Rollout generation"),
   learner: LearnerConfigSchema.prefault({}).describe("Optimiser, schedule and batching"),

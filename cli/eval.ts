@@ -1,10 +1,14 @@
 /**
- * `deno task eval`: greedy (or sampled) held-out accuracy of a checkpoint on the synthetic
- * task of the config, printed as a table, with a few sample completions.
+ * `deno task eval`: greedy (or sampled) accuracy of checkpoints on the synthetic task's
+ * held-out set, or on a math benchmark (`--dataset gsm8k|math500|minerva|olympiadbench|FILE`,
+ * checked by the math verifier), printed as a table with a few sample completions; with
+ * `--two-turn`, solve → self-correct twice and the paper's Table 2 columns. A benchmark run
+ * writes `problems.jsonl` (one line per problem) and `summary.json` to `--out`.
  *
  * @module
  */
-import { formatHelp, parseCommonArgs } from "./args.ts";
+import { basename } from "node:path";
+import { ArgsError, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "./config.ts";
 import {
   evaluateCheckpointTwoTurn,
@@ -17,7 +21,11 @@ import {
 } from "./common.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
-import { evaluatePolicy } from "../algorithms/evaluate.ts";
+import { type EvalProblem, evaluatePolicy, passAtK } from "../algorithms/evaluate.ts";
+import { loadBenchmark } from "../data/benchmarks.ts";
+import { type AnswerChecker, integerChecker } from "../verifiers/reward.ts";
+import type { TrainConfig } from "./config_schema.ts";
+import { buildChecker } from "./rewards.ts";
 
 const FLAGS = {
   checkpoint: {
@@ -27,6 +35,29 @@ const FLAGS = {
     help: "Checkpoint folder to evaluate (repeatable; default: model.init of the config)",
   },
   samples: { type: "string", placeholder: "N", help: "Sample completions to print (default 3)" },
+  dataset: {
+    type: "string",
+    placeholder: "NAME|FILE",
+    help:
+      "Benchmark instead of the synthetic task: gsm8k, math500, minerva, olympiadbench or a JSONL file",
+  },
+  n: {
+    type: "string",
+    placeholder: "N",
+    help: "Completions per problem (default 1; n > 1 samples at eval.temperature)",
+  },
+  k: {
+    type: "string",
+    placeholder: "K,...",
+    help: "pass@k values to report, each <= n (default 1 and n)",
+  },
+  limit: { type: "string", placeholder: "N", help: "Only the first N problems" },
+  out: {
+    type: "string",
+    placeholder: "DIR",
+    help:
+      "Where a benchmark run writes problems.jsonl and summary.json (default runs/eval-<dataset>-<date>)",
+  },
   "two-turn": {
     type: "boolean",
     help:
@@ -35,9 +66,10 @@ const FLAGS = {
 } as const;
 
 const HELP = formatHelp(FLAGS, {
-  usage: "deno task eval [--config FILE] [--checkpoint DIR]... [--set key=value]...",
+  usage:
+    "deno task eval [--config FILE] [--checkpoint DIR]... [--dataset NAME|FILE] [--two-turn] [--set key=value]...",
   summary:
-    "Held-out accuracy of checkpoints on the config's synthetic task (eval section settings).",
+    "Accuracy of checkpoints on the config's synthetic task or on a math benchmark (eval section settings).",
 });
 
 async function main(argv: string[]): Promise<number> {
@@ -50,14 +82,64 @@ async function main(argv: string[]): Promise<number> {
   const dirs = (args.values.checkpoint as string[] | undefined) ??
     [resolveRepoPath(config.model.init)];
   const nSamples = Number(args.values.samples ?? 3);
+  const positive = (name: "n" | "limit", dflt: number) => {
+    const v = args.values[name];
+    const x = v === undefined ? dflt : Number(v);
+    if (!Number.isInteger(x) || x < 1) {
+      throw new ArgsError(
+        `Invalid value for --${name}: must be a positive integer: current value is "${v}"`,
+      );
+    }
+    return x;
+  };
+  const n = positive("n", 1);
+  const ks = args.values.k === undefined
+    ? [...new Set([1, n])]
+    : String(args.values.k).split(",").map((x) => Number(x.trim()));
+  for (const k of ks) {
+    if (!Number.isInteger(k) || k < 1 || k > n) {
+      throw new ArgsError(
+        `Invalid value for --k: each k must be an integer in [1, n=${n}]: current value is "${args.values.k}"`,
+      );
+    }
+  }
+  const dataset = args.values.dataset as string | undefined;
+  let problems: EvalProblem[];
+  let checker: AnswerChecker = integerChecker;
+  let closeChecker = () => Promise.resolve();
+  if (dataset !== undefined) {
+    problems = await loadBenchmark(dataset);
+    if (args.values.limit !== undefined) problems = problems.slice(0, positive("limit", 1));
+    ({ checker, close: closeChecker } = buildChecker({ ...config.reward, checker: "math" }));
+  } else {
+    problems = heldOut(config.task).problems;
+    if (args.values.limit !== undefined) problems = problems.slice(0, positive("limit", 1));
+  }
   await initBackend(config.model.backend);
   const render = promptRenderer(config.prompts);
-  const { problems } = heldOut(config.task);
+  try {
+    if (dataset !== undefined) {
+      return await evaluateDataset(dataset, dirs, problems, config, {
+        n,
+        ks,
+        checker,
+        out: args.values.out as string | undefined,
+        twoTurn: args.values["two-turn"] === true,
+        nSamples,
+      });
+    }
+  } finally {
+    await closeChecker();
+  }
   const rows: (string | number)[][] = [];
   if (args.values["two-turn"] === true) {
     const pct = (x: number | undefined) => (x === undefined ? "-" : (100 * x).toFixed(1));
     for (const dir of dirs) {
-      const { metrics: m, result: res } = await evaluateCheckpointTwoTurn(dir, config, problems);
+      const { metrics: m, result: res } = await evaluateCheckpointTwoTurn(
+        dir,
+        config,
+        problems,
+      );
       rows.push([
         dir,
         pct(m.acc_t1),
@@ -114,6 +196,146 @@ async function main(argv: string[]): Promise<number> {
   console.log(
     formatTable(["checkpoint", "accuracy %", "format %", "mean tokens", "seconds"], rows),
   );
+  return 0;
+}
+
+interface DatasetOptions {
+  n: number;
+  ks: number[];
+  checker: AnswerChecker;
+  out: string | undefined;
+  twoTurn: boolean;
+  nSamples: number;
+}
+
+/** Scores checkpoints on a benchmark and writes problems.jsonl and summary.json per checkpoint. */
+async function evaluateDataset(
+  dataset: string,
+  dirs: string[],
+  problems: EvalProblem[],
+  config: TrainConfig,
+  options: DatasetOptions,
+): Promise<number> {
+  const name = basename(dataset).replace(/\.jsonl$/, "");
+  const root = options.out ?? `runs/eval-${name}-${new Date().toISOString().slice(0, 10)}`;
+  const rows: (string | number)[][] = [];
+  const pct = (x: number | undefined) => (x === undefined ? "-" : (100 * x).toFixed(1));
+  for (const [index, dir] of dirs.entries()) {
+    const out = dirs.length === 1 ? root : `${root}/${index}-${basename(dir)}`;
+    await Deno.mkdir(out, { recursive: true });
+    const t0 = performance.now();
+    const lines: string[] = [];
+    let summary: Record<string, unknown>;
+    if (options.twoTurn) {
+      const { metrics: m, result } = await evaluateCheckpointTwoTurn(
+        dir,
+        config,
+        problems,
+        options.checker,
+      );
+      problems.forEach((p, i) => {
+        const v = result.verdicts[i]!;
+        lines.push(JSON.stringify({
+          id: p.id,
+          answer: p.answer,
+          completions: result.completions[i],
+          correct: [v.t1, v.t1Prime, v.t2],
+        }));
+      });
+      rows.push([
+        dir,
+        pct(m.acc_t1),
+        pct(m.acc_t1_prime),
+        pct(m.acc_t2),
+        pct(m.delta_t1_prime_t2),
+        pct(m.delta_i_to_c),
+        pct(m.delta_c_to_i),
+        result.overflow,
+      ]);
+      summary = { ...m, overflow: result.overflow };
+    } else {
+      const { model, tokenizer } = await loadCheckpoint(dir, { trainable: false });
+      try {
+        const res = await evaluatePolicy(model, tokenizer, problems, {
+          renderPrompt: promptRenderer(config.prompts),
+          maxNewTokens: config.eval.max_new_tokens,
+          greedy: config.eval.greedy && options.n === 1,
+          temperature: config.eval.temperature,
+          batchSize: config.eval.batch_size,
+          seed: config.run.seed,
+          n: options.n,
+          checker: options.checker,
+        });
+        const passAt: Record<string, number> = {};
+        for (const k of options.ks) passAt[`pass@${k}`] = 0;
+        problems.forEach((p, i) => {
+          const mine = res.samples.slice(i * options.n, (i + 1) * options.n);
+          const c = mine.filter((s) => s.correct).length;
+          const line: Record<string, unknown> = {
+            id: p.id,
+            answer: p.answer,
+            completions: mine.map((s) => s.completion),
+            parsed: mine.map((s) => s.parsed),
+            correct: mine.map((s) => s.correct),
+            reasons: mine.map((s) => s.reason),
+          };
+          for (const k of options.ks) {
+            const v = passAtK(options.n, c, k);
+            line[`pass@${k}`] = v;
+            passAt[`pass@${k}`]! += v / problems.length;
+          }
+          lines.push(JSON.stringify(line));
+        });
+        summary = {
+          mean_accuracy: res.accuracy,
+          ...passAt,
+          format_rate: res.formatRate,
+          mean_length: res.meanLength,
+          unpromptable: res.unpromptable,
+        };
+        rows.push([
+          dir,
+          pct(res.accuracy),
+          ...options.ks.map((k) => pct(passAt[`pass@${k}`])),
+          res.unpromptable,
+        ]);
+        for (const s of res.samples.slice(0, options.nSamples)) {
+          console.log(`${s.id} -> ${JSON.stringify(s.completion)} (${s.reason})`);
+        }
+      } finally {
+        model.dispose();
+      }
+    }
+    await Deno.writeTextFile(`${out}/problems.jsonl`, lines.join("\n") + "\n");
+    const seconds = (performance.now() - t0) / 1000;
+    await Deno.writeTextFile(
+      `${out}/summary.json`,
+      JSON.stringify(
+        {
+          dataset,
+          checkpoint: dir,
+          problems: problems.length,
+          n: options.n,
+          greedy: config.eval.greedy && options.n === 1,
+          two_turn: options.twoTurn,
+          ...summary,
+          seconds,
+        },
+        null,
+        2,
+      ) + "\n",
+    );
+    console.log(`wrote ${out}/problems.jsonl and ${out}/summary.json (${seconds.toFixed(1)} s)`);
+  }
+  console.log(
+    `\n${dataset} (${problems.length} problems, ${options.n} completion(s) each, math verifier):`,
+  );
+  console.log(formatTable(
+    options.twoTurn
+      ? ["checkpoint", ...TWO_TURN_COLUMNS, "overflow"]
+      : ["checkpoint", "mean acc %", ...options.ks.map((k) => `pass@${k} %`), "unpromptable"],
+    rows,
+  ));
   return 0;
 }
 

@@ -10,7 +10,14 @@
 import * as tf from "@tensorflow/tfjs";
 import { ArgsError, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "./config.ts";
-import { arithmeticOptions, heldOut, promptRenderer, resolveRepoPath, runMain } from "./common.ts";
+import {
+  arithmeticOptions,
+  heldOut,
+  promptRenderer,
+  resolveRepoPath,
+  runMain,
+  selfCorrectionOptions,
+} from "./common.ts";
 import { initBackend } from "../model/backend.ts";
 import { Transformer } from "../model/transformer.ts";
 import { TINY_MODEL_CONFIG } from "../model/model_config.ts";
@@ -19,7 +26,14 @@ import { batchLogprobs, packBatch } from "../model/sampling.ts";
 import { AdamW, clipByGlobalNorm, learningRateAt } from "../model/optimizer.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
 import { Rng } from "../data/rng.ts";
-import { correctionSolution, problemStream, workedSolution } from "../data/arithmetic.ts";
+import {
+  correctionSolution,
+  layer2Continuation,
+  problemStream,
+  workedSolution,
+  wrongSolution,
+} from "../data/arithmetic.ts";
+import { drawGuidePhrase } from "../algorithms/mgrpo.ts";
 import { SHORT_GUIDE_PHRASES } from "../prompts/system_prompts.ts";
 import { evaluatePolicy } from "../algorithms/evaluate.ts";
 
@@ -55,6 +69,12 @@ const FLAGS = {
     placeholder: "F",
     help: "Share of examples with a slip, a guide phrase and the correction (default 0.15)",
   },
+  "layer2-frac": {
+    type: "string",
+    placeholder: "F",
+    help:
+      "Share of examples in the Layer-2 format of the mgrpo section: a right or wrong answer, a guide phrase, the corrected chain and answer (default 0.25)",
+  },
   seed: { type: "string", placeholder: "N", help: "Seed of data and initialisation (default 1)" },
 } as const;
 
@@ -82,6 +102,7 @@ async function main(argv: string[]): Promise<number> {
   const steps = num("sft-steps", 1200), batchSize = num("batch", 16), peakLr = num("lr", 2e-3);
   const stopAt = Math.min(steps, num("stop-at", 600));
   const evalEvery = num("eval-every", 150), correctionFrac = num("correction-frac", 0.15);
+  const layer2Frac = num("layer2-frac", 0.25);
   const seed = num("seed", 1);
   const out = resolveRepoPath(String(args.values.out ?? "checkpoints/tiny-sft"));
 
@@ -92,6 +113,7 @@ async function main(argv: string[]): Promise<number> {
   });
   const optimizer = new AdamW(model.params, { weightDecay: 0.01, beta2: 0.99 });
   const render = promptRenderer(config.prompts);
+  const correction = selfCorrectionOptions(config);
   const { problems: evalSet, keys } = heldOut(config.task);
   const stream = problemStream(seed, { ...arithmeticOptions(config.task), exclude: keys });
   const rng = new Rng(seed).fork("sft");
@@ -105,7 +127,16 @@ async function main(argv: string[]): Promise<number> {
     const prompts: number[][] = [], completions: number[][] = [];
     for (let i = 0; i < batchSize; i++) {
       const p = stream.next().value;
-      const text = rng.next() < correctionFrac
+      const u = rng.next();
+      if (u < layer2Frac) {
+        // Layer 2 (Eq. 5): q' = question + a right or wrong Layer-1 answer + p_guide.
+        const layer1 = rng.next() < 0.5 ? wrongSolution(p, rng) : workedSolution(p);
+        const phrase = drawGuidePhrase(rng, config.mgrpo.guide_phrases);
+        prompts.push(tokenizer.encode(correction.renderCorrection(p.question, layer1, phrase)));
+        completions.push([...tokenizer.encode(layer2Continuation(p)), tokenizer.imEndId]);
+        continue;
+      }
+      const text = u < layer2Frac + correctionFrac
         ? correctionSolution(p, rng, rng.pick(SHORT_GUIDE_PHRASES))
         : workedSolution(p);
       prompts.push(tokenizer.encode(render(p.question)));
@@ -164,6 +195,7 @@ async function main(argv: string[]): Promise<number> {
         schedule_steps: steps,
         batch_size: batchSize,
         correction_frac: correctionFrac,
+        layer2_frac: layer2Frac,
         heldout_accuracy: res.accuracy,
         seconds: Math.round(s),
       };

@@ -20,6 +20,7 @@ import {
   runMain,
 } from "./common.ts";
 import { ProgressReporter } from "./progress.ts";
+import { buildScorer } from "./rewards.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { buildGrpoGraph, type GrpoGraphInput } from "../algorithms/grpo.ts";
@@ -98,6 +99,10 @@ async function main(argv: string[]): Promise<number> {
     // The resumed run keeps its config; command-line overrides still apply on top.
     config = loadConfig(`${args.resume}/config.yaml`, { overrides: args.overrides });
   }
+  // Reward modules are imported before anything is written, so a bad path leaves no run dir.
+  const scorer = await buildScorer(config, {
+    configPath: args.config ?? "configs/tiny-mgrpo.yaml",
+  });
   await Deno.mkdir(runDir, { recursive: true });
   await Deno.writeTextFile(`${runDir}/config.yaml`, configToYaml(config));
 
@@ -139,6 +144,7 @@ async function main(argv: string[]): Promise<number> {
     config: config.grpo,
     maxCompletionLength: config.sampler.max_new_tokens,
     mailboxCapacity: config.runtime.mailbox_capacity,
+    score: scorer.score,
     promptSource: {
       tokenizer,
       renderPrompt: render,
@@ -330,6 +336,7 @@ async function main(argv: string[]): Promise<number> {
     throw e;
   } finally {
     metricsFile.close();
+    await scorer.close();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }

@@ -444,3 +444,13 @@ export function correctionSolution(
   const reasoning = `${formatSteps(wrong)} ${guidePhrase} ${formatSteps(problem.steps)}`;
   return formatCompletion(reasoning, problem.answer);
 }
+
+/**
+ * The continuation a self-correcting model writes in Layer 2 after the guide phrase: the
+ * correct chain, a new `</think>` and the right answer, `" 7+5=12 12-3=9</think>9"`. Used as
+ * the target of supervised Layer-2 examples, after a right or a wrong Layer-1 answer alike
+ * (a confirmation restates the answer, so the exact-integer verifier can read it).
+ */
+export function layer2Continuation(problem: Pick<ArithmeticProblem, "steps" | "answer">): string {
+  return ` ${formatSteps(problem.steps)}</think>${problem.answer}`;
+}

@@ -6,3 +6,4 @@
 
 export * from "./rng.ts";
 export * from "./arithmetic.ts";
+export * from "./benchmarks.ts";

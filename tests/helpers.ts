@@ -129,6 +129,7 @@ export function makeQuery(id: string, question: string, answer: number): Query {
     id,
     question,
     answer,
+    prompt: renderTestPrompt(question),
     promptIds: new CharTokenizer().encode(renderTestPrompt(question)),
   };
 }

@@ -122,18 +122,3 @@ export function verifyIntegerAnswer(completion: string, gold: number | string): 
   const correct = parsed === expected;
   return { reward: correct ? 1 : 0, correct, parsed, reason: correct ? "correct" : "wrong answer" };
 }
-
-/**
- * Format reward: 1 when the completion (cut at `<|im_end|>` /
- * `<|endoftext|>`) starts with `<think>`, has exactly one `<think>` and one
- * `</think>` after it, and a non-empty answer after `</think>`; else 0.
- */
-export function formatReward(completion: string): number {
-  const text = cutAtEnd(completion);
-  if (!text.startsWith("<think>")) return 0;
-  const close = text.indexOf("</think>");
-  if (close < 0) return 0;
-  if (text.indexOf("<think>", 1) >= 0) return 0;
-  if (text.indexOf("</think>", close + 1) >= 0) return 0;
-  return text.slice(close + "</think>".length).trim() === "" ? 0 : 1;
-}

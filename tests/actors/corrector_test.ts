@@ -7,7 +7,13 @@ import { recordingContext } from "../helpers.ts";
 
 const TOKENIZER = new CharTokenizer();
 const QUERIES: Query[] = [
-  { id: "q0", question: "Ann has 2 pens. She buys 3. How many?", answer: 5, promptIds: [1, 2] },
+  {
+    id: "q0",
+    question: "Ann has 2 pens. She buys 3. How many?",
+    answer: 5,
+    prompt: "p",
+    promptIds: [1, 2],
+  },
 ];
 const SAMPLING = { maxNewTokens: 8, temperature: 1, topP: 1, topK: 0, greedy: false };
 

@@ -123,6 +123,7 @@ Deno.test("toQuery() renders and tokenizes the question", () => {
     id: "a",
     question: "What is 1 + 1?",
     answer: 2,
+    prompt: renderPrompt("What is 1 + 1?"),
     promptIds: tokenizer.encode(renderPrompt("What is 1 + 1?")),
   });
   assert.equal(

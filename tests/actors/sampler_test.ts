@@ -16,6 +16,7 @@ function query(id: string, question: string, answer: number): Query {
     id,
     question,
     answer,
+    prompt: buildLayer1Prompt(question, { systemPrompt: null }),
     promptIds: tokenizer.encode(buildLayer1Prompt(question, { systemPrompt: null })),
   };
 }

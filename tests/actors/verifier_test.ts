@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
 import { verifier } from "../../actors/verifier.ts";
-import type { Query, Rollout, Rollouts, Scored, Verdict } from "../../actors/messages.ts";
+import type { Query, Rollout, Rollouts, Scored } from "../../actors/messages.ts";
+import { correctReward, createScorer, type RewardSample } from "../../verifiers/reward.ts";
 import { recordingContext } from "../helpers.ts";
 
+type VerifierState = Awaited<ReturnType<typeof verifier.init>>;
+
 const QUERIES: Query[] = [
-  { id: "q0", question: "What is 2 + 3?", answer: 5, promptIds: [1, 2] },
-  { id: "q1", question: "What is 7 - 4?", answer: 3, promptIds: [1, 3] },
+  { id: "q0", question: "What is 2 + 3?", answer: 5, prompt: "p0", promptIds: [1, 2] },
+  { id: "q1", question: "What is 7 - 4?", answer: 3, prompt: "p1", promptIds: [1, 3] },
 ];
 
 function rollout(queryIndex: number, text: string): Rollout {
@@ -41,10 +44,22 @@ Deno.test("verifier.handle() scores correct, wrong and malformed completions", a
   assert.equal(ctx.sent.length, 1);
   assert.equal(scored.type, "Scored");
   assert.deepEqual(scored.verdicts, [
-    { reward: 1, correct: true, parsed: "5", reason: "correct" },
-    { reward: 0, correct: false, parsed: "6", reason: "wrong answer" },
-    { reward: 0, correct: false, parsed: null, reason: "no </think> tag" },
-    { reward: 0, correct: false, parsed: null, reason: "unclosed <think>" },
+    { reward: 1, correct: true, parsed: "5", reason: "correct", components: { correct: 1 } },
+    { reward: 0, correct: false, parsed: "6", reason: "wrong answer", components: { correct: 0 } },
+    {
+      reward: 0,
+      correct: false,
+      parsed: null,
+      reason: "no </think> tag",
+      components: { correct: 0 },
+    },
+    {
+      reward: 0,
+      correct: false,
+      parsed: null,
+      reason: "unclosed <think>",
+      components: { correct: 0 },
+    },
   ]);
   // Everything else of the Rollouts message is carried through unchanged.
   const { type: _a, verdicts: _v, timings, ...rest } = scored;
@@ -58,7 +73,7 @@ Deno.test("verifier.handle() scores correct, wrong and malformed completions", a
 Deno.test("verifier.handle() routes training rollouts to the ref policy when set", async () => {
   const ctx = recordingContext("verifier");
   await verifier.handle(
-    { trainTarget: "ref_policy" },
+    verifier.init({ trainTarget: "ref_policy" }, ctx) as VerifierState,
     rollouts("train", [[0, "<think>2+3=5</think>5"]]),
     ctx,
   );
@@ -68,7 +83,7 @@ Deno.test("verifier.handle() routes training rollouts to the ref policy when set
 Deno.test("verifier.handle() sends evaluation rollouts to the eval sink", async () => {
   const ctx = recordingContext("verifier");
   await verifier.handle(
-    { trainTarget: "learner" },
+    verifier.init({ trainTarget: "learner" }, ctx) as VerifierState,
     rollouts("eval", [[0, "<think>2+3=5</think>5"], [1, "<think>7-4=3</think>4"]]),
     ctx,
   );
@@ -79,27 +94,58 @@ Deno.test("verifier.handle() sends evaluation rollouts to the eval sink", async 
 
   const custom = recordingContext("verifier");
   await verifier.handle(
-    { trainTarget: "learner", evalTarget: "held_out" },
+    verifier.init({ trainTarget: "learner", evalTarget: "held_out" }, ctx) as VerifierState,
     rollouts("eval", [[0, "<think>2+3=5</think>5"]]),
     custom,
   );
   assert.deepEqual(custom.sent.map((s) => s.to), ["held_out"]);
 });
 
-Deno.test("verifier.handle() uses an injected reward function with the query's gold answer", async () => {
+Deno.test("verifier.handle() runs an injected scorer on prompt, completion, gold answer and metadata", async () => {
   const ctx = recordingContext("verifier");
-  const calls: [string, number | string][] = [];
-  const reward = (completion: string, gold: number | string): Verdict => {
-    calls.push([completion, gold]);
-    return { reward: completion.length / 10, correct: false, parsed: null, reason: "length" };
-  };
+  const seen: RewardSample[] = [];
+  const score = createScorer(
+    (completion, answer) => ({
+      correct: completion.endsWith(answer),
+      parsed: completion.slice(-1),
+      reason: "last char",
+    }),
+    [
+      { name: "correct", fn: correctReward, weight: 1 },
+      {
+        name: "length",
+        fn: async (s) => {
+          seen.push(s);
+          await Promise.resolve();
+          return s.completion.length / 10;
+        },
+        weight: 0.5,
+      },
+      { name: "abstain", fn: () => null, weight: 3 },
+    ],
+  );
   await verifier.handle(
-    { trainTarget: "learner", reward },
-    rollouts("train", [[0, "abcde"], [1, "ab"]]),
+    verifier.init({ trainTarget: "learner", score }, ctx) as VerifierState,
+    rollouts("train", [[0, "abcd5"], [1, "ab"]]),
     ctx,
   );
-  assert.deepEqual(calls, [["abcde", 5], ["ab", 3]]);
-  assert.deepEqual(ctx.only<Scored>("learner").verdicts.map((v) => v.reward), [0.5, 0.2]);
+  assert.deepEqual(seen.map((s) => [s.prompt, s.completion, s.answer, s.metadata.id]), [
+    ["p0", "abcd5", "5", "q0"],
+    ["p1", "ab", "3", "q1"],
+  ]);
+  assert.deepEqual(seen[0]!.metadata, {
+    id: "q0",
+    purpose: "train",
+    label: "train",
+    step: 3,
+    finishReason: "stop",
+    correct: true,
+    parsed: "5",
+  });
+  const verdicts = ctx.only<Scored>("learner").verdicts;
+  // 1·1 + 0.5·0.5 (the abstaining function is left out of the sum); 1·0 + 0.5·0.2.
+  assert.deepEqual(verdicts.map((v) => v.reward), [1.25, 0.1]);
+  assert.deepEqual(verdicts[0]!.components, { correct: 1, length: 0.5, abstain: null });
 });
 
 Deno.test("verifier.handle() rejects a message of another type", async () => {
@@ -107,7 +153,7 @@ Deno.test("verifier.handle() rejects a message of another type", async () => {
   await assert.rejects(
     () =>
       verifier.handle(
-        { trainTarget: "learner" },
+        verifier.init({ trainTarget: "learner" }, ctx) as VerifierState,
         { type: "Next", step: 1 } as unknown as Rollouts,
         ctx,
       ) as Promise<unknown>,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { evaluatePolicy, evaluateSelfCorrection } from "../../algorithms/evaluate.ts";
+import { evaluatePolicy, evaluateSelfCorrection, passAtK } from "../../algorithms/evaluate.ts";
 import { buildLayer2Prompt } from "../../algorithms/mgrpo.ts";
 import { initBackend } from "../../model/backend.ts";
 import { CharTokenizer } from "../../model/char_tokenizer.ts";
@@ -54,5 +54,67 @@ Deno.test("evaluateSelfCorrection() runs two correction rounds and counts contex
   assert.equal(long.overflow, 3);
   assert.deepEqual(long.verdicts.map((v) => v.t1Prime), [false, false, false]);
   assert.deepEqual(long.completions.map((c) => c[1]), ["", "", ""]);
+  model.dispose();
+});
+
+Deno.test("passAtK() matches 1 - C(n-c, k) / C(n, k)", () => {
+  assert.equal(passAtK(5, 0, 3), 0);
+  assert.equal(passAtK(5, 5, 1), 1);
+  assert.ok(Math.abs(passAtK(5, 2, 1) - 0.4) < 1e-12);
+  assert.ok(Math.abs(passAtK(5, 2, 2) - 0.7) < 1e-12); // 1 - C(3,2)/C(5,2) = 1 - 3/10
+  assert.ok(Math.abs(passAtK(10, 3, 4) - (1 - 35 / 210)) < 1e-12); // C(7,4)=35, C(10,4)=210
+  assert.equal(passAtK(4, 3, 2), 1); // n - c < k: some pick is always right
+  assert.throws(() => passAtK(4, 5, 1), RangeError);
+  assert.throws(() => passAtK(4, 1, 5), RangeError);
+});
+
+Deno.test("evaluatePolicy() draws n samples per problem and asks the given checker", async () => {
+  const model = makeTinyModel(4);
+  const seen: [string, string][] = [];
+  const res = await evaluatePolicy(model, new CharTokenizer(), PROBLEMS, {
+    renderPrompt: renderTestPrompt,
+    maxNewTokens: 4,
+    greedy: false,
+    n: 3,
+    batchSize: 4, // rows of one problem span two batches
+    checker: (completion, answer) => {
+      seen.push([completion, answer]);
+      return { correct: answer === "2", parsed: answer, reason: "by answer" };
+    },
+  });
+  assert.equal(res.n, 3);
+  assert.equal(res.count, 3);
+  assert.deepEqual(res.samples.map((s) => `${s.id}${s.sample}`), [
+    "a0",
+    "a1",
+    "a2",
+    "b0",
+    "b1",
+    "b2",
+    "c0",
+    "c1",
+    "c2",
+  ]);
+  assert.deepEqual(seen.map(([, a]) => a), ["5", "5", "5", "5", "5", "5", "2", "2", "2"]);
+  assert.deepEqual(res.samples.map((s) => s.completion), seen.map(([c]) => c));
+  assert.ok(Math.abs(res.accuracy - 3 / 9) < 1e-12);
+  model.dispose();
+});
+
+Deno.test("evaluatePolicy() scores a prompt it cannot encode or fit as wrong, with the reason", async () => {
+  const model = makeTinyModel(4);
+  const res = await evaluatePolicy(model, new CharTokenizer(), [
+    { id: "curly", question: "Janet’s ducks lay 16 eggs. How many?", answer: 16 },
+    { id: "long", question: "1+".repeat(200) + "1?", answer: 201 },
+    PROBLEMS[0]!,
+  ], { renderPrompt: renderTestPrompt, maxNewTokens: 4 });
+  assert.equal(res.unpromptable, 2);
+  assert.match(
+    res.samples[0]!.reason,
+    /^prompt not encodable: Cannot encode text: character at index \d+/,
+  );
+  assert.match(res.samples[1]!.reason, /^prompt of \d+ tokens does not fit the context of 256$/);
+  assert.equal(res.samples[2]!.id, "a");
+  assert.ok(res.samples[2]!.completion.length > 0);
   model.dispose();
 });

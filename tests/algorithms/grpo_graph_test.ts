@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { buildGrpoGraph, GrpoConfigSchema, type GrpoGraphInput } from "../../algorithms/grpo.ts";
 import { toQuery } from "../../actors/prompt_source.ts";
-import type { Evaluate, Scored, StepStats, Verdict } from "../../actors/messages.ts";
+import type { Evaluate, Scored, StepStats } from "../../actors/messages.ts";
+import { createScorer, integerChecker } from "../../verifiers/reward.ts";
 import { ActorFailedError, ChannelClosedError } from "../../actors/runtime/mod.ts";
 import { CharTokenizer } from "../../model/char_tokenizer.ts";
 import { initBackend } from "../../model/backend.ts";
@@ -14,7 +15,7 @@ const tokenizer = new CharTokenizer();
 const SAMPLING = { maxNewTokens: 16, temperature: 1, topP: 1, topK: 0, greedy: false };
 
 /** The GRPO graph on a tiny random model: B = 2, G = 2, β = 0.04 (so the RefPolicy runs). */
-function graphInput(reward?: GrpoGraphInput["reward"]): GrpoGraphInput {
+function graphInput(score?: GrpoGraphInput["score"]): GrpoGraphInput {
   const policy = makeTinyModel(3);
   const config = GrpoConfigSchema.parse({ num_generations: 2, beta: 0.04 });
   const { algorithm: _a, ...learnerInput } = makeLearnerInput(policy, {
@@ -41,7 +42,7 @@ function graphInput(reward?: GrpoGraphInput["reward"]): GrpoGraphInput {
       temperature: 1,
     },
     learner: learnerInput,
-    ...(reward ? { reward } : {}),
+    ...(score ? { score } : {}),
   };
 }
 
@@ -98,11 +99,15 @@ Deno.test("buildGrpoGraph() runs training steps and an evaluation through the ac
 
 Deno.test("buildGrpoGraph() stops the run when the verifier throws", async () => {
   let thrownAt = 0;
-  const reward = (): Verdict => {
-    thrownAt = performance.now();
-    throw new Error("reward exploded");
-  };
-  const input = graphInput(reward);
+  const score = createScorer(integerChecker, [{
+    name: "exploding",
+    fn: () => {
+      thrownAt = performance.now();
+      throw new Error("reward exploded");
+    },
+    weight: 1,
+  }]);
+  const input = graphInput(score);
   const graph = buildGrpoGraph(input);
   await graph.start();
   const pending = graph.sink<StepStats>("stats").receive();
@@ -121,7 +126,10 @@ Deno.test("buildGrpoGraph() stops the run when the verifier throws", async () =>
     assert.ok(error instanceof ActorFailedError);
     assert.equal(error.actor, "verifier");
     assert.equal(error.messageType, "Rollouts");
-    assert.equal((error.cause as Error).message, "reward exploded");
+    assert.match(
+      (error.cause as Error).message,
+      /^Reward function "exploding" failed on sample ".+": reward exploded$/,
+    );
     return true;
   });
   assert.ok(performance.now() - thrownAt < 1000);

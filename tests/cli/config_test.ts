@@ -39,12 +39,12 @@ Deno.test("loadConfig() reads the embedded default, equal to the schema defaults
   const defaults = TrainConfigSchema.parse({});
   assert.deepEqual(loadConfig(undefined), defaults);
   assert.deepEqual(loadConfig(DEFAULT_CONFIG_PATH), defaults);
-  assert.equal(defaults.run.name, "tiny-grpo");
-  assert.equal(defaults.run.steps, 100);
+  assert.equal(defaults.run.name, "tiny-mgrpo");
+  assert.equal(defaults.run.steps, 16);
   assert.equal(defaults.model.backend, "wasm");
   assert.equal(defaults.prompts.system, "");
   assert.equal(defaults.prompts.template, undefined);
-  assert.equal(defaults.algorithm, "grpo");
+  assert.equal(defaults.algorithm, "mgrpo");
   assert.equal(defaults.sampler.prompts_per_step, 8);
   assert.equal(defaults.learner.lr, 3e-4);
   assert.equal(defaults.learner.adam_eps, 1e-8);
@@ -52,7 +52,17 @@ Deno.test("loadConfig() reads the embedded default, equal to the schema defaults
   assert.equal(defaults.runtime.mailbox_capacity, 2);
 });
 
-Deno.test("configs/tiny-grpo.yaml spells out every section and every defaulted field", async () => {
+Deno.test("configs/tiny-grpo.yaml is the embedded default with algorithm grpo and 100 steps", () => {
+  const defaults = TrainConfigSchema.parse({});
+  const grpo = loadConfig("configs/tiny-grpo.yaml");
+  assert.deepEqual(grpo, {
+    ...defaults,
+    run: { ...defaults.run, name: "tiny-grpo", steps: 100 },
+    algorithm: "grpo",
+  });
+});
+
+Deno.test("configs/tiny-mgrpo.yaml spells out every section and every defaulted field", async () => {
   const raw = parseYaml(await Deno.readTextFile(DEFAULT_CONFIG_PATH)) as Record<string, unknown>;
   for (const [section, schema] of Object.entries(TrainConfigSchema.shape)) {
     assert.ok(section in raw, `section "${section}" is missing`);
@@ -122,7 +132,7 @@ Deno.test("loadConfig() names an unknown section", () => {
   assert.equal(
     error.message,
     'Cannot load config "x.yaml": line 2, field "learnr" is not a known field: known fields are ' +
-      '"run", "model", "task", "prompts", "algorithm", "grpo", "mgrpo", "sampler", "learner", "eval", "runtime"',
+      '"run", "model", "task", "prompts", "algorithm", "grpo", "mgrpo", "reward", "sampler", "learner", "eval", "runtime"',
   );
 });
 
@@ -297,11 +307,11 @@ Deno.test("loadConfig() applies --set overrides with YAML-typed values, the last
 
 Deno.test("loadConfig() names the override that holds a bad value", () => {
   const error = configError(() =>
-    loadConfig("configs/tiny-grpo.yaml", { text: "", overrides: ["learner.lr=-1"] })
+    loadConfig("configs/tiny-mgrpo.yaml", { text: "", overrides: ["learner.lr=-1"] })
   );
   assert.equal(
     error.message,
-    'Cannot load config "configs/tiny-grpo.yaml": --set learner.lr=-1: field "learner.lr" must be > 0: current value is -1',
+    'Cannot load config "configs/tiny-mgrpo.yaml": --set learner.lr=-1: field "learner.lr" must be > 0: current value is -1',
   );
   assert.deepEqual(error.issues, [{
     field: "learner.lr",
@@ -314,7 +324,7 @@ Deno.test("loadConfig() with no path names the default config in override errors
   const error = configError(() => loadConfig(undefined, { overrides: ["sampler.temperature=0"] }));
   assert.equal(
     error.message,
-    'Cannot load config "configs/tiny-grpo.yaml": --set sampler.temperature=0: field "sampler.temperature" must be > 0: current value is 0',
+    'Cannot load config "configs/tiny-mgrpo.yaml": --set sampler.temperature=0: field "sampler.temperature" must be > 0: current value is 0',
   );
 });
 
@@ -434,7 +444,7 @@ Deno.test("configToYaml() writes the sections in schema order", () => {
 
 Deno.test("deriveConfig() computes the run folder, warm-up steps and completions per step", () => {
   const defaults = deriveConfig(TrainConfigSchema.parse({}));
-  assert.deepEqual(defaults, { runDir: "runs/tiny-grpo", warmupSteps: 5, completionsPerStep: 64 });
+  assert.deepEqual(defaults, { runDir: "runs/tiny-mgrpo", warmupSteps: 1, completionsPerStep: 64 });
   // 0.07 * 100 is 7.000000000000001 in floating point: still 7 warm-up steps
   const config = loadConfig("x.yaml", {
     text: "run:\n  steps: 100\n  dir: /tmp/r\n  name: a\nlearner:\n  warmup_ratio: 0.07\n",

@@ -172,6 +172,16 @@ Deno.test("train.ts exits 2 with the config error and starts no run for a bad co
         `Cannot load config "${tmp}/negative_lr.yaml": line 4, field "learner.lr" must be > 0: current value is -1`,
       ],
       [
+        "missing reward module",
+        [
+          "--config",
+          "configs/smoke-grpo.yaml",
+          "--set",
+          "reward.functions=[{name: mine, path: examples/nope.ts}]",
+        ],
+        `Cannot load config "configs/smoke-grpo.yaml": field "reward.functions.0.path" cannot be imported: `,
+      ],
+      [
         "negative lr from --set",
         ["--config", "configs/smoke-grpo.yaml", "--set", "learner.lr=-1"],
         `Cannot load config "configs/smoke-grpo.yaml": --set learner.lr=-1: field "learner.lr" must be > 0: current value is -1`,
@@ -190,9 +200,35 @@ Deno.test("train.ts exits 2 with the config error and starts no run for a bad co
       const runDir = `${tmp}/never-${name.replaceAll(" ", "-")}`;
       const result = await train(...args, "--set", `model.init=${init}`, "--run-dir", runDir);
       assert.equal(result.code, 2, `${name}: ${result.stderr}`);
-      assert.equal(result.stderr, `${message}\n`, name);
+      if (message.endsWith(": ")) assert.ok(result.stderr.startsWith(message), result.stderr);
+      else assert.equal(result.stderr, `${message}\n`, name);
       assert.equal(result.stdout, "", name);
       assert.equal(await exists(runDir), false, `${name}: the run directory was created`);
+    }
+  });
+});
+
+Deno.test("train.ts runs a reward function loaded from a path in the config", async () => {
+  await withRun(async (tmp, init) => {
+    const runDir = `${tmp}/brevity`;
+    const result = await smoke(
+      init,
+      runDir,
+      "--set",
+      "reward.functions=[{name: correct}, {name: format, weight: 0.1}, {name: brevity, path: examples/brevity_reward.ts, weight: 0.2}]",
+      "--set",
+      "eval.before=false",
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const steps = (await readMetrics(runDir)).filter((l) => "reward/mean" in l);
+    assert.equal(steps.length, 2);
+    for (const line of steps) {
+      for (const key of ["rewards/correct/mean", "rewards/format/mean", "rewards/brevity/mean"]) {
+        assert.ok(key in line, `${key} missing`);
+      }
+      // reward = correct + 0.1 format + 0.2 brevity, averaged (brevity abstains on cut rows).
+      assert.ok(line["reward/mean"]! >= line["rewards/correct/mean"]!);
+      assert.equal(line["reward/skipped"], 0);
     }
   });
 });

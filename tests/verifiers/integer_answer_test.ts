@@ -1,9 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  extractFinalAnswer,
-  formatReward,
-  verifyIntegerAnswer,
-} from "../../verifiers/integer_answer.ts";
+import { extractFinalAnswer, verifyIntegerAnswer } from "../../verifiers/integer_answer.ts";
 
 Deno.test("verifyIntegerAnswer() rewards the right integer after </think>", () => {
   assert.deepEqual(verifyIntegerAnswer("<think>7+5=12 12-3=9</think>9", 9), {
@@ -84,18 +80,4 @@ Deno.test("verifyIntegerAnswer() reads the answer after the last </think>", () =
   assert.equal(verifyIntegerAnswer(text, 12).correct, true);
   assert.equal(extractFinalAnswer(text), "12");
   assert.equal(extractFinalAnswer("no tag"), null);
-});
-
-Deno.test("formatReward() checks the think-then-answer shape", () => {
-  assert.equal(formatReward("<think>7+5=12</think>12"), 1);
-  assert.equal(formatReward("<think>7+5=12</think>12<|im_end|>"), 1);
-  assert.equal(formatReward("<think>\n7+5=12\n</think>\n12"), 1);
-  assert.equal(formatReward("<think>7+5=12</think>wrong but present"), 1);
-  assert.equal(formatReward("7+5=12</think>12"), 0);
-  assert.equal(formatReward(" <think>7+5=12</think>12"), 0);
-  assert.equal(formatReward("<think>7+5=12</think>"), 0);
-  assert.equal(formatReward("<think>7+5=12</think> <|im_end|>12"), 0);
-  assert.equal(formatReward("<think>7+5=12"), 0);
-  assert.equal(formatReward("<think>a</think>1</think>2"), 0);
-  assert.equal(formatReward("<think>a<think>b</think>2"), 0);
 });
