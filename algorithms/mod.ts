@@ -6,3 +6,4 @@
 export * from "./grpo.ts";
 export * from "./evaluate.ts";
 export * from "./mgrpo.ts";
+export * from "./ppo.ts";

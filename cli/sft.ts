@@ -73,7 +73,7 @@ const FLAGS = {
     type: "string",
     placeholder: "F",
     help:
-      "Share of examples in the Layer-2 format of the mgrpo section: a right or wrong answer, a guide phrase, the corrected chain and answer (default 0.25)",
+      "Share of examples in the Layer-2 format of the mgrpo section: a right or wrong answer, a guide phrase, the corrected chain and answer (default 0)",
   },
   seed: { type: "string", placeholder: "N", help: "Seed of data and initialisation (default 1)" },
 } as const;
@@ -102,7 +102,7 @@ async function main(argv: string[]): Promise<number> {
   const steps = num("sft-steps", 1200), batchSize = num("batch", 16), peakLr = num("lr", 2e-3);
   const stopAt = Math.min(steps, num("stop-at", 600));
   const evalEvery = num("eval-every", 150), correctionFrac = num("correction-frac", 0.15);
-  const layer2Frac = num("layer2-frac", 0.25);
+  const layer2Frac = num("layer2-frac", 0);
   const seed = num("seed", 1);
   const out = resolveRepoPath(String(args.values.out ?? "checkpoints/tiny-sft"));
 

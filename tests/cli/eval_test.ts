@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { initBackend } from "../../model/backend.ts";
+import { makeTinyCheckpoint, REPO_ROOT } from "../helpers.ts";
+
+await initBackend("wasm");
+
+async function evalCli(...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "cli/eval.ts", ...args],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}
+
+Deno.test("eval.ts --dataset scores n samples per problem and writes problems.jsonl and summary.json", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "eval_test_" });
+  try {
+    const init = await makeTinyCheckpoint(`${tmp}/init`);
+    await Deno.writeTextFile(
+      `${tmp}/set.jsonl`,
+      [
+        { id: "p1", problem: "What is 1+1?", answer: "2" },
+        { id: "p2", problem: "What is \\frac{1}{2}+\\frac{1}{2}?", answer: "1" },
+        { id: "p3", problem: "Janet’s ducks: how many?", answer: "16" },
+      ].map((x) => JSON.stringify(x)).join("\n") + "\n",
+    );
+    const res = await evalCli(
+      "--checkpoint",
+      init,
+      "--dataset",
+      `${tmp}/set.jsonl`,
+      "--n",
+      "2",
+      "--out",
+      `${tmp}/out`,
+      "--set",
+      "eval.max_new_tokens=4",
+    );
+    assert.equal(res.code, 0, res.stderr);
+    const lines = (await Deno.readTextFile(`${tmp}/out/problems.jsonl`)).trim().split("\n")
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => l.id), ["p1", "p2", "p3"]);
+    for (const l of lines) {
+      assert.equal(l.completions.length, 2);
+      assert.equal(l.correct.length, 2);
+      assert.equal(typeof l["pass@1"], "number");
+      assert.equal(typeof l["pass@2"], "number");
+    }
+    // The curly apostrophe is outside the character tokenizer's alphabet.
+    assert.match(lines[2].reasons[0], /^prompt not encodable/);
+    const summary = JSON.parse(await Deno.readTextFile(`${tmp}/out/summary.json`));
+    assert.equal(summary.problems, 3);
+    assert.equal(summary.n, 2);
+    assert.equal(summary.greedy, false);
+    assert.equal(summary.unpromptable, 1);
+    assert.ok(summary["pass@2"] >= summary["pass@1"]);
+    assert.match(res.stdout, /^checkpoint +mean acc % +pass@1 % +pass@2 % +unpromptable$/m);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("eval.ts --dataset names the file and line of a bad line and exits 1", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "eval_test_" });
+  try {
+    await Deno.writeTextFile(
+      `${tmp}/bad.jsonl`,
+      '{"id": "a", "problem": "p", "answer": "1"}\n{"id":\n',
+    );
+    const res = await evalCli("--dataset", `${tmp}/bad.jsonl`);
+    assert.equal(res.code, 1);
+    assert.match(
+      res.stderr,
+      new RegExp(`^Cannot load dataset "${tmp}/bad.jsonl": line 2 is not JSON`),
+    );
+    const k = await evalCli("--dataset", "gsm8k", "--n", "2", "--k", "3");
+    assert.equal(k.code, 2);
+    assert.match(k.stderr, /Invalid value for --k: each k must be an integer in \[1, n=2\]/);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
