@@ -28,18 +28,26 @@ import { saveCheckpoint } from "../model/checkpoint.ts";
 export interface AdvantageResult {
   /** One advantage per rollout. */
   advantages: Float32Array;
+  /**
+   * Per-token advantages, one array per rollout over its completion tokens (PPO's GAE); when
+   * present the loss gets `advantages` as `[N, T]` and `advantages` above is ignored.
+   */
+  tokenAdvantages?: ReadonlyArray<ArrayLike<number>>;
   /** Rollouts that enter the loss (e.g. false for a filtered zero-variance group). */
   keep: boolean[];
   /** Extra metrics (slash-namespaced keys). */
   metrics: Record<string, number>;
 }
 
-/** Tensors given to an algorithm's loss, each `[N, T]` except `advantages` `[N]`. */
+/**
+ * Tensors given to an algorithm's loss, each `[N, T]` except `advantages`: `[N]`, or `[N, T]`
+ * when the algorithm returned per-token advantages.
+ */
 export interface LossInputs {
   logp: tf.Tensor2D;
   oldLogp: tf.Tensor2D;
   refLogp?: tf.Tensor2D;
-  advantages: tf.Tensor1D;
+  advantages: tf.Tensor1D | tf.Tensor2D;
   mask: tf.Tensor2D;
 }
 
@@ -165,6 +173,8 @@ interface PreparedPart {
   oldLogp: Float32Array;
   refLogp: Float32Array | undefined;
   advantages: Float32Array;
+  /** Per-token advantages aligned like `oldLogp`, `[rows, t]`, when the algorithm gives them. */
+  tokenAdvantages: Float32Array | undefined;
   numItemsInBatch: number;
   /** Accumulated over micro-batches and iterations. */
   lossSum: number;
@@ -224,6 +234,15 @@ function preparePart(
     oldLogp,
     refLogp,
     advantages: Float32Array.from(kept.map(({ i }) => adv.advantages[i]!)),
+    tokenAdvantages: adv.tokenAdvantages
+      ? alignTokens(
+        kept.map(({ i }, k) => ({
+          prompt: prompts[k]!,
+          values: Array.from(adv.tokenAdvantages![i]!),
+        })),
+        batch.t,
+      )
+      : undefined,
     numItemsInBatch: batch.mask.reduce((a, b) => a + b, 0),
     lossSum: 0,
     statSums: {},
@@ -241,7 +260,7 @@ async function accumulatePart(
   const { model, algorithm } = input;
   const vars = [...model.params.values()];
   const nameOf = new Map([...model.params].map(([n, v]) => [v.name, n]));
-  const { batch, oldLogp, refLogp, advantages, numItemsInBatch } = p;
+  const { batch, oldLogp, refLogp, advantages, tokenAdvantages, numItemsInBatch } = p;
   const t = batch.t, mb = input.microBatchSize;
   for (let s = 0; s < batch.n; s += mb) {
     const e = Math.min(batch.n, s + mb);
@@ -262,7 +281,9 @@ async function accumulatePart(
           logp,
           oldLogp: tf.tensor2d(oldLogp.subarray(s * t, e * t), [sub.n, t]),
           ...(refLogp ? { refLogp: tf.tensor2d(refLogp.subarray(s * t, e * t), [sub.n, t]) } : {}),
-          advantages: tf.tensor1d(advantages.subarray(s, e)),
+          advantages: tokenAdvantages
+            ? tf.tensor2d(tokenAdvantages.subarray(s * t, e * t), [sub.n, t])
+            : tf.tensor1d(advantages.subarray(s, e)),
           mask: maskT,
         }, { rowFraction: sub.n / batch.n, numItemsInBatch });
         // Tensors made inside variableGrads' function are freed on return: keep them.

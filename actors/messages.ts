@@ -99,6 +99,8 @@ export const ScoredSchema = RolloutsSchema.omit({ type: true }).extend({
   verdicts: z.array(VerdictSchema),
   /** Per-token reference log-probs, one array per rollout (set by RefPolicy when β > 0). */
   refLogprobs: z.array(z.array(z.number())).optional(),
+  /** Per-token advantages, one array per rollout (set by PPO's Critic from GAE). */
+  tokenAdvantages: z.array(z.array(z.number())).optional(),
 });
 
 /** A scored batch as one part of a multi-part training step (MGRPO's two layers). */

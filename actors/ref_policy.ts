@@ -18,6 +18,8 @@ export interface RefPolicyInput {
   temperature: number;
   /** Rows per forward pass. @default 64 */
   maxBatch?: number;
+  /** Where the batches go next. @default "learner" (PPO: "critic") */
+  target?: string;
 }
 
 /** Returns `scored` with the reference log-probs of its completions and the time taken. */
@@ -51,14 +53,14 @@ export const refPolicy: ActorLogic<RefPolicyInput, Scored | TrainBatch, RefPolic
   async handle(state, message, ctx) {
     switch (message.type) {
       case "Scored":
-        await ctx.send("learner", await withReference(state, message));
+        await ctx.send(state.target ?? "learner", await withReference(state, message));
         return state;
       case "TrainBatch": {
         const parts = [];
         for (const part of message.parts) {
           parts.push({ ...part, scored: await withReference(state, part.scored) });
         }
-        await ctx.send("learner", { ...message, parts });
+        await ctx.send(state.target ?? "learner", { ...message, parts });
         return state;
       }
       default:

@@ -132,7 +132,12 @@ export function grpoAlgorithm(config: GrpoConfig, maxCompletionLength: number): 
       };
     },
     loss(inputs, scale) {
-      const out = grpoLoss(inputs, {
+      if (inputs.advantages.rank !== 1) {
+        throw new TypeError(
+          `Cannot compute the GRPO loss: advantages must be [N]: current shape is [${inputs.advantages.shape}]`,
+        );
+      }
+      const out = grpoLoss({ ...inputs, advantages: inputs.advantages as tf.Tensor1D }, {
         lossType: config.loss_type,
         epsilon: config.epsilon,
         epsilonHigh,

@@ -8,6 +8,13 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { z } from "zod";
+import { type ActorFailed, type Graph, GraphBuilder } from "../actors/runtime/mod.ts";
+import { promptSource, type PromptSourceInput } from "../actors/prompt_source.ts";
+import { sampler, type SamplerInput } from "../actors/sampler.ts";
+import { verifier, type VerifierInput } from "../actors/verifier.ts";
+import { refPolicy, type RefPolicyInput } from "../actors/ref_policy.ts";
+import { critic, type CriticInput } from "../actors/critic.ts";
+import { learner, type LearnerInput, type PolicyAlgorithm } from "../actors/learner.ts";
 
 // --- config ---
 
@@ -29,7 +36,7 @@ export const PpoConfigSchema = z.object({
     "ε_v: value clip range, new values are clipped to old ± ε_v (TRL cliprange_value)",
   ),
   vf_coef: z.number().min(0).default(0.1).describe(
-    "c_v: weight of the value loss in pg_loss + c_v · vf_loss (TRL vf_coef)",
+    "c_v: scale of the value loss (TRL vf_coef). With the separate value model and its own AdamW, Adam makes the step nearly independent of this scale: value_lr is the knob that matters",
   ),
   kl_coef: z.number().min(0).default(0.05).describe(
     "β: per-token KL penalty coefficient, the initial value when adaptive_kl (TRL kl_coef)",
@@ -55,11 +62,11 @@ export const PpoConfigSchema = z.object({
   ppo_epochs: z.number().int().min(1).default(4).describe(
     "Optimisation passes over each generation batch (TRL num_ppo_epochs)",
   ),
-  num_mini_batches: z.number().int().min(1).default(1).describe(
-    "Mini-batches per epoch, one optimizer step each (TRL num_mini_batches)",
+  value_model: z.enum(["separate"]).default("separate").describe(
+    "separate: the Critic holds a value model of its own (a copy of the warm start with a scalar head, as TRL and OpenRLHF initialise the critic), trained with its own AdamW; value gradients never move the policy's features, at the cost of a second model. A value head on the policy trunk is not offered: it would need vf_coef to balance two losses on one set of features",
   ),
-  value_model: z.enum(["separate", "shared"]).default("separate").describe(
-    "separate: a value model of its own (a small critic: no interference with the policy, but a second model to hold and run); shared: a value head on the policy trunk (one forward pass and half the memory, but value gradients move the policy's features, weighted by vf_coef)",
+  value_lr: z.number().gt(0).default(3e-4).describe(
+    "Learning rate of the value model's AdamW (constant)",
   ),
   loss_type: z.enum(["token_mean", "seq_mean_token_mean", "seq_mean_token_sum"]).default(
     "token_mean",
@@ -76,6 +83,113 @@ export type KlEstimator = PpoConfig["kl_estimator"];
 
 /** How the masked per-token losses are reduced to a scalar: verl's `loss_agg_mode`. */
 export type PpoLossType = PpoConfig["loss_type"];
+
+// --- graph ---
+
+/** What {@link buildPpoGraph} wires together. */
+export interface PpoGraphInput {
+  promptSource: PromptSourceInput;
+  sampler: SamplerInput;
+  /** Needed when β > 0 (KL in the reward or in the loss); omitted otherwise. */
+  refPolicy?: RefPolicyInput;
+  /** The value model (a trainable copy of the warm start) and the tokenizer's pad id. */
+  critic: Omit<CriticInput, "config" | "target">;
+  learner: Omit<LearnerInput, "algorithm" | "numIterations">;
+  config: PpoConfig;
+  mailboxCapacity: number;
+  onFailure?: (report: ActorFailed) => void;
+  /** The Verifier's scorer. @default exact integer match */
+  score?: VerifierInput["score"];
+}
+
+/**
+ * The PPO actor graph: PromptSource → Sampler → Verifier → (RefPolicy) → Critic → Learner,
+ * the same actors as GRPO plus the Critic, which turns outcome rewards into per-token GAE
+ * advantages and trains the value model. The Learner runs `ppo_epochs` optimizer steps of
+ * the clipped surrogate on each batch. Sinks as in GRPO: `stats`, `eval`, `events`.
+ *
+ * @throws {TypeError} When β > 0 and no reference policy is given.
+ */
+export function buildPpoGraph(input: PpoGraphInput): Graph {
+  const useRef = input.config.kl_coef > 0;
+  if (useRef && !input.refPolicy) {
+    throw new TypeError("Cannot build the PPO graph: kl_coef > 0 needs a reference policy");
+  }
+  const builder = new GraphBuilder({
+    capacity: input.mailboxCapacity,
+    ...(input.onFailure ? { onFailure: input.onFailure } : {}),
+  })
+    .actor("prompt_source", promptSource, input.promptSource)
+    .actor("sampler", sampler, input.sampler)
+    .actor("verifier", verifier, {
+      trainTarget: useRef ? "ref_policy" : "critic",
+      ...(input.score ? { score: input.score } : {}),
+    })
+    .actor("critic", critic, { ...input.critic, config: input.config, target: "learner" })
+    .actor("learner", learner, {
+      ...input.learner,
+      numIterations: input.config.ppo_epochs,
+      algorithm: ppoAlgorithm(input.config),
+    });
+  if (useRef) builder.actor("ref_policy", refPolicy, { ...input.refPolicy!, target: "critic" });
+  return builder.sink("stats").sink("eval").sink("events").build();
+}
+
+/**
+ * PPO's side of the Learner: the per-token advantages the Critic attached, and the clipped
+ * surrogate loss (with the KL term when `kl_in_loss`).
+ */
+export function ppoAlgorithm(config: PpoConfig): PolicyAlgorithm {
+  return {
+    advantages(scored) {
+      if (scored.tokenAdvantages === undefined) {
+        throw new TypeError(
+          "Cannot train PPO: the batch has no per-token advantages (is the Critic in the graph?)",
+        );
+      }
+      return {
+        advantages: new Float32Array(scored.rollouts.length),
+        tokenAdvantages: scored.tokenAdvantages,
+        keep: scored.verdicts.map((v) => v.reward !== null),
+        metrics: {},
+      };
+    },
+    loss(inputs, scale) {
+      if (inputs.advantages.rank !== 2) {
+        throw new TypeError(
+          `Cannot compute the PPO loss: advantages must be [N, T]: current shape is [${inputs.advantages.shape}]`,
+        );
+      }
+      const useKl = config.kl_in_loss && config.kl_coef > 0 && inputs.refLogp !== undefined;
+      const out = ppoPolicyLoss({
+        logp: inputs.logp,
+        oldLogp: inputs.oldLogp,
+        advantages: inputs.advantages as tf.Tensor2D,
+        mask: inputs.mask,
+        ...(useKl ? { refLogp: inputs.refLogp! } : {}),
+      }, {
+        cliprange: config.cliprange,
+        lossType: config.loss_type,
+        ...(useKl ? { klCoef: config.kl_coef, klEstimator: config.kl_estimator } : {}),
+        numItemsInBatch: scale.numItemsInBatch,
+      });
+      // token_mean already divides by the tokens of the whole batch; the sequence means are
+      // per micro-batch, weighted by the micro-batch's share of rows.
+      const loss = config.loss_type === "token_mean"
+        ? out.loss
+        : tf.mul(out.loss, scale.rowFraction) as tf.Scalar;
+      return {
+        loss,
+        stats: {
+          "clip_ratio": out.stats.clipFrac,
+          "approx_kl": out.stats.approxKl,
+          "ratio/mean": out.stats.ratioMean,
+          "kl": out.stats.kl,
+        },
+      };
+    },
+  };
+}
 
 // --- rewards ---
 

@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { GrpoConfigSchema } from "../algorithms/grpo.ts";
 import { MgrpoConfigSchema } from "../algorithms/mgrpo.ts";
+import { PpoConfigSchema } from "../algorithms/ppo.ts";
 
 /** Where the embedded default config lives, as a URL relative to this module. */
 export const DEFAULT_CONFIG_URL: URL = new URL("../configs/tiny-mgrpo.yaml", import.meta.url);
@@ -108,7 +109,7 @@ export const PromptsConfigSchema = z.object({
 }).strict();
 
 /** Algorithms the `algorithm` field can name. */
-export const ALGORITHMS = ["grpo", "mgrpo"] as const;
+export const ALGORITHMS = ["grpo", "mgrpo", "ppo"] as const;
 
 /** The `sampler` section: how rollouts are generated. */
 export const SamplerConfigSchema = z.object({
@@ -250,6 +251,9 @@ export const TrainConfigSchema = z.object({
   ),
   mgrpo: MgrpoConfigSchema.prefault({}).describe(
     "MGRPO Layer 2: corrections per response, guide phrases, selection, layer weights",
+  ),
+  ppo: PpoConfigSchema.prefault({}).describe(
+    "PPO: GAE, clipping, KL penalty, epochs and the value model (used when algorithm: ppo)",
   ),
   reward: RewardConfigSchema.prefault({}).describe(
     "Answer checker and weighted reward functions of the Verifier",

@@ -25,6 +25,7 @@ import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { buildGrpoGraph, type GrpoGraphInput } from "../algorithms/grpo.ts";
 import { buildMgrpoGraph } from "../algorithms/mgrpo.ts";
+import { buildPpoGraph } from "../algorithms/ppo.ts";
 import { decodeOptimizerState, OPTIMIZER_FILE } from "../actors/learner.ts";
 import { toQuery } from "../actors/prompt_source.ts";
 import type { CheckpointSaved, Scored, StepStats } from "../actors/messages.ts";
@@ -111,7 +112,9 @@ async function main(argv: string[]): Promise<number> {
   const init = await loadCheckpoint(resumeFrom ?? initPath);
   const tokenizer = init.tokenizer;
   const samplerModel = init.model.clone({ trainable: false });
-  const refModel = config.grpo.beta !== 0
+  const isPpo = config.algorithm === "ppo";
+  const needsRef = isPpo ? config.ppo.kl_coef > 0 : config.grpo.beta !== 0;
+  const refModel = needsRef
     ? (resumeFrom
       ? (await loadCheckpoint(initPath, { trainable: false })).model
       : init.model.clone({ trainable: false }))
@@ -207,12 +210,36 @@ async function main(argv: string[]): Promise<number> {
       failure = new ActorFailedError(report.actor, report.message, report.cause);
     },
   };
-  const graph = config.algorithm === "mgrpo"
-    ? buildMgrpoGraph(graphInput, config.mgrpo, {
+  let graph: Graph;
+  if (isPpo) {
+    // PPO samples one completion per prompt: B·G prompts a step, as many completions as GRPO.
+    // The value model starts from the warm start (it is not checkpointed: a resumed PPO run
+    // starts a fresh critic).
+    const valueModel = resumeFrom
+      ? (await loadCheckpoint(initPath)).model
+      : init.model.clone({ trainable: true });
+    const { config: _g, maxCompletionLength: _m, ...common } = graphInput;
+    const { numIterations: _n, ...learnerInput } = graphInput.learner;
+    graph = buildPpoGraph({
+      ...common,
+      promptSource: {
+        ...graphInput.promptSource,
+        promptsPerStep: config.sampler.prompts_per_step * config.grpo.num_generations,
+        numGenerations: 1,
+        cursor: startStep * config.sampler.prompts_per_step * config.grpo.num_generations,
+      },
+      learner: learnerInput,
+      critic: { model: valueModel, padId: tokenizer.padId },
+      config: config.ppo,
+    });
+  } else if (config.algorithm === "mgrpo") {
+    graph = buildMgrpoGraph(graphInput, config.mgrpo, {
       seed: config.run.seed,
       ...(config.prompts.template === undefined ? {} : { template: config.prompts.template }),
-    })
-    : buildGrpoGraph(graphInput);
+    });
+  } else {
+    graph = buildGrpoGraph(graphInput);
+  }
 
   let stopRequested = false;
   const onSignal = () => {

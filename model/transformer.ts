@@ -33,6 +33,11 @@ export interface ForwardOptions {
   returnCache?: boolean;
   /** Compute logits only for the last position of each row. @default false */
   lastOnly?: boolean;
+  /**
+   * Return the final normed hidden states `[B·T, D]` in `logits` instead of the logits (a value
+   * head reads them). `lastOnly` is ignored. @default false
+   */
+  hiddenOnly?: boolean;
 }
 
 /** Output of {@link Transformer.forward}. */
@@ -376,6 +381,7 @@ export class Transformer {
     }
 
     let hidden = rmsNorm(x, this.#p("model.norm.weight") as tf.Tensor1D, c.rms_norm_eps);
+    if (options.hiddenOnly) return { logits: hidden, ...(options.returnCache ? { cache } : {}) };
     if (options.lastOnly) {
       // Rows b·T + T-1: the last position of each row.
       hidden = tf.reshape(

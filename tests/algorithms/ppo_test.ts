@@ -58,12 +58,12 @@ Deno.test("PpoConfigSchema fills TRL's defaults", () => {
     kl_in_loss: false,
     whiten_advantages: true,
     ppo_epochs: 4,
-    num_mini_batches: 1,
+    value_lr: 3e-4,
     value_model: "separate",
     loss_type: "token_mean",
   });
   assert.equal(PpoConfigSchema.parse({ kl_estimator: "k3" }).kl_estimator, "k3");
-  assert.equal(PpoConfigSchema.parse({ value_model: "shared" }).value_model, "shared");
+  assert.throws(() => PpoConfigSchema.parse({ value_model: "shared" }));
 });
 
 Deno.test("PpoConfigSchema rejects out-of-range values and unknown fields", () => {
@@ -74,7 +74,7 @@ Deno.test("PpoConfigSchema rejects out-of-range values and unknown fields", () =
   assert.throws(() => PpoConfigSchema.parse({ kl_coef: -1 }));
   assert.throws(() => PpoConfigSchema.parse({ kl_estimator: "k2" }));
   assert.throws(() => PpoConfigSchema.parse({ ppo_epochs: 0 }));
-  assert.throws(() => PpoConfigSchema.parse({ num_mini_batches: 1.5 }));
+  assert.throws(() => PpoConfigSchema.parse({ ppo_epochs: 1.5 }));
   assert.throws(() => PpoConfigSchema.parse({ value_model: "tied" }));
   assert.throws(() => PpoConfigSchema.parse({ loss_type: "dapo" }));
   assert.throws(() => PpoConfigSchema.parse({ whiten_advantage: true }));

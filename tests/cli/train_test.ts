@@ -335,3 +335,71 @@ Deno.test("train.ts stops at the step that reaches run.max_sampled_tokens", asyn
     assert.equal(summary.sampled_tokens, tokens);
   });
 });
+
+Deno.test("train.ts runs grpo, mgrpo and ppo from one YAML file by swapping algorithm", async () => {
+  await withRun(async (tmp, init) => {
+    for (const algorithm of ["grpo", "mgrpo", "ppo"]) {
+      const runDir = `${tmp}/${algorithm}`;
+      const result = await smoke(
+        init,
+        runDir,
+        "--set",
+        `algorithm=${algorithm}`,
+        "--set",
+        "eval.before=false",
+        "--set",
+        "eval.after=false",
+      );
+      assert.equal(result.code, 0, `${algorithm}: ${result.stderr}`);
+      const steps = (await readMetrics(runDir)).filter((l) => "reward/mean" in l);
+      assert.deepEqual(steps.map((l) => l.step), [1, 2], algorithm);
+      const own: Record<string, string> = {
+        grpo: "clip_ratio/region_mean",
+        mgrpo: "mgrpo/acc_t1_prime",
+        ppo: "value/explained_variance",
+      };
+      for (const line of steps) {
+        assert.ok(own[algorithm]! in line, `${algorithm}: ${own[algorithm]}`);
+      }
+      // GRPO and MGRPO sample 2 prompts × 4; PPO 8 prompts × 1: the same 8 Layer-1 rows.
+      assert.deepEqual(steps.map((l) => l["train/rows"]), [8, 8], algorithm);
+    }
+  });
+});
+
+Deno.test("train.ts runs configs/smoke-ppo.yaml with the PPO metrics", async () => {
+  await withRun(async (tmp, init) => {
+    const runDir = `${tmp}/ppo`;
+    const result = await train(
+      "--config",
+      "configs/smoke-ppo.yaml",
+      "--set",
+      `model.init=${init}`,
+      "--run-dir",
+      runDir,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const steps = (await readMetrics(runDir)).filter((l) => "reward/mean" in l);
+    assert.equal(steps.length, 2);
+    for (const line of steps) {
+      for (
+        const key of [
+          "loss/policy",
+          "loss/value",
+          "value/explained_variance",
+          "clip_ratio",
+          "approx_kl",
+          "ppo/kl_coef",
+          "time/critic",
+          "time/ref_policy",
+        ]
+      ) {
+        assert.ok(key in line, `${key} missing`);
+      }
+      assert.equal(line["ppo/kl_coef"], 0.05);
+    }
+    // Two PPO epochs: the second pass sees a moved policy, so the ratio leaves 1.
+    assert.ok(steps[0]!["approx_kl"]! > 0);
+    assert.ok(await exists(`${runDir}/checkpoint-2/model.safetensors`));
+  });
+});
