@@ -14,6 +14,7 @@ import { verifier, type VerifierInput } from "../actors/verifier.ts";
 import { refPolicy, type RefPolicyInput } from "../actors/ref_policy.ts";
 import { learner, type LearnerInput, type PolicyAlgorithm } from "../actors/learner.ts";
 import { corrector, type CorrectorInput } from "../actors/corrector.ts";
+import type { AlgorithmGraphInput, AlgorithmPlugin } from "./registry.ts";
 
 // --- config ---
 
@@ -75,6 +76,30 @@ export interface GrpoGraphInput {
    * sends both layers to the (RefPolicy and) Learner. See `buildMgrpoGraph`.
    */
   corrector?: Omit<CorrectorInput, "target">;
+  /**
+   * The Learner's advantages and loss; GRPO's own when absent. Lets an algorithm with GRPO's
+   * graph and another estimator (RLOO, REINFORCE++) reuse this wiring.
+   */
+  algorithm?: PolicyAlgorithm;
+}
+
+/** GRPO as a plug-in of the algorithm registry (its section is `grpo`). */
+export const grpoPlugin: AlgorithmPlugin<GrpoConfig> = {
+  name: "grpo",
+  configSchema: GrpoConfigSchema,
+  needsReference: (config) => config.grpo.beta !== 0,
+  buildGraph: (input) => buildGrpoGraph(grpoGraphInput(input)),
+};
+
+/** The GRPO graph's input from the registry's common input (the `grpo` and `sampler` sections). */
+export function grpoGraphInput(input: AlgorithmGraphInput): GrpoGraphInput {
+  const { config, learner, ...rest } = input;
+  return {
+    ...rest,
+    config: config.grpo,
+    maxCompletionLength: config.sampler.max_new_tokens,
+    learner: { ...learner, numIterations: config.grpo.num_iterations },
+  };
 }
 
 /**
@@ -100,7 +125,7 @@ export function buildGrpoGraph(input: GrpoGraphInput): Graph {
     })
     .actor("learner", learner, {
       ...input.learner,
-      algorithm: grpoAlgorithm(input.config, input.maxCompletionLength),
+      algorithm: input.algorithm ?? grpoAlgorithm(input.config, input.maxCompletionLength),
     });
   if (useRef) builder.actor("ref_policy", refPolicy, input.refPolicy!);
   if (input.corrector) {

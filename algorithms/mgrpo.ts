@@ -13,7 +13,14 @@ import { z } from "zod";
 import type { Rng } from "../data/rng.ts";
 import { type ChatMessage, renderChat } from "../prompts/chat_template.ts";
 import { GUIDE_PHRASES } from "../prompts/system_prompts.ts";
-import { buildGrpoGraph, groupAdvantages, type GrpoGraphInput, type ScaleRewards } from "./grpo.ts";
+import {
+  buildGrpoGraph,
+  groupAdvantages,
+  type GrpoGraphInput,
+  grpoGraphInput,
+  type ScaleRewards,
+} from "./grpo.ts";
+import type { AlgorithmPlugin } from "./registry.ts";
 import type { Graph } from "../actors/runtime/mod.ts";
 
 // --- config ---
@@ -96,6 +103,23 @@ export function buildMgrpoGraph(
     },
   });
 }
+
+/**
+ * MGRPO as a plug-in of the algorithm registry: the `grpo` section sets both layers' loss,
+ * the `mgrpo` section Layer 2.
+ */
+export const mgrpoPlugin: AlgorithmPlugin<MgrpoConfig> = {
+  name: "mgrpo",
+  configSchema: MgrpoConfigSchema,
+  needsReference: (config) => config.grpo.beta !== 0,
+  buildGraph: (input) =>
+    buildMgrpoGraph(grpoGraphInput(input), input.config.mgrpo, {
+      seed: input.config.run.seed,
+      ...(input.config.prompts.template === undefined
+        ? {}
+        : { template: input.config.prompts.template }),
+    }),
+};
 
 // --- layer-2 prompt ---
 

@@ -15,6 +15,7 @@ import { verifier, type VerifierInput } from "../actors/verifier.ts";
 import { refPolicy, type RefPolicyInput } from "../actors/ref_policy.ts";
 import { critic, type CriticInput } from "../actors/critic.ts";
 import { learner, type LearnerInput, type PolicyAlgorithm } from "../actors/learner.ts";
+import type { AlgorithmPlugin } from "./registry.ts";
 
 // --- config ---
 
@@ -85,6 +86,35 @@ export type KlEstimator = PpoConfig["kl_estimator"];
 export type PpoLossType = PpoConfig["loss_type"];
 
 // --- graph ---
+
+/**
+ * PPO as a plug-in of the algorithm registry: B·G prompts a step with one completion each (as
+ * many completions as GRPO samples), and a Critic whose value model starts as a trainable copy
+ * of the Learner's policy.
+ */
+export const ppoPlugin: AlgorithmPlugin<PpoConfig> = {
+  name: "ppo",
+  configSchema: PpoConfigSchema,
+  needsReference: (config) => config.ppo.kl_coef > 0,
+  buildGraph(input) {
+    const { config, promptSource: source, ...rest } = input;
+    const g = config.grpo.num_generations;
+    return buildPpoGraph({
+      ...rest,
+      promptSource: {
+        ...source,
+        promptsPerStep: source.promptsPerStep * g,
+        numGenerations: 1,
+        ...(source.cursor === undefined ? {} : { cursor: source.cursor * g }),
+      },
+      critic: {
+        model: input.learner.model.clone({ trainable: true }),
+        padId: input.sampler.tokenizer.padId,
+      },
+      config: config.ppo,
+    });
+  },
+};
 
 /** What {@link buildPpoGraph} wires together. */
 export interface PpoGraphInput {

@@ -21,7 +21,12 @@ import {
   type YAMLError,
 } from "yaml";
 import { z } from "zod";
-import { DEFAULT_CONFIG_URL, type TrainConfig, TrainConfigSchema } from "./config_schema.ts";
+import {
+  ALGORITHMS,
+  DEFAULT_CONFIG_URL,
+  type TrainConfig,
+  TrainConfigSchema,
+} from "./config_schema.ts";
 
 /** How the default config is named in messages when no path is given. */
 const DEFAULT_DISPLAY_PATH = "configs/tiny-mgrpo.yaml";
@@ -104,6 +109,12 @@ export interface LoadConfigOptions {
    * @default undefined
    */
   text?: string;
+  /**
+   * Algorithm plug-ins' sections by name (each schema fully defaulted): they become known
+   * top-level sections, and their names valid values of `algorithm`.
+   * @default {}
+   */
+  sections?: Readonly<Record<string, z.ZodType>>;
 }
 
 /**
@@ -173,8 +184,16 @@ export function loadConfig(path: string | undefined, options: LoadConfigOptions 
     applied.push({ text: overrideText, created });
   }
 
-  const result = TrainConfigSchema.safeParse(data, { reportInput: true });
-  if (result.success) return result.data;
+  const sections = options.sections ?? {};
+  const schema = Object.keys(sections).length === 0 ? TrainConfigSchema : TrainConfigSchema.extend({
+    algorithm: z.enum([...ALGORITHMS, ...Object.keys(sections)] as [string, ...string[]])
+      .default(TrainConfigSchema.shape.algorithm.def.defaultValue),
+    ...Object.fromEntries(
+      Object.entries(sections).map(([name, s]) => [name, (s as z.ZodObject).prefault({})]),
+    ),
+  });
+  const result = schema.safeParse(data, { reportInput: true });
+  if (result.success) return result.data as TrainConfig;
 
   const located: { issue: ConfigIssue; order: number }[] = [];
   for (const zodIssue of result.error.issues) {

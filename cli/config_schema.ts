@@ -244,7 +244,10 @@ export const TrainConfigSchema = z.object({
   task: TaskConfigSchema.prefault({}).describe("Synthetic arithmetic task"),
   prompts: PromptsConfigSchema.prefault({}).describe("System prompt and chat template"),
   algorithm: z.enum(ALGORITHMS).default("mgrpo").describe(
-    "RL algorithm whose graph and loss the run uses",
+    "RL algorithm whose graph and loss the run uses: grpo, mgrpo, ppo, or one from plugins",
+  ),
+  plugins: z.array(z.string().min(1)).default([]).describe(
+    "Algorithm modules to load (paths relative to the working directory), each exporting `algorithm`, an AlgorithmPlugin whose section is named after it",
   ),
   grpo: GrpoConfigSchema.prefault({}).describe(
     "GRPO group size, loss and clipping (also the loss of both MGRPO layers)",

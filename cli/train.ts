@@ -9,7 +9,7 @@
  * @module
  */
 import { parseTrainArgs, TRAIN_HELP } from "./args.ts";
-import { configToYaml, deriveConfig, loadConfig } from "./config.ts";
+import { configToYaml, deriveConfig } from "./config.ts";
 import type { TrainConfig } from "./config_schema.ts";
 import {
   arithmeticOptions,
@@ -23,9 +23,8 @@ import { ProgressReporter } from "./progress.ts";
 import { buildScorer } from "./rewards.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
-import { buildGrpoGraph, type GrpoGraphInput } from "../algorithms/grpo.ts";
-import { buildMgrpoGraph } from "../algorithms/mgrpo.ts";
-import { buildPpoGraph } from "../algorithms/ppo.ts";
+import type { AlgorithmGraphInput } from "../algorithms/registry.ts";
+import { loadConfigWithPlugins } from "./plugins.ts";
 import { decodeOptimizerState, OPTIMIZER_FILE } from "../actors/learner.ts";
 import { toQuery } from "../actors/prompt_source.ts";
 import type { CheckpointSaved, Scored, StepStats } from "../actors/messages.ts";
@@ -92,13 +91,17 @@ async function main(argv: string[]): Promise<number> {
     console.log(TRAIN_HELP);
     return 0;
   }
-  let config = loadConfig(args.config, { overrides: args.overrides });
+  let { config, registry } = await loadConfigWithPlugins(args.config, {
+    overrides: args.overrides,
+  });
   const runDir = args.runDir ?? args.resume ?? deriveConfig(config).runDir;
   let resumeFrom: string | undefined;
   if (args.resume) {
     resumeFrom = await latestCheckpoint(args.resume);
     // The resumed run keeps its config; command-line overrides still apply on top.
-    config = loadConfig(`${args.resume}/config.yaml`, { overrides: args.overrides });
+    ({ config, registry } = await loadConfigWithPlugins(`${args.resume}/config.yaml`, {
+      overrides: args.overrides,
+    }));
   }
   // Reward modules are imported before anything is written, so a bad path leaves no run dir.
   const scorer = await buildScorer(config, {
@@ -112,9 +115,8 @@ async function main(argv: string[]): Promise<number> {
   const init = await loadCheckpoint(resumeFrom ?? initPath);
   const tokenizer = init.tokenizer;
   const samplerModel = init.model.clone({ trainable: false });
-  const isPpo = config.algorithm === "ppo";
-  const needsRef = isPpo ? config.ppo.kl_coef > 0 : config.grpo.beta !== 0;
-  const refModel = needsRef
+  const plugin = registry.get(config.algorithm);
+  const refModel = plugin.needsReference(config)
     ? (resumeFrom
       ? (await loadCheckpoint(initPath, { trainable: false })).model
       : init.model.clone({ trainable: false }))
@@ -143,9 +145,8 @@ async function main(argv: string[]): Promise<number> {
   });
   const encoder = new TextEncoder();
   let failure: ActorFailedError | undefined;
-  const graphInput: GrpoGraphInput = {
-    config: config.grpo,
-    maxCompletionLength: config.sampler.max_new_tokens,
+  const graphInput: AlgorithmGraphInput = {
+    config,
     mailboxCapacity: config.runtime.mailbox_capacity,
     score: scorer.score,
     promptSource: {
@@ -188,7 +189,6 @@ async function main(argv: string[]): Promise<number> {
       adamEps: config.learner.adam_eps,
       maxGradNorm: config.learner.max_grad_norm,
       microBatchSize: config.learner.micro_batch_size,
-      numIterations: config.grpo.num_iterations,
       temperature: config.sampler.temperature,
       totalSteps: steps,
       maskTruncated: config.grpo.mask_truncated_completions,
@@ -210,36 +210,7 @@ async function main(argv: string[]): Promise<number> {
       failure = new ActorFailedError(report.actor, report.message, report.cause);
     },
   };
-  let graph: Graph;
-  if (isPpo) {
-    // PPO samples one completion per prompt: B·G prompts a step, as many completions as GRPO.
-    // The value model starts from the warm start (it is not checkpointed: a resumed PPO run
-    // starts a fresh critic).
-    const valueModel = resumeFrom
-      ? (await loadCheckpoint(initPath)).model
-      : init.model.clone({ trainable: true });
-    const { config: _g, maxCompletionLength: _m, ...common } = graphInput;
-    const { numIterations: _n, ...learnerInput } = graphInput.learner;
-    graph = buildPpoGraph({
-      ...common,
-      promptSource: {
-        ...graphInput.promptSource,
-        promptsPerStep: config.sampler.prompts_per_step * config.grpo.num_generations,
-        numGenerations: 1,
-        cursor: startStep * config.sampler.prompts_per_step * config.grpo.num_generations,
-      },
-      learner: learnerInput,
-      critic: { model: valueModel, padId: tokenizer.padId },
-      config: config.ppo,
-    });
-  } else if (config.algorithm === "mgrpo") {
-    graph = buildMgrpoGraph(graphInput, config.mgrpo, {
-      seed: config.run.seed,
-      ...(config.prompts.template === undefined ? {} : { template: config.prompts.template }),
-    });
-  } else {
-    graph = buildGrpoGraph(graphInput);
-  }
+  const graph = plugin.buildGraph(graphInput);
 
   let stopRequested = false;
   const onSignal = () => {

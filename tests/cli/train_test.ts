@@ -403,3 +403,61 @@ Deno.test("train.ts runs configs/smoke-ppo.yaml with the PPO metrics", async () 
     assert.ok(await exists(`${runDir}/checkpoint-2/model.safetensors`));
   });
 });
+
+Deno.test("train.ts registers an algorithm from a file path in YAML and runs two steps of it", async () => {
+  await withRun(async (tmp, init) => {
+    // A throwaway algorithm outside the repository: RLOO under another name and section.
+    await Deno.writeTextFile(
+      `${tmp}/throwaway.ts`,
+      `import { algorithm as rloo, RlooConfigSchema } from "${REPO_ROOT}algorithms/rloo.ts";
+export const algorithm = {
+  ...rloo,
+  name: "throwaway",
+  configSchema: RlooConfigSchema,
+  buildGraph: (input) => rloo.buildGraph({ ...input, config: { ...input.config, rloo: input.config.throwaway } }),
+};
+`,
+    );
+    const smokeYaml = await Deno.readTextFile(`${REPO_ROOT}configs/smoke-grpo.yaml`);
+    const yaml = smokeYaml.replace("algorithm: grpo", "algorithm: throwaway") +
+      `\nplugins: [${tmp}/throwaway.ts]\nthrowaway:\n  epsilon: 0.3\n`;
+    await Deno.writeTextFile(`${tmp}/throwaway.yaml`, yaml);
+    const runDir = `${tmp}/run`;
+    const result = await train(
+      "--config",
+      `${tmp}/throwaway.yaml`,
+      "--set",
+      `model.init=${init}`,
+      "--run-dir",
+      runDir,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^mgrpo: throwaway on arithmetic/m);
+    const steps = (await readMetrics(runDir)).filter((l) => "reward/mean" in l);
+    assert.deepEqual(steps.map((l) => l.step), [1, 2]);
+    for (const line of steps) assert.ok("clip_ratio/region_mean" in line);
+    const resolved = await Deno.readTextFile(`${runDir}/config.yaml`);
+    assert.match(resolved, /^throwaway:\n {2}epsilon: 0\.3\n {2}loss_type: dapo$/m);
+
+    // The plug-in's section is validated like a built-in one, with line and field.
+    await Deno.writeTextFile(`${tmp}/bad.yaml`, yaml.replace("epsilon: 0.3", "epsilon: 3"));
+    const bad = await train("--config", `${tmp}/bad.yaml`, "--run-dir", `${tmp}/never`);
+    assert.equal(bad.code, 2);
+    assert.match(
+      bad.stderr,
+      /line \d+, field "throwaway\.epsilon" must be < 1: current value is 3/,
+    );
+    // An unknown algorithm lists the known ones, plug-ins included.
+    const unknown = await train(
+      "--config",
+      `${tmp}/throwaway.yaml`,
+      "--set",
+      "algorithm=sac",
+      "--run-dir",
+      `${tmp}/never`,
+    );
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /"algorithm".*"grpo".*"mgrpo".*"ppo".*"throwaway"/);
+    assert.equal(await exists(`${tmp}/never`), false);
+  });
+});

@@ -1,0 +1,96 @@
+/**
+ * Loads a training config together with the algorithm plug-ins it lists under `plugins:`:
+ * each module is imported and its `algorithm` export registered before the config is
+ * validated, so the plug-in's section is checked (with file, line and field in errors) like
+ * a built-in one, and `algorithm:` may name it.
+ *
+ * @module
+ */
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parse as parseYaml } from "yaml";
+import type { z } from "zod";
+import { ConfigError, loadConfig, type LoadConfigOptions, parseOverride } from "./config.ts";
+import { DEFAULT_CONFIG_PATH, type TrainConfig } from "./config_schema.ts";
+import {
+  type AlgorithmRegistry,
+  asAlgorithmPlugin,
+  builtinAlgorithms,
+} from "../algorithms/registry.ts";
+
+/** Options of {@linkcode loadConfigWithPlugins}. */
+export interface LoadWithPluginsOptions extends Omit<LoadConfigOptions, "sections"> {
+  /** Registry to add the plug-ins to (e.g. with algorithms registered in TypeScript). @default the built-ins */
+  registry?: AlgorithmRegistry;
+}
+
+/**
+ * {@linkcode loadConfig} after importing and registering the config's `plugins`. Algorithms
+ * registered in `options.registry` beyond the built-ins get their sections too.
+ *
+ * @throws {ConfigError} When a plug-in cannot be imported or does not export an algorithm
+ * plug-in (the field is `plugins.<i>`), or the config is invalid.
+ */
+export async function loadConfigWithPlugins(
+  path: string | undefined,
+  options: LoadWithPluginsOptions = {},
+): Promise<{ config: TrainConfig & Record<string, unknown>; registry: AlgorithmRegistry }> {
+  const registry = options.registry ?? builtinAlgorithms();
+  const displayPath = path ?? "configs/tiny-mgrpo.yaml";
+  for (const [i, pluginPath] of (await pluginPaths(path, options)).entries()) {
+    const field = `plugins.${i}`;
+    const url = pathToFileURL(
+      isAbsolute(pluginPath) ? pluginPath : resolve(Deno.cwd(), pluginPath),
+    );
+    let module: Record<string, unknown>;
+    try {
+      module = await import(url.href);
+    } catch (cause) {
+      throw new ConfigError(displayPath, [{
+        field,
+        message: `field "${field}" cannot be imported: ${
+          (cause as Error).message?.split("\n")[0]
+        }: current value is "${pluginPath}"`,
+      }], { cause });
+    }
+    try {
+      const plugin = asAlgorithmPlugin(module.algorithm, `"${pluginPath}"`);
+      if (!registry.has(plugin.name)) registry.register(plugin);
+    } catch (cause) {
+      throw new ConfigError(displayPath, [{
+        field,
+        message: `field "${field}" ${(cause as Error).message}: current value is "${pluginPath}"`,
+      }], { cause });
+    }
+  }
+  const builtins = new Set(builtinAlgorithms().names());
+  const sections: Record<string, z.ZodType> = {};
+  for (const name of registry.names()) {
+    if (!builtins.has(name)) sections[name] = registry.get(name).configSchema;
+  }
+  const config = loadConfig(path, { ...options, sections });
+  return { config: config as TrainConfig & Record<string, unknown>, registry };
+}
+
+/** The `plugins` list of the file and the overrides, read leniently (validation comes later). */
+async function pluginPaths(
+  path: string | undefined,
+  options: LoadConfigOptions,
+): Promise<string[]> {
+  let paths: unknown;
+  try {
+    const text = options.text ?? await Deno.readTextFile(path ?? DEFAULT_CONFIG_PATH);
+    paths = (parseYaml(text) as Record<string, unknown> | null)?.plugins;
+  } catch {
+    return []; // loadConfig reports the file's problem
+  }
+  for (const o of options.overrides ?? []) {
+    try {
+      const parsed = parseOverride(o);
+      if (parsed.key === "plugins") paths = parsed.value;
+    } catch {
+      // loadConfig reports a malformed override
+    }
+  }
+  return Array.isArray(paths) ? paths.filter((p): p is string => typeof p === "string") : [];
+}
