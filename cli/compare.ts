@@ -1,12 +1,12 @@
 /**
- * `deno task compare`: GRPO against MGRPO on the embedded task at the same budget of sampled
+ * `deno task compare`: GRPO, MGRPO and PPO on the embedded task at the same budget of sampled
  * completion tokens, over several seeds. Writes `<out>/report.md` (the paper's Table 2
  * columns, mean ± std over seeds) and `<out>/accuracy.svg` (training accuracy against sampled
  * tokens), with every run in `<out>/<algorithm>-seed<k>/`.
  *
  * The budget is `--budget` tokens (default: about what 100 GRPO steps sample, 100 steps × 64
  * completions × 17.5 tokens). GRPO runs `configs/tiny-grpo.yaml` (100 steps), MGRPO the embedded
- * default (16 steps, about the same tokens); each run stops at the step where it reaches the
+ * default (16 steps, about the same tokens), PPO `configs/tiny-ppo.yaml` (100 steps); each run stops at the step where it reaches the
  * budget, and the report gives the tokens each actually sampled.
  *
  * @module
@@ -30,6 +30,8 @@ const { values } = parseArgs({
     budget: { type: "string", default: "112000" },
     out: { type: "string" },
     jobs: { type: "string", default: "2" },
+    algorithms: { type: "string", default: "grpo,mgrpo,ppo" },
+    reuse: { type: "boolean", default: false },
   },
   strict: true,
 });
@@ -65,19 +67,40 @@ async function metrics(runDir: string): Promise<Record<string, number>[]> {
   return text.trim().split("\n").map((l) => JSON.parse(l));
 }
 
-// GRPO runs configs/tiny-grpo.yaml (100 steps), MGRPO the embedded default (16 steps): the two
-// differ only in the algorithm and the schedule length, chosen so that both sample about the
-// budget; the budget stops either at the step that reaches it.
+// GRPO runs configs/tiny-grpo.yaml (100 steps), MGRPO the embedded default (16 steps), PPO
+// configs/tiny-ppo.yaml (100 steps of 64 prompts × 1): the steps are chosen so that each
+// samples about the budget; the budget stops a run at the step that reaches it.
+const CONFIGS: Record<string, string[]> = {
+  grpo: ["--config", `${REPO_ROOT}configs/tiny-grpo.yaml`],
+  mgrpo: [],
+  ppo: ["--config", `${REPO_ROOT}configs/tiny-ppo.yaml`],
+};
+const algorithms = values.algorithms.split(",").map((a) => a.trim());
+for (const a of algorithms) {
+  if (!(a in CONFIGS)) {
+    console.error(`Invalid value for --algorithms: "${a}" is not one of grpo, mgrpo, ppo`);
+    Deno.exit(2);
+  }
+}
 const jobs: { algorithm: string; seed: number; args: string[] }[] = [];
 for (const seed of seeds) {
-  jobs.push({
-    algorithm: "grpo",
-    seed,
-    args: ["--config", `${REPO_ROOT}configs/tiny-grpo.yaml`, "--seed", String(seed)],
-  });
-  jobs.push({ algorithm: "mgrpo", seed, args: ["--seed", String(seed)] });
+  for (const algorithm of algorithms) {
+    jobs.push({ algorithm, seed, args: [...CONFIGS[algorithm]!, "--seed", String(seed)] });
+  }
 }
-const queue = [...jobs];
+// --reuse keeps finished runs (a summary.json) of an earlier compare into the same --out.
+const done = async (dir: string) => {
+  try {
+    await Deno.stat(`${dir}/summary.json`);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const queue: typeof jobs = [];
+for (const job of jobs) {
+  if (!(values.reuse && await done(`${out}/${job.algorithm}-seed${job.seed}`))) queue.push(job);
+}
 await Promise.all(
   Array.from({ length: Number(values.jobs) }, async () => {
     for (let job = queue.shift(); job; job = queue.shift()) {
@@ -93,8 +116,10 @@ const config = loadConfig(undefined);
 await initBackend(config.model.backend);
 const { problems } = heldOut(config.task);
 type Row = Record<string, number>;
-const results: Record<string, Row[]> = { grpo: [], mgrpo: [] };
-const curves: Record<string, [number, number][][]> = { grpo: [], mgrpo: [] };
+const results: Record<string, Row[]> = Object.fromEntries(algorithms.map((a) => [a, []]));
+const curves: Record<string, [number, number][][]> = Object.fromEntries(
+  algorithms.map((a) => [a, []]),
+);
 async function twoTurn(checkpoint: string) {
   return (await evaluateCheckpointTwoTurn(checkpoint, config, problems)).metrics;
 }
@@ -169,22 +194,27 @@ const table = [
   ]),
 ];
 const md = [
-  `# GRPO vs MGRPO on the embedded task (${new Date().toISOString().slice(0, 10)})`,
+  `# ${algorithms.map((a) => a.toUpperCase()).join(" vs ")} on the embedded task (${
+    new Date().toISOString().slice(0, 10)
+  })`,
   "",
   `Seeds ${
     seeds.join(", ")
-  }; budget ${budget} sampled completion tokens per run (both MGRPO layers count); GRPO runs configs/tiny-grpo.yaml (100 steps), MGRPO the embedded default configs/tiny-mgrpo.yaml (16 steps); each stops at the step that reaches the budget. Mean ± std over seeds.`,
+  }; budget ${budget} sampled completion tokens per run (both MGRPO layers count); GRPO runs configs/tiny-grpo.yaml (100 steps of 8 prompts × 8), MGRPO the embedded default configs/tiny-mgrpo.yaml (16 steps, plus 4 corrections of each response), PPO configs/tiny-ppo.yaml (100 steps of 64 prompts × 1, 2 PPO epochs); each stops at the step that reaches the budget. Mean ± std over seeds; wall time with two runs side by side.`,
   `Acc@t1 is greedy held-out accuracy of the final policy on ${problems.length} problems; Acc@t1' and Acc@t2 are after one and two self-correction prompts (deno task eval --two-turn protocol); the Δ columns are between t1' and t2, as fractions of all problems (%).`,
   "",
   "| " + header.join(" | ") + " |",
   "| " + header.map(() => "---").join(" | ") + " |",
   ...table.map((r) => "| " + r.join(" | ") + " |"),
   "",
-  `MGRPO's Layer-2 accuracy in training (mean of its last 5 steps, sampled): ${
-    stat(results.mgrpo!, "train_acc_t1_prime")
-  } %.`,
+  results.mgrpo
+    ? `MGRPO's Layer-2 accuracy in training (mean of its last 5 steps, sampled): ${
+      stat(results.mgrpo, "train_acc_t1_prime")
+    } %.`
+    : "",
   "",
-  "Command: `deno task compare` (" + `--seeds ${values.seeds} --budget ${budget}` + ").",
+  "Command: `deno task compare` (" +
+  `--seeds ${values.seeds} --budget ${budget} --algorithms ${values.algorithms}` + ").",
   "",
   "![training accuracy against sampled tokens](accuracy.svg)",
   "",
@@ -194,7 +224,7 @@ await Deno.writeTextFile(`${out}/report.md`, md);
 // SVG: training (Layer-1, sampled) accuracy against cumulative sampled tokens, one line a run.
 const W = 640, H = 360, P = 48;
 const maxX = Math.max(budget, ...Object.values(curves).flat().flat().map(([x]) => x));
-const colors: Record<string, string> = { grpo: "#1f77b4", mgrpo: "#d62728" };
+const colors: Record<string, string> = { grpo: "#1f77b4", mgrpo: "#d62728", ppo: "#2ca02c" };
 const path = (pts: [number, number][]) =>
   pts.map(([x, y], i) =>
     `${i ? "L" : "M"}${(P + (x / maxX) * (W - 2 * P)).toFixed(1)},${
