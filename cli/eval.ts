@@ -26,6 +26,7 @@ import { loadBenchmark } from "../data/benchmarks.ts";
 import { type AnswerChecker, integerChecker } from "../verifiers/reward.ts";
 import type { TrainConfig } from "./config_schema.ts";
 import { buildChecker } from "./rewards.ts";
+import type { TwoTurnMetrics } from "../algorithms/mgrpo.ts";
 
 const FLAGS = {
   checkpoint: {
@@ -133,23 +134,13 @@ async function main(argv: string[]): Promise<number> {
   }
   const rows: (string | number)[][] = [];
   if (args.values["two-turn"] === true) {
-    const pct = (x: number | undefined) => (x === undefined ? "-" : (100 * x).toFixed(1));
     for (const dir of dirs) {
       const { metrics: m, result: res } = await evaluateCheckpointTwoTurn(
         dir,
         config,
         problems,
       );
-      rows.push([
-        dir,
-        pct(m.acc_t1),
-        pct(m.acc_t1_prime),
-        pct(m.acc_t2),
-        pct(m.delta_t1_prime_t2),
-        pct(m.delta_i_to_c),
-        pct(m.delta_c_to_i),
-        res.overflow,
-      ]);
+      rows.push(twoTurnRow(dir, m, res.overflow));
       for (const c of res.completions.slice(0, nSamples)) console.log(JSON.stringify(c));
     }
     console.log(
@@ -199,6 +190,25 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** A fraction as a percentage with one decimal, or "-". */
+function pct(x: number | undefined): string {
+  return x === undefined ? "-" : (100 * x).toFixed(1);
+}
+
+/** A row of the two-turn table: the checkpoint, Table 2's columns in %, the overflow count. */
+function twoTurnRow(dir: string, m: TwoTurnMetrics, overflow: number): (string | number)[] {
+  return [
+    dir,
+    pct(m.acc_t1),
+    pct(m.acc_t1_prime),
+    pct(m.acc_t2),
+    pct(m.delta_t1_prime_t2),
+    pct(m.delta_i_to_c),
+    pct(m.delta_c_to_i),
+    overflow,
+  ];
+}
+
 interface DatasetOptions {
   n: number;
   ks: number[];
@@ -219,7 +229,6 @@ async function evaluateDataset(
   const name = basename(dataset).replace(/\.jsonl$/, "");
   const root = options.out ?? `runs/eval-${name}-${new Date().toISOString().slice(0, 10)}`;
   const rows: (string | number)[][] = [];
-  const pct = (x: number | undefined) => (x === undefined ? "-" : (100 * x).toFixed(1));
   for (const [index, dir] of dirs.entries()) {
     const out = dirs.length === 1 ? root : `${root}/${index}-${basename(dir)}`;
     await Deno.mkdir(out, { recursive: true });
@@ -242,16 +251,7 @@ async function evaluateDataset(
           correct: [v.t1, v.t1Prime, v.t2],
         }));
       });
-      rows.push([
-        dir,
-        pct(m.acc_t1),
-        pct(m.acc_t1_prime),
-        pct(m.acc_t2),
-        pct(m.delta_t1_prime_t2),
-        pct(m.delta_i_to_c),
-        pct(m.delta_c_to_i),
-        result.overflow,
-      ]);
+      rows.push(twoTurnRow(dir, m, result.overflow));
       summary = { ...m, overflow: result.overflow };
     } else {
       const { model, tokenizer } = await loadCheckpoint(dir, { trainable: false });
