@@ -442,6 +442,19 @@ function describeIssue(
   if (value === undefined && issue.code === "invalid_type") {
     return [{ path, message: `${subject(path)} is required` }];
   }
+  return [{ path, message: describeConfigIssue(issue, path, value) }];
+}
+
+/**
+ * One zod issue about the training-config field at `path`, in the project's words:
+ * `field "learner.lr" must be > 0: current value is -1`. Used by the config loader and by the
+ * control server's live config changes.
+ */
+export function describeConfigIssue(
+  issue: z.core.$ZodIssue,
+  path: readonly string[],
+  value: unknown,
+): string {
   let rule: string;
   switch (issue.code) {
     case "invalid_type": {
@@ -477,7 +490,7 @@ function describeIssue(
       // custom refinements write their rule lower-case ("must be >= ..."); anything else is quoted
       rule = /^[a-z]/.test(issue.message) ? issue.message : `is invalid (${issue.message})`;
   }
-  return [{ path, message: `${subject(path)} ${rule}: current value is ${formatValue(value)}` }];
+  return `${subject(path)} ${rule}: current value is ${formatValue(value)}`;
 }
 
 /**
@@ -497,7 +510,7 @@ function subject(path: readonly string[]): string {
 }
 
 /** Quotes strings, writes numbers as JS does (`-1`, `1e-8`), cuts long values. */
-function formatValue(value: unknown): string {
+export function formatValue(value: unknown): string {
   let text: string;
   if (typeof value === "number" || typeof value === "bigint" || value === undefined) {
     text = String(value);

@@ -19,6 +19,7 @@ import {
 } from "../cli/config_schema.ts";
 import { GrpoConfigSchema } from "../algorithms/grpo.ts";
 import { MgrpoConfigSchema } from "../algorithms/mgrpo.ts";
+import { describeConfigIssue, formatValue } from "../cli/config.ts";
 
 // --- types ---
 
@@ -563,7 +564,9 @@ export class RunControl {
       for (const issue of result.error.issues) {
         const path = [section, ...issue.path];
         issues.push({ ...issue, path } as ConfigPatchIssue);
-        messages.push(describeIssue(issue, path.map(String), valueAt(candidate, issue.path)));
+        messages.push(
+          describeConfigIssue(issue, path.map(String), valueAt(candidate, issue.path)),
+        );
       }
     }
     if (issues.length > 0) {
@@ -699,64 +702,6 @@ function flattenPatch(patch: unknown): [LiveField, unknown][] {
 }
 
 // --- messages ---
-
-const TYPE_NAMES: Record<string, string> = {
-  number: "a number",
-  int: "an integer",
-  string: "a string",
-  boolean: "a boolean (true or false)",
-  object: "a mapping",
-  array: "a list",
-};
-
-/** One zod issue in the project's words: `field "learner.lr" must be > 0: current value is -1`. */
-function describeIssue(issue: z.core.$ZodIssue, path: string[], value: unknown): string {
-  const subject = `field "${path.join(".")}"`;
-  let rule: string;
-  switch (issue.code) {
-    case "invalid_type": {
-      const expected = issue.expected === "number" && isIntegerField(path) ? "int" : issue.expected;
-      rule = `must be ${TYPE_NAMES[expected] ?? `of type ${expected}`}`;
-      break;
-    }
-    case "too_small":
-      rule = issue.origin === "number" || issue.origin === "bigint"
-        ? `must be ${issue.inclusive ? ">=" : ">"} ${issue.minimum}`
-        : issue.origin === "string" && Number(issue.minimum) === 1
-        ? "must not be empty"
-        : `must have at least ${issue.minimum} ${
-          issue.origin === "string" ? "characters" : "items"
-        }`;
-      break;
-    case "too_big":
-      rule = issue.origin === "number" || issue.origin === "bigint"
-        ? `must be ${issue.inclusive ? "<=" : "<"} ${issue.maximum}`
-        : `must have at most ${issue.maximum} ${
-          issue.origin === "string" ? "characters" : "items"
-        }`;
-      break;
-    case "invalid_value":
-      rule = `must be one of ${issue.values.map(formatValue).join(", ")}`;
-      break;
-    default:
-      rule = /^[a-z]/.test(issue.message) ? issue.message : `is invalid (${issue.message})`;
-  }
-  return `${subject} ${rule}: current value is ${formatValue(value)}`;
-}
-
-function isIntegerField(path: readonly string[]): boolean {
-  const field = path.join(".");
-  if (!isLiveField(field)) return false;
-  const schema = liveFieldSchema(field);
-  return schema instanceof z.ZodNumber && schema.isInt;
-}
-
-function formatValue(value: unknown): string {
-  const text = typeof value === "number" || value === undefined
-    ? String(value)
-    : JSON.stringify(value) ?? String(value);
-  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
-}
 
 function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
   let node = data;
