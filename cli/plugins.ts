@@ -39,20 +39,7 @@ export async function loadConfigWithPlugins(
   const displayPath = path ?? "configs/tiny-mgrpo.yaml";
   for (const [i, pluginPath] of (await pluginPaths(path, options)).entries()) {
     const field = `plugins.${i}`;
-    const url = pathToFileURL(
-      isAbsolute(pluginPath) ? pluginPath : resolve(Deno.cwd(), pluginPath),
-    );
-    let module: Record<string, unknown>;
-    try {
-      module = await import(url.href);
-    } catch (cause) {
-      throw new ConfigError(displayPath, [{
-        field,
-        message: `field "${field}" cannot be imported: ${
-          (cause as Error).message?.split("\n")[0]
-        }: current value is "${pluginPath}"`,
-      }], { cause });
-    }
+    const module = await importConfigModule(pluginPath, field, displayPath);
     try {
       const plugin = asAlgorithmPlugin(module.algorithm, `"${pluginPath}"`);
       if (!registry.has(plugin.name)) registry.register(plugin);
@@ -70,6 +57,29 @@ export async function loadConfigWithPlugins(
   }
   const config = loadConfig(path, { ...options, sections });
   return { config: config as TrainConfig & Record<string, unknown>, registry };
+}
+
+/**
+ * Imports a module named by a config field (a path relative to the working directory).
+ *
+ * @throws {ConfigError} When it cannot be imported; the message names the field and path.
+ */
+export async function importConfigModule(
+  path: string,
+  field: string,
+  configPath: string,
+): Promise<Record<string, unknown>> {
+  const url = pathToFileURL(isAbsolute(path) ? path : resolve(Deno.cwd(), path));
+  try {
+    return await import(url.href);
+  } catch (cause) {
+    throw new ConfigError(configPath, [{
+      field,
+      message: `field "${field}" cannot be imported: ${
+        (cause as Error).message?.split("\n")[0]
+      }: current value is "${path}"`,
+    }], { cause });
+  }
 }
 
 /** The `plugins` list of the file and the overrides, read leniently (validation comes later). */

@@ -5,10 +5,9 @@
  *
  * @module
  */
-import { isAbsolute, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import type { TrainConfig } from "./config_schema.ts";
 import { ConfigError } from "./config.ts";
+import { importConfigModule } from "./plugins.ts";
 import {
   type AnswerChecker,
   createScorer,
@@ -112,18 +111,7 @@ async function importReward(
   configPath: string,
   field: string,
 ): Promise<RewardFunction> {
-  const url = pathToFileURL(isAbsolute(path) ? path : resolve(Deno.cwd(), path)).href;
-  let module: Record<string, unknown>;
-  try {
-    module = await import(url);
-  } catch (cause) {
-    throw new ConfigError(configPath, [{
-      field: `${field}.path`,
-      message: `field "${field}.path" cannot be imported: ${
-        (cause as Error).message?.split("\n")[0]
-      }: current value is "${path}"`,
-    }], { cause });
-  }
+  const module = await importConfigModule(path, `${field}.path`, configPath);
   const fn = module[exportName];
   if (typeof fn !== "function") {
     throw new ConfigError(configPath, [{
