@@ -118,31 +118,47 @@ async function criticStep(
   });
   const returnsFlat = unragged(out.returns, batch);
   let lossValue = 0, clipFrac = 0;
+  const k = config.num_mini_batches, t = batch.t;
+  let steps = 0;
   for (let epoch = 0; epoch < config.ppo_epochs; epoch++) {
-    const res = tf.tidy(() => {
-      let stats = {} as { vfClipFrac: tf.Scalar };
-      const { value, grads } = tf.variableGrads(() => {
-        const r = valueLoss({
-          values: valuesOf(state, batch),
-          oldValues: tf.tensor2d(oldFlat, [batch.n, batch.t]),
-          returns: tf.tensor2d(returnsFlat, [batch.n, batch.t]),
-          mask: tf.tensor2d(mask, [batch.n, batch.t]),
-        }, { cliprangeValue: config.cliprange_value });
-        stats = { vfClipFrac: tf.keep(r.stats.vfClipFrac) };
-        return tf.mul(r.loss, config.vf_coef) as tf.Scalar;
-      }, [...state.params.values()]);
-      const byId = new Map([...state.params].map(([n, v]) => [v.name, n]));
-      const named: Record<string, tf.Tensor> = {};
-      for (const [id, g] of Object.entries(grads)) named[byId.get(id)!] = g;
-      const { grads: clipped, norm } = clipByGlobalNorm(named, 1.0);
-      if (Number.isFinite(norm)) state.optimizer.step(clipped, config.value_lr);
-      return { value, clip: stats.vfClipFrac };
-    });
-    const [v, c] = [(await res.value.data())[0]!, (await res.clip.data())[0]!];
-    tf.dispose([res.value, res.clip]);
-    if (epoch === 0) clipFrac = c;
-    lossValue += v / config.ppo_epochs;
+    for (let m = 0; m < k; m++) {
+      // Rows [s, e): one optimizer step of the value model per mini-batch.
+      const s = Math.floor((m * batch.n) / k), e = Math.floor(((m + 1) * batch.n) / k);
+      if (e <= s) continue;
+      const sub: TokenBatch = {
+        n: e - s,
+        t,
+        ids: batch.ids.subarray(s * t, e * t),
+        targets: batch.targets.subarray(s * t, e * t),
+        mask: batch.mask.subarray(s * t, e * t),
+      };
+      const res = tf.tidy(() => {
+        let stats = {} as { vfClipFrac: tf.Scalar };
+        const { value, grads } = tf.variableGrads(() => {
+          const r = valueLoss({
+            values: valuesOf(state, sub),
+            oldValues: tf.tensor2d(oldFlat.subarray(s * t, e * t), [sub.n, t]),
+            returns: tf.tensor2d(returnsFlat.subarray(s * t, e * t), [sub.n, t]),
+            mask: tf.tensor2d(mask.subarray(s * t, e * t), [sub.n, t]),
+          }, { cliprangeValue: config.cliprange_value });
+          stats = { vfClipFrac: tf.keep(r.stats.vfClipFrac) };
+          return tf.mul(r.loss, config.vf_coef) as tf.Scalar;
+        }, [...state.params.values()]);
+        const byId = new Map([...state.params].map(([n, v]) => [v.name, n]));
+        const named: Record<string, tf.Tensor> = {};
+        for (const [id, g] of Object.entries(grads)) named[byId.get(id)!] = g;
+        const { grads: clipped, norm } = clipByGlobalNorm(named, 1.0);
+        if (Number.isFinite(norm)) state.optimizer.step(clipped, config.value_lr);
+        return { value, clip: stats.vfClipFrac };
+      });
+      const [v, c] = [(await res.value.data())[0]!, (await res.clip.data())[0]!];
+      tf.dispose([res.value, res.clip]);
+      if (epoch === 0) clipFrac += c / k;
+      lossValue += v;
+      steps++;
+    }
   }
+  lossValue /= Math.max(1, steps);
 
   const keptRows = (rows: number[][]) => rows.filter((_, i) => out.keep[i]);
   const seqKl = kls.map((row) => row.reduce((a, b) => a + b, 0));

@@ -88,6 +88,11 @@ export interface LearnerInput {
   temperature?: number;
   /** μ: optimizer steps per generation batch. */
   numIterations: number;
+  /**
+   * Mini-batches per iteration: the rows are split into this many contiguous slices and each
+   * slice is one optimizer step (PPO's `num_mini_batches`). @default 1
+   */
+  miniBatches?: number;
   /** Training steps of the run (for the schedule). */
   totalSteps: number;
   /** Mask completions that hit the length limit out of the loss. */
@@ -250,6 +255,31 @@ function preparePart(
   };
 }
 
+/** Rows `[start, end)` of a prepared part, as a part of its own (fresh sums). */
+function slicePart(p: PreparedPart, start: number, end: number): PreparedPart {
+  const t = p.batch.t;
+  const mask = p.batch.mask.subarray(start * t, end * t);
+  return {
+    part: p.part,
+    rows: end - start,
+    batch: {
+      n: end - start,
+      t,
+      ids: p.batch.ids.subarray(start * t, end * t),
+      targets: p.batch.targets.subarray(start * t, end * t),
+      mask,
+    },
+    oldLogp: p.oldLogp.subarray(start * t, end * t),
+    refLogp: p.refLogp?.subarray(start * t, end * t),
+    advantages: p.advantages.subarray(start, end),
+    tokenAdvantages: p.tokenAdvantages?.subarray(start * t, end * t),
+    numItemsInBatch: mask.reduce((a, b) => a + b, 0),
+    lossSum: 0,
+    statSums: {},
+    entropy: 0,
+  };
+}
+
 /** Adds a part's weighted gradient to `acc` (name → tensor), micro-batch by micro-batch. */
 async function accumulatePart(
   input: LearnerInput,
@@ -322,7 +352,7 @@ function applyGradients(
   if (Number.isFinite(norm)) {
     const lr = learningRateAt(state.optimizerSteps, {
       lr: input.lr,
-      totalSteps: input.totalSteps * input.numIterations,
+      totalSteps: input.totalSteps * input.numIterations * (input.miniBatches ?? 1),
       warmupRatio: input.warmupRatio,
       schedule: input.lrSchedule,
       minLrRatio: input.minLrRatio,
@@ -364,8 +394,25 @@ async function trainStep(
   }
   const prepared = parts.map((part) => preparePart(input, part, metrics))
     .filter((p): p is PreparedPart => p !== undefined);
+  const miniBatches = input.miniBatches ?? 1;
   for (let iter = 0; iter < input.numIterations; iter++) {
-    if (options.update === "joint") {
+    if (miniBatches > 1 && prepared.length === 1) {
+      // One optimizer step per slice of rows; the slices' sums are added back for the metrics.
+      const whole = prepared[0]!;
+      for (let k = 0; k < miniBatches; k++) {
+        const start = Math.floor((k * whole.rows) / miniBatches);
+        const end = Math.floor(((k + 1) * whole.rows) / miniBatches);
+        if (end <= start) continue;
+        const slice = slicePart(whole, start, end);
+        const acc = await accumulatePart(input, slice, {}, iter === 0);
+        metrics["grad_norm"] = applyGradients(state, acc, metrics);
+        whole.lossSum += slice.lossSum * (slice.numItemsInBatch / whole.numItemsInBatch);
+        whole.entropy += slice.entropy;
+        for (const [key, v] of Object.entries(slice.statSums)) {
+          whole.statSums[key] = (whole.statSums[key] ?? 0) + v;
+        }
+      }
+    } else if (options.update === "joint") {
       let acc: Record<string, tf.Tensor> = {};
       for (const p of prepared) acc = await accumulatePart(input, p, acc, iter === 0);
       if (prepared.length > 0) metrics["grad_norm"] = applyGradients(state, acc, metrics);

@@ -63,6 +63,9 @@ export const PpoConfigSchema = z.object({
   ppo_epochs: z.number().int().min(1).default(4).describe(
     "Optimisation passes over each generation batch (TRL num_ppo_epochs)",
   ),
+  num_mini_batches: z.number().int().min(1).default(1).describe(
+    "Mini-batches per PPO epoch, one optimizer step each, for the policy and the value model (TRL num_mini_batches)",
+  ),
   value_model: z.enum(["separate"]).default("separate").describe(
     "separate: the Critic holds a value model of its own (a copy of the warm start with a scalar head, as TRL and OpenRLHF initialise the critic), trained with its own AdamW; value gradients never move the policy's features, at the cost of a second model. A value head on the policy trunk is not offered: it would need vf_coef to balance two losses on one set of features",
   ),
@@ -159,6 +162,7 @@ export function buildPpoGraph(input: PpoGraphInput): Graph {
     .actor("learner", learner, {
       ...input.learner,
       numIterations: input.config.ppo_epochs,
+      miniBatches: input.config.num_mini_batches,
       algorithm: ppoAlgorithm(input.config),
     });
   if (useRef) builder.actor("ref_policy", refPolicy, { ...input.refPolicy!, target: "critic" });

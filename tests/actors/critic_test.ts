@@ -83,7 +83,12 @@ Deno.test("critic.handle() sends GAE advantages of a zero-initialised value mode
 
 Deno.test("critic.handle() fits the value model to the returns over steps", async () => {
   const ctx = recordingContext("critic");
-  const config = PpoConfigSchema.parse({ kl_coef: 0, value_lr: 1e-2, ppo_epochs: 4 });
+  const config = PpoConfigSchema.parse({
+    kl_coef: 0,
+    value_lr: 1e-2,
+    ppo_epochs: 2,
+    num_mini_batches: 2, // 4 value steps a batch, on rows [0, 1) and [1, 3)
+  });
   const state = await critic.init({
     model: makeTinyModel(2, { trainable: true }),
     padId: 0,

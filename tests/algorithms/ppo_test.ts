@@ -58,6 +58,7 @@ Deno.test("PpoConfigSchema fills TRL's defaults", () => {
     kl_in_loss: false,
     whiten_advantages: true,
     ppo_epochs: 4,
+    num_mini_batches: 1,
     value_lr: 3e-4,
     value_model: "separate",
     loss_type: "token_mean",

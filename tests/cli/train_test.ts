@@ -401,6 +401,28 @@ Deno.test("train.ts runs configs/smoke-ppo.yaml with the PPO metrics", async () 
     // Two PPO epochs: the second pass sees a moved policy, so the ratio leaves 1.
     assert.ok(steps[0]!["approx_kl"]! > 0);
     assert.ok(await exists(`${runDir}/checkpoint-2/model.safetensors`));
+    const first = await loadCheckpoint(`${runDir}/checkpoint-2`);
+    // 2 steps × 2 PPO epochs, one optimizer step each.
+    assert.equal(first.state.optimizer_steps, 4);
+    first.model.dispose();
+
+    // Two mini-batches per epoch: twice the optimizer steps.
+    const mini = await train(
+      "--config",
+      "configs/smoke-ppo.yaml",
+      "--set",
+      `model.init=${init}`,
+      "--set",
+      "ppo.num_mini_batches=2",
+      "--set",
+      "eval.before=false",
+      "--run-dir",
+      `${tmp}/mini`,
+    );
+    assert.equal(mini.code, 0, mini.stderr);
+    const second = await loadCheckpoint(`${tmp}/mini/checkpoint-2`);
+    assert.equal(second.state.optimizer_steps, 8);
+    second.model.dispose();
   });
 });
 
