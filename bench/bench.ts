@@ -21,6 +21,7 @@ import { makeProblems, workedSolution } from "../data/arithmetic.ts";
 import { verifyIntegerAnswer } from "../verifiers/integer_answer.ts";
 import { arithmeticOptions, formatTable, promptRenderer } from "../cli/common.ts";
 import { loadConfig } from "../cli/config.ts";
+import { timeIt as timeRepeats } from "./timing.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -32,22 +33,7 @@ const { values } = parseArgs({
   strict: true,
 });
 const repeats = Number(values.repeats), rows = Number(values.rows);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-async function timeIt(f: () => Promise<void>): Promise<number> {
-  await f();
-  const times: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const t0 = performance.now();
-    await f();
-    times.push((performance.now() - t0) / 1000);
-  }
-  return median(times);
-}
+const timeIt = (f: () => Promise<void> | void) => timeRepeats(async () => await f(), repeats);
 
 const backend = await initBackend(values.backend as BackendName);
 const tokenizer = new CharTokenizer();

@@ -19,6 +19,7 @@ import { type Isolation, VerifierPool } from "../verifiers/math/pool.ts";
 import { verifyMath } from "../verifiers/math/verify.ts";
 import type { MathVerdict } from "../verifiers/math/types.ts";
 import { formatTable } from "../cli/common.ts";
+import { median, timeIt as timeRepeats } from "./timing.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -29,6 +30,7 @@ const { values } = parseArgs({
   strict: true,
 });
 const repeats = Number(values.repeats), workers = Number(values.workers);
+const timeIt = (f: () => Promise<void> | void) => timeRepeats(async () => await f(), repeats);
 const REPO = new URL("../", import.meta.url);
 
 interface Pair {
@@ -70,22 +72,6 @@ const gsmPairs: Pair[] = Array.from({ length: 2000 }, (_, i) => {
     : `The answer is $\\boxed{${said.toLocaleString("en-US")}}$.`;
   return { pred: `${body}\n${answer}`, gold };
 });
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-async function timeIt(f: () => Promise<void>): Promise<number> {
-  await f();
-  const times: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const t0 = performance.now();
-    await f();
-    times.push((performance.now() - t0) / 1000);
-  }
-  return median(times);
-}
 
 function sameVerdicts(a: MathVerdict[], b: MathVerdict[]): number {
   return a.filter((v, i) => JSON.stringify(v) !== JSON.stringify(b[i])).length;
