@@ -17,6 +17,7 @@ import { saveCheckpoint } from "../model/checkpoint.ts";
 import { completionLogprobs } from "../model/sampling.ts";
 import { buildLayer1Prompt } from "../prompts/chat_template.ts";
 import { verifyIntegerAnswer } from "../verifiers/integer_answer.ts";
+import type { ControlEvent, RunControl } from "../server/run_control.ts";
 
 /** The repository root, with a trailing slash. */
 export const REPO_ROOT: string = new URL("../", import.meta.url).pathname;
@@ -249,4 +250,59 @@ export async function within<T>(promise: Promise<T>, ms: number, what = "promise
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Whether a file or folder exists. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+// --- control server ---
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Resolves with the first event of `control` that `match` accepts. */
+export function nextEvent(
+  control: RunControl,
+  match: (event: ControlEvent) => boolean,
+): Promise<ControlEvent> {
+  return new Promise((resolve) => {
+    const unsubscribe = control.subscribe((event) => {
+      if (!match(event)) return;
+      unsubscribe();
+      resolve(event);
+    });
+  });
+}
+
+/**
+ * A training loop in miniature, shaped like cli/train.ts: boundary, then one step of work
+ * (a 1 ms timer), then recordStep. Checkpoints record the step they were taken after.
+ */
+export function startLoop(control: RunControl, steps = 1000) {
+  const progress = { step: 0, checkpoints: [] as number[], stoppedAt: -1 };
+  const done = (async () => {
+    for (let step = 1; step <= steps; step++) {
+      const action = await control.atStepBoundary();
+      if (action.checkpoint) progress.checkpoints.push(step - 1);
+      if (action.stop) {
+        progress.stoppedAt = step - 1;
+        break;
+      }
+      await sleep(1);
+      progress.step = step;
+      control.recordStep(step, { "reward/mean": step / 10 }, { policyVersion: step });
+    }
+    control.markStopped();
+  })();
+  return { progress, done };
 }

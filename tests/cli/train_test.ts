@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { loadConfig } from "../../cli/config.ts";
 import { loadCheckpoint } from "../../model/checkpoint.ts";
 import { initBackend } from "../../model/backend.ts";
-import { makeTinyCheckpoint, REPO_ROOT } from "../helpers.ts";
+import { exists, makeTinyCheckpoint, REPO_ROOT } from "../helpers.ts";
 
 await initBackend("wasm");
 
@@ -27,16 +27,6 @@ async function train(...args: string[]): Promise<Result> {
     stdout: decoder.decode(out.stdout),
     stderr: decoder.decode(out.stderr),
   };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 async function readMetrics(runDir: string): Promise<Record<string, number>[]> {

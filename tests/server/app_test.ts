@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
+import { nextEvent, sleep, startLoop } from "../helpers.ts";
 import { TrainConfigSchema } from "../../cli/config_schema.ts";
 import { hc } from "hono/client";
 import { type ControlApp, createControlApp } from "../../server/app.ts";
 import {
   type ConfigChange,
-  type ControlEvent,
   LIVE_FIELDS,
   RunControl,
   type RunControlOptions,
@@ -28,43 +28,6 @@ function setup(requireTokenForReads = false, options: RunControlOptions = {}) {
   });
   const app = createControlApp(control, { token: TOKEN, requireTokenForReads });
   return { control, app };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function nextEvent(
-  control: RunControl,
-  match: (event: ControlEvent) => boolean,
-): Promise<ControlEvent> {
-  return new Promise((resolve) => {
-    const unsubscribe = control.subscribe((event) => {
-      if (!match(event)) return;
-      unsubscribe();
-      resolve(event);
-    });
-  });
-}
-
-/** A training loop in miniature: boundary, a 1 ms step, recordStep. */
-function startLoop(control: RunControl, steps = 1000) {
-  const progress = { step: 0, checkpoints: [] as number[], stoppedAt: -1 };
-  const done = (async () => {
-    for (let step = 1; step <= steps; step++) {
-      const action = await control.atStepBoundary();
-      if (action.checkpoint) progress.checkpoints.push(step - 1);
-      if (action.stop) {
-        progress.stoppedAt = step - 1;
-        break;
-      }
-      await sleep(1);
-      progress.step = step;
-      control.recordStep(step, { "reward/mean": step / 10 });
-    }
-    control.markStopped();
-  })();
-  return { progress, done };
 }
 
 function patch(app: ReturnType<typeof setup>["app"], body: string, headers = AUTH) {

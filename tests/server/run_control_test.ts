@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { exists, nextEvent, sleep, startLoop } from "../helpers.ts";
 import { TrainConfigSchema } from "../../cli/config_schema.ts";
 import {
   type ConfigChange,
@@ -21,60 +22,9 @@ function makeControl(options: RunControlOptions = {}): RunControl {
   });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Resolves with the first event of `control` that `match` accepts. */
-function nextEvent(
-  control: RunControl,
-  match: (event: ControlEvent) => boolean,
-): Promise<ControlEvent> {
-  return new Promise((resolve) => {
-    const unsubscribe = control.subscribe((event) => {
-      if (!match(event)) return;
-      unsubscribe();
-      resolve(event);
-    });
-  });
-}
-
-/**
- * A training loop in miniature, shaped like cli/train.ts: boundary, then one step of work
- * (a 1 ms timer), then recordStep. Checkpoints record the step they were taken after.
- */
-function startLoop(control: RunControl, steps = 1000) {
-  const progress = { step: 0, checkpoints: [] as number[], stoppedAt: -1 };
-  const done = (async () => {
-    for (let step = 1; step <= steps; step++) {
-      const action = await control.atStepBoundary();
-      if (action.checkpoint) progress.checkpoints.push(step - 1);
-      if (action.stop) {
-        progress.stoppedAt = step - 1;
-        break;
-      }
-      await sleep(1);
-      progress.step = step;
-      control.recordStep(step, { "reward/mean": step / 10 }, { policyVersion: step });
-    }
-    control.markStopped();
-  })();
-  return { progress, done };
-}
-
 async function tempFile(name: string): Promise<{ path: string; cleanup: () => Promise<void> }> {
   const dir = await Deno.makeTempDir({ prefix: "mgrpo_control_" });
   return { path: `${dir}/${name}`, cleanup: () => Deno.remove(dir, { recursive: true }) };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 Deno.test("RunControl.status() reports the run before its first step", () => {
