@@ -8,7 +8,7 @@
  * @module
  */
 import type { ActorLogic } from "./runtime/mod.ts";
-import type { Generate, Query, SamplingParams, Scored, TrainBatch } from "./messages.ts";
+import type { Configure, Generate, Query, SamplingParams, Scored, TrainBatch } from "./messages.ts";
 import type { Tokenizer } from "../model/char_tokenizer.ts";
 import { Rng } from "../data/rng.ts";
 import {
@@ -45,7 +45,7 @@ export interface CorrectorState {
 }
 
 /** The Corrector actor. */
-export const corrector: ActorLogic<CorrectorState, Scored, CorrectorInput> = {
+export const corrector: ActorLogic<CorrectorState, Scored | Configure, CorrectorInput> = {
   init(input) {
     const rng = new Rng(input.seed).fork("guide-phrases");
     if (input.rngState) rng.setState(input.rngState);
@@ -53,6 +53,26 @@ export const corrector: ActorLogic<CorrectorState, Scored, CorrectorInput> = {
   },
   async handle(state, message, ctx) {
     switch (message.type) {
+      case "Configure": {
+        // Live settings apply to the next Layer-1 batch (a pending one keeps its phrases).
+        const { sampling, config } = state.input;
+        state.input = {
+          ...state.input,
+          sampling: {
+            ...sampling,
+            ...(message.temperature === undefined ? {} : { temperature: message.temperature }),
+            ...(message.topP === undefined ? {} : { topP: message.topP }),
+          },
+          config: {
+            ...config,
+            ...(message.guidePhrases === undefined ? {} : { guide_phrases: message.guidePhrases }),
+            ...(message.numCorrections === undefined
+              ? {}
+              : { num_corrections: message.numCorrections }),
+          },
+        };
+        return state;
+      }
       case "Scored": {
         const t0 = performance.now();
         const { config, tokenizer } = state.input;

@@ -12,6 +12,7 @@ import type { ActorContext, ActorLogic } from "./runtime/mod.ts";
 import type {
   Checkpoint,
   CheckpointSaved,
+  Configure,
   Scored,
   StepStats,
   TrainBatch,
@@ -53,6 +54,11 @@ export interface LossInputs {
 
 /** What the Learner needs from an algorithm. */
 export interface PolicyAlgorithm {
+  /**
+   * Takes live settings (`PATCH /config`) between steps: an algorithm applies the
+   * coefficients it has (GRPO: β, ε; PPO: the clip range) and ignores the rest.
+   */
+  configure?(settings: Configure): void;
   /** Advantages of a scored batch. */
   advantages(scored: Scored): AdvantageResult;
   /**
@@ -458,18 +464,46 @@ async function trainStep(
     step,
     policyVersion: state.version,
     metrics,
-    samples: main.rollouts.slice(0, n).map((r, i) => ({
-      prompt: main.queries[r.queryIndex]!.question,
-      completion: r.text,
-      reward: main.verdicts[i]!.reward,
-      reason: main.verdicts[i]!.reason,
-    })),
+    samples: stepSamples(parts, n),
   };
   await ctx.send("stats", stats);
 }
 
+/**
+ * The first `n` rollouts of the step's first part, each with its verdict; when the step has
+ * a `layer2/` part (MGRPO), each Layer-1 sample carries the first of its Layer-2 corrections
+ * (the Corrector's q'_i for rollout i is query i of that part).
+ */
+function stepSamples(parts: Part[], n: number): StepStats["samples"] {
+  const main = parts[0]!.scored;
+  const layer2 = parts.find((p) => p.prefix === "layer2/")?.scored;
+  return main.rollouts.slice(0, n).map((r, i) => {
+    const verdict = main.verdicts[i]!;
+    const sample: StepStats["samples"][number] = {
+      prompt: main.queries[r.queryIndex]!.question,
+      completion: r.text,
+      reward: verdict.reward,
+      reason: verdict.reason,
+      correct: verdict.correct,
+    };
+    if (!layer2) return sample;
+    const j = layer2.rollouts.findIndex((c) => c.queryIndex === i);
+    return {
+      ...sample,
+      layer: 1,
+      ...(j < 0 ? {} : {
+        correction: { completion: layer2.rollouts[j]!.text, correct: layer2.verdicts[j]!.correct },
+      }),
+    };
+  });
+}
+
 /** The Learner actor. */
-export const learner: ActorLogic<LearnerState, Scored | TrainBatch | Checkpoint, LearnerInput> = {
+export const learner: ActorLogic<
+  LearnerState,
+  Scored | TrainBatch | Checkpoint | Configure,
+  LearnerInput
+> = {
   init(input) {
     const optimizer = new AdamW(input.model.params, {
       beta1: input.adamBeta1,
@@ -500,6 +534,13 @@ export const learner: ActorLogic<LearnerState, Scored | TrainBatch | Checkpoint,
         await ctx.send("events", saved);
         return state;
       }
+      case "Configure":
+        // Live settings: the next step's schedule peaks at the new lr, log-probs are taken at
+        // the new temperature, the algorithm takes its own coefficients.
+        if (message.lr !== undefined) state.input.lr = message.lr;
+        if (message.temperature !== undefined) state.input.temperature = message.temperature;
+        state.input.algorithm.configure?.(message);
+        return state;
       case "Scored":
         await trainStep(state, ctx, message.step, [{ scored: message, weight: 1, prefix: "" }], {
           update: "joint",

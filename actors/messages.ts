@@ -146,6 +146,31 @@ export const CheckpointSavedSchema = z.object({
   path: z.string(),
 });
 
+/**
+ * Driver → actors: live settings changed between steps (`PATCH /config`). Every field is
+ * optional; an actor applies the ones it uses and ignores the rest. Sent at a step boundary,
+ * so it reaches every mailbox before the next step's messages.
+ */
+export const ConfigureSchema = z.object({
+  type: z.literal("Configure"),
+  /** Peak learning rate of the Learner's schedule (`learner.lr`). */
+  lr: z.number().positive().optional(),
+  /** Sampling temperature (`sampler.temperature`): sampling, log-probs and reference log-probs. */
+  temperature: z.number().positive().optional(),
+  /** Nucleus of sampling (`sampler.top_p`). */
+  topP: z.number().gt(0).max(1).optional(),
+  /** KL coefficient β of the GRPO loss (`grpo.beta`). */
+  beta: z.number().min(0).optional(),
+  /** Lower clip ε of the GRPO loss (`grpo.epsilon`; ε_high follows unless set apart). */
+  epsilon: z.number().gt(0).lt(1).optional(),
+  /** Ratio clip range of the PPO loss (`ppo.cliprange`). */
+  cliprange: z.number().gt(0).lt(1).optional(),
+  /** MGRPO guide phrases (`mgrpo.guide_phrases`). */
+  guidePhrases: z.array(z.string()).min(1).optional(),
+  /** MGRPO corrections per Layer-1 response H (`mgrpo.num_corrections`). */
+  numCorrections: z.number().int().min(1).optional(),
+});
+
 /** Learner → driver: the metrics of one training step (slash-namespaced keys). */
 export const StepStatsSchema = z.object({
   type: z.literal("StepStats"),
@@ -157,6 +182,11 @@ export const StepStatsSchema = z.object({
     completion: z.string(),
     reward: z.number().nullable(),
     reason: z.string(),
+    correct: z.boolean().optional(),
+    /** MGRPO: the layer of the rollout (Layer-1 samples carry their correction). */
+    layer: z.union([z.literal(1), z.literal(2)]).optional(),
+    /** MGRPO: the first Layer-2 correction of this Layer-1 response. */
+    correction: z.object({ completion: z.string(), correct: z.boolean() }).optional(),
   })),
 });
 
@@ -171,6 +201,7 @@ export const MessageSchema = z.discriminatedUnion("type", [
   WeightsSchema,
   CheckpointSchema,
   CheckpointSavedSchema,
+  ConfigureSchema,
   StepStatsSchema,
 ]);
 
@@ -192,6 +223,8 @@ export type Weights = z.infer<typeof WeightsSchema>;
 export type Checkpoint = z.infer<typeof CheckpointSchema>;
 /** `CheckpointSaved` message. */
 export type CheckpointSaved = z.infer<typeof CheckpointSavedSchema>;
+/** `Configure` message. */
+export type Configure = z.infer<typeof ConfigureSchema>;
 /** `StepStats` message. */
 export type StepStats = z.infer<typeof StepStatsSchema>;
 /** Any message of the graph. */

@@ -6,7 +6,7 @@
  * @module
  */
 import type { ActorLogic } from "./runtime/mod.ts";
-import type { Evaluate, Generate, Next, Query, SamplingParams } from "./messages.ts";
+import type { Configure, Evaluate, Generate, Next, Query, SamplingParams } from "./messages.ts";
 import type { Tokenizer } from "../model/char_tokenizer.ts";
 import {
   type ArithmeticOptions,
@@ -55,7 +55,11 @@ export function toQuery(
 }
 
 /** The PromptSource actor. */
-export const promptSource: ActorLogic<PromptSourceState, Next | Evaluate, PromptSourceInput> = {
+export const promptSource: ActorLogic<
+  PromptSourceState,
+  Next | Evaluate | Configure,
+  PromptSourceInput
+> = {
   init(input) {
     const stream = problemStream(input.seed, { ...input.task, exclude: input.exclude });
     for (let i = 0; i < (input.cursor ?? 0); i++) stream.next();
@@ -79,6 +83,14 @@ export const promptSource: ActorLogic<PromptSourceState, Next | Evaluate, Prompt
           params: state.input.sampling,
         };
         await ctx.send("sampler", generate);
+        return state;
+      }
+      case "Configure": {
+        // Live sampling settings apply from the next step's prompts on.
+        const sampling = { ...state.input.sampling };
+        if (message.temperature !== undefined) sampling.temperature = message.temperature;
+        if (message.topP !== undefined) sampling.topP = message.topP;
+        state.input = { ...state.input, sampling };
         return state;
       }
       case "Evaluate": {

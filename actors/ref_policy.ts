@@ -6,7 +6,7 @@
  * @module
  */
 import type { ActorLogic } from "./runtime/mod.ts";
-import type { Scored, TrainBatch } from "./messages.ts";
+import type { Configure, Scored, TrainBatch } from "./messages.ts";
 import type { Transformer } from "../model/transformer.ts";
 import { completionLogprobs } from "../model/sampling.ts";
 
@@ -46,12 +46,20 @@ async function withReference(state: RefPolicyInput, scored: Scored): Promise<Sco
 }
 
 /** The RefPolicy actor: handles single batches and multi-part training batches. */
-export const refPolicy: ActorLogic<RefPolicyInput, Scored | TrainBatch, RefPolicyInput> = {
+export const refPolicy: ActorLogic<
+  RefPolicyInput,
+  Scored | TrainBatch | Configure,
+  RefPolicyInput
+> = {
   init(input) {
-    return input;
+    return { ...input };
   },
   async handle(state, message, ctx) {
     switch (message.type) {
+      case "Configure":
+        // Reference log-probs follow the sampling temperature, as the Learner's do.
+        if (message.temperature !== undefined) state.temperature = message.temperature;
+        return state;
       case "Scored":
         await ctx.send(state.target ?? "learner", await withReference(state, message));
         return state;

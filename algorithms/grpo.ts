@@ -135,9 +135,17 @@ export function buildGrpoGraph(input: GrpoGraphInput): Graph {
 }
 
 /** GRPO's advantages and loss in the form the Learner takes. */
-export function grpoAlgorithm(config: GrpoConfig, maxCompletionLength: number): PolicyAlgorithm {
-  const epsilonHigh = config.epsilon_high ?? config.epsilon;
+export function grpoAlgorithm(initial: GrpoConfig, maxCompletionLength: number): PolicyAlgorithm {
+  let config = initial;
   return {
+    configure(settings) {
+      // β can rise above 0 only when the graph has a RefPolicy (the driver refuses otherwise).
+      config = {
+        ...config,
+        ...(settings.beta === undefined ? {} : { beta: settings.beta }),
+        ...(settings.epsilon === undefined ? {} : { epsilon: settings.epsilon }),
+      };
+    },
     advantages(scored) {
       // A skipped sample (every reward function abstained) is NaN: out of its group's mean
       // and std, advantage 0, and out of the loss.
@@ -165,7 +173,7 @@ export function grpoAlgorithm(config: GrpoConfig, maxCompletionLength: number): 
       const out = grpoLoss({ ...inputs, advantages: inputs.advantages as tf.Tensor1D }, {
         lossType: config.loss_type,
         epsilon: config.epsilon,
-        epsilonHigh,
+        epsilonHigh: config.epsilon_high ?? config.epsilon,
         beta: config.beta,
         maxCompletionLength,
         numItemsInBatch: scale.numItemsInBatch,

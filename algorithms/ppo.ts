@@ -173,8 +173,12 @@ export function buildPpoGraph(input: PpoGraphInput): Graph {
  * PPO's side of the Learner: the per-token advantages the Critic attached, and the clipped
  * surrogate loss (with the KL term when `kl_in_loss`).
  */
-export function ppoAlgorithm(config: PpoConfig): PolicyAlgorithm {
+export function ppoAlgorithm(initial: PpoConfig): PolicyAlgorithm {
+  let config = initial;
   return {
+    configure(settings) {
+      if (settings.cliprange !== undefined) config = { ...config, cliprange: settings.cliprange };
+    },
     advantages(scored) {
       if (scored.tokenAdvantages === undefined) {
         throw new TypeError(

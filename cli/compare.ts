@@ -48,6 +48,7 @@ async function train(runDir: string, args: string[]): Promise<void> {
       "--allow-read",
       "--allow-write",
       "--allow-env",
+      "--allow-net",
       `${REPO_ROOT}cli/train.ts`,
       "--run-dir",
       runDir,

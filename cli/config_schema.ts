@@ -183,6 +183,9 @@ export const EvalConfigSchema = z.object({
   batch_size: z.number().int().min(1).default(100).describe(
     "Problems decoded together in one evaluation batch",
   ),
+  every: z.number().int().min(0).default(0).describe(
+    "Also evaluate every N training steps (for MGRPO this is Acc@t2 over time); 0 = only before and after",
+  ),
 }).strict();
 
 /** One weighted reward function of the `reward` section. */
@@ -214,6 +217,19 @@ export const RewardConfigSchema = z.object({
     .describe(
       "Reward functions summed with their weights into the reward (TRL's reward_funcs and reward_weights)",
     ),
+}).strict();
+
+/** The `control` section: the HTTP control server that `deno task train` starts. */
+export const ControlConfigSchema = z.object({
+  enabled: z.boolean().default(true).describe(
+    "Start the control server and dashboard beside the run",
+  ),
+  host: z.string().min(1).default("127.0.0.1").describe(
+    "Address to bind; off loopback, reads need the bearer token too",
+  ),
+  port: z.number().int().min(0).max(65535).default(0).describe(
+    "Port to listen on; 0 = a free one (the URL is printed and written to control.json)",
+  ),
 }).strict();
 
 /** The `runtime` section: how the actor graph runs. */
@@ -265,6 +281,7 @@ export const TrainConfigSchema = z.object({
   learner: LearnerConfigSchema.prefault({}).describe("Optimiser, schedule and batching"),
   eval: EvalConfigSchema.prefault({}).describe("Held-out evaluation"),
   runtime: RuntimeConfigSchema.prefault({}).describe("Actor runtime"),
+  control: ControlConfigSchema.prefault({}).describe("HTTP control server and dashboard"),
 }).strict();
 
 /** A validated training config with every default filled in. */

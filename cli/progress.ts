@@ -20,7 +20,7 @@ export function formatDuration(seconds: number): string {
 export class ProgressReporter {
   readonly #total: number;
   readonly #start: number;
-  readonly #logEvery: number;
+  #logEvery: number;
   readonly #tty: boolean;
   #lastLength = 0;
 
@@ -34,6 +34,10 @@ export class ProgressReporter {
     this.#start = start;
     this.#logEvery = logEvery;
     this.#tty = Deno.stdout.isTerminal();
+  }
+  /** Plain-line interval when stdout is not a terminal (a live `run.log_every` change). */
+  set logEvery(every: number) {
+    this.#logEvery = every;
   }
 
   /** The progress line for a step. */

@@ -29,6 +29,7 @@ for (const seed of seeds) {
     "--allow-read",
     "--allow-write",
     "--allow-env",
+    "--allow-net",
     `${REPO_ROOT}cli/train.ts`,
     ...(values.config ? ["--config", values.config] : []),
     "--seed",

@@ -3,8 +3,12 @@
  * config given), with a held-out evaluation before and after, a progress line, metrics in
  * `<run>/metrics.jsonl`, the resolved config in `<run>/config.yaml` and checkpoints.
  *
- * Exit codes: 0 done (also after SIGINT/SIGTERM, which finish the step and checkpoint),
- * 1 an actor failed, 2 bad command line or config.
+ * A control server (`server/`) runs beside the loop: its URL is printed and written to
+ * `<run>/control.json`, its bearer token to `<run>/control-token`. Pause, resume, stop,
+ * checkpoint and live config changes take effect at step boundaries.
+ *
+ * Exit codes: 0 done (also after a stop request, SIGINT or SIGTERM, which finish the step and
+ * checkpoint), 1 an actor failed, 2 bad command line or config.
  *
  * @module
  */
@@ -27,7 +31,9 @@ import type { AlgorithmGraphInput } from "../algorithms/registry.ts";
 import { loadConfigWithPlugins } from "./plugins.ts";
 import { decodeOptimizerState, OPTIMIZER_FILE } from "../actors/learner.ts";
 import { toQuery } from "../actors/prompt_source.ts";
-import type { CheckpointSaved, Scored, StepStats } from "../actors/messages.ts";
+import type { CheckpointSaved, Configure, Scored, StepStats } from "../actors/messages.ts";
+import { RunControl, RunStateError } from "../server/run_control.ts";
+import { type ControlServer, startControlServer } from "../server/serve.ts";
 import { ActorFailedError, type Graph } from "../actors/runtime/mod.ts";
 import type { Tokenizer } from "../model/char_tokenizer.ts";
 import type { ArithmeticProblem } from "../data/arithmetic.ts";
@@ -66,6 +72,30 @@ async function evaluate(
     meanLength: scored.rollouts.reduce((a, r) => a + r.completionIds.length, 0) / n,
     seconds: (performance.now() - t0) / 1000,
   };
+}
+
+/** Actors of the built-in graphs that take `Configure` (live settings). */
+const CONFIGURABLE_ACTORS = ["prompt_source", "corrector", "ref_policy", "learner"];
+
+/** The live settings of `config` as one `Configure` message. */
+function configureMessage(config: TrainConfig): Configure {
+  const message: Configure = {
+    type: "Configure",
+    lr: config.learner.lr,
+    temperature: config.sampler.temperature,
+    topP: config.sampler.top_p,
+    cliprange: config.ppo.cliprange,
+  };
+  if (config.algorithm === "grpo" || config.algorithm === "mgrpo") {
+    Object.assign(message, { beta: config.grpo.beta, epsilon: config.grpo.epsilon });
+  }
+  if (config.algorithm === "mgrpo") {
+    Object.assign(message, {
+      guidePhrases: config.mgrpo.guide_phrases,
+      numCorrections: config.mgrpo.num_corrections,
+    });
+  }
+  return message;
 }
 
 /** Finds the newest `checkpoint-<step>` folder of a run. */
@@ -212,10 +242,47 @@ async function main(argv: string[]): Promise<number> {
   };
   const graph = plugin.buildGraph(graphInput);
 
-  let stopRequested = false;
+  const control = new RunControl(config, {
+    startStep,
+    totalSteps: steps,
+    policyVersion: version,
+    eventsPath: `${runDir}/events.jsonl`,
+    checkPatch: (next) =>
+      !refModel && next.grpo.beta > 0 && config.algorithm !== "ppo"
+        ? `field "grpo.beta" can be above 0 only in a run that started with beta > 0 ` +
+          `(this one has no reference policy): current value is ${next.grpo.beta}`
+        : undefined,
+  });
+  let configChanged = false;
+  control.onConfigChange(() => configChanged = true);
+  let server: ControlServer | undefined;
+  const net = config.control.enabled
+    ? await Deno.permissions.query({ name: "net", host: config.control.host })
+    : undefined;
+  if (net && net.state !== "granted") {
+    console.error(
+      `control: not started: no permission to listen on ${config.control.host} ` +
+        `(run with --allow-net, as deno task train does, or set control.enabled: false)`,
+    );
+  } else if (config.control.enabled) {
+    server = await startControlServer(control, {
+      host: config.control.host,
+      port: config.control.port,
+      runDir,
+    });
+    console.log(`control: ${server.url} (dashboard, deno task ctl --run-dir ${runDir})`);
+    console.log(`control token: ${server.token} (also in ${server.tokenPath}, mode 0600)`);
+  }
+
+  let signalled = false;
   const onSignal = () => {
-    if (stopRequested) Deno.exit(130); // a second signal exits at once
-    stopRequested = true;
+    if (signalled) Deno.exit(130); // a second signal exits at once
+    signalled = true;
+    try {
+      control.requestStop();
+    } catch (e) {
+      if (!(e instanceof RunStateError)) throw e;
+    }
     console.error("\nStopping after this step (send the signal again to exit at once)");
   };
   Deno.addSignalListener("SIGINT", onSignal);
@@ -234,14 +301,16 @@ async function main(argv: string[]): Promise<number> {
     );
     const writeLine = (record: Record<string, number>) =>
       metricsFile.write(encoder.encode(JSON.stringify(record) + "\n"));
-    const runEval = async (label: "before" | "after", step: number) => {
+    const runEval = async (label: "before" | "during" | "after", step: number) => {
       const res = await evaluate(graph, label, evalSet, config, tokenizer, render);
-      await writeLine({
+      const record = {
         step,
         "eval/accuracy": res.accuracy,
         "eval/format_rate": res.formatted,
         "eval/mean_length": res.meanLength,
-      });
+      };
+      await writeLine(record);
+      control.recordEval(step, record);
       table.push([
         label,
         step,
@@ -260,7 +329,28 @@ async function main(argv: string[]): Promise<number> {
     const tLoop = performance.now();
     let sampledTokens = 0;
     let lastBusy = graph.stats();
-    for (let step = startStep + 1; step <= steps && !stopRequested; step++) {
+    const checkpointNow = async (step: number) => {
+      await graph.send("learner", {
+        type: "Checkpoint",
+        step,
+        path: `${runDir}/checkpoint-${step}`,
+      });
+      const saved = await graph.sink<CheckpointSaved>("events").receive();
+      console.log(`\ncheckpoint (requested): ${saved.path}`);
+    };
+    for (let step = startStep + 1; step <= steps; step++) {
+      const action = await control.atStepBoundary();
+      if (action.checkpoint) await checkpointNow(step - 1);
+      if (action.stop) break;
+      if (configChanged) {
+        configChanged = false;
+        const message = configureMessage(control.config);
+        const present = graph.stats();
+        for (const name of CONFIGURABLE_ACTORS) {
+          if (name in present) await graph.send(name, message);
+        }
+        progress.logEvery = control.config.run.log_every;
+      }
       const tStep = performance.now();
       await graph.send("prompt_source", { type: "Next", step });
       const stats = await graph.sink<StepStats>("stats").receive();
@@ -285,8 +375,23 @@ async function main(argv: string[]): Promise<number> {
         .reduce((acc, [, v]) => acc + v, 0);
       metrics["tokens/sampled_total"] = sampledTokens;
       await writeLine(metrics);
+      control.recordSamples(stats.samples.map((s) => ({
+        prompt: s.prompt,
+        completion: s.completion,
+        reward: s.reward,
+        reason: s.reason,
+        ...(s.correct === undefined ? {} : { correct: s.correct }),
+        ...(s.layer === undefined ? {} : { layer: s.layer }),
+        ...(s.correction === undefined ? {} : { correction: s.correction }),
+      })));
+      control.recordStep(step, metrics, {
+        actors: graph.stats(),
+        policyVersion: stats.policyVersion,
+      });
       progress.update(step, metrics, (performance.now() - tLoop) / 1000);
       lastStep = step;
+      const every = control.config.eval.every;
+      if (every > 0 && step % every === 0 && step < steps) await runEval("during", step);
       const budget = config.run.max_sampled_tokens;
       if (budget > 0 && sampledTokens >= budget) break;
     }
@@ -316,10 +421,12 @@ async function main(argv: string[]): Promise<number> {
     };
     await Deno.writeTextFile(`${runDir}/summary.json`, JSON.stringify(summary, null, 2) + "\n");
     console.log(`done in ${seconds.toFixed(0)} s: ${runDir}`);
+    control.markStopped();
     await graph.stop("run finished");
     await graph.done;
     return 0;
   } catch (e) {
+    control.markFailed(failure ?? e);
     await graph.stop(e);
     await graph.done.catch(() => {});
     const err = failure ?? (e instanceof ActorFailedError ? e : undefined);
@@ -333,6 +440,7 @@ async function main(argv: string[]): Promise<number> {
     }
     throw e;
   } finally {
+    await server?.close();
     metricsFile.close();
     await scorer.close();
     Deno.removeSignalListener("SIGINT", onSignal);

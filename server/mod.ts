@@ -6,3 +6,4 @@
  */
 export * from "./run_control.ts";
 export * from "./app.ts";
+export * from "./serve.ts";

@@ -12,6 +12,7 @@
  */
 import { z } from "zod";
 import {
+  EvalConfigSchema,
   LearnerConfigSchema,
   RunConfigSchema,
   SamplerConfigSchema,
@@ -19,6 +20,7 @@ import {
 } from "../cli/config_schema.ts";
 import { GrpoConfigSchema } from "../algorithms/grpo.ts";
 import { MgrpoConfigSchema } from "../algorithms/mgrpo.ts";
+import { PpoConfigSchema } from "../algorithms/ppo.ts";
 import { describeConfigIssue, formatValue } from "../cli/config.ts";
 
 // --- types ---
@@ -38,23 +40,54 @@ export type RunState =
 
 /**
  * The dotted config fields that may change while a run is live: the learning rate, the KL
- * and clip coefficients, the sampling temperature and nucleus, the MGRPO guide phrases and
- * corrections per response, and the metrics interval (`run.log_every`; the config has no
- * separate evaluation interval). Anything else fixes shapes or files when the run starts.
+ * and clip coefficients (GRPO's β and ε, PPO's clip range), the sampling temperature and
+ * nucleus, the MGRPO guide phrases and corrections per response H, the evaluation interval
+ * and the progress interval. Anything else fixes shapes or files when the run starts. A run
+ * takes the subset its algorithm uses: {@linkcode liveFieldsFor}.
  */
 export const LIVE_FIELDS = [
   "learner.lr",
   "grpo.beta",
   "grpo.epsilon",
+  "ppo.cliprange",
   "sampler.temperature",
   "sampler.top_p",
   "mgrpo.guide_phrases",
   "mgrpo.num_corrections",
+  "eval.every",
   "run.log_every",
 ] as const;
 
 /** One of {@linkcode LIVE_FIELDS}. */
 export type LiveField = typeof LIVE_FIELDS[number];
+
+/**
+ * The live fields a run of `algorithm` uses: GRPO leaves out the MGRPO and PPO fields, PPO
+ * the GRPO and MGRPO ones; an algorithm from a plug-in gets the ones every graph of built-in
+ * actors applies (learning rate, temperature, top-p, intervals).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { liveFieldsFor } from "./run_control.ts";
+ *
+ * assert.ok(liveFieldsFor("mgrpo").includes("mgrpo.guide_phrases"));
+ * assert.ok(!liveFieldsFor("ppo").includes("grpo.beta"));
+ * assert.ok(liveFieldsFor("ppo").includes("ppo.cliprange"));
+ * ```
+ */
+export function liveFieldsFor(algorithm: string): LiveField[] {
+  const section = (f: LiveField) => f.slice(0, f.indexOf("."));
+  const algorithmSections: Record<string, string[]> = {
+    grpo: ["grpo"],
+    mgrpo: ["grpo", "mgrpo"],
+    ppo: ["ppo"],
+  };
+  const own = algorithmSections[algorithm] ?? [];
+  return LIVE_FIELDS.filter((f) =>
+    !["grpo", "mgrpo", "ppo"].includes(section(f)) || own.includes(section(f))
+  );
+}
 
 /** Load of one actor, as the runtime's `Graph.stats()` reports it. */
 export interface ActorLoad {
@@ -135,8 +168,21 @@ export interface RunSample {
 /** What {@linkcode RunControl.subscribe} delivers (and `GET /events` streams). */
 export type ControlEvent =
   | { type: "step"; step: number; metrics: Record<string, number> }
+  | { type: "eval"; step: number; metrics: Record<string, number> }
   | { type: "state"; state: RunState; step: number }
   | { type: "config"; step: number; changes: ConfigChange[] };
+
+/** One entry of {@linkcode RunControl.history}: a training step's or an evaluation's metrics. */
+export interface HistoryEntry {
+  /** `"step"` for a training step, `"eval"` for a held-out evaluation after `step`. */
+  kind: "step" | "eval";
+  /** The step (an evaluation's: the last completed step). */
+  step: number;
+  /** When it was recorded (ISO 8601). */
+  time: string;
+  /** Its metrics. */
+  metrics: Record<string, number>;
+}
 
 /** One problem of a refused config patch: a zod issue whose path starts at the section. */
 export type ConfigPatchIssue = z.core.$ZodIssue;
@@ -160,28 +206,31 @@ export class RunStateError extends Error {
 }
 
 /**
- * A refused config patch: `kind` `"not_live"` when it names fields outside
- * {@linkcode LIVE_FIELDS} (HTTP 409), `"invalid"` when it is malformed or a value fails the
- * section schema (HTTP 400). Nothing was changed.
+ * A refused config patch: `kind` `"not_live"` when it names fields outside the run's live
+ * fields (HTTP 409), `"conflict"` when a valid value cannot apply to this run, e.g. β > 0
+ * without a reference policy (HTTP 409), `"invalid"` when it is malformed or a value fails
+ * the section schema (HTTP 400). Nothing was changed.
  */
 export class ConfigPatchError extends Error {
   /** Why the patch was refused. */
-  readonly kind: "not_live" | "invalid";
-  /** The zod issues, paths from the section (`["learner", "lr"]`); empty for `not_live`. */
+  readonly kind: "not_live" | "conflict" | "invalid";
+  /** The zod issues, paths from the section (`["learner", "lr"]`); empty unless `invalid`. */
   readonly issues: readonly ConfigPatchIssue[];
-  /** The fields that may change: {@linkcode LIVE_FIELDS}. */
-  readonly liveFields: readonly LiveField[] = LIVE_FIELDS;
+  /** The fields that may change in this run. */
+  readonly liveFields: readonly LiveField[];
 
   /** `issues` are the zod issues of an `"invalid"` patch. */
   constructor(
     message: string,
-    kind: "not_live" | "invalid",
+    kind: "not_live" | "conflict" | "invalid",
     issues: readonly ConfigPatchIssue[] = [],
+    liveFields: readonly LiveField[] = LIVE_FIELDS,
   ) {
     super(message);
     this.name = "ConfigPatchError";
     this.kind = kind;
     this.issues = issues;
+    this.liveFields = liveFields;
   }
 }
 
@@ -191,8 +240,10 @@ export class ConfigPatchError extends Error {
 const SECTION_SCHEMAS = {
   learner: LearnerConfigSchema,
   grpo: GrpoConfigSchema,
+  ppo: PpoConfigSchema,
   sampler: SamplerConfigSchema,
   mgrpo: MgrpoConfigSchema,
+  eval: EvalConfigSchema,
   run: RunConfigSchema,
 } as const;
 
@@ -270,6 +321,23 @@ export interface RunControlOptions {
    */
   maxSamples?: number;
   /**
+   * The fields `PATCH /config` may change.
+   * @default liveFieldsFor(config.algorithm)
+   */
+  liveFields?: readonly LiveField[];
+  /**
+   * Refuses a valid patch this run cannot apply (a `"conflict"`, HTTP 409): gets the config
+   * the patch would make and returns why not, or `undefined` to accept it.
+   * @default undefined
+   */
+  checkPatch?: (next: TrainConfig, changes: readonly ConfigChange[]) => string | undefined;
+  /**
+   * Entries kept for `GET /history` (the most recent ones; a dashboard opened late draws
+   * its charts from them).
+   * @default 10000
+   */
+  maxHistory?: number;
+  /**
    * Clock for `startedAt`, `lastStepAt` and event times.
    * @default () => new Date()
    */
@@ -314,11 +382,15 @@ export class RunControl {
   #metrics: Record<string, number> = {};
   #samples: RunSample[] = [];
   #maxSamples: number;
+  #history: HistoryEntry[] = [];
+  #maxHistory: number;
   #checkpointPending = false;
   #error: string | null = null;
   #startedAt: Date;
   #lastStepAt: Date | null = null;
   #eventsPath: string | undefined;
+  #liveFields: readonly LiveField[];
+  #checkPatch: RunControlOptions["checkPatch"];
   #now: () => Date;
   #wake: PromiseWithResolvers<void> | undefined;
   #subscribers = new Set<(event: ControlEvent) => void>();
@@ -337,7 +409,15 @@ export class RunControl {
         `Cannot create run control: maxSamples must be an integer >= 0: current value is ${this.#maxSamples}`,
       );
     }
+    this.#maxHistory = options.maxHistory ?? 10000;
+    if (!Number.isInteger(this.#maxHistory) || this.#maxHistory < 0) {
+      throw new RangeError(
+        `Cannot create run control: maxHistory must be an integer >= 0: current value is ${this.#maxHistory}`,
+      );
+    }
     this.#eventsPath = options.eventsPath;
+    this.#liveFields = options.liveFields ?? liveFieldsFor(config.algorithm);
+    this.#checkPatch = options.checkPatch;
     this.#now = options.now ?? (() => new Date());
     this.#startedAt = this.#now();
   }
@@ -345,6 +425,11 @@ export class RunControl {
   /** The config as of the last applied patch (a new object after every patch; do not mutate). */
   get config(): TrainConfig {
     return this.#config;
+  }
+
+  /** The fields `PATCH /config` may change in this run. */
+  get liveFields(): readonly LiveField[] {
+    return this.#liveFields;
   }
 
   /** Where the run is. */
@@ -380,6 +465,11 @@ export class RunControl {
     return [...this.#samples];
   }
 
+  /** The recorded steps and evaluations, oldest first (at most `maxHistory`). */
+  history(): HistoryEntry[] {
+    return this.#history.map((e) => ({ ...e, metrics: { ...e.metrics } }));
+  }
+
   // --- fed by the training loop ---
 
   /**
@@ -398,7 +488,23 @@ export class RunControl {
       }
     }
     if (options.policyVersion !== undefined) this.#policyVersion = options.policyVersion;
+    this.#remember("step", step, metrics);
     this.#emit({ type: "step", step, metrics: { ...metrics } });
+  }
+
+  /**
+   * Records a held-out evaluation of the policy after `step` (e.g. `eval/accuracy`, which is
+   * Acc@t2 for MGRPO); sends an `eval` event.
+   */
+  recordEval(step: number, metrics: Record<string, number>): void {
+    this.#remember("eval", step, metrics);
+    this.#emit({ type: "eval", step, metrics: { ...metrics } });
+  }
+
+  #remember(kind: "step" | "eval", step: number, metrics: Record<string, number>): void {
+    if (this.#maxHistory === 0) return;
+    this.#history.push({ kind, step, time: this.#now().toISOString(), metrics: { ...metrics } });
+    if (this.#history.length > this.#maxHistory) this.#history.shift();
   }
 
   /** Keeps `samples` for `GET /samples`, dropping the oldest beyond `maxSamples`. */
@@ -541,7 +647,7 @@ export class RunControl {
   }
 
   async #applyPatch(patch: unknown): Promise<ConfigChange[]> {
-    const values = flattenPatch(patch);
+    const values = flattenPatch(patch, this.#liveFields);
     const candidates = new Map<LiveSection, Record<string, unknown>>();
     for (const [field, value] of values) {
       const [section, key] = splitField(field);
@@ -584,6 +690,17 @@ export class RunControl {
       if (JSON.stringify(old) !== JSON.stringify(next)) changes.push({ field, old, new: next });
     }
     if (changes.length === 0) return changes;
+    const next = { ...this.#config };
+    for (const [section, data] of parsed) (next as Record<string, unknown>)[section] = data;
+    const conflict = this.#checkPatch?.(next, changes);
+    if (conflict !== undefined) {
+      throw new ConfigPatchError(
+        `Cannot change config: ${conflict}`,
+        "conflict",
+        [],
+        this.#liveFields,
+      );
+    }
     if (this.#eventsPath !== undefined) {
       const time = this.#now().toISOString();
       const lines = changes.map((c) =>
@@ -591,8 +708,6 @@ export class RunControl {
       );
       await Deno.writeTextFile(this.#eventsPath, lines.join(""), { append: true });
     }
-    const next = { ...this.#config };
-    for (const [section, data] of parsed) (next as Record<string, unknown>)[section] = data;
     this.#config = next;
     this.#emit({ type: "config", step: this.#step, changes });
     for (const listener of [...this.#configListeners]) listener(changes);
@@ -649,7 +764,7 @@ function isLiveField(field: string): field is LiveField {
  * Turns a nested and/or flat patch into `[field, value]` pairs. A key path stops at a live
  * field (its value is taken whole, objects included) or at a value that is not an object.
  */
-function flattenPatch(patch: unknown): [LiveField, unknown][] {
+function flattenPatch(patch: unknown, liveFields: readonly LiveField[]): [LiveField, unknown][] {
   if (!isPlainObject(patch)) {
     throw new ConfigPatchError(
       `Cannot change config: the patch must be a JSON object: current value is ${
@@ -670,16 +785,20 @@ function flattenPatch(patch: unknown): [LiveField, unknown][] {
     }
   };
   walk("", patch);
-  const notLive = pairs.map(([field]) => field).filter((field) => !isLiveField(field));
+  const notLive = pairs.map(([field]) => field).filter((field) =>
+    !(liveFields as readonly string[]).includes(field)
+  );
   if (notLive.length > 0) {
     const names = notLive.map((f) => `"${f}"`).join(", ");
     throw new ConfigPatchError(
       `Cannot change config: ${
         notLive.length === 1 ? "field" : "fields"
-      } ${names} cannot change during a run: live fields are ${
-        LIVE_FIELDS.map((f) => `"${f}"`).join(", ")
+      } ${names} cannot change during this run: live fields are ${
+        liveFields.map((f) => `"${f}"`).join(", ")
       }`,
       "not_live",
+      [],
+      liveFields,
     );
   }
   if (pairs.length === 0) {

@@ -330,13 +330,14 @@ Deno.test("RunControl.patchConfig() refuses fields that cannot change during a r
     (error) => {
       assert.ok(error instanceof ConfigPatchError);
       assert.equal(error.kind, "not_live");
-      assert.deepEqual(error.liveFields, LIVE_FIELDS);
+      // An MGRPO run (the default algorithm): every live field but PPO's clip range.
+      assert.deepEqual(error.liveFields, LIVE_FIELDS.filter((f) => f !== "ppo.cliprange"));
       assert.equal(
         error.message,
         'Cannot change config: fields "run.steps", "learner.micro_batch_size" cannot change ' +
-          'during a run: live fields are "learner.lr", "grpo.beta", "grpo.epsilon", ' +
+          'during this run: live fields are "learner.lr", "grpo.beta", "grpo.epsilon", ' +
           '"sampler.temperature", "sampler.top_p", "mgrpo.guide_phrases", ' +
-          '"mgrpo.num_corrections", "run.log_every"',
+          '"mgrpo.num_corrections", "eval.every", "run.log_every"',
       );
       return true;
     },
