@@ -107,20 +107,34 @@ Deno.test("learner.handle() updates the policy and reports the step's metrics", 
   assert.ok(m["entropy"]! <= Math.log(101) + 1e-5 && m["entropy"]! > Math.log(101) - 0.05);
   assert.ok(m["time/learner"]! > 0);
   assert.deepEqual(stats.samples, [
-    { prompt: QUERIES[0]!.question, completion: MIXED[0]!.text, reward: 1, reason: "correct" },
+    {
+      prompt: QUERIES[0]!.question,
+      completion: MIXED[0]!.text,
+      reward: 1,
+      reason: "correct",
+      correct: true,
+    },
     {
       prompt: QUERIES[0]!.question,
       completion: MIXED[1]!.text,
       reward: 0,
       reason: 'answer is not an integer: "6 ok"',
+      correct: false,
     },
     {
       prompt: QUERIES[1]!.question,
       completion: MIXED[2]!.text,
       reward: 0.5,
       reason: "empty answer",
+      correct: false,
     },
-    { prompt: QUERIES[1]!.question, completion: MIXED[3]!.text, reward: 0, reason: "wrong answer" },
+    {
+      prompt: QUERIES[1]!.question,
+      completion: MIXED[3]!.text,
+      reward: 0,
+      reason: "wrong answer",
+      correct: false,
+    },
   ]);
   learner.close!(state);
   model.dispose();
