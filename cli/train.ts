@@ -32,8 +32,12 @@ import { loadConfigWithPlugins } from "./plugins.ts";
 import { decodeOptimizerState, OPTIMIZER_FILE } from "../actors/learner.ts";
 import { toQuery } from "../actors/prompt_source.ts";
 import type { CheckpointSaved, Configure, Scored, StepStats } from "../actors/messages.ts";
-import { RunControl, RunStateError } from "../server/run_control.ts";
-import { type ControlServer, startControlServer } from "../server/serve.ts";
+import {
+  LocalLoopControl,
+  type LoopControl,
+  type LoopControlOptions,
+  startControlServer,
+} from "../server/serve.ts";
 import { ActorFailedError, type Graph } from "../actors/runtime/mod.ts";
 import type { Tokenizer } from "../model/char_tokenizer.ts";
 import type { ArithmeticProblem } from "../data/arithmetic.ts";
@@ -242,20 +246,14 @@ async function main(argv: string[]): Promise<number> {
   };
   const graph = plugin.buildGraph(graphInput);
 
-  const control = new RunControl(config, {
+  const controlOptions: LoopControlOptions = {
     startStep,
     totalSteps: steps,
     policyVersion: version,
     eventsPath: `${runDir}/events.jsonl`,
-    checkPatch: (next) =>
-      !refModel && next.grpo.beta > 0 && config.algorithm !== "ppo"
-        ? `field "grpo.beta" can be above 0 only in a run that started with beta > 0 ` +
-          `(this one has no reference policy): current value is ${next.grpo.beta}`
-        : undefined,
-  });
-  let configChanged = false;
-  control.onConfigChange(() => configChanged = true);
-  let server: ControlServer | undefined;
+    noReference: !refModel,
+  };
+  let control: LoopControl | undefined;
   const net = config.control.enabled
     ? await Deno.permissions.query({ name: "net", host: config.control.host })
     : undefined;
@@ -265,24 +263,24 @@ async function main(argv: string[]): Promise<number> {
         `(run with --allow-net, as deno task train does, or set control.enabled: false)`,
     );
   } else if (config.control.enabled) {
-    server = await startControlServer(control, {
+    const server = await startControlServer(config, {
+      ...controlOptions,
       host: config.control.host,
       port: config.control.port,
       runDir,
     });
-    console.log(`control: ${server.url} (dashboard, deno task ctl --run-dir ${runDir})`);
+    console.log(`control: ${server.url} (dashboard; deno task ctl --run-dir ${runDir})`);
     console.log(`control token: ${server.token} (also in ${server.tokenPath}, mode 0600)`);
+    control = server;
   }
+  control ??= new LocalLoopControl(config, controlOptions);
+  const loop = control;
 
   let signalled = false;
   const onSignal = () => {
     if (signalled) Deno.exit(130); // a second signal exits at once
     signalled = true;
-    try {
-      control.requestStop();
-    } catch (e) {
-      if (!(e instanceof RunStateError)) throw e;
-    }
+    loop.requestStop();
     console.error("\nStopping after this step (send the signal again to exit at once)");
   };
   Deno.addSignalListener("SIGINT", onSignal);
@@ -310,7 +308,7 @@ async function main(argv: string[]): Promise<number> {
         "eval/mean_length": res.meanLength,
       };
       await writeLine(record);
-      control.recordEval(step, record);
+      loop.recordEval(step, record);
       table.push([
         label,
         step,
@@ -329,6 +327,7 @@ async function main(argv: string[]): Promise<number> {
     const tLoop = performance.now();
     let sampledTokens = 0;
     let lastBusy = graph.stats();
+    let live = config;
     const checkpointNow = async (step: number) => {
       await graph.send("learner", {
         type: "Checkpoint",
@@ -339,17 +338,17 @@ async function main(argv: string[]): Promise<number> {
       console.log(`\ncheckpoint (requested): ${saved.path}`);
     };
     for (let step = startStep + 1; step <= steps; step++) {
-      const action = await control.atStepBoundary();
+      const action = await loop.atStepBoundary();
       if (action.checkpoint) await checkpointNow(step - 1);
       if (action.stop) break;
-      if (configChanged) {
-        configChanged = false;
-        const message = configureMessage(control.config);
+      if (action.config) {
+        live = action.config;
+        const message = configureMessage(live);
         const present = graph.stats();
         for (const name of CONFIGURABLE_ACTORS) {
           if (name in present) await graph.send(name, message);
         }
-        progress.logEvery = control.config.run.log_every;
+        progress.logEvery = live.run.log_every;
       }
       const tStep = performance.now();
       await graph.send("prompt_source", { type: "Next", step });
@@ -375,7 +374,7 @@ async function main(argv: string[]): Promise<number> {
         .reduce((acc, [, v]) => acc + v, 0);
       metrics["tokens/sampled_total"] = sampledTokens;
       await writeLine(metrics);
-      control.recordSamples(stats.samples.map((s) => ({
+      loop.recordSamples(stats.samples.map((s) => ({
         prompt: s.prompt,
         completion: s.completion,
         reward: s.reward,
@@ -384,13 +383,13 @@ async function main(argv: string[]): Promise<number> {
         ...(s.layer === undefined ? {} : { layer: s.layer }),
         ...(s.correction === undefined ? {} : { correction: s.correction }),
       })));
-      control.recordStep(step, metrics, {
+      loop.recordStep(step, metrics, {
         actors: graph.stats(),
         policyVersion: stats.policyVersion,
       });
       progress.update(step, metrics, (performance.now() - tLoop) / 1000);
       lastStep = step;
-      const every = control.config.eval.every;
+      const every = live.eval.every;
       if (every > 0 && step % every === 0 && step < steps) await runEval("during", step);
       const budget = config.run.max_sampled_tokens;
       if (budget > 0 && sampledTokens >= budget) break;
@@ -421,12 +420,12 @@ async function main(argv: string[]): Promise<number> {
     };
     await Deno.writeTextFile(`${runDir}/summary.json`, JSON.stringify(summary, null, 2) + "\n");
     console.log(`done in ${seconds.toFixed(0)} s: ${runDir}`);
-    control.markStopped();
+    loop.markStopped();
     await graph.stop("run finished");
     await graph.done;
     return 0;
   } catch (e) {
-    control.markFailed(failure ?? e);
+    loop.markFailed(failure ?? e);
     await graph.stop(e);
     await graph.done.catch(() => {});
     const err = failure ?? (e instanceof ActorFailedError ? e : undefined);
@@ -440,7 +439,7 @@ async function main(argv: string[]): Promise<number> {
     }
     throw e;
   } finally {
-    await server?.close();
+    await loop.close();
     metricsFile.close();
     await scorer.close();
     Deno.removeSignalListener("SIGINT", onSignal);

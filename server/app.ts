@@ -1,8 +1,10 @@
 /**
- * The HTTP face of a live run: a Hono app over a {@linkcode RunControl}. Reads (status,
- * config, Prometheus metrics, an SSE event stream, recent samples, the OpenAPI document)
- * and requests (pause, resume, stop, checkpoint, live config patches) that need a bearer
- * token. Serve it with `Deno.serve({ port: 0 }, app.fetch)`; test it with `app.request()`.
+ * The HTTP face of a live run: a Hono app over a {@linkcode RunControl}. A live dashboard
+ * page (`GET /`, with its vendored uPlot files, always open: the page holds no data), reads
+ * (status, config, Prometheus metrics, an SSE event stream, recent samples, the metrics
+ * history, the OpenAPI document) and requests (pause, resume, stop, checkpoint, live config
+ * patches) that need a bearer token. Serve it with `Deno.serve({ port: 0 }, app.fetch)`;
+ * test it with `app.request()`.
  *
  * @module
  */
@@ -31,16 +33,23 @@ export interface ControlAppOptions {
 /**
  * Builds the control app of `control`. Routes:
  *
- * - `GET /status`, `GET /config`, `GET /samples`: JSON
+ * - `GET /`: the live dashboard (`server/static/dashboard.html`: charts, run state, control
+ *   buttons, live config form, latest samples); `GET /static/uplot/uPlot.iife.min.js` and
+ *   `GET /static/uplot/uPlot.min.css`: the uPlot 1.6.32 files it loads. These three never
+ *   need the token: the page fetches everything else itself, with the token typed into it
+ * - `GET /status`, `GET /config`, `GET /samples`, `GET /history` (metrics of every recorded
+ *   step and evaluation): JSON
  * - `GET /metrics`: the last step's metrics in the Prometheus text format 0.0.4
- * - `GET /events`: server-sent events `state` (first the current one), `step`, `config`;
+ * - `GET /events`: server-sent events `state` (first the current one), `step`, `eval`,
+ *   `config`;
  *   the stream ends after the run stops or fails
  * - `POST /pause`, `/resume`, `/stop`, `/checkpoint`: 202 `{accepted, effectiveAfterStep}`,
  *   409 `{error, state}` when the run's state refuses
  * - `PATCH /config`: 200 `{changes}`, 400 `{error, issues}`, 409 `{error, liveFields}`
  * - `GET /openapi.json`: an OpenAPI 3.1 document of all of these
  *
- * Requests without the right `Authorization: Bearer <token>` get 401.
+ * Requests without the right `Authorization: Bearer <token>` get 401 (all but the dashboard
+ * and its static files).
  *
  * @example
  * ```ts
@@ -65,9 +74,13 @@ export function createControlApp(control: RunControl, options: ControlAppOptions
   const read = options.requireTokenForReads ? write : allowAnyone();
   const openapi = openApiDocument(options.requireTokenForReads);
   return new Hono()
+    .get("/", (c) => serveStatic(c, DASHBOARD))
+    .get("/static/uplot/uPlot.iife.min.js", (c) => serveStatic(c, UPLOT_JS))
+    .get("/static/uplot/uPlot.min.css", (c) => serveStatic(c, UPLOT_CSS))
     .get("/status", read, (c) => c.json(control.status(), 200))
     .get("/config", read, (c) => c.json(control.config, 200))
     .get("/samples", read, (c) => c.json(control.samples(), 200))
+    .get("/history", read, (c) => c.json(control.history(), 200))
     .get(
       "/metrics",
       read,
@@ -88,9 +101,9 @@ export function createControlApp(control: RunControl, options: ControlAppOptions
         return c.json({ changes: await control.patchConfig(body) }, 200);
       } catch (error) {
         if (!(error instanceof ConfigPatchError)) throw error;
-        throw error.kind === "not_live"
-          ? jsonError(409, { error: error.message, liveFields: error.liveFields })
-          : jsonError(400, { error: error.message, issues: error.issues });
+        throw error.kind === "invalid"
+          ? jsonError(400, { error: error.message, issues: error.issues })
+          : jsonError(409, { error: error.message, liveFields: error.liveFields });
       }
     })
     .notFound((c) => c.json({ error: `No route "${c.req.method} ${c.req.path}"` }, 404))
@@ -181,6 +194,54 @@ async function readJsonBody(c: Context): Promise<unknown> {
       error: `Cannot change config: the body is not JSON: ${(cause as Error).message}`,
     });
   }
+}
+
+// --- dashboard ---
+
+/** A file under `server/static/` served as is. */
+interface StaticFile {
+  /** Its path under `server/static/`. */
+  path: string;
+  /** Its `Content-Type`. */
+  contentType: string;
+}
+
+const DASHBOARD: StaticFile = {
+  path: "dashboard.html",
+  contentType: "text/html; charset=utf-8",
+};
+const UPLOT_JS: StaticFile = {
+  path: "vendor/uplot/uPlot.iife.min.js",
+  contentType: "text/javascript; charset=utf-8",
+};
+const UPLOT_CSS: StaticFile = {
+  path: "vendor/uplot/uPlot.min.css",
+  contentType: "text/css; charset=utf-8",
+};
+
+/** The text of each static file, read once on its first request (a failed read is retried). */
+const staticTexts = new Map<string, Promise<string>>();
+
+function readStatic(path: string): Promise<string> {
+  let text = staticTexts.get(path);
+  if (text === undefined) {
+    text = Deno.readTextFile(new URL(`./static/${path}`, import.meta.url)).catch((cause) => {
+      staticTexts.delete(path);
+      throw new Error(
+        `Cannot serve static file "server/static/${path}": ${(cause as Error).message}`,
+        { cause },
+      );
+    });
+    staticTexts.set(path, text);
+  }
+  return text;
+}
+
+async function serveStatic(c: Context, file: StaticFile): Promise<Response> {
+  return c.body(await readStatic(file.path), 200, {
+    "Content-Type": file.contentType,
+    "Cache-Control": "no-cache",
+  });
 }
 
 // --- events ---
@@ -295,6 +356,13 @@ function openApiDocument(requireTokenForReads: boolean): Record<string, unknown>
       description: "Live status and control of one training run",
     },
     paths: {
+      "/": { get: { summary: "The live dashboard (HTML page; no token needed)" } },
+      "/static/uplot/uPlot.iife.min.js": {
+        get: { summary: "uPlot 1.6.32, the chart library of the dashboard (no token needed)" },
+      },
+      "/static/uplot/uPlot.min.css": {
+        get: { summary: "uPlot 1.6.32's style sheet (no token needed)" },
+      },
       "/status": { get: read("Status of the run", anyJson) },
       "/config": {
         get: read("The config as of the last live change", anyJson),
@@ -322,11 +390,14 @@ function openApiDocument(requireTokenForReads: boolean): Record<string, unknown>
         }),
       },
       "/events": {
-        get: read("Server-sent events: state, step, config", {
+        get: read("Server-sent events: state, step, eval, config", {
           "text/event-stream": { schema: { type: "string" } },
         }),
       },
       "/samples": { get: read("The most recent samples", json({ type: "array" })) },
+      "/history": {
+        get: read("Metrics of every recorded step and evaluation", json({ type: "array" })),
+      },
       "/openapi.json": { get: read("This document", anyJson) },
       "/pause": { post: request("Pause at the next step boundary") },
       "/resume": { post: request("Resume a paused run") },

@@ -180,14 +180,18 @@ Deno.test("createControlApp() GET /openapi.json lists every route", async () => 
   const doc = await (await app.request("/openapi.json")).json();
   assert.equal(doc.openapi, "3.1.0");
   assert.deepEqual(Object.keys(doc.paths).sort(), [
+    "/",
     "/checkpoint",
     "/config",
     "/events",
+    "/history",
     "/metrics",
     "/openapi.json",
     "/pause",
     "/resume",
     "/samples",
+    "/static/uplot/uPlot.iife.min.js",
+    "/static/uplot/uPlot.min.css",
     "/status",
     "/stop",
   ]);
@@ -431,9 +435,9 @@ Deno.test("createControlApp() PATCH /config is 409 for a field that cannot chang
   const res = await patch(app, '{"run.steps": 5}');
   assert.equal(res.status, 409);
   assert.deepEqual(await res.json(), {
-    error: 'Cannot change config: field "run.steps" cannot change during a run: live fields are ' +
-      LIVE_FIELDS.map((f) => `"${f}"`).join(", "),
-    liveFields: [...LIVE_FIELDS],
+    error: 'Cannot change config: field "run.steps" cannot change during this run: live fields ' +
+      `are ${control.liveFields.map((f) => `"${f}"`).join(", ")}`,
+    liveFields: [...control.liveFields],
   });
   assert.equal(control.config.run.steps, 1000);
 });

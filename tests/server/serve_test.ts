@@ -4,9 +4,26 @@
  */
 import assert from "node:assert/strict";
 import { TrainConfigSchema } from "../../cli/config_schema.ts";
-import { RunControl } from "../../server/run_control.ts";
-import { type ControlFile, startControlServer } from "../../server/serve.ts";
-import { exists, REPO_ROOT } from "../helpers.ts";
+import {
+  type ControlFile,
+  type ControlServerOptions,
+  LocalLoopControl,
+  startControlServer,
+} from "../../server/serve.ts";
+import { exists, REPO_ROOT, sleep } from "../helpers.ts";
+
+function serverOptions(dir: string, host = "127.0.0.1"): ControlServerOptions {
+  return {
+    host,
+    port: 0,
+    runDir: dir,
+    startStep: 0,
+    totalSteps: 50,
+    policyVersion: 0,
+    eventsPath: `${dir}/events.jsonl`,
+    noReference: true,
+  };
+}
 
 async function withRunDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "mgrpo_serve_" });
@@ -32,8 +49,7 @@ async function ctl(...args: string[]): Promise<{ code: number; stdout: string; s
 
 Deno.test("startControlServer() writes the token (0600) and control.json, serves, and cleans up", async () => {
   await withRunDir(async (dir) => {
-    const control = new RunControl(TrainConfigSchema.parse({}));
-    const server = await startControlServer(control, { host: "127.0.0.1", port: 0, runDir: dir });
+    const server = await startControlServer(TrainConfigSchema.parse({}), serverOptions(dir));
     try {
       assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/);
       assert.equal((await Deno.readTextFile(`${dir}/control-token`)).trim(), server.token);
@@ -53,7 +69,8 @@ Deno.test("startControlServer() writes the token (0600) and control.json, serves
       });
       assert.equal(stop.status, 202);
       await stop.body?.cancel();
-      assert.equal(control.state, "stopping");
+      // The loop learns it at its next boundary.
+      assert.deepEqual(await server.atStepBoundary(), { stop: true, checkpoint: false });
     } finally {
       await server.close();
     }
@@ -64,8 +81,8 @@ Deno.test("startControlServer() writes the token (0600) and control.json, serves
 
 Deno.test("startControlServer() off loopback requires the token for reads too", async () => {
   await withRunDir(async (dir) => {
-    const control = new RunControl(TrainConfigSchema.parse({}));
-    const server = await startControlServer(control, { host: "0.0.0.0", port: 0, runDir: dir });
+    const config = TrainConfigSchema.parse({});
+    const server = await startControlServer(config, serverOptions(dir, "0.0.0.0"));
     try {
       const port = new URL(server.url).port;
       const file: ControlFile = JSON.parse(await Deno.readTextFile(`${dir}/control.json`));
@@ -86,13 +103,12 @@ Deno.test("startControlServer() off loopback requires the token for reads too", 
 
 Deno.test("deno task ctl reads the run folder and drives the run", async () => {
   await withRunDir(async (dir) => {
-    const control = new RunControl(TrainConfigSchema.parse({ run: { steps: 50 } }), {
-      eventsPath: `${dir}/events.jsonl`,
-    });
-    const server = await startControlServer(control, { host: "127.0.0.1", port: 0, runDir: dir });
+    const config = TrainConfigSchema.parse({ run: { steps: 50 } });
+    const server = await startControlServer(config, serverOptions(dir));
+    const getConfig = async () => await (await fetch(`${server.url}/config`)).json();
     try {
-      await control.atStepBoundary();
-      control.recordStep(3, { "reward/mean": 0.5 });
+      assert.deepEqual(await server.atStepBoundary(), { stop: false, checkpoint: false });
+      server.recordStep(3, { "reward/mean": 0.5 }, { actors: {}, policyVersion: 3 });
 
       const status = await ctl("status", "--run-dir", dir);
       assert.equal(status.code, 0, status.stderr);
@@ -107,18 +123,36 @@ Deno.test("deno task ctl reads the run folder and drives the run", async () => {
       );
       assert.equal(set.code, 0, set.stderr);
       assert.match(set.stdout, /learner\.lr: 0\.0003 -> 0\.0001\n/);
-      assert.equal(control.config.learner.lr, 1e-4);
-      assert.deepEqual(control.config.mgrpo.guide_phrases, ["Look again."]);
+      assert.equal((await getConfig()).learner.lr, 1e-4);
+      assert.deepEqual((await getConfig()).mgrpo.guide_phrases, ["Look again."]);
 
       const refused = await ctl("set", "run.steps=3", "--run-dir", dir);
       assert.equal(refused.code, 1);
       assert.match(refused.stderr, /^409: Cannot change config: field "run\.steps" cannot change/);
-      assert.equal(control.config.run.steps, 50);
+      assert.equal((await getConfig()).run.steps, 50);
+
+      // β cannot rise above 0 in a run without a reference policy.
+      const beta = await ctl("set", "grpo.beta=0.1", "--run-dir", dir);
+      assert.equal(beta.code, 1);
+      assert.match(
+        beta.stderr,
+        /^409: Cannot change config: field "grpo.beta" can be above 0 only/,
+      );
 
       const pause = await ctl("pause", "--run-dir", dir);
       assert.equal(pause.code, 0, pause.stderr);
       assert.equal(pause.stdout, "pause: accepted, takes effect after step 3\n");
-      assert.equal(control.state, "pausing");
+      assert.equal((await (await fetch(`${server.url}/status`)).json()).state, "pausing");
+
+      // The loop's next boundary waits while paused, and carries the applied changes.
+      const boundary = server.atStepBoundary();
+      const raced = await Promise.race([boundary, sleep(300).then(() => "waiting")]);
+      assert.equal(raced, "waiting");
+      assert.equal((await ctl("resume", "--run-dir", dir)).code, 0);
+      const resumed = await boundary;
+      assert.equal(resumed.stop, false);
+      assert.equal(resumed.config?.learner.lr, 1e-4);
+      assert.deepEqual(resumed.changes?.map((c) => c.field), ["learner.lr", "mgrpo.guide_phrases"]);
 
       const url = await ctl("url", "--run-dir", dir);
       assert.equal(url.stdout, `${server.url}\n`);
@@ -138,4 +172,19 @@ Deno.test("deno task ctl refuses an unknown command and a malformed assignment (
   const malformed = await ctl("set", "learner.lr");
   assert.equal(malformed.code, 2);
   assert.match(malformed.stderr, /Cannot set: expected KEY=VALUE: current value is "learner\.lr"/);
+});
+
+Deno.test("LocalLoopControl hands live changes to the loop at the next boundary", async () => {
+  await withRunDir(async (dir) => {
+    const local = new LocalLoopControl(TrainConfigSchema.parse({}), serverOptions(dir));
+    assert.deepEqual(await local.atStepBoundary(), { stop: false, checkpoint: false });
+    await local.control.patchConfig({ "sampler.temperature": 0.5 });
+    const next = await local.atStepBoundary();
+    assert.equal(next.config?.sampler.temperature, 0.5);
+    assert.deepEqual(next.changes, [{ field: "sampler.temperature", old: 1, new: 0.5 }]);
+    assert.deepEqual(await local.atStepBoundary(), { stop: false, checkpoint: false });
+    local.requestStop();
+    local.requestStop(); // a second request (a second signal) is not an error
+    assert.deepEqual(await local.atStepBoundary(), { stop: true, checkpoint: false });
+  });
 });

@@ -1,0 +1,170 @@
+/**
+ * Worker entry of the control server. The run's {@linkcode RunControl} and its HTTP server
+ * live here, on a thread of their own: the training loop keeps the main thread busy with
+ * tensor math for seconds at a time, and requests must not wait for it. The loop talks to
+ * this worker through {@linkcode RemoteRunControl} (`server/serve.ts`) with the messages
+ * below.
+ *
+ * @module
+ */
+/// <reference lib="deno.worker" />
+import { createControlApp } from "./app.ts";
+import {
+  type ActorLoad,
+  type BoundaryAction,
+  type ConfigChange,
+  RunControl,
+  type RunSample,
+  writeTokenFile,
+} from "./run_control.ts";
+import type { TrainConfig } from "../cli/config_schema.ts";
+import { runControlOptions } from "./serve.ts";
+
+/** Main → worker: start the control and the server. */
+export interface InitMessage {
+  type: "init";
+  config: TrainConfig;
+  startStep: number;
+  totalSteps: number;
+  policyVersion: number;
+  eventsPath: string;
+  /** The run has no reference policy: refuse raising `grpo.beta` above 0. */
+  noReference: boolean;
+  host: string;
+  port: number;
+  token: string;
+  runDir: string;
+  tokenForReads: boolean;
+}
+
+/** Main → worker messages. */
+export type ToWorker =
+  | InitMessage
+  | { type: "boundary"; id: number }
+  | {
+    type: "step";
+    step: number;
+    metrics: Record<string, number>;
+    actors: Record<string, ActorLoad>;
+    policyVersion: number;
+  }
+  | { type: "samples"; samples: RunSample[] }
+  | { type: "eval"; step: number; metrics: Record<string, number> }
+  | { type: "stopped" }
+  | { type: "failed"; message: string }
+  | { type: "requestStop" }
+  | { type: "close"; graceMs: number };
+
+/** Worker → main messages. */
+export type FromWorker =
+  | { type: "listening"; url: string }
+  | { type: "error"; message: string }
+  | {
+    type: "boundary";
+    id: number;
+    action: BoundaryAction;
+    /** The config after live changes since the last boundary; absent when none. */
+    config?: TrainConfig;
+    changes?: ConfigChange[];
+  }
+  | { type: "closed" };
+
+const scope = self as unknown as DedicatedWorkerGlobalScope;
+let control: RunControl | undefined;
+let server: Deno.HttpServer | undefined;
+let abort: AbortController | undefined;
+let controlPath = "";
+let changed: ConfigChange[] = [];
+
+function post(message: FromWorker): void {
+  scope.postMessage(message);
+}
+
+async function init(m: InitMessage): Promise<void> {
+  control = new RunControl(m.config, runControlOptions(m));
+  control.onConfigChange((changes) => changed.push(...changes));
+  await writeTokenFile(`${m.runDir}/control-token`, m.token);
+  const app = createControlApp(control, { token: m.token, requireTokenForReads: m.tokenForReads });
+  abort = new AbortController();
+  const listening = Promise.withResolvers<Deno.NetAddr>();
+  server = Deno.serve({
+    hostname: m.host,
+    port: m.port,
+    signal: abort.signal,
+    onListen: (addr) => listening.resolve(addr as Deno.NetAddr),
+    onError: (error) =>
+      Response.json({ error: error instanceof Error ? error.message : String(error) }, {
+        status: 500,
+      }),
+  }, app.fetch);
+  const addr = await listening.promise;
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  const url = `http://${host}:${addr.port}`;
+  controlPath = `${m.runDir}/control.json`;
+  const file = { url, pid: Deno.pid, tokenForReads: m.tokenForReads };
+  await Deno.writeTextFile(`${controlPath}.tmp`, JSON.stringify(file, null, 2) + "\n");
+  await Deno.rename(`${controlPath}.tmp`, controlPath);
+  post({ type: "listening", url });
+}
+
+async function close(graceMs: number): Promise<void> {
+  if (controlPath) await Deno.remove(controlPath).catch(() => {});
+  if (server) {
+    const timer = setTimeout(() => abort?.abort(), graceMs);
+    try {
+      await server.shutdown();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  post({ type: "closed" });
+  scope.close();
+}
+
+async function handle(m: ToWorker): Promise<void> {
+  if (m.type === "init") return await init(m);
+  if (m.type === "close") return await close(m.graceMs);
+  if (!control) throw new Error(`Cannot handle "${m.type}": the control is not initialised`);
+  switch (m.type) {
+    case "boundary": {
+      const action = await control.atStepBoundary();
+      const changes = changed;
+      changed = [];
+      post({
+        type: "boundary",
+        id: m.id,
+        action,
+        ...(changes.length ? { config: control.config, changes } : {}),
+      });
+      return;
+    }
+    case "step":
+      control.recordStep(m.step, m.metrics, { actors: m.actors, policyVersion: m.policyVersion });
+      return;
+    case "samples":
+      control.recordSamples(m.samples);
+      return;
+    case "eval":
+      control.recordEval(m.step, m.metrics);
+      return;
+    case "stopped":
+      control.markStopped();
+      return;
+    case "failed":
+      control.markFailed(new Error(m.message));
+      return;
+    case "requestStop":
+      if (
+        control.state !== "stopping" && control.state !== "stopped" && control.state !== "failed"
+      ) {
+        control.requestStop();
+      }
+      return;
+  }
+}
+
+scope.onmessage = (event: MessageEvent<ToWorker>) => {
+  handle(event.data).catch((error) => {
+    post({ type: "error", message: error instanceof Error ? error.message : String(error) });
+  });
+};
