@@ -1,14 +1,13 @@
 /**
  * `deno task bench:control`: does the control server slow training down under load?
  *
- * Starts a real `cli/train.ts` run (the tiny GRPO config, no evaluation, steps enough to
- * outlast the bench) as a child process, then alternates windows of `--window` seconds:
- * quiet, loaded, quiet, loaded, quiet. In a loaded window `--clients` clients each hold
- * `GET /events` open and poll `GET /status` every `--poll-ms` ms (from this process, so the
- * load's client side runs beside training as a dashboard's would). Training throughput of a
- * window is Σ sampled tokens / Σ step time over the steps that finished inside it (from
- * `metrics.jsonl`). Prints both throughputs, the drop, request counts and failures, and a
- * JSON line; exits 1 when a request failed.
+ * Runs the same short training run (the tiny GRPO config, `--steps` steps, no evaluation:
+ * about 35 s) `2 × --pairs` times, alternating quiet and loaded. A run is deterministic, so
+ * every run computes exactly the same steps and only the load differs. During a loaded run
+ * `--clients` clients each hold `GET /events` open and poll `GET /status` every `--poll-ms`
+ * ms, from this process, for the whole run. Training throughput = Σ sampled tokens / Σ step
+ * time over steps 2.. (from `metrics.jsonl`). Prints both throughputs, the drop, request
+ * counts, latencies and failures, and a JSON line; exits 1 when a request failed.
  *
  * @module
  */
@@ -19,7 +18,8 @@ const args = parseArgs({
   args: Deno.args,
   options: {
     clients: { type: "string", default: "200" },
-    window: { type: "string", default: "30" },
+    steps: { type: "string", default: "8" },
+    pairs: { type: "string", default: "3" },
     "poll-ms": { type: "string", default: "1000" },
     config: { type: "string", default: "configs/tiny-grpo.yaml" },
     help: { type: "boolean", short: "h" },
@@ -27,12 +27,13 @@ const args = parseArgs({
 });
 if (args.values.help) {
   console.log(
-    "Usage: deno task bench:control [--clients 200] [--window 30] [--poll-ms 1000] [--config FILE]",
+    "Usage: deno task bench:control [--clients 200] [--steps 8] [--pairs 3] [--poll-ms 1000] [--config FILE]",
   );
   Deno.exit(0);
 }
 const CLIENTS = Number(args.values.clients);
-const WINDOW_S = Number(args.values.window);
+const STEPS = Number(args.values.steps);
+const PAIRS = Number(args.values.pairs);
 const POLL_MS = Number(args.values["poll-ms"]);
 
 interface StepLine {
@@ -51,80 +52,107 @@ interface LoadCounts {
   statusLatencyMs: number[];
 }
 
-const runDir = await Deno.makeTempDir({ prefix: "bench_control_" });
-const child = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "--allow-read",
-    "--allow-write",
-    "--allow-env",
-    "--allow-net",
-    "cli/train.ts",
-    "--config",
-    args.values.config,
-    "--set",
-    "run.steps=100000",
-    "--set",
-    "eval.before=false",
-    "--set",
-    "eval.after=false",
-    "--set",
-    "run.log_every=1000000",
-    "--run-dir",
-    runDir,
-  ],
-  cwd: REPO_ROOT,
-  stdout: "null",
-  stderr: "piped",
-}).spawn();
-
-/** Reads the steps finished so far, each with the wall-clock time this bench first saw it. */
-const seen = new Map<number, { line: StepLine; at: number }>();
-async function pollMetrics(): Promise<void> {
-  let text = "";
+/** One training run of `--steps` steps; `loaded` runs the clients for its whole length. */
+async function run(loaded: boolean, counts: LoadCounts): Promise<StepLine[]> {
+  const runDir = await Deno.makeTempDir({ prefix: "bench_control_" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-net",
+      "cli/train.ts",
+      "--config",
+      args.values.config,
+      "--set",
+      `run.steps=${STEPS}`,
+      "--set",
+      "eval.before=false",
+      "--set",
+      "eval.after=false",
+      "--set",
+      "run.log_every=1000000",
+      "--run-dir",
+      runDir,
+    ],
+    cwd: REPO_ROOT,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const abort = new AbortController();
+  let clients: Promise<void> = Promise.resolve();
   try {
-    text = await Deno.readTextFile(`${runDir}/metrics.jsonl`);
-  } catch {
-    return;
-  }
-  const now = performance.now();
-  for (const raw of text.split("\n")) {
-    if (!raw.trim()) continue;
-    let line: StepLine;
+    if (loaded) {
+      const url = await waitForControl(runDir);
+      clients = load(url, abort.signal, counts);
+      // The clients stop once the last step is recorded, before the run closes its server.
+      lastStep(url).then(() => abort.abort(), () => abort.abort());
+    }
+    const out = await child.output();
+    if (out.code !== 0) {
+      throw new Error(
+        `Cannot run the bench: the training run failed (exit ${out.code}): ${
+          new TextDecoder().decode(out.stderr).slice(-2000)
+        }`,
+      );
+    }
+    abort.abort();
+    await clients;
+    const text = await Deno.readTextFile(`${runDir}/metrics.jsonl`);
+    return text.trim().split("\n").map((l) => JSON.parse(l) as StepLine)
+      .filter((l) => typeof l["time/step"] === "number");
+  } finally {
+    abort.abort();
     try {
-      line = JSON.parse(raw);
-    } catch {
-      continue; // a line being written
-    }
-    if (typeof line["time/step"] === "number" && !seen.has(line.step)) {
-      seen.set(line.step, { line, at: now });
-    }
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await Deno.remove(runDir, { recursive: true });
   }
 }
-const metricsTimer = setInterval(pollMetrics, 100);
 
-async function waitForControl(): Promise<string> {
+/** Resolves when the run's event stream reports step `STEPS` (or the run ending). */
+async function lastStep(url: string): Promise<void> {
+  const res = await fetch(`${url}/events`);
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      text += value;
+      for (const m of text.matchAll(/"type":"(step|state)","(?:step|state)":("?\w+"?)/g)) {
+        if (m[1] === "step" && Number(m[2]) >= STEPS) return;
+        if (m[1] === "state" && /stopp|fail/.test(m[2]!)) return;
+      }
+      text = text.slice(text.lastIndexOf("\n\n") + 1);
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+}
+
+async function waitForControl(runDir: string): Promise<string> {
   for (let i = 0; i < 1200; i++) {
     try {
       return JSON.parse(await Deno.readTextFile(`${runDir}/control.json`)).url;
     } catch {
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 50));
     }
   }
-  throw new Error("Cannot run the bench: the training run wrote no control.json in 120 s");
+  throw new Error("Cannot run the bench: the training run wrote no control.json in 60 s");
 }
 
-/** Tokens per second of training over the steps first seen in [from, to). */
-function throughput(from: number, to: number): { tokensPerS: number; steps: number } {
-  let tokens = 0, seconds = 0, steps = 0;
-  for (const { line, at } of seen.values()) {
-    if (at < from || at >= to) continue;
+/** Sampled tokens and summed step time of steps 2.. (step 1 warms the kernels up). */
+function measure(lines: StepLine[]): { tokens: number; seconds: number } {
+  let tokens = 0, seconds = 0;
+  for (const line of lines) {
+    if (line.step < 2) continue;
     tokens += (line["completions/total_tokens"] ?? 0) +
       (line["layer2/completions/total_tokens"] ?? 0);
     seconds += line["time/step"];
-    steps++;
   }
-  return { tokensPerS: seconds > 0 ? tokens / seconds : NaN, steps };
+  return { tokens, seconds };
 }
 
 /** Runs the clients until `signal` aborts. */
@@ -179,7 +207,6 @@ async function load(url: string, signal: AbortSignal, counts: LoadCounts): Promi
   await Promise.all(Array.from({ length: CLIENTS }, (_, k) => client(k)));
 }
 
-const sleep = (s: number) => new Promise((r) => setTimeout(r, s * 1000));
 const counts: LoadCounts = {
   statusOk: 0,
   statusFailed: 0,
@@ -188,80 +215,62 @@ const counts: LoadCounts = {
   eventsFailed: 0,
   statusLatencyMs: [],
 };
-let code = 0;
-try {
-  const url = await waitForControl();
-  // Warm-up: wait until three steps have finished.
-  while (seen.size < 3) await sleep(0.5);
-  const windows: { kind: "quiet" | "loaded"; tokensPerS: number; steps: number }[] = [];
-  for (const kind of ["quiet", "loaded", "quiet", "loaded", "quiet"] as const) {
-    const from = performance.now();
-    if (kind === "loaded") {
-      const abort = new AbortController();
-      const running = load(url, abort.signal, counts);
-      await sleep(WINDOW_S);
-      abort.abort();
-      await running;
-    } else {
-      await sleep(WINDOW_S);
-    }
-    await pollMetrics();
-    windows.push({ kind, ...throughput(from, performance.now()) });
-    const w = windows.at(-1)!;
+const runs: { kind: "quiet" | "loaded"; tokens: number; seconds: number; tokensPerS: number }[] =
+  [];
+for (let pair = 0; pair < PAIRS; pair++) {
+  for (const kind of ["quiet", "loaded"] as const) {
+    const { tokens, seconds } = measure(await run(kind === "loaded", counts));
+    runs.push({ kind, tokens, seconds, tokensPerS: tokens / seconds });
     console.log(
-      `${kind.padEnd(6)} window: ${
-        w.tokensPerS.toFixed(0)
-      } tokens/s of training over ${w.steps} steps`,
+      `${kind.padEnd(6)} run: ${tokens} tokens in ${seconds.toFixed(1)} s of steps 2-${STEPS}: ` +
+        `${(tokens / seconds).toFixed(0)} tokens/s`,
     );
   }
-  const mean = (kind: string) => {
-    const ws = windows.filter((w) => w.kind === kind);
-    return ws.reduce((a, w) => a + w.tokensPerS, 0) / ws.length;
-  };
-  const quiet = mean("quiet"), loaded = mean("loaded");
-  const drop = (quiet - loaded) / quiet;
-  const latencies = [...counts.statusLatencyMs].sort((a, b) => a - b);
-  const p = (q: number) =>
-    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-  console.log(
-    `\n${CLIENTS} clients, each holding GET /events open and polling GET /status every ${POLL_MS} ms, ` +
-      `${WINDOW_S} s windows:`,
-  );
-  console.log(
-    `training throughput quiet ${quiet.toFixed(0)} tokens/s, loaded ${
-      loaded.toFixed(0)
-    } tokens/s: ` +
-      `${drop >= 0 ? "drop" : "gain"} ${(100 * Math.abs(drop)).toFixed(1)}%`,
-  );
-  console.log(
-    `GET /status: ${counts.statusOk} ok, ${counts.statusFailed} failed, latency p50 ${
-      p(0.5)?.toFixed(1)
-    } ms, p99 ${p(0.99)?.toFixed(1)} ms`,
-  );
-  console.log(
-    `GET /events: ${counts.eventsOpened} streams opened, ${counts.eventsFailed} failed, ` +
-      `${counts.eventsReceived} events received`,
-  );
-  console.log(JSON.stringify({
-    clients: CLIENTS,
-    window_s: WINDOW_S,
-    poll_ms: POLL_MS,
-    quiet_tokens_per_s: quiet,
-    loaded_tokens_per_s: loaded,
-    drop,
-    windows,
-    status_ok: counts.statusOk,
-    status_failed: counts.statusFailed,
-    events_opened: counts.eventsOpened,
-    events_failed: counts.eventsFailed,
-    events_received: counts.eventsReceived,
-  }));
-  if (counts.statusFailed > 0 || counts.eventsFailed > 0) code = 1;
-} finally {
-  clearInterval(metricsTimer);
-  child.kill("SIGKILL");
-  const out = await child.output();
-  if (code !== 0) console.error(new TextDecoder().decode(out.stderr).slice(-2000));
-  await Deno.remove(runDir, { recursive: true });
 }
-Deno.exit(code);
+const same = new Set(runs.map((r) => r.tokens)).size === 1;
+const total = (kind: string) => {
+  const rs = runs.filter((r) => r.kind === kind);
+  return rs.reduce((a, r) => a + r.tokens, 0) / rs.reduce((a, r) => a + r.seconds, 0);
+};
+const quiet = total("quiet"), loaded = total("loaded");
+const drop = (quiet - loaded) / quiet;
+const latencies = [...counts.statusLatencyMs].sort((a, b) => a - b);
+const p = (q: number) =>
+  latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+console.log(
+  `\n${CLIENTS} clients, each holding GET /events open and polling GET /status every ${POLL_MS} ms ` +
+    `for a whole run; ${PAIRS} quiet/loaded pairs of ${STEPS}-step runs (${
+      same ? "the same" : "NOT the same"
+    } sampled tokens in every run):`,
+);
+console.log(
+  `training throughput quiet ${quiet.toFixed(0)} tokens/s, loaded ${loaded.toFixed(0)} tokens/s: ` +
+    `${drop >= 0 ? "drop" : "gain"} ${(100 * Math.abs(drop)).toFixed(1)}%`,
+);
+console.log(
+  `GET /status: ${counts.statusOk} ok, ${counts.statusFailed} failed, latency p50 ${
+    p(0.5).toFixed(1)
+  } ms, p99 ${p(0.99).toFixed(1)} ms, max ${p(1).toFixed(1)} ms`,
+);
+console.log(
+  `GET /events: ${counts.eventsOpened} streams opened, ${counts.eventsFailed} failed, ` +
+    `${counts.eventsReceived} events received`,
+);
+console.log(JSON.stringify({
+  clients: CLIENTS,
+  poll_ms: POLL_MS,
+  steps: STEPS,
+  pairs: PAIRS,
+  quiet_tokens_per_s: quiet,
+  loaded_tokens_per_s: loaded,
+  drop,
+  runs,
+  status_ok: counts.statusOk,
+  status_failed: counts.statusFailed,
+  status_p50_ms: p(0.5),
+  status_p99_ms: p(0.99),
+  events_opened: counts.eventsOpened,
+  events_failed: counts.eventsFailed,
+  events_received: counts.eventsReceived,
+}));
+Deno.exit(counts.statusFailed > 0 || counts.eventsFailed > 0 ? 1 : 0);

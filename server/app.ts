@@ -14,9 +14,9 @@ import { streamSSE } from "hono/streaming";
 import { z } from "zod";
 import {
   ConfigPatchError,
-  ConfigPatchSchema,
+  configPatchSchema,
   type ControlEvent,
-  LIVE_FIELDS,
+  type LiveField,
   type RequestAccepted,
   type RunControl,
   RunStateError,
@@ -72,7 +72,7 @@ export interface ControlAppOptions {
 export function createControlApp(control: RunControl, options: ControlAppOptions) {
   const write = requireToken(options.token);
   const read = options.requireTokenForReads ? write : allowAnyone();
-  const openapi = openApiDocument(options.requireTokenForReads);
+  const openapi = openApiDocument(options.requireTokenForReads, control.liveFields);
   return new Hono()
     .get("/", (c) => serveStatic(c, DASHBOARD))
     .get("/static/uplot/uPlot.iife.min.js", (c) => serveStatic(c, UPLOT_JS))
@@ -317,7 +317,10 @@ function prometheusValue(value: number): string {
 // --- openapi ---
 
 /** The OpenAPI 3.1 document of the app; reads carry security only when they need the token. */
-function openApiDocument(requireTokenForReads: boolean): Record<string, unknown> {
+function openApiDocument(
+  requireTokenForReads: boolean,
+  liveFields: readonly LiveField[],
+): Record<string, unknown> {
   const secured = [{ bearer: [] }];
   const readSecurity = requireTokenForReads ? secured : [];
   const errorRef = { $ref: "#/components/schemas/Error" };
@@ -346,7 +349,9 @@ function openApiDocument(requireTokenForReads: boolean): Record<string, unknown>
       "409": { description: "The run's state refuses the request", content: json(errorRef) },
     },
   });
-  const { $schema: _, ...patchSchema } = z.toJSONSchema(ConfigPatchSchema, { io: "input" });
+  const { $schema: _, ...patchSchema } = z.toJSONSchema(configPatchSchema(liveFields), {
+    io: "input",
+  });
   const anyJson = json({ type: "object" });
   return {
     openapi: "3.1.0",
@@ -367,7 +372,7 @@ function openApiDocument(requireTokenForReads: boolean): Record<string, unknown>
       "/config": {
         get: read("The config as of the last live change", anyJson),
         patch: {
-          summary: `Change live config fields (${LIVE_FIELDS.join(", ")}), all or nothing`,
+          summary: `Change live config fields (${liveFields.join(", ")}), all or nothing`,
           security: secured,
           requestBody: {
             required: true,

@@ -270,12 +270,13 @@ function liveFieldSchema(field: LiveField): z.ZodType {
  * (`{ "learner.lr": 1e-4 }`), every field optional. {@linkcode RunControl.patchConfig}
  * validates against the full section schemas, so cross-field rules apply too.
  */
-export const ConfigPatchSchema: z.ZodType = buildPatchSchema();
+export const ConfigPatchSchema: z.ZodType = configPatchSchema(LIVE_FIELDS);
 
-function buildPatchSchema(): z.ZodType {
+/** {@linkcode ConfigPatchSchema} over `fields` only (a run's live fields). */
+export function configPatchSchema(fields: readonly LiveField[]): z.ZodType {
   const nested: Record<string, Record<string, z.ZodType>> = {};
   const flat: Record<string, z.ZodType> = {};
-  for (const field of LIVE_FIELDS) {
+  for (const field of fields) {
     const [section, key] = splitField(field);
     (nested[section] ??= {})[key] = liveFieldSchema(field).optional();
     flat[field] = liveFieldSchema(field).optional();
@@ -287,7 +288,7 @@ function buildPatchSchema(): z.ZodType {
   return z.union([
     z.object(sections).strict().describe("Nested sections: { learner: { lr: 0.0001 } }"),
     z.object(flat).strict().describe('Flat dotted fields: { "learner.lr": 0.0001 }'),
-  ]).describe(`Live config fields to change: ${LIVE_FIELDS.join(", ")}`);
+  ]).describe(`Live config fields to change: ${fields.join(", ")}`);
 }
 
 // --- the control ---

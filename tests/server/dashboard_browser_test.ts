@@ -1,0 +1,128 @@
+/**
+ * The dashboard in a real browser over a real training run: headless Chromium (Debian's
+ * `chromium`, `.ci/run` installs it; set `CHROMIUM_PATH` elsewhere) driven by
+ * playwright-core loads the page of a running `cli/train.ts`, sees the charts update, pauses
+ * the run with the Pause button, and saves a screenshot under `runs/`.
+ */
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+import { exists, makeTinyCheckpoint, REPO_ROOT, sleep } from "../helpers.ts";
+
+const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
+const SCREENSHOT = `${REPO_ROOT}runs/dashboard-test/dashboard.png`;
+
+Deno.test({
+  name: "dashboard in headless Chromium: live charts, Pause changes the run's state, screenshot",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    assert.ok(
+      await exists(CHROMIUM),
+      `Cannot run the browser test: no Chromium at "${CHROMIUM}" ` +
+        "(apt-get install chromium, as .ci/run does, or set CHROMIUM_PATH)",
+    );
+    const tmp = await Deno.makeTempDir({ prefix: "dashboard_browser_" });
+    const runDir = `${tmp}/run`;
+    const init = await makeTinyCheckpoint(`${tmp}/tiny-init`);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        "--allow-net",
+        "cli/train.ts",
+        "--config",
+        "configs/smoke-mgrpo.yaml",
+        "--set",
+        `model.init=${init}`,
+        "--set",
+        "run.steps=1000",
+        "--set",
+        "eval.before=false",
+        "--set",
+        "eval.after=false",
+        "--run-dir",
+        runDir,
+      ],
+      cwd: REPO_ROOT,
+      env: { NO_COLOR: "1" },
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const output = child.output();
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    });
+    try {
+      let url = "";
+      for (let i = 0; i < 600 && !url; i++) {
+        try {
+          url = JSON.parse(await Deno.readTextFile(`${runDir}/control.json`)).url;
+        } catch {
+          await sleep(100);
+        }
+      }
+      assert.ok(url, "the run wrote no control.json in 60 s");
+      const token = (await Deno.readTextFile(`${runDir}/control-token`)).trim();
+
+      const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+      const errors: string[] = [];
+      page.on("pageerror", (error) => errors.push(error.message));
+      await page.goto(url);
+      assert.equal(await page.title() !== "", true);
+
+      // The charts take at least two live steps (from the event stream) after the page opened.
+      // (Page functions are strings: this file is type-checked without the DOM library.)
+      await page.waitForFunction("Number(document.body.dataset.updates ?? 0) >= 2", null, {
+        timeout: 60_000,
+      });
+      const drawn = await page.locator("#chart-reward canvas").count();
+      assert.ok(drawn > 0, "the reward chart has no canvas");
+      assert.match((await page.textContent("#state")) ?? "", /^running$/);
+
+      // Pause with the token typed in once: the page shows the run's new state.
+      await page.fill("#token", token);
+      await page.click("#pause");
+      await page.waitForFunction(
+        'document.getElementById("state")?.textContent === "paused"',
+        null,
+        { timeout: 60_000 },
+      );
+      const status = await (await fetch(`${url}/status`)).json();
+      assert.equal(status.state, "paused");
+      // Paused: no step is recorded any more.
+      const pausedStep = status.step;
+      await sleep(1000);
+      assert.equal((await (await fetch(`${url}/status`)).json()).step, pausedStep);
+      assert.equal(await page.textContent("#step"), String(pausedStep));
+
+      await Deno.mkdir(`${REPO_ROOT}runs/dashboard-test`, { recursive: true });
+      await page.screenshot({ path: SCREENSHOT, fullPage: true });
+      const png = await Deno.readFile(SCREENSHOT);
+      assert.ok(png.length > 10_000, `screenshot is only ${png.length} bytes`);
+      assert.deepEqual([...png.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]); // PNG
+      assert.deepEqual(errors, []);
+
+      // Stop from the page: the run ends with exit 0.
+      await page.click("#stop");
+      const out = await output;
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    } finally {
+      await browser.close();
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already exited */ }
+      await output.catch(() => {});
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
