@@ -12,7 +12,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { REPO_ROOT } from "../cli/common.ts";
+import { REPO_ROOT, TRAIN_RUN_ARGS } from "../cli/common.ts";
+import { waitForControlFile } from "../server/serve.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -57,12 +58,7 @@ async function run(loaded: boolean, counts: LoadCounts): Promise<StepLine[]> {
   const runDir = await Deno.makeTempDir({ prefix: "bench_control_" });
   const child = new Deno.Command(Deno.execPath(), {
     args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-net",
-      "cli/train.ts",
+      ...TRAIN_RUN_ARGS,
       "--config",
       args.values.config,
       "--set",
@@ -84,7 +80,7 @@ async function run(loaded: boolean, counts: LoadCounts): Promise<StepLine[]> {
   let clients: Promise<void> = Promise.resolve();
   try {
     if (loaded) {
-      const url = await waitForControl(runDir);
+      const { url } = await waitForControlFile(runDir);
       clients = load(url, abort.signal, counts);
       // The clients stop once the last step is recorded, before the run closes its server.
       lastStep(url).then(() => abort.abort(), () => abort.abort());
@@ -130,17 +126,6 @@ async function lastStep(url: string): Promise<void> {
   } finally {
     await reader.cancel().catch(() => {});
   }
-}
-
-async function waitForControl(runDir: string): Promise<string> {
-  for (let i = 0; i < 1200; i++) {
-    try {
-      return JSON.parse(await Deno.readTextFile(`${runDir}/control.json`)).url;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error("Cannot run the bench: the training run wrote no control.json in 60 s");
 }
 
 /** Sampled tokens and summed step time of steps 2.. (step 1 warms the kernels up). */

@@ -29,6 +29,20 @@ import type { AnswerChecker } from "../verifiers/reward.ts";
 /** The repository root (where `deno.json` lives). */
 export const REPO_ROOT: string = new URL("../", import.meta.url).pathname;
 
+/**
+ * `deno run` arguments that start `cli/train.ts` with the permissions `deno task train` has
+ * (for tools and tests that run training as a process of its own); append train's flags.
+ */
+export const TRAIN_RUN_ARGS: readonly string[] = [
+  "run",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run",
+  "--allow-net",
+  `${REPO_ROOT}cli/train.ts`,
+];
+
 /** Resolves a path from the config: absolute as is, otherwise relative to the repo root. */
 export function resolveRepoPath(path: string): string {
   return path.startsWith("/") ? path : `${REPO_ROOT}${path}`;

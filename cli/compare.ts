@@ -18,6 +18,7 @@ import {
   heldOut,
   REPO_ROOT,
   resolveRepoPath,
+  TRAIN_RUN_ARGS,
   TWO_TURN_COLUMNS,
 } from "./common.ts";
 import { loadConfig } from "./config.ts";
@@ -44,12 +45,7 @@ async function train(runDir: string, args: string[]): Promise<void> {
   await Deno.remove(runDir, { recursive: true }).catch(() => {});
   const output = await new Deno.Command(Deno.execPath(), {
     args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-net",
-      `${REPO_ROOT}cli/train.ts`,
+      ...TRAIN_RUN_ARGS,
       "--run-dir",
       runDir,
       ...args,

@@ -6,7 +6,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { formatTable, REPO_ROOT } from "./common.ts";
+import { formatTable, TRAIN_RUN_ARGS } from "./common.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -25,12 +25,7 @@ for (const seed of seeds) {
   await Deno.remove(runDir, { recursive: true }).catch(() => {});
   const t0 = performance.now();
   const args = [
-    "run",
-    "--allow-read",
-    "--allow-write",
-    "--allow-env",
-    "--allow-net",
-    `${REPO_ROOT}cli/train.ts`,
+    ...TRAIN_RUN_ARGS,
     ...(values.config ? ["--config", values.config] : []),
     "--seed",
     String(seed),

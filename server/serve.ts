@@ -37,6 +37,29 @@ export interface ControlFile {
   tokenForReads: boolean;
 }
 
+/**
+ * Waits until the run in `runDir` has written `control.json` (its server listens) and
+ * returns it; polls every 50 ms.
+ *
+ * @throws {Error} after `timeoutMs` without the file
+ */
+export async function waitForControlFile(runDir: string, timeoutMs = 60_000): Promise<ControlFile> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return JSON.parse(await Deno.readTextFile(`${runDir}/${CONTROL_FILE}`));
+    } catch (cause) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `Cannot reach run "${runDir}": no ${CONTROL_FILE} after ${timeoutMs} ms`,
+          { cause },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
 /** What the loop learns at a step boundary. */
 export interface LoopBoundary extends BoundaryAction {
   /** The config after live changes since the last boundary; absent when none. */

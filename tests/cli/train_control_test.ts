@@ -4,6 +4,8 @@
  * checkpoint and stop → final checkpoint and exit 0.
  */
 import assert from "node:assert/strict";
+import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
+import { waitForControlFile } from "../../server/serve.ts";
 import { exists, makeTinyCheckpoint, REPO_ROOT, sleep } from "../helpers.ts";
 
 interface Control {
@@ -56,12 +58,7 @@ Deno.test({
     const init = await makeTinyCheckpoint(`${tmp}/tiny-init`);
     const child = new Deno.Command(Deno.execPath(), {
       args: [
-        "run",
-        "--allow-read",
-        "--allow-write",
-        "--allow-env",
-        "--allow-net",
-        "cli/train.ts",
+        ...TRAIN_RUN_ARGS,
         "--config",
         "configs/smoke-grpo.yaml",
         "--set",
@@ -87,13 +84,7 @@ Deno.test({
     const output = child.output();
     try {
       // Discovery: control.json appears once the server listens; the token file is 0600.
-      const { url } = await waitFor("control.json", async () => {
-        try {
-          return JSON.parse(await Deno.readTextFile(`${runDir}/control.json`));
-        } catch {
-          return undefined;
-        }
-      });
+      const { url } = await waitForControlFile(runDir);
       assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
       const token = (await Deno.readTextFile(`${runDir}/control-token`)).trim();
       assert.match(token, /^[0-9a-f]{64}$/);

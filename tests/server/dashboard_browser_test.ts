@@ -6,6 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
+import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
+import { waitForControlFile } from "../../server/serve.ts";
 import { exists, makeTinyCheckpoint, REPO_ROOT, sleep } from "../helpers.ts";
 
 const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
@@ -26,12 +28,7 @@ Deno.test({
     const init = await makeTinyCheckpoint(`${tmp}/tiny-init`);
     const child = new Deno.Command(Deno.execPath(), {
       args: [
-        "run",
-        "--allow-read",
-        "--allow-write",
-        "--allow-env",
-        "--allow-net",
-        "cli/train.ts",
+        ...TRAIN_RUN_ARGS,
         "--config",
         "configs/smoke-mgrpo.yaml",
         "--set",
@@ -63,15 +60,7 @@ Deno.test({
       ],
     });
     try {
-      let url = "";
-      for (let i = 0; i < 600 && !url; i++) {
-        try {
-          url = JSON.parse(await Deno.readTextFile(`${runDir}/control.json`)).url;
-        } catch {
-          await sleep(100);
-        }
-      }
-      assert.ok(url, "the run wrote no control.json in 60 s");
+      const { url } = await waitForControlFile(runDir);
       const token = (await Deno.readTextFile(`${runDir}/control-token`)).trim();
 
       const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
