@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { registerFastWasmKernels } from "./wasm_kernels.ts";
 
 /** Names accepted by `learner.backend` / `model.backend`. */
 export type BackendName = "auto" | "wasm" | "cpu" | "webgpu" | "tensorflow";
@@ -32,6 +33,7 @@ export async function initBackend(name: BackendName): Promise<string> {
       break;
     case "wasm":
       await import("@tensorflow/tfjs-backend-wasm");
+      registerFastWasmKernels();
       await setOrThrow("wasm");
       break;
     case "webgpu":
@@ -57,6 +59,7 @@ export async function initBackend(name: BackendName): Promise<string> {
     case "auto":
       try {
         await import("@tensorflow/tfjs-backend-wasm");
+        registerFastWasmKernels();
         if (await tf.setBackend("wasm")) break;
       } catch {
         // Fall through to cpu: wasm needs --allow-read.
