@@ -118,7 +118,9 @@ export class Transformer {
       else if (!name.endsWith(".bias")) {
         for (let i = 0; i < size; i++) data[i] = 0.02 * rng.normal();
       }
-      params.set(name, tf.variable(tf.tensor(data, shape), options.trainable ?? true));
+      const initial = tf.tensor(data, shape);
+      params.set(name, tf.variable(initial, options.trainable ?? true));
+      initial.dispose(); // the variable holds a copy
     }
     return new Transformer(cfg, params);
   }

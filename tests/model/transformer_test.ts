@@ -148,3 +148,10 @@ Deno.test("Transformer.exportWeights() and fromWeights() round-trip exactly", as
   m2.dispose();
   ids.dispose();
 });
+
+Deno.test("Transformer.create() and dispose() leave no tensor behind", () => {
+  const before = tf.memory().numTensors;
+  const m = Transformer.create(CONFIG, { seed: 12 });
+  m.dispose();
+  assert.equal(tf.memory().numTensors, before);
+});
