@@ -56,13 +56,15 @@ const { values } = parseArgs({
     "skip-runtime": { type: "boolean", default: false },
     "stock-matmul": { type: "boolean", default: false },
     python: { type: "string", default: "python3" },
+    threads: { type: "string", default: "1" },
   },
   strict: true,
 });
 const repeats = Number(values.repeats);
 const timeIt = (f: () => Promise<void> | void) => timeRepeats(async () => await f(), repeats);
 
-const backend = await initBackend(values.backend as BackendName);
+const threads = Number(values.threads);
+const backend = await initBackend(values.backend as BackendName, { wasmThreads: threads });
 if (values["stock-matmul"]) setFastBatchMatMul(false);
 const tokenizer = new CharTokenizer();
 const config = loadConfig(undefined);
@@ -234,6 +236,8 @@ async function runtimeOverhead(): Promise<{ frac: number; step_s: number }> {
         "control.enabled=false",
         "--set",
         `model.backend=${values.backend}`,
+        "--set",
+        `model.wasm_threads=${threads}`,
         "--run-dir",
         dir,
       ],
@@ -265,7 +269,11 @@ async function runtimeOverhead(): Promise<{ frac: number; step_s: number }> {
 const machinePeak = await peak();
 const wasmMatmul = await tfjsMatmul(1024);
 rows.push(["peak fp32 matmul", machinePeak.gflops?.toFixed(1) ?? "?", machinePeak.source]);
-rows.push(["tfjs matmul 1024²", wasmMatmul.toFixed(1), `GFLOP/s, backend ${backend}`]);
+rows.push([
+  "tfjs matmul 1024²",
+  wasmMatmul.toFixed(1),
+  `GFLOP/s, backend ${backend}, ${threads} thread${threads > 1 ? "s" : ""}`,
+]);
 
 const tiny = Transformer.create({ ...TINY_MODEL_CONFIG, vocab_size: tokenizer.vocabSize }, {
   seed: 1,
@@ -334,6 +342,7 @@ if (overhead) {
 console.log(formatTable(["measure", "value", "detail"], rows));
 console.log(JSON.stringify({
   backend,
+  wasm_threads: threads,
   fast_batch_matmul: !values["stock-matmul"],
   learner_tokens_per_s: tinyLearner.tokens_per_s,
   learner_gflops: tinyLearner.gflops,
@@ -348,3 +357,4 @@ console.log(JSON.stringify({
     ...(large ? { large: { learner: large.learner, sampler_tokens_per_s: large.sampler } } : {}),
   },
 }));
+Deno.exit(0); // threaded wasm workers would keep the process alive

@@ -110,7 +110,7 @@ await Promise.all(
 
 // Two-turn evaluation of every final policy, and the table.
 const config = loadConfig(undefined);
-await initBackend(config.model.backend);
+await initBackend(config.model.backend, { wasmThreads: config.model.wasm_threads });
 const { problems } = heldOut(config.task);
 type Row = Record<string, number>;
 const results: Record<string, Row[]> = Object.fromEntries(algorithms.map((a) => [a, []]));
@@ -257,3 +257,4 @@ const svg = [
 await Deno.writeTextFile(`${out}/accuracy.svg`, svg);
 console.log(md);
 console.log(formatTable(header, table));
+Deno.exit(0); // threaded wasm workers would keep the process alive

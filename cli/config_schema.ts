@@ -71,6 +71,9 @@ export const ModelConfigSchema = z.object({
   backend: z.enum(BACKENDS).default("wasm").describe(
     "TensorFlow.js backend: auto, wasm, cpu, webgpu or tensorflow (tfjs-node)",
   ),
+  wasm_threads: z.number().int().min(0).default(0).describe(
+    "Threads of the wasm backend (XNNPACK): 0 = one per core, 1 = tfjs' single-threaded build; above 1 runs tfjs' threaded build through a shim of its internals (model/wasm_threads.ts), with bit-identical results",
+  ),
 }).strict();
 
 /** The `task` section: the synthetic multi-step arithmetic task. */

@@ -116,7 +116,7 @@ async function main(argv: string[]): Promise<number> {
     problems = heldOut(config.task).problems;
     if (args.values.limit !== undefined) problems = problems.slice(0, positive("limit", 1));
   }
-  await initBackend(config.model.backend);
+  await initBackend(config.model.backend, { wasmThreads: config.model.wasm_threads });
   const render = promptRenderer(config.prompts);
   try {
     if (dataset !== undefined) {

@@ -106,7 +106,9 @@ async function main(argv: string[]): Promise<number> {
   const seed = num("seed", 1);
   const out = resolveRepoPath(String(args.values.out ?? "checkpoints/tiny-sft"));
 
-  const backend = await initBackend(config.model.backend);
+  const backend = await initBackend(config.model.backend, {
+    wasmThreads: config.model.wasm_threads,
+  });
   const tokenizer = new CharTokenizer();
   const model = Transformer.create({ ...TINY_MODEL_CONFIG, vocab_size: tokenizer.vocabSize }, {
     seed,

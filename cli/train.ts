@@ -144,7 +144,9 @@ async function main(argv: string[]): Promise<number> {
   await Deno.mkdir(runDir, { recursive: true });
   await Deno.writeTextFile(`${runDir}/config.yaml`, configToYaml(config));
 
-  const backend = await initBackend(config.model.backend);
+  const backend = await initBackend(config.model.backend, {
+    wasmThreads: config.model.wasm_threads,
+  });
   const initPath = resolveRepoPath(config.model.init);
   const init = await loadCheckpoint(resumeFrom ?? initPath);
   const tokenizer = init.tokenizer;

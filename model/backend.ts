@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { registerFastWasmKernels } from "./wasm_kernels.ts";
+import { enableWasmThreads, removeWasmThreadScripts } from "./wasm_threads.ts";
 
 /** Names accepted by `learner.backend` / `model.backend`. */
 export type BackendName = "auto" | "wasm" | "cpu" | "webgpu" | "tensorflow";
@@ -16,6 +17,10 @@ const TFJS_NODE = "npm:@tensorflow/tfjs-node@4.22.0";
  * - `tensorflow` (`@tensorflow/tfjs-node`, loaded only when chosen),
  * - `auto`: `wasm` when it loads, else `cpu`.
  *
+ * `options.wasmThreads` above 1 runs the wasm backend's threaded build with that many
+ * threads, 0 with one per core (`model/wasm_threads.ts`; the process then needs `Deno.exit`
+ * to end). The default, 1, is tfjs' single-threaded build.
+ *
  * Also calls `tf.enableProdMode()`, which silences tfjs' Node banner and skips debug checks.
  *
  * @example
@@ -25,8 +30,15 @@ const TFJS_NODE = "npm:@tensorflow/tfjs-node@4.22.0";
  * if (name !== "cpu") throw new Error(name);
  * ```
  */
-export async function initBackend(name: BackendName): Promise<string> {
+export async function initBackend(
+  name: BackendName,
+  options: { wasmThreads?: number } = {},
+): Promise<string> {
   tf.enableProdMode();
+  const threads = options.wasmThreads === 0
+    ? navigator.hardwareConcurrency
+    : options.wasmThreads ?? 1;
+  if (threads > 1 && (name === "wasm" || name === "auto")) await enableWasmThreads(threads);
   switch (name) {
     case "cpu":
       await setOrThrow("cpu");
@@ -70,6 +82,7 @@ export async function initBackend(name: BackendName): Promise<string> {
       throw new RangeError(`Unknown backend: "${name as string}"`);
   }
   await tf.ready();
+  await removeWasmThreadScripts();
   return tf.getBackend();
 }
 

@@ -22,6 +22,12 @@ import {
 } from "./run_control.ts";
 import type { FromWorker, ToWorker } from "./control_worker.ts";
 
+/**
+ * Deno's web `Worker`, taken when this module loads: tfjs' threaded wasm build (emscripten)
+ * replaces `globalThis.Worker` with `node:worker_threads`' when it starts.
+ */
+const WebWorker = globalThis.Worker;
+
 /** File in the run folder that holds the control server's URL while it listens. */
 export const CONTROL_FILE = "control.json";
 /** File in the run folder that holds the bearer token (mode 0600). */
@@ -251,7 +257,9 @@ export async function startControlServer(
   options: ControlServerOptions,
 ): Promise<ControlServer> {
   const token = options.token ?? generateToken();
-  const worker = new Worker(new URL("./control_worker.ts", import.meta.url), { type: "module" });
+  const worker = new WebWorker(new URL("./control_worker.ts", import.meta.url), {
+    type: "module",
+  });
   const boundaries = new Map<number, PromiseWithResolvers<LoopBoundary>>();
   let nextId = 0;
   let failure: Error | undefined;

@@ -21,6 +21,12 @@
 import type { MathVerdict, MathVerifyOptions } from "./types.ts";
 import type { VerifierReply, VerifyItem, VerifyRequest } from "./worker.ts";
 
+/**
+ * Deno's web `Worker`, taken when this module loads: tfjs' threaded wasm build (emscripten)
+ * replaces `globalThis.Worker` with `node:worker_threads`' when it starts.
+ */
+const WebWorker = globalThis.Worker;
+
 /** How each verifier is isolated from the caller. */
 export type Isolation = "process" | "worker";
 
@@ -470,7 +476,7 @@ export class VerifierPool {
 // --- transports ---
 
 function startWorker(url: URL, events: TransportEvents): Transport {
-  const worker = new Worker(url, { type: "module" });
+  const worker = new WebWorker(url, { type: "module" });
   worker.onmessage = (event: MessageEvent<VerifierReply>) => events.reply(event.data);
   worker.onerror = (event: ErrorEvent) => {
     event.preventDefault(); // keep the error out of the caller's thread
