@@ -56,14 +56,14 @@ const { values } = parseArgs({
     "skip-runtime": { type: "boolean", default: false },
     "stock-matmul": { type: "boolean", default: false },
     python: { type: "string", default: "python3" },
-    threads: { type: "string", default: "1" },
+    threads: { type: "string", default: "0" },
   },
   strict: true,
 });
 const repeats = Number(values.repeats);
 const timeIt = (f: () => Promise<void> | void) => timeRepeats(async () => await f(), repeats);
 
-const threads = Number(values.threads);
+const threads = Number(values.threads) || navigator.hardwareConcurrency; // 0 = one per core
 const backend = await initBackend(values.backend as BackendName, { wasmThreads: threads });
 if (values["stock-matmul"]) setFastBatchMatMul(false);
 const tokenizer = new CharTokenizer();
