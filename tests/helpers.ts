@@ -18,6 +18,7 @@ import { completionLogprobs } from "../model/sampling.ts";
 import { buildLayer1Prompt } from "../prompts/chat_template.ts";
 import { verifyIntegerAnswer } from "../verifiers/integer_answer.ts";
 import type { ControlEvent, RunControl } from "../server/run_control.ts";
+import { TRAIN_RUN_ARGS } from "../cli/common.ts";
 
 /** The repository root, with a trailing slash. */
 export const REPO_ROOT: string = new URL("../", import.meta.url).pathname;
@@ -305,4 +306,34 @@ export function startLoop(control: RunControl, steps = 1000) {
     control.markStopped();
   })();
   return { progress, done };
+}
+
+/**
+ * Starts `cli/train.ts` as its own process, with the permissions of `deno task train`, on a
+ * tiny random-init checkpoint made in `tmp`: `config` for 1000 steps with no evaluation,
+ * `sets` as extra `--set` overrides, the run folder `<tmp>/run`. Kill the child when done.
+ */
+export async function spawnLongTinyRun(
+  tmp: string,
+  config: string,
+  sets: string[] = [],
+  stdout: "piped" | "null" = "piped",
+): Promise<{ child: Deno.ChildProcess; output: Promise<Deno.CommandOutput>; runDir: string }> {
+  const runDir = `${tmp}/run`;
+  const init = await makeTinyCheckpoint(`${tmp}/tiny-init`);
+  const overrides = [
+    `model.init=${init}`,
+    "run.steps=1000",
+    "eval.before=false",
+    "eval.after=false",
+  ]
+    .concat(sets).flatMap((s) => ["--set", s]);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [...TRAIN_RUN_ARGS, "--config", config, ...overrides, "--run-dir", runDir],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+    stdout,
+    stderr: "piped",
+  }).spawn();
+  return { child, output: child.output(), runDir };
 }

@@ -4,9 +4,8 @@
  * checkpoint and stop → final checkpoint and exit 0.
  */
 import assert from "node:assert/strict";
-import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
 import { waitForControlFile } from "../../server/serve.ts";
-import { exists, makeTinyCheckpoint, REPO_ROOT, sleep } from "../helpers.ts";
+import { exists, sleep, spawnLongTinyRun } from "../helpers.ts";
 
 interface Control {
   url: string;
@@ -54,34 +53,10 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const tmp = await Deno.makeTempDir({ prefix: "train_control_" });
-    const runDir = `${tmp}/run`;
-    const init = await makeTinyCheckpoint(`${tmp}/tiny-init`);
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        ...TRAIN_RUN_ARGS,
-        "--config",
-        "configs/smoke-grpo.yaml",
-        "--set",
-        `model.init=${init}`,
-        "--set",
-        "run.steps=1000",
-        "--set",
-        "learner.lr_schedule=constant",
-        "--set",
-        "learner.warmup_ratio=0",
-        "--set",
-        "eval.before=false",
-        "--set",
-        "eval.after=false",
-        "--run-dir",
-        runDir,
-      ],
-      cwd: REPO_ROOT,
-      env: { NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const output = child.output();
+    const { child, output, runDir } = await spawnLongTinyRun(tmp, "configs/smoke-grpo.yaml", [
+      "learner.lr_schedule=constant",
+      "learner.warmup_ratio=0",
+    ]);
     try {
       // Discovery: control.json appears once the server listens; the token file is 0600.
       const { url } = await waitForControlFile(runDir);

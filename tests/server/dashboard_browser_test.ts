@@ -6,9 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
 import { waitForControlFile } from "../../server/serve.ts";
-import { exists, makeTinyCheckpoint, REPO_ROOT, sleep } from "../helpers.ts";
+import { exists, REPO_ROOT, sleep, spawnLongTinyRun } from "../helpers.ts";
 
 const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 const SCREENSHOT = `${REPO_ROOT}runs/dashboard-test/dashboard.png`;
@@ -24,30 +23,12 @@ Deno.test({
         "(apt-get install chromium, as .ci/run does, or set CHROMIUM_PATH)",
     );
     const tmp = await Deno.makeTempDir({ prefix: "dashboard_browser_" });
-    const runDir = `${tmp}/run`;
-    const init = await makeTinyCheckpoint(`${tmp}/tiny-init`);
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        ...TRAIN_RUN_ARGS,
-        "--config",
-        "configs/smoke-mgrpo.yaml",
-        "--set",
-        `model.init=${init}`,
-        "--set",
-        "run.steps=1000",
-        "--set",
-        "eval.before=false",
-        "--set",
-        "eval.after=false",
-        "--run-dir",
-        runDir,
-      ],
-      cwd: REPO_ROOT,
-      env: { NO_COLOR: "1" },
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    const output = child.output();
+    const { child, output, runDir } = await spawnLongTinyRun(
+      tmp,
+      "configs/smoke-mgrpo.yaml",
+      [],
+      "null",
+    );
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
