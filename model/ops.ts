@@ -42,8 +42,17 @@ const mmExplicit = tf.customGrad(
  */
 export function mm(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   const backend = tf.getBackend();
-  if (backend === "wasm" || backend === "webgpu") return mmExplicit(a, b);
+  if ((backend === "wasm" || backend === "webgpu") && recordingGradients()) {
+    return mmExplicit(a, b);
+  }
   return tf.matMul(a, b);
+}
+
+/** Whether a gradient tape is recording (inside `tf.grads`/`variableGrads`), per tfjs' engine. */
+function recordingGradients(): boolean {
+  // deno-lint-ignore no-explicit-any
+  const state = (tf.engine() as any).state as { gradientDepth: number } | undefined;
+  return state === undefined || state.gradientDepth > 0;
 }
 
 /**
