@@ -3,6 +3,8 @@
  * `model.safetensors` (weights in Hugging Face layout), `tokenizer.json` and an optional
  * `trainer_state.json`. A save writes a temporary sibling folder, fsyncs every file, then
  * renames it into place, so a reader sees the old checkpoint or the new one, never a mix.
+ * `manifest.json` lists the size and SHA-256 of every other file; {@link loadCheckpoint}
+ * verifies it and names a missing, truncated or altered file.
  *
  * @module
  */
@@ -17,6 +19,78 @@ export interface LoadedCheckpoint {
   tokenizer: CharTokenizer;
   /** Free-form JSON stored beside the weights (step, metrics...). */
   state: Record<string, unknown>;
+}
+
+/** File of a checkpoint folder that lists every other file's size and SHA-256. */
+export const MANIFEST_FILE = "manifest.json";
+
+/** What `manifest.json` holds. */
+export interface CheckpointManifest {
+  /** `"mgrpo-checkpoint/1"`. */
+  format: string;
+  /** Every other file of the folder: its size in bytes and SHA-256 (lower-case hex). */
+  files: Record<string, { size: number; sha256: string }>;
+}
+
+async function sha256Hex(data: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Checks the files of checkpoint folder `dir` against its `manifest.json`. A folder without
+ * a manifest (a Hugging Face download, an older checkpoint) passes.
+ *
+ * @throws {Error} naming the folder and the first missing, resized or altered file, or a
+ * malformed manifest
+ */
+export async function verifyCheckpoint(dir: string): Promise<void> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(`${dir}/${MANIFEST_FILE}`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  let manifest: CheckpointManifest;
+  try {
+    manifest = JSON.parse(text);
+  } catch (cause) {
+    throw new SyntaxError(`Cannot load checkpoint "${dir}": "${MANIFEST_FILE}" is not valid JSON`, {
+      cause,
+    });
+  }
+  if (typeof manifest?.files !== "object" || manifest.files === null) {
+    throw new TypeError(
+      `Cannot load checkpoint "${dir}": "${MANIFEST_FILE}" has no "files" object`,
+    );
+  }
+  for (const [name, expected] of Object.entries(manifest.files)) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(`${dir}/${name}`);
+    } catch (cause) {
+      throw new Error(
+        `Cannot load checkpoint "${dir}": file "${name}" listed in ${MANIFEST_FILE} cannot be read: ${
+          (cause as Error).message
+        }`,
+        { cause },
+      );
+    }
+    if (bytes.length !== expected.size) {
+      throw new Error(
+        `Cannot load checkpoint "${dir}": file "${name}" is corrupt: it has ${bytes.length} bytes, ` +
+          `${MANIFEST_FILE} says ${expected.size}`,
+      );
+    }
+    const actual = await sha256Hex(bytes);
+    if (actual !== expected.sha256) {
+      throw new Error(
+        `Cannot load checkpoint "${dir}": file "${name}" is corrupt: its SHA-256 is ${actual}, ` +
+          `${MANIFEST_FILE} says ${expected.sha256}`,
+      );
+    }
+  }
 }
 
 async function writeSynced(path: string, data: Uint8Array): Promise<void> {
@@ -50,29 +124,28 @@ export async function saveCheckpoint(
   await Deno.mkdir(tmp, { recursive: true });
   try {
     const enc = new TextEncoder();
+    const files: CheckpointManifest["files"] = {};
+    const put = async (name: string, bytes: Uint8Array) => {
+      await writeSynced(`${tmp}/${name}`, bytes);
+      files[name] = { size: bytes.length, sha256: await sha256Hex(bytes) };
+    };
     const config = {
       architectures: ["Qwen2ForCausalLM"],
       model_type: "qwen2",
       torch_dtype: "float32",
       ...model.config,
     };
-    await writeSynced(`${tmp}/config.json`, enc.encode(JSON.stringify(config, null, 2) + "\n"));
+    await put("config.json", enc.encode(JSON.stringify(config, null, 2) + "\n"));
     const weights = await model.exportWeights();
+    await put("model.safetensors", encodeSafetensors(weights, { format: "pt" }));
+    await put("tokenizer.json", enc.encode(JSON.stringify(tokenizer.toJSON(), null, 2) + "\n"));
+    await put("trainer_state.json", enc.encode(JSON.stringify(state, null, 2) + "\n"));
+    for (const [name, bytes] of Object.entries(extraFiles)) await put(name, bytes);
+    const manifest: CheckpointManifest = { format: "mgrpo-checkpoint/1", files };
     await writeSynced(
-      `${tmp}/model.safetensors`,
-      encodeSafetensors(weights, { format: "pt" }),
+      `${tmp}/${MANIFEST_FILE}`,
+      enc.encode(JSON.stringify(manifest, null, 2) + "\n"),
     );
-    await writeSynced(
-      `${tmp}/tokenizer.json`,
-      enc.encode(JSON.stringify(tokenizer.toJSON(), null, 2) + "\n"),
-    );
-    await writeSynced(
-      `${tmp}/trainer_state.json`,
-      enc.encode(JSON.stringify(state, null, 2) + "\n"),
-    );
-    for (const [name, bytes] of Object.entries(extraFiles)) {
-      await writeSynced(`${tmp}/${name}`, bytes);
-    }
     // Swap into place: move the old folder aside, rename, then delete the old one.
     let aside: string | undefined;
     try {
@@ -91,12 +164,14 @@ export async function saveCheckpoint(
 }
 
 /**
- * Loads a checkpoint folder written by {@link saveCheckpoint}. Errors name the folder and file.
+ * Loads a checkpoint folder written by {@link saveCheckpoint}, after checking its files
+ * against `manifest.json` ({@link verifyCheckpoint}). Errors name the folder and file.
  */
 export async function loadCheckpoint(
   dir: string,
   options: { trainable?: boolean } = {},
 ): Promise<LoadedCheckpoint> {
+  await verifyCheckpoint(dir);
   const read = async (name: string) => {
     try {
       return await Deno.readFile(`${dir}/${name}`);

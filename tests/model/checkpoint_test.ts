@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { initBackend } from "../../model/backend.ts";
-import { loadCheckpoint, saveCheckpoint } from "../../model/checkpoint.ts";
+import {
+  loadCheckpoint,
+  MANIFEST_FILE,
+  saveCheckpoint,
+  verifyCheckpoint,
+} from "../../model/checkpoint.ts";
 import { decodeSafetensors, encodeSafetensors } from "../../model/safetensors.ts";
 import { CharTokenizer } from "../../model/char_tokenizer.ts";
 import { makeTinyModel } from "../helpers.ts";
@@ -75,6 +80,8 @@ Deno.test("loadCheckpoint() names the folder and the problem for bad checkpoints
     const model = makeTinyModel(3);
     await saveCheckpoint(`${dir}/ckpt`, model, new CharTokenizer());
     model.dispose();
+    // Edited by hand, as a foreign checkpoint would be: without a manifest to catch the edit.
+    await Deno.remove(`${dir}/ckpt/${MANIFEST_FILE}`);
     const config = JSON.parse(await Deno.readTextFile(`${dir}/ckpt/config.json`));
     await Deno.writeTextFile(
       `${dir}/ckpt/config.json`,
@@ -94,6 +101,67 @@ Deno.test("loadCheckpoint() names the folder and the problem for bad checkpoints
     await Deno.remove(`${dir}/ckpt/model.safetensors`);
     await assert.rejects(() => loadCheckpoint(`${dir}/nope`), /cannot read "config.json"/);
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("saveCheckpoint() writes a manifest, and loadCheckpoint() names a corrupt or missing file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ckpt_manifest_" });
+  const model = makeTinyModel(2);
+  const ckpt = `${dir}/checkpoint-3`;
+  try {
+    const extra = new Uint8Array([1, 2, 3, 4]);
+    await saveCheckpoint(ckpt, model, new CharTokenizer(), { step: 3 }, { "extra.bin": extra });
+    const manifest = JSON.parse(await Deno.readTextFile(`${ckpt}/${MANIFEST_FILE}`));
+    assert.equal(manifest.format, "mgrpo-checkpoint/1");
+    assert.deepEqual(Object.keys(manifest.files).sort(), [
+      "config.json",
+      "extra.bin",
+      "model.safetensors",
+      "tokenizer.json",
+      "trainer_state.json",
+    ]);
+    // SHA-256 of the bytes 01 02 03 04.
+    assert.deepEqual(manifest.files["extra.bin"], {
+      size: 4,
+      sha256: "9f64a747e1b97f131fabb6b447296c9b6f0201e79fb3c5356e6c77e89b6a806a",
+    });
+    (await loadCheckpoint(ckpt)).model.dispose();
+
+    // One flipped bit in the weights: the same size, another hash.
+    const weights = await Deno.readFile(`${ckpt}/model.safetensors`);
+    weights[weights.length - 1]! ^= 1;
+    await Deno.writeFile(`${ckpt}/model.safetensors`, weights);
+    await assert.rejects(
+      loadCheckpoint(ckpt),
+      new RegExp(
+        `^Error: Cannot load checkpoint "${ckpt}": file "model\\.safetensors" is corrupt: ` +
+          `its SHA-256 is [0-9a-f]{64}, manifest\\.json says ${
+            manifest.files["model.safetensors"].sha256
+          }$`,
+      ),
+    );
+    weights[weights.length - 1]! ^= 1;
+    await Deno.writeFile(`${ckpt}/model.safetensors`, weights);
+
+    // A truncated file, then a missing one.
+    await Deno.writeTextFile(`${ckpt}/tokenizer.json`, "{");
+    await assert.rejects(
+      loadCheckpoint(ckpt),
+      /file "tokenizer\.json" is corrupt: it has 1 bytes, manifest\.json says \d+$/,
+    );
+    await Deno.remove(`${ckpt}/tokenizer.json`);
+    await assert.rejects(
+      verifyCheckpoint(ckpt),
+      /file "tokenizer\.json" listed in manifest\.json cannot be read/,
+    );
+
+    // A folder without a manifest (a Hugging Face download) is not checked.
+    await saveCheckpoint(`${dir}/plain`, model, new CharTokenizer());
+    await Deno.remove(`${dir}/plain/${MANIFEST_FILE}`);
+    (await loadCheckpoint(`${dir}/plain`)).model.dispose();
+  } finally {
+    model.dispose();
     await Deno.remove(dir, { recursive: true });
   }
 });
