@@ -107,6 +107,11 @@ export interface LearnerInput {
   checkpointEvery: number;
   checkpointDir: string;
   keepLast: number;
+  /**
+   * Stop the run (the Learner fails) after this many optimizer updates in a row were skipped
+   * for a non-finite gradient; 0 never stops. @default 0
+   */
+  maxConsecutiveSkips?: number;
   /** Rollout samples attached to each StepStats. @default 4 */
   samplesPerStep?: number;
   /** Extra trainer state written into every checkpoint. */
@@ -122,6 +127,8 @@ export interface LearnerState {
   version: number;
   optimizerSteps: number;
   checkpoints: string[];
+  /** Optimizer updates skipped in a row for a non-finite gradient. */
+  consecutiveSkips?: number;
 }
 
 /** Aligns per-completion-token arrays to the packed `[n, t]` positions. */
@@ -347,11 +354,23 @@ async function accumulatePart(
   return acc;
 }
 
-/** Clips and applies accumulated gradients; returns the pre-clip norm (skips non-finite). */
+/** Names of the gradients in `acc` with a NaN or infinite value. */
+function nonFiniteNames(acc: Record<string, tf.Tensor>): string[] {
+  return Object.entries(acc).filter(([, g]) =>
+    tf.tidy(() => tf.any(tf.logicalNot(tf.isFinite(g))).dataSync()[0] === 1)
+  ).map(([name]) => name);
+}
+
+/**
+ * Clips and applies accumulated gradients; returns the pre-clip norm. A non-finite gradient
+ * skips the update, names the offending tensors on stderr, and after `maxConsecutiveSkips`
+ * skips in a row fails the Learner.
+ */
 function applyGradients(
   state: LearnerState,
   acc: Record<string, tf.Tensor>,
   metrics: Record<string, number>,
+  step: number,
 ): number {
   const { input } = state;
   const { grads, norm } = clipByGlobalNorm(acc, input.maxGradNorm);
@@ -365,8 +384,23 @@ function applyGradients(
     });
     metrics["learning_rate"] = lr;
     state.optimizer.step(grads, lr);
+    state.consecutiveSkips = 0;
   } else {
     metrics["train/skipped_updates"] = (metrics["train/skipped_updates"] ?? 0) + 1;
+    const names = nonFiniteNames(acc);
+    const skips = (state.consecutiveSkips ?? 0) + 1;
+    state.consecutiveSkips = skips;
+    const where = names.length ? names.map((n) => `"${n}"`).join(", ") : "the loss";
+    console.error(`learner: step ${step}: update skipped: non-finite gradient in ${where}`);
+    const max = input.maxConsecutiveSkips ?? 0;
+    if (max > 0 && skips >= max) {
+      tf.dispose([...Object.values(grads), ...Object.values(acc)]);
+      throw new RangeError(
+        `Cannot train: ${skips} updates in a row were skipped for non-finite gradients ` +
+          `(the last at step ${step}, in ${where}): lower learner.lr or check the rewards ` +
+          `(learner.max_consecutive_skips is ${max})`,
+      );
+    }
   }
   state.optimizerSteps++;
   tf.dispose([...Object.values(grads), ...Object.values(acc)]);
@@ -411,7 +445,7 @@ async function trainStep(
         if (end <= start) continue;
         const slice = slicePart(whole, start, end);
         const acc = await accumulatePart(input, slice, {}, iter === 0);
-        metrics["grad_norm"] = applyGradients(state, acc, metrics);
+        metrics["grad_norm"] = applyGradients(state, acc, metrics, step);
         whole.lossSum += slice.lossSum * (slice.numItemsInBatch / whole.numItemsInBatch);
         whole.entropy += slice.entropy;
         for (const [key, v] of Object.entries(slice.statSums)) {
@@ -421,11 +455,11 @@ async function trainStep(
     } else if (options.update === "joint") {
       let acc: Record<string, tf.Tensor> = {};
       for (const p of prepared) acc = await accumulatePart(input, p, acc, iter === 0);
-      if (prepared.length > 0) metrics["grad_norm"] = applyGradients(state, acc, metrics);
+      if (prepared.length > 0) metrics["grad_norm"] = applyGradients(state, acc, metrics, step);
     } else {
       for (const p of prepared) {
         const acc = await accumulatePart(input, p, {}, iter === 0);
-        metrics[`${p.part.prefix}grad_norm`] = applyGradients(state, acc, metrics);
+        metrics[`${p.part.prefix}grad_norm`] = applyGradients(state, acc, metrics, step);
       }
     }
   }

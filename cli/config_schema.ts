@@ -162,6 +162,9 @@ export const LearnerConfigSchema = z.object({
   adam_eps: z.number().gt(0).default(1e-8).describe(
     "Adam denominator epsilon (not the clip range grpo.epsilon)",
   ),
+  max_consecutive_skips: z.number().int().min(0).default(5).describe(
+    "Stop the run after this many optimizer updates in a row were skipped for a non-finite gradient (each skip is logged with the tensors' names); 0 = never",
+  ),
   max_grad_norm: z.number().min(0).default(1.0).describe(
     "Clip the global gradient norm to this value; 0 is no clipping",
   ),

@@ -224,6 +224,7 @@ async function main(argv: string[]): Promise<number> {
       adamBeta2: config.learner.adam_beta2,
       adamEps: config.learner.adam_eps,
       maxGradNorm: config.learner.max_grad_norm,
+      maxConsecutiveSkips: config.learner.max_consecutive_skips,
       microBatchSize: config.learner.micro_batch_size,
       temperature: config.sampler.temperature,
       totalSteps: steps,
