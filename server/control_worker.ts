@@ -1,24 +1,23 @@
 /**
- * Worker entry of the control server. The run's {@linkcode RunControl} and its HTTP server
- * live here, on a thread of their own: the training loop keeps the main thread busy with
- * tensor math for seconds at a time, and requests must not wait for it. The loop talks to
- * this worker through {@linkcode RemoteRunControl} (`server/serve.ts`) with the messages
- * below.
+ * Worker entry of the control server. The run's control (a `LocalLoopControl` over its
+ * `RunControl`) and its HTTP server live here, on a thread of their own: the training loop
+ * keeps the main thread busy with tensor math for seconds at a time, and requests must not
+ * wait for it. The loop drives this worker through the `ControlServer` that
+ * `startControlServer` (`server/serve.ts`) returns, with the messages below.
  *
  * @module
  */
 /// <reference lib="deno.worker" />
 import { createControlApp } from "./app.ts";
-import {
-  type ActorLoad,
-  type BoundaryAction,
-  type ConfigChange,
-  RunControl,
-  type RunSample,
-  writeTokenFile,
-} from "./run_control.ts";
+import { type ActorLoad, type RunSample, writeTokenFile } from "./run_control.ts";
 import type { TrainConfig } from "../cli/config_schema.ts";
-import { runControlOptions } from "./serve.ts";
+import {
+  CONTROL_FILE,
+  type ControlFile,
+  LocalLoopControl,
+  type LoopBoundary,
+  TOKEN_FILE,
+} from "./serve.ts";
 
 /** Main → worker: start the control and the server. */
 export interface InitMessage {
@@ -62,29 +61,28 @@ export type FromWorker =
   | {
     type: "boundary";
     id: number;
-    action: BoundaryAction;
-    /** The config after live changes since the last boundary; absent when none. */
-    config?: TrainConfig;
-    changes?: ConfigChange[];
+    /** What the loop must do, with the config after live changes since the last boundary. */
+    boundary: LoopBoundary;
   }
   | { type: "closed" };
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
-let control: RunControl | undefined;
+let loop: LocalLoopControl | undefined;
 let server: Deno.HttpServer | undefined;
 let abort: AbortController | undefined;
 let controlPath = "";
-let changed: ConfigChange[] = [];
 
 function post(message: FromWorker): void {
   scope.postMessage(message);
 }
 
 async function init(m: InitMessage): Promise<void> {
-  control = new RunControl(m.config, runControlOptions(m));
-  control.onConfigChange((changes) => changed.push(...changes));
-  await writeTokenFile(`${m.runDir}/control-token`, m.token);
-  const app = createControlApp(control, { token: m.token, requireTokenForReads: m.tokenForReads });
+  loop = new LocalLoopControl(m.config, m);
+  await writeTokenFile(`${m.runDir}/${TOKEN_FILE}`, m.token);
+  const app = createControlApp(loop.control, {
+    token: m.token,
+    requireTokenForReads: m.tokenForReads,
+  });
   abort = new AbortController();
   const listening = Promise.withResolvers<Deno.NetAddr>();
   server = Deno.serve({
@@ -100,8 +98,8 @@ async function init(m: InitMessage): Promise<void> {
   const addr = await listening.promise;
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   const url = `http://${host}:${addr.port}`;
-  controlPath = `${m.runDir}/control.json`;
-  const file = { url, pid: Deno.pid, tokenForReads: m.tokenForReads };
+  controlPath = `${m.runDir}/${CONTROL_FILE}`;
+  const file: ControlFile = { url, pid: Deno.pid, tokenForReads: m.tokenForReads };
   await Deno.writeTextFile(`${controlPath}.tmp`, JSON.stringify(file, null, 2) + "\n");
   await Deno.rename(`${controlPath}.tmp`, controlPath);
   post({ type: "listening", url });
@@ -121,44 +119,32 @@ async function close(graceMs: number): Promise<void> {
   scope.close();
 }
 
+/** Runs a message of the loop on the worker's {@linkcode LocalLoopControl}. */
 async function handle(m: ToWorker): Promise<void> {
   if (m.type === "init") return await init(m);
   if (m.type === "close") return await close(m.graceMs);
-  if (!control) throw new Error(`Cannot handle "${m.type}": the control is not initialised`);
+  if (!loop) throw new Error(`Cannot handle "${m.type}": the control is not initialised`);
   switch (m.type) {
-    case "boundary": {
-      const action = await control.atStepBoundary();
-      const changes = changed;
-      changed = [];
-      post({
-        type: "boundary",
-        id: m.id,
-        action,
-        ...(changes.length ? { config: control.config, changes } : {}),
-      });
+    case "boundary":
+      post({ type: "boundary", id: m.id, boundary: await loop.atStepBoundary() });
       return;
-    }
     case "step":
-      control.recordStep(m.step, m.metrics, { actors: m.actors, policyVersion: m.policyVersion });
+      loop.recordStep(m.step, m.metrics, { actors: m.actors, policyVersion: m.policyVersion });
       return;
     case "samples":
-      control.recordSamples(m.samples);
+      loop.recordSamples(m.samples);
       return;
     case "eval":
-      control.recordEval(m.step, m.metrics);
+      loop.recordEval(m.step, m.metrics);
       return;
     case "stopped":
-      control.markStopped();
+      loop.markStopped();
       return;
     case "failed":
-      control.markFailed(new Error(m.message));
+      loop.markFailed(new Error(m.message));
       return;
     case "requestStop":
-      if (
-        control.state !== "stopping" && control.state !== "stopped" && control.state !== "failed"
-      ) {
-        control.requestStop();
-      }
+      loop.requestStop();
       return;
   }
 }

@@ -125,7 +125,7 @@ function betaConflict(noReference: boolean, next: TrainConfig): string | undefin
 }
 
 /** The {@linkcode RunControl} options of a run. */
-export function runControlOptions(options: LoopControlOptions): RunControlOptions {
+function runControlOptions(options: LoopControlOptions): RunControlOptions {
   return {
     startStep: options.startStep,
     totalSteps: options.totalSteps,
@@ -277,13 +277,10 @@ export async function startControlServer(
         for (const b of boundaries.values()) b.reject(failure);
         boundaries.clear();
         return;
-      case "boundary": {
-        const pending = boundaries.get(m.id);
+      case "boundary":
+        boundaries.get(m.id)?.resolve(m.boundary);
         boundaries.delete(m.id);
-        const { action, config, changes } = m;
-        pending?.resolve(config && changes ? { ...action, config, changes } : action);
         return;
-      }
       case "closed":
         closed.resolve();
         return;
