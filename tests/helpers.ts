@@ -337,3 +337,20 @@ export async function spawnLongTinyRun(
   }).spawn();
   return { child, output: child.output(), runDir };
 }
+
+/** Two word problems, both answered 5. */
+export const TWO_QUERIES: Query[] = [
+  makeQuery("q0", "Ann has 2 pens and gets 3 more.", 5),
+  makeQuery("q1", "Bo has 9 cards and gives away 4.", 5),
+];
+
+/**
+ * Two groups of G = 2 answers to {@link TWO_QUERIES}, one right and one wrong each, so every
+ * row has a non-zero advantage.
+ */
+export const TWO_GROUPS: HandRollout[] = [
+  { query: 0, text: "<think>2+3=5</think>5", reward: 1 },
+  { query: 0, text: "<think>2+3=6</think>6", reward: 0 },
+  { query: 1, text: "<think>9-4=5</think>5", reward: 1 },
+  { query: 1, text: "<think>x</think>1", reward: 0 },
+];

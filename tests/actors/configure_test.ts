@@ -9,14 +9,7 @@ import { promptSource } from "../../actors/prompt_source.ts";
 import { corrector } from "../../actors/corrector.ts";
 import { refPolicy } from "../../actors/ref_policy.ts";
 import { learner } from "../../actors/learner.ts";
-import type {
-  Configure,
-  Generate,
-  Query,
-  Scored,
-  StepStats,
-  TrainBatch,
-} from "../../actors/messages.ts";
+import type { Configure, Generate, Scored, StepStats, TrainBatch } from "../../actors/messages.ts";
 import { grpoAlgorithm, GrpoConfigSchema } from "../../algorithms/grpo.ts";
 import { MgrpoConfigSchema } from "../../algorithms/mgrpo.ts";
 import { ppoAlgorithm, PpoConfigSchema } from "../../algorithms/ppo.ts";
@@ -25,7 +18,6 @@ import { initBackend } from "../../model/backend.ts";
 import { completionLogprobs } from "../../model/sampling.ts";
 import {
   assertClose,
-  type HandRollout,
   makeLearnerInput,
   makeQuery,
   makeScored,
@@ -33,22 +25,16 @@ import {
   maxAbsDiff,
   recordingContext,
   renderTestPrompt,
+  TWO_GROUPS,
+  TWO_QUERIES,
 } from "../helpers.ts";
 
 await initBackend("wasm");
 
 const TOKENIZER = new CharTokenizer();
 const SAMPLING = { maxNewTokens: 8, temperature: 1, topP: 1, topK: 0, greedy: false };
-const QUERIES: Query[] = [
-  makeQuery("q0", "Ann has 2 pens and gets 3 more.", 5),
-  makeQuery("q1", "Bo has 9 cards and gives away 4.", 5),
-];
-const ROLLOUTS: HandRollout[] = [
-  { query: 0, text: "<think>2+3=5</think>5", reward: 1 },
-  { query: 0, text: "<think>2+3=6</think>6", reward: 0 },
-  { query: 1, text: "<think>9-4=5</think>5", reward: 1 },
-  { query: 1, text: "<think>x</think>1", reward: 0 },
-];
+const QUERIES = TWO_QUERIES;
+const ROLLOUTS = TWO_GROUPS;
 
 Deno.test("promptSource takes temperature and top-p from Configure for the next steps", async () => {
   const ctx = recordingContext("prompt_source");

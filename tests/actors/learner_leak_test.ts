@@ -25,6 +25,8 @@ import {
   makeScored,
   makeTinyModel,
   recordingContext,
+  TWO_GROUPS,
+  TWO_QUERIES,
 } from "../helpers.ts";
 
 await initBackend("wasm");
@@ -32,18 +34,9 @@ await initBackend("wasm");
 const STEPS = 100;
 const SETTLE = 10;
 
-const QUERIES: Query[] = [
-  makeQuery("q0", "Ann has 2 pens and gets 3 more.", 5),
-  makeQuery("q1", "Bo has 9 cards and gives away 4.", 5),
-];
+const QUERIES = TWO_QUERIES;
 
-/** Two groups of G = 2 with distinct rewards, so every row has a non-zero advantage. */
-const LAYER1: HandRollout[] = [
-  { query: 0, text: "<think>2+3=5</think>5", reward: 1 },
-  { query: 0, text: "<think>2+3=6</think>6", reward: 0 },
-  { query: 1, text: "<think>9-4=5</think>5", reward: 1 },
-  { query: 1, text: "<think>x</think>1", reward: 0 },
-];
+const LAYER1 = TWO_GROUPS;
 
 /** MGRPO's Layer 2: one correction group per Layer-1 query, the second group not kept. */
 const CORRECTIONS: Query[] = [

@@ -1,32 +1,24 @@
 import assert from "node:assert/strict";
 import { refPolicy } from "../../actors/ref_policy.ts";
 import { learner } from "../../actors/learner.ts";
-import type { Query, Scored, StepStats } from "../../actors/messages.ts";
+import type { Scored, StepStats } from "../../actors/messages.ts";
 import { initBackend } from "../../model/backend.ts";
 import { completionLogprobs } from "../../model/sampling.ts";
 import {
-  type HandRollout,
   makeLearnerInput,
-  makeQuery,
   makeScored,
   makeTinyModel,
   maxAbsDiff,
   recordingContext,
+  TWO_GROUPS,
+  TWO_QUERIES,
 } from "../helpers.ts";
 
 await initBackend("wasm");
 
-const QUERIES: Query[] = [
-  makeQuery("q0", "Ann has 2 pens and gets 3 more.", 5),
-  makeQuery("q1", "Bo has 9 cards and gives away 4.", 5),
-];
+const QUERIES = TWO_QUERIES;
 
-const ROLLOUTS: HandRollout[] = [
-  { query: 0, text: "<think>2+3=5</think>5", reward: 1 },
-  { query: 0, text: "<think>2+3=6</think>6", reward: 0 },
-  { query: 1, text: "<think>9-4=5</think>5", reward: 1 },
-  { query: 1, text: "<think>x</think>1", reward: 0 },
-];
+const ROLLOUTS = TWO_GROUPS;
 
 Deno.test("refPolicy.handle() attaches the frozen model's log-probs and forwards to the learner", async () => {
   const policy = makeTinyModel(5);
