@@ -36,8 +36,13 @@ export interface ActorContext {
  *
  * Messages are handled one at a time. `handle` returns the next state, or
  * nothing to keep the current one. A throw (or rejection) from `init` or
- * `handle` fails the actor; with `maxRestarts` left, the runtime calls
- * `close` on the old state and re-runs `init` instead.
+ * `handle` fails the actor; with `maxRestarts` left, the runtime restarts it
+ * instead: it calls `close` on the old state, re-runs `init` and delivers the
+ * message whose handler threw again, to the new state (each failure of the
+ * redelivered message consumes another restart). No message is lost, but a
+ * handler that sent some messages before throwing may send them again; actors
+ * on the rollout path send only at the end of a handler, so a redelivered
+ * message is counted once.
  *
  * @typeParam State What `init` builds and `handle` threads through.
  * @typeParam Msg The messages this actor accepts.
@@ -78,7 +83,9 @@ export interface ActorLogic<State, Msg extends { type: string }, Input = void> {
   close?(state: State): void | Promise<void>;
   /**
    * How many times the actor may be restarted after a failure before the
-   * failure stops the graph.
+   * failure stops the graph. A restart re-runs `init` and redelivers the
+   * message that failed (see above). `GraphOptions.maxRestarts` overrides it
+   * by actor name.
    * @default 0
    */
   maxRestarts?: number;

@@ -5,12 +5,18 @@
  * stops the whole graph: every channel closes with the failure as reason and
  * {@linkcode Graph.done} rejects with an {@linkcode ActorFailedError}.
  *
+ * An actor with restarts left (`ActorLogic.maxRestarts`, or `GraphOptions.maxRestarts` by
+ * name) is restarted instead: its state is closed, `init` runs again and the message whose
+ * handler failed is delivered again to the new state, so no message is lost.
+ * `GraphOptions.faults` injects faults by actor name, for tests of exactly that.
+ *
  * @module
  */
 
 import { type ActorContext, type ActorFailed, ActorFailedError, type ActorLogic } from "./actor.ts";
 import type { SendOptions } from "./actor.ts";
 import { Channel, type Inbox } from "./channel.ts";
+import { type FaultSpecInput, parseFaults, withFaults } from "./faults.ts";
 
 /** Options for {@linkcode GraphBuilder}. */
 export interface GraphOptions {
@@ -32,7 +38,41 @@ export interface GraphOptions {
    * @default 500
    */
   stopTimeoutMs?: number;
+  /**
+   * Per-actor restart budgets by actor name; each overrides that actor's
+   * `ActorLogic.maxRestarts`. A name that is not an actor of the graph makes
+   * `build()` throw a `RangeError` listing the actors.
+   * @default {}
+   */
+  maxRestarts?: Readonly<Record<string, number>>;
+  /**
+   * How long a failed actor waits before each restart (before `init` runs
+   * again), in milliseconds; a stop cuts the wait short.
+   * @default 0
+   */
+  restartDelayMs?: number;
+  /**
+   * Faults to inject, for tests of supervision (see `faults.ts`): each actor
+   * named by a fault is wrapped with `withFaults` when the graph is built. An
+   * invalid fault makes `build()` throw a `TypeError`, a fault naming no actor
+   * of the graph a `RangeError` listing the actors.
+   * @default []
+   */
+  faults?: readonly FaultSpecInput[];
+  /**
+   * How an `exit_worker` fault drops a worker process of the actor named
+   * `actor` (e.g. `() => pool.killWorker()` for the Verifier's pool); without
+   * it the fault calls `killWorker()` on the actor's state.
+   * @default undefined
+   */
+  exitWorker?: (actor: string) => void | Promise<void>;
 }
+
+/** The supervision settings of {@linkcode GraphOptions} a run's config sets. */
+export type Supervision = Pick<
+  GraphOptions,
+  "maxRestarts" | "restartDelayMs" | "faults" | "exitWorker"
+>;
 
 /** Options for {@linkcode GraphBuilder.actor} and {@linkcode GraphBuilder.sink}. */
 export interface MailboxOptions {
@@ -115,6 +155,7 @@ interface ActorSpec {
   logic: ErasedLogic;
   input: unknown;
   capacity: number;
+  maxRestarts: number;
 }
 
 interface SinkSpec {
@@ -159,11 +200,13 @@ export class GraphBuilder {
   /** @param options Defaults for the graph; see {@linkcode GraphOptions}. */
   constructor(options: GraphOptions = {}) {
     this.#capacity = checkCapacity("graph", options.capacity ?? 16);
-    const stopTimeoutMs = options.stopTimeoutMs ?? 500;
-    if (!(stopTimeoutMs >= 0) || !Number.isFinite(stopTimeoutMs)) {
-      throw new RangeError(
-        `Cannot create graph: stopTimeoutMs must be a finite number >= 0: current value is ${stopTimeoutMs}`,
-      );
+    for (const field of ["stopTimeoutMs", "restartDelayMs"] as const) {
+      const value = options[field] ?? 0;
+      if (!(value >= 0) || !Number.isFinite(value)) {
+        throw new RangeError(
+          `Cannot create graph: ${field} must be a finite number >= 0: current value is ${value}`,
+        );
+      }
     }
     this.#options = options;
   }
@@ -180,17 +223,12 @@ export class GraphBuilder {
     options: MailboxOptions = {},
   ): this {
     this.#checkName(name);
-    const maxRestarts = logic.maxRestarts ?? 0;
-    if (!Number.isInteger(maxRestarts) || maxRestarts < 0) {
-      throw new RangeError(
-        `Cannot add actor "${name}": maxRestarts must be an integer >= 0: current value is ${maxRestarts}`,
-      );
-    }
     this.#actors.push({
       name,
       logic: logic as unknown as ErasedLogic,
       input,
       capacity: checkCapacity(`actor "${name}"`, options.capacity ?? this.#capacity),
+      maxRestarts: checkRestarts(`Cannot add actor "${name}"`, logic.maxRestarts ?? 0),
     });
     return this;
   }
@@ -208,9 +246,76 @@ export class GraphBuilder {
     return this;
   }
 
-  /** Creates the mailboxes and returns a graph ready to `start()`. */
+  /**
+   * Creates the mailboxes and returns a graph ready to `start()`, with the
+   * `maxRestarts` overrides and `faults` of {@linkcode GraphOptions} applied.
+   *
+   * @throws {RangeError} When `maxRestarts` or a fault names no actor of the
+   * graph, or an override is not an integer >= 0.
+   * @throws {TypeError} When a fault does not match `FaultSpecSchema`.
+   *
+   * @example Restart an actor named in the options and inject a fault into it
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { GraphBuilder } from "./graph.ts";
+   * import type { ActorLogic } from "./actor.ts";
+   *
+   * type Item = { type: "Item"; step: number };
+   * const forward: ActorLogic<void, Item> = {
+   *   init() {},
+   *   async handle(_state, message, ctx) {
+   *     await ctx.send("out", message);
+   *   },
+   * };
+   * const graph = new GraphBuilder({
+   *   maxRestarts: { forward: 1 },
+   *   faults: [{ actor: "forward", step: 2, kind: "throw" }],
+   * }).actor("forward", forward, undefined).sink("out").build();
+   * await graph.start();
+   * for (const step of [1, 2, 3]) await graph.send("forward", { type: "Item", step });
+   * const out = graph.sink<Item>("out");
+   * const steps = [];
+   * for (let i = 0; i < 3; i++) steps.push((await out.receive()).step);
+   * assert.deepEqual(steps, [1, 2, 3]); // step 2 was redelivered after the restart
+   * assert.equal(graph.stats().forward?.restarts, 1);
+   * await graph.stop();
+   * await graph.done;
+   * ```
+   */
   build(): Graph {
-    return new InProcessGraph([...this.#actors], [...this.#sinks], this.#options);
+    const names = this.#actors.map((actor) => actor.name);
+    const known = `known actors are ${quoteList(names)}`;
+    const overrides = this.#options.maxRestarts ?? {};
+    for (const name of Object.keys(overrides)) {
+      if (!names.includes(name)) {
+        throw new RangeError(
+          `Cannot build graph: field "maxRestarts.${name}" names no actor: current value is "${name}": ${known}`,
+        );
+      }
+    }
+    const faults = parseFaults(this.#options.faults ?? []);
+    for (const [i, fault] of faults.entries()) {
+      if (!names.includes(fault.actor)) {
+        throw new RangeError(
+          `Cannot build graph: field "faults[${i}].actor" names no actor: current value is "${fault.actor}": ${known}`,
+        );
+      }
+    }
+    const exitWorker = this.#options.exitWorker;
+    const actors = this.#actors.map((spec): ActorSpec => {
+      const override = overrides[spec.name];
+      return {
+        ...spec,
+        logic: withFaults(spec.logic, faults, {
+          name: spec.name,
+          ...(exitWorker ? { exitWorker } : {}),
+        }),
+        maxRestarts: override === undefined
+          ? spec.maxRestarts
+          : checkRestarts(`Cannot build graph: field "maxRestarts.${spec.name}"`, override),
+      };
+    });
+    return new InProcessGraph(actors, [...this.#sinks], this.#options);
   }
 
   #checkName(name: string): void {
@@ -225,6 +330,15 @@ export class GraphBuilder {
       throw new Error(`Cannot add "${name}" to graph: the name is already taken`);
     }
   }
+}
+
+function checkRestarts(what: string, maxRestarts: number): number {
+  if (!Number.isInteger(maxRestarts) || maxRestarts < 0) {
+    throw new RangeError(
+      `${what}: maxRestarts must be an integer >= 0: current value is ${maxRestarts}`,
+    );
+  }
+  return maxRestarts;
 }
 
 function checkCapacity(what: string, capacity: number): number {
@@ -264,6 +378,7 @@ class InProcessGraph implements Graph {
   readonly #controller = new AbortController();
   readonly #onFailure: ((report: ActorFailed) => void) | undefined;
   readonly #stopTimeoutMs: number;
+  readonly #restartDelayMs: number;
   readonly #done: PromiseWithResolvers<void> = Promise.withResolvers<void>();
   #started = false;
   #stopping: Promise<void> | undefined;
@@ -272,6 +387,7 @@ class InProcessGraph implements Graph {
   constructor(actors: ActorSpec[], sinks: SinkSpec[], options: GraphOptions) {
     this.#onFailure = options.onFailure;
     this.#stopTimeoutMs = options.stopTimeoutMs ?? 500;
+    this.#restartDelayMs = options.restartDelayMs ?? 0;
     // Mark `done` as handled so that a failure never becomes an unhandled
     // rejection when the caller does not await it; awaiting it still throws.
     this.#done.promise.catch(() => {});
@@ -296,7 +412,7 @@ class InProcessGraph implements Graph {
         name,
         logic: spec.logic,
         input: spec.input,
-        maxRestarts: spec.logic.maxRestarts ?? 0,
+        maxRestarts: spec.maxRestarts,
         mailbox,
         ctx,
         status: "starting",
@@ -428,6 +544,7 @@ class InProcessGraph implements Graph {
         if (this.#controller.signal.aborted) return false;
         if (actor.restarts < actor.maxRestarts) {
           actor.restarts++;
+          if (!(await this.#backOff())) return false;
           continue;
         }
         this.#fail(actor, "init", cause);
@@ -438,12 +555,19 @@ class InProcessGraph implements Graph {
 
   async #loop(actor: ActorRuntime): Promise<void> {
     const signal = this.#controller.signal;
+    // The message whose handler failed, delivered again to the restarted state.
+    let redeliver: AnyMessage | undefined;
     while (!signal.aborted) {
       let message: AnyMessage;
-      try {
-        message = await actor.mailbox.receive();
-      } catch {
-        return; // closed: the graph is stopping
+      if (redeliver !== undefined) {
+        message = redeliver;
+        redeliver = undefined;
+      } else {
+        try {
+          message = await actor.mailbox.receive();
+        } catch {
+          return; // closed: the graph is stopping
+        }
       }
       if (signal.aborted) return;
       actor.status = "running";
@@ -473,8 +597,27 @@ class InProcessGraph implements Graph {
       actor.restarts++;
       await this.#closeState(actor, false);
       actor.closed = false;
+      if (!(await this.#backOff())) return;
       if (!(await this.#init(actor))) return;
+      redeliver = message;
     }
+  }
+
+  /** Waits `restartDelayMs` before a restart; false when the graph stopped meanwhile. */
+  async #backOff(): Promise<boolean> {
+    const signal = this.#controller.signal;
+    if (this.#restartDelayMs > 0 && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, this.#restartDelayMs);
+        signal.addEventListener("abort", done, { once: true });
+      });
+    }
+    return !signal.aborted;
   }
 
   /** Records the first failure, reports it and stops the graph. */

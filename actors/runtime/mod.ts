@@ -1,6 +1,6 @@
 /**
- * The actor runtime: bounded channels, the actor contract and in-process
- * graphs with supervision.
+ * The actor runtime: bounded channels, the actor contract, in-process
+ * graphs with supervision and fault injection for testing it.
  *
  * @module
  */
@@ -8,3 +8,4 @@
 export * from "./channel.ts";
 export * from "./actor.ts";
 export * from "./graph.ts";
+export * from "./faults.ts";

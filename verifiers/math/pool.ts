@@ -5,9 +5,13 @@
  *
  * Each verifier runs {@linkcode verifyMath} in `worker.ts`, either in a child
  * `deno run` process (the default) or in a Web Worker. On a timeout the pool kills that
- * verifier, starts a fresh one and resolves the call with reason `"timeout"`; on a crash it
- * does the same with reason `"verifier error: <message>"`. Calls never reject except when
- * the pool is closed or no verifier can be started at all.
+ * verifier, starts a fresh one and resolves the call with reason `"timeout"`. When a
+ * verifier dies while verifying (it crashed, ran out of memory, or was killed from outside,
+ * e.g. by {@linkcode VerifierPool.killWorker}), the pool notices, starts a fresh one and
+ * runs the lost call once more on another verifier; only a call whose verifier dies twice is
+ * answered with reason `"verifier error: <message>"`, so a lost worker never turns into a
+ * wrong verdict. Calls never reject except when the pool is closed or no verifier can be
+ * started at all.
  *
  * Why processes by default: in Deno 2.9 `Worker.terminate()` does not stop a worker that
  * is busy in JavaScript (an endless loop keeps running on its thread, at 100% of a core,
@@ -112,8 +116,13 @@ export interface VerifierPoolStats {
   started: number;
   /** Calls answered with reason `"timeout"`. */
   timeouts: number;
-  /** Verifiers that crashed while verifying (each answered one call with `"verifier error: …"`). */
+  /** Verifiers that died (crashed or were killed) after they started. */
   crashes: number;
+  /**
+   * Calls run again on another verifier because theirs died while verifying them (a call is
+   * retried once; if that verifier dies too, it is answered with `"verifier error: …"`).
+   */
+  retries: number;
 }
 
 /** The `reason` of the verdict of a call that ran out of time. */
@@ -135,6 +144,8 @@ interface Job {
   gold: string;
   options: MathVerifyOptions | undefined;
   timeoutMs: number;
+  /** Whether the call already lost a verifier (it is then not retried again). */
+  retried: boolean;
   resolve: (verdict: MathVerdict) => void;
   reject: (error: Error) => void;
 }
@@ -142,6 +153,8 @@ interface Job {
 interface Transport {
   send(request: VerifyRequest): void;
   kill(): void;
+  /** Kills the verifier as a crash would: the pool learns of it through `fail`. */
+  crash(): void;
   /** Settles once the verifier is gone and its resources are released. */
   readonly exited: Promise<void>;
 }
@@ -163,6 +176,8 @@ class Slot {
   }
   ready = false;
   dead = false;
+  /** Killed by `killWorker()`: gets no new work while the pool waits to hear it died. */
+  dropping = false;
   running: Job[] = [];
   timer: ReturnType<typeof setTimeout> | undefined;
   headStart = 0;
@@ -205,6 +220,7 @@ export class VerifierPool {
   #started = 0;
   #timeouts = 0;
   #crashes = 0;
+  #retries = 0;
   #lastStartFailure = -Infinity;
 
   /** Creates the pool; no verifier starts before the first call (or {@linkcode warmUp}). */
@@ -273,6 +289,7 @@ export class VerifierPool {
         gold,
         options: Object.keys(merged).length === 0 ? undefined : merged,
         timeoutMs,
+        retried: false,
         resolve,
         reject,
       });
@@ -308,7 +325,51 @@ export class VerifierPool {
       started: this.#started,
       timeouts: this.#timeouts,
       crashes: this.#crashes,
+      retries: this.#retries,
     };
+  }
+
+  /**
+   * Kills one verifier with `SIGKILL` (a Web Worker is terminated), as a crash would, for
+   * tests and fault injection (`exit_worker`). The pool then handles it like any verifier
+   * that died: it starts a replacement and runs the call that was in progress once more.
+   *
+   * @param index Position of the verifier among the ready ones, in the order they started.
+   * @default the first ready verifier that is verifying, else the first ready one
+   * @returns Whether a verifier was killed (false when none is ready at `index`).
+   * @throws {RangeError} When `index` is not an integer >= 0.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { VerifierPool } from "./pool.ts";
+   *
+   * const pool = new VerifierPool({ size: 1 });
+   * try {
+   *   await pool.warmUp();
+   *   const pending = pool.verify("6", "6");
+   *   assert.equal(pool.killWorker(), true);
+   *   assert.equal((await pending).equal, true); // run again on a fresh verifier
+   *   assert.equal(pool.stats().started, 2);
+   * } finally {
+   *   await pool.close();
+   * }
+   * ```
+   */
+  killWorker(index?: number): boolean {
+    if (index !== undefined && (!Number.isInteger(index) || index < 0)) {
+      throw new RangeError(
+        `Cannot kill a verifier: index must be an integer >= 0: current value is ${index}`,
+      );
+    }
+    const ready = [...this.#slots].filter((slot) => slot.ready && !slot.dropping);
+    const slot = index !== undefined
+      ? ready[index]
+      : ready.find((s) => s.running.length > 0) ?? ready[0];
+    if (slot === undefined) return false;
+    slot.dropping = true;
+    slot.transport!.crash();
+    return true;
   }
 
   /**
@@ -344,7 +405,7 @@ export class VerifierPool {
       if (this.#queue.length === 0) break;
       // A verifier takes the next batch while it still has fewer than a batch to do, so it
       // never waits for a round trip (with batchSize 1: one call at a time).
-      if (!slot.ready || slot.running.length >= this.#batchSize) continue;
+      if (!slot.ready || slot.dropping || slot.running.length >= this.#batchSize) continue;
       const batch = this.#queue.splice(0, this.#batchSize);
       const idle = slot.running.length === 0;
       slot.running.push(...batch);
@@ -447,16 +508,27 @@ export class VerifierPool {
       return;
     }
     this.#crashes++;
+    const head = slot.running[0];
+    if (head !== undefined && !head.retried) {
+      // Its verifier died under it: run it once more rather than answer a wrong verdict.
+      head.retried = true;
+      this.#retries++;
+      this.#replace(slot, undefined);
+      return;
+    }
     this.#replace(slot, failedVerdict(`verifier error: ${message}`));
   }
 
-  /** Retires `slot`, answers its current call with `verdict`, requeues the rest, starts a new one. */
-  #replace(slot: Slot, verdict: MathVerdict): void {
+  /**
+   * Retires `slot`, answers its current call with `verdict` (or requeues it too when
+   * `verdict` is undefined), requeues the rest at the front and starts a new verifier.
+   */
+  #replace(slot: Slot, verdict: MathVerdict | undefined): void {
     const [head, ...rest] = slot.running;
     this.#retire(slot);
-    this.#queue.unshift(...rest);
+    this.#queue.unshift(...(verdict === undefined && head !== undefined ? [head, ...rest] : rest));
     if (!this.#closed) this.#spawn();
-    head?.resolve(verdict);
+    if (verdict !== undefined) head?.resolve(verdict);
     this.#pump();
   }
 
@@ -486,6 +558,10 @@ function startWorker(url: URL, events: TransportEvents): Transport {
   return {
     send: (request) => worker.postMessage(request),
     kill: () => worker.terminate(),
+    crash() {
+      worker.terminate();
+      queueMicrotask(() => events.fail("the verifier worker was terminated"));
+    },
     exited: Promise.resolve(),
   };
 }
@@ -538,6 +614,14 @@ function startProcess(url: URL, memoryLimitMb: number, events: TransportEvents):
     kill() {
       if (killed) return;
       killed = true;
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+    },
+    crash() {
+      // Not marked as killed: the exit is reported through `fail`, like any unexpected one.
       try {
         child.kill("SIGKILL");
       } catch {

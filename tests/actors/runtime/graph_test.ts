@@ -223,8 +223,11 @@ Deno.test("Graph.stop() leaves buffered sink values to drain", async () => {
   assert.deepEqual(drained, [2, 4]);
 });
 
-Deno.test("Graph restarts an actor with maxRestarts 1 that throws once", async () => {
+Deno.test("Graph restarts an actor with maxRestarts 1 that throws once and redelivers the message", async () => {
   let inits = 0;
+  const thrown = new Set<number>();
+  const closed: number[][] = [];
+  // Throws the first time it sees a multiple of 10 and on every negative value.
   const flaky: ActorLogic<{ seen: number[] }, Num> = {
     maxRestarts: 1,
     init: () => {
@@ -233,9 +236,16 @@ Deno.test("Graph restarts an actor with maxRestarts 1 that throws once", async (
     },
     async handle(state, message, ctx) {
       if (message.n < 0) throw new Error(`bad value ${message.n}`);
+      if (message.n % 10 === 0 && !thrown.has(message.n)) {
+        thrown.add(message.n);
+        throw new Error(`flaky on ${message.n}`);
+      }
       const seen = [...state.seen, message.n];
       await ctx.send("out", { type: "Seen", all: seen });
       return { seen };
+    },
+    close: (state) => {
+      closed.push(state.seen);
     },
   };
   const graph = new GraphBuilder()
@@ -246,19 +256,23 @@ Deno.test("Graph restarts an actor with maxRestarts 1 that throws once", async (
   const out = graph.sink<{ type: "Seen"; all: number[] }>("out");
   await graph.send("flaky", { type: "Num", n: 1 });
   assert.deepEqual((await out.receive()).all, [1]);
-  await graph.send("flaky", { type: "Num", n: -1 });
+  await graph.send("flaky", { type: "Num", n: 10 });
   await graph.send("flaky", { type: "Num", n: 2 });
-  // The restart re-ran init, so the state starts over.
-  assert.deepEqual((await out.receive()).all, [2]);
+  // The restart closed the old state, re-ran init and delivered 10 again to the new state.
+  assert.deepEqual((await out.receive()).all, [10]);
+  assert.deepEqual((await out.receive()).all, [10, 2]);
   assert.equal(inits, 2);
+  assert.deepEqual(closed, [[1]]);
   assert.equal(graph.stats().flaky?.restarts, 1);
-  await waitFor(() => graph.stats().flaky?.handled === 2);
+  await waitFor(() => graph.stats().flaky?.handled === 3);
   assert.equal(graph.failure, undefined);
 
+  // No restart left: a message that fails again stops the graph.
   await graph.send("flaky", { type: "Num", n: -2 });
   const error = await graph.done.catch((e) => e);
   assert.ok(error instanceof ActorFailedError);
   assert.equal(error.message, 'Actor "flaky" failed while handling "Num": bad value -2');
+  assert.equal(graph.stats().flaky?.handled, 3);
 });
 
 Deno.test("Graph applies backpressure: a slow actor with capacity 1 makes ctx.send wait", async () => {

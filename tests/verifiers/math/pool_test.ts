@@ -85,8 +85,9 @@ for (const isolation of ISOLATIONS) {
     });
   });
 
-  Deno.test(`VerifierPool.verify() replaces a crashed verifier (${isolation})`, async () => {
+  Deno.test(`VerifierPool.verify() retries a crash once, then answers it (${isolation})`, async () => {
     await withPool({ isolation, size: 1, batchSize: 1, workerUrl: MISBEHAVING }, async (pool) => {
+      // "crash" kills every verifier that runs it: run once more, then a verifier error.
       const verdict = await pool.verify("crash", "1");
       assert.equal(verdict.equal, false);
       assert.equal(
@@ -100,11 +101,43 @@ for (const isolation of ISOLATIONS) {
         workers: 1,
         queued: 0,
         running: 0,
-        started: 2,
+        started: 3,
         timeouts: 0,
-        crashes: 1,
+        crashes: 2,
+        retries: 1,
       });
     });
+  });
+
+  Deno.test(`VerifierPool.killWorker() mid-batch loses no verdict (${isolation})`, async () => {
+    // Each batch of 4 starts with a 300 ms spin, so the killed verifier is mid-batch.
+    const pairs = Array.from({ length: 24 }, (_, i) => ({
+      pred: i % 4 === 0 ? "spin:300" : `${i}`,
+      gold: `${i % 3 === 0 ? i : i + 1}`,
+    }));
+    const expected = pairs.map((p) =>
+      p.pred.startsWith("spin:")
+        ? { equal: false, predAnswer: null, goldAnswer: null, reason: "spun" }
+        : verifyMath(p.pred, p.gold)
+    );
+    await withPool(
+      { isolation, size: 2, batchSize: 4, timeoutMs: 5000, workerUrl: MISBEHAVING },
+      async (pool) => {
+        await pool.warmUp();
+        const pending = pool.verifyMany(pairs);
+        assert.equal(pool.stats().running, 8, "both verifiers hold a batch");
+        assert.equal(pool.killWorker(0), true);
+        const verdicts = await pending;
+        assert.deepEqual(verdicts, expected);
+        assert.equal(verdicts.filter((v) => v.reason === "spun").length, 6);
+        const stats = pool.stats();
+        assert.equal(stats.crashes, 1);
+        assert.equal(stats.retries, 1, "the pair in progress ran again");
+        assert.equal(stats.started, 3);
+        assert.equal(stats.workers, 2);
+        assert.equal(stats.timeouts, 0);
+      },
+    );
   });
 
   Deno.test(`VerifierPool.verify() passes the merged options (${isolation})`, async () => {
@@ -167,6 +200,7 @@ Deno.test("VerifierPool.verify() times out an endless loop, kills it and goes on
         started: 3,
         timeouts: 2,
         crashes: 0,
+        retries: 0,
       });
     },
   );
@@ -196,7 +230,8 @@ Deno.test("VerifierPool.verify() answers a verifier that runs out of memory", as
       const verdict = await pool.verify("oom", "1");
       assert.match(verdict.reason, /^verifier error: the verifier process exited with .*memory/);
       assert.equal((await pool.verify("7", "7")).equal, true);
-      assert.equal(pool.stats().crashes, 1);
+      assert.equal(pool.stats().crashes, 2, "run out of memory twice: tried, then retried");
+      assert.equal(pool.stats().retries, 1);
     },
   );
 });
@@ -257,6 +292,7 @@ Deno.test("VerifierPool.close() rejects pending calls and later ones", async () 
     started: 1,
     timeouts: 0,
     crashes: 0,
+    retries: 0,
   });
   await pool.close();
   await running;
@@ -281,6 +317,24 @@ Deno.test("VerifierPool supports await using", async () => {
     assert.equal((await pool.verify("3", "3")).equal, true);
   }
   await assert.rejects(outer.verify("1", "1"), { message: POOL_CLOSED_MESSAGE });
+});
+
+Deno.test("VerifierPool.killWorker() kills nothing without a ready verifier", async () => {
+  await withPool({ isolation: "process", size: 1 }, async (pool) => {
+    assert.equal(pool.killWorker(), false, "no verifier started yet");
+    assert.throws(() => pool.killWorker(-1), {
+      name: "RangeError",
+      message: "Cannot kill a verifier: index must be an integer >= 0: current value is -1",
+    });
+    await pool.warmUp();
+    assert.equal(pool.killWorker(1), false, "only one verifier");
+    // An idle verifier: it is replaced and the next call still gets a right verdict.
+    assert.equal(pool.killWorker(), true);
+    assert.deepEqual(await pool.verify("2", "2"), verifyMath("2", "2"));
+    assert.equal(pool.stats().crashes, 1);
+    assert.equal(pool.stats().retries, 0);
+    assert.equal(pool.stats().started, 2);
+  });
 });
 
 Deno.test("VerifierPool() checks its options", () => {
