@@ -8,7 +8,17 @@
  * @module
  */
 import type { ActorLogic } from "./runtime/mod.ts";
-import type { Configure, Generate, Query, SamplingParams, Scored, TrainBatch } from "./messages.ts";
+import type {
+  Configure,
+  Generate,
+  Query,
+  Restore,
+  SamplingParams,
+  Scored,
+  Snapshot,
+  TrainBatch,
+} from "./messages.ts";
+import { restoredRng, sendSnapshot } from "./snapshot.ts";
 import type { Tokenizer } from "../model/char_tokenizer.ts";
 import { Rng } from "../data/rng.ts";
 import {
@@ -45,7 +55,11 @@ export interface CorrectorState {
 }
 
 /** The Corrector actor. */
-export const corrector: ActorLogic<CorrectorState, Scored | Configure, CorrectorInput> = {
+export const corrector: ActorLogic<
+  CorrectorState,
+  Scored | Configure | Snapshot | Restore,
+  CorrectorInput
+> = {
   init(input) {
     const rng = new Rng(input.seed).fork("guide-phrases");
     if (input.rngState) rng.setState(input.rngState);
@@ -53,6 +67,18 @@ export const corrector: ActorLogic<CorrectorState, Scored | Configure, Corrector
   },
   async handle(state, message, ctx) {
     switch (message.type) {
+      case "Snapshot":
+        if (state.pending.size > 0) {
+          throw new RangeError(
+            `Cannot snapshot the corrector: steps still wait for their corrections: ` +
+              `current value is ${JSON.stringify([...state.pending.keys()])}`,
+          );
+        }
+        await sendSnapshot(ctx, message.step, { rng: [...state.rng.getState()] });
+        return state;
+      case "Restore":
+        state.rng.setState(restoredRng(message, ctx.name));
+        return state;
       case "Configure": {
         // Live settings apply to the next Layer-1 batch (a pending one keeps its phrases).
         const { sampling, config } = state.input;

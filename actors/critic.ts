@@ -13,7 +13,10 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { ActorLogic } from "./runtime/mod.ts";
-import type { Scored, TrainBatch } from "./messages.ts";
+import type { Restore, Scored, Snapshot, TrainBatch } from "./messages.ts";
+import { sendSnapshot } from "./snapshot.ts";
+import { decodeOptimizerState, encodeOptimizerState } from "./learner.ts";
+import { decodeSafetensors, encodeSafetensors } from "../model/safetensors.ts";
 import type { Transformer } from "../model/transformer.ts";
 import { packBatch, type TokenBatch } from "../model/sampling.ts";
 import { mm } from "../model/ops.ts";
@@ -183,8 +186,60 @@ async function criticStep(
   };
 }
 
+/** Snapshot file names of the Critic (stored as `critic.<name>` in a checkpoint). */
+const VALUE_MODEL_FILE = "model.safetensors", VALUE_OPTIMIZER_FILE = "optimizer.safetensors";
+
+/** The value model (trunk in Hugging Face layout, head and bias) and its AdamW, as files. */
+async function criticFiles(state: CriticState): Promise<Record<string, Uint8Array<ArrayBuffer>>> {
+  const weights = await state.input.model.exportWeights();
+  for (const v of [state.head, state.bias]) {
+    weights.set(v.name, { data: (await v.data()) as Float32Array, shape: [...v.shape] });
+  }
+  return {
+    [VALUE_MODEL_FILE]: encodeSafetensors(weights) as Uint8Array<ArrayBuffer>,
+    [VALUE_OPTIMIZER_FILE]: encodeOptimizerState(state.optimizer.getState()) as Uint8Array<
+      ArrayBuffer
+    >,
+  };
+}
+
+/** Loads what {@link criticFiles} wrote; names the missing file. */
+function restoreCritic(state: CriticState, message: Restore): void {
+  const file = (name: string) => {
+    const bytes = message.files[name];
+    if (!bytes) {
+      throw new TypeError(`Cannot restore actor "critic": missing file "critic.${name}"`);
+    }
+    return bytes;
+  };
+  const { tensors } = decodeSafetensors(file(VALUE_MODEL_FILE), `critic.${VALUE_MODEL_FILE}`);
+  const weights: Record<string, Float32Array> = {};
+  for (const [name, t] of tensors) weights[name] = t.data;
+  for (const v of [state.head, state.bias]) {
+    const data = weights[v.name];
+    if (!data || data.length !== v.size) {
+      throw new TypeError(
+        `Cannot restore actor "critic": tensor "${v.name}" is missing or has the wrong size`,
+      );
+    }
+    v.assign(tf.tensor(data, v.shape));
+  }
+  state.input.model.loadWeights(weights);
+  state.optimizer.setState(
+    decodeOptimizerState(file(VALUE_OPTIMIZER_FILE), `critic.${VALUE_OPTIMIZER_FILE}`),
+  );
+  const kl = message.state["kl_coef"];
+  if (state.kl && typeof kl === "number") {
+    state.kl = new AdaptiveKlController({
+      initKlCoef: kl,
+      target: state.input.config.target_kl,
+      horizon: state.input.config.kl_horizon,
+    });
+  }
+}
+
 /** The Critic actor. */
-export const critic: ActorLogic<CriticState, Scored, CriticInput> = {
+export const critic: ActorLogic<CriticState, Scored | Snapshot | Restore, CriticInput> = {
   init(input) {
     const d = input.model.config.hidden_size;
     const head = tf.variable(tf.zeros([d, 1]), true, "value_head.weight");
@@ -210,6 +265,17 @@ export const critic: ActorLogic<CriticState, Scored, CriticInput> = {
   },
   async handle(state, message, ctx) {
     switch (message.type) {
+      case "Snapshot":
+        await sendSnapshot(
+          ctx,
+          message.step,
+          state.kl ? { kl_coef: state.kl.value } : {},
+          await criticFiles(state),
+        );
+        return state;
+      case "Restore":
+        restoreCritic(state, message);
+        return state;
       case "Scored": {
         const t0 = performance.now();
         const { advantages, keep, metrics } = await criticStep(state, message);

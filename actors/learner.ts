@@ -117,7 +117,13 @@ export interface LearnerInput {
   /** Extra trainer state written into every checkpoint. */
   checkpointState?: () => Record<string, unknown>;
   /** Optimizer steps already taken and policy version (when resuming). */
-  resume?: { optimizerSteps: number; version: number; optimizer?: AdamWState };
+  resume?: {
+    optimizerSteps: number;
+    version: number;
+    optimizer?: AdamWState;
+    /** Skipped updates in a row when the checkpoint was written. @default 0 */
+    consecutiveSkips?: number;
+  };
 }
 
 /** State of {@link learner}. */
@@ -170,14 +176,36 @@ export function decodeOptimizerState(bytes: Uint8Array, source: string): AdamWSt
   return { step: Number(metadata.step ?? 0), m, v };
 }
 
-async function writeCheckpoint(state: LearnerState, step: number, path: string): Promise<void> {
+/**
+ * Writes one checkpoint folder: the policy, the optimizer moments, the Learner's counters
+ * (`step`, `policy_version`, `optimizer_steps`, which is also the LR schedule position), the
+ * driver's `extra` state and the other actors' snapshots (`actors.<name>: {state, files}` in
+ * `trainer_state.json`, the files as `<name>.<file>`), all under one manifest.
+ */
+async function writeCheckpoint(
+  state: LearnerState,
+  step: number,
+  path: string,
+  extra: Pick<Checkpoint, "state" | "actors"> = {},
+): Promise<void> {
   const { model, tokenizer } = state.input;
+  const files: Record<string, Uint8Array> = {
+    [OPTIMIZER_FILE]: encodeOptimizerState(state.optimizer.getState()),
+  };
+  const actors: Record<string, { state: Record<string, unknown>; files: string[] }> = {};
+  for (const [name, snapshot] of Object.entries(extra.actors ?? {})) {
+    actors[name] = { state: snapshot.state, files: Object.keys(snapshot.files) };
+    for (const [file, bytes] of Object.entries(snapshot.files)) files[`${name}.${file}`] = bytes;
+  }
   await saveCheckpoint(path, model, tokenizer, {
     step,
     policy_version: state.version,
     optimizer_steps: state.optimizerSteps,
+    consecutive_skips: state.consecutiveSkips ?? 0,
     ...(state.input.checkpointState?.() ?? {}),
-  }, { [OPTIMIZER_FILE]: encodeOptimizerState(state.optimizer.getState()) });
+    ...(extra.state ?? {}),
+    ...(extra.actors ? { actors } : {}),
+  }, files);
 }
 
 /** One part of a training step: a scored batch, its loss weight and its metric prefix. */
@@ -552,6 +580,7 @@ export const learner: ActorLogic<
       optimizer,
       version: input.resume?.version ?? 0,
       optimizerSteps: input.resume?.optimizerSteps ?? 0,
+      consecutiveSkips: input.resume?.consecutiveSkips ?? 0,
       checkpoints: [],
     };
   },
@@ -559,7 +588,7 @@ export const learner: ActorLogic<
   async handle(state, message, ctx) {
     switch (message.type) {
       case "Checkpoint": {
-        await writeCheckpoint(state, message.step, message.path);
+        await writeCheckpoint(state, message.step, message.path, message);
         const saved: CheckpointSaved = {
           type: "CheckpointSaved",
           step: message.step,

@@ -132,11 +132,50 @@ export const WeightsSchema = z.object({
   tensors: z.record(z.string(), z.instanceof(Float32Array)),
 });
 
-/** Driver → Learner: write a checkpoint now. */
+/**
+ * What a resumed run needs from one stateful actor: JSON `state` (a cursor, RNG words, a
+ * coefficient) and binary `files` (e.g. a value model's weights), written into the checkpoint.
+ */
+export const ActorStateSchema = z.object({
+  state: z.record(z.string(), z.unknown()),
+  files: z.record(z.string(), z.instanceof(Uint8Array)),
+});
+
+/**
+ * Driver → stateful actor, at a step boundary (every actor idle): report your state as an
+ * `ActorSnapshot` to the `events` sink. Sent before a checkpoint, so the checkpoint holds
+ * every actor's state as of the same step.
+ */
+export const SnapshotSchema = z.object({
+  type: z.literal("Snapshot"),
+  step: z.number().int().min(0),
+});
+
+/** Stateful actor → driver (`events` sink): the answer to a `Snapshot`. */
+export const ActorSnapshotSchema = ActorStateSchema.extend({
+  type: z.literal("ActorSnapshot"),
+  actor: z.string(),
+  step: z.number().int().min(0),
+});
+
+/** Driver → stateful actor, before a resumed run's first `Next`: continue from a snapshot. */
+export const RestoreSchema = ActorStateSchema.extend({
+  type: z.literal("Restore"),
+  step: z.number().int().min(0),
+});
+
+/**
+ * Driver → Learner: write a checkpoint now. `actors` are the other actors' snapshots of the
+ * same step: their `state` goes into `trainer_state.json` under `actors.<name>`, their files
+ * into the folder as `<name>.<file>`, all under the same manifest.
+ */
 export const CheckpointSchema = z.object({
   type: z.literal("Checkpoint"),
   step: z.number().int().min(0),
   path: z.string(),
+  /** Extra trainer state (the driver's own counters) merged into `trainer_state.json`. */
+  state: z.record(z.string(), z.unknown()).optional(),
+  actors: z.record(z.string(), ActorStateSchema).optional(),
 });
 
 /** Learner → driver: a checkpoint was written. */
@@ -203,6 +242,9 @@ export const MessageSchema = z.discriminatedUnion("type", [
   CheckpointSavedSchema,
   ConfigureSchema,
   StepStatsSchema,
+  SnapshotSchema,
+  ActorSnapshotSchema,
+  RestoreSchema,
 ]);
 
 /** `Next` message. */
@@ -227,5 +269,13 @@ export type CheckpointSaved = z.infer<typeof CheckpointSavedSchema>;
 export type Configure = z.infer<typeof ConfigureSchema>;
 /** `StepStats` message. */
 export type StepStats = z.infer<typeof StepStatsSchema>;
+/** One actor's resumable state. */
+export type ActorState = z.infer<typeof ActorStateSchema>;
+/** `Snapshot` message. */
+export type Snapshot = z.infer<typeof SnapshotSchema>;
+/** `ActorSnapshot` message. */
+export type ActorSnapshot = z.infer<typeof ActorSnapshotSchema>;
+/** `Restore` message. */
+export type Restore = z.infer<typeof RestoreSchema>;
 /** Any message of the graph. */
 export type Message = z.infer<typeof MessageSchema>;

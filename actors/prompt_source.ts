@@ -6,7 +6,17 @@
  * @module
  */
 import type { ActorLogic } from "./runtime/mod.ts";
-import type { Configure, Evaluate, Generate, Next, Query, SamplingParams } from "./messages.ts";
+import type {
+  Configure,
+  Evaluate,
+  Generate,
+  Next,
+  Query,
+  Restore,
+  SamplingParams,
+  Snapshot,
+} from "./messages.ts";
+import { restoredCount, sendSnapshot } from "./snapshot.ts";
 import type { Tokenizer } from "../model/char_tokenizer.ts";
 import {
   type ArithmeticOptions,
@@ -54,19 +64,29 @@ export function toQuery(
   };
 }
 
+/** The problem stream of a seed, advanced past the first `cursor` problems. */
+function streamAt(input: PromptSourceInput, cursor: number) {
+  const stream = problemStream(input.seed, { ...input.task, exclude: input.exclude });
+  for (let i = 0; i < cursor; i++) stream.next();
+  return { stream, cursor };
+}
+
 /** The PromptSource actor. */
 export const promptSource: ActorLogic<
   PromptSourceState,
-  Next | Evaluate | Configure,
+  Next | Evaluate | Configure | Snapshot | Restore,
   PromptSourceInput
 > = {
   init(input) {
-    const stream = problemStream(input.seed, { ...input.task, exclude: input.exclude });
-    for (let i = 0; i < (input.cursor ?? 0); i++) stream.next();
-    return { input, stream, cursor: input.cursor ?? 0 };
+    return { input, ...streamAt(input, input.cursor ?? 0) };
   },
   async handle(state, message, ctx) {
     switch (message.type) {
+      case "Snapshot":
+        await sendSnapshot(ctx, message.step, { cursor: state.cursor });
+        return state;
+      case "Restore":
+        return { ...state, ...streamAt(state.input, restoredCount(message, ctx.name, "cursor")) };
       case "Next": {
         const queries: Query[] = [];
         for (let i = 0; i < state.input.promptsPerStep; i++) {

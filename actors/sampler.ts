@@ -5,11 +5,12 @@
  * @module
  */
 import type { ActorLogic } from "./runtime/mod.ts";
-import type { Generate, Rollout, Rollouts, Weights } from "./messages.ts";
+import type { Generate, Restore, Rollout, Rollouts, Snapshot, Weights } from "./messages.ts";
 import type { Transformer } from "../model/transformer.ts";
 import type { CharTokenizer } from "../model/char_tokenizer.ts";
 import { generate } from "../model/sampling.ts";
 import { Rng } from "../data/rng.ts";
+import { restoredRng, sendSnapshot } from "./snapshot.ts";
 
 /** Input of {@link sampler}. */
 export interface SamplerInput {
@@ -25,20 +26,41 @@ export interface SamplerInput {
 /** State of {@link sampler}. */
 export interface SamplerState {
   input: SamplerInput;
+  /** The training RNG: its state is part of every checkpoint. */
   rng: Rng;
+  /** Evaluations draw from their own stream, so they never shift the training samples. */
+  evalRng: Rng;
   version: number;
 }
 
 /** The Sampler actor. */
-export const sampler: ActorLogic<SamplerState, Generate | Weights, SamplerInput> = {
+export const sampler: ActorLogic<
+  SamplerState,
+  Generate | Weights | Snapshot | Restore,
+  SamplerInput
+> = {
   init(input) {
-    return { input, rng: new Rng(input.seed).fork("sampler"), version: input.version ?? 0 };
+    return {
+      input,
+      rng: new Rng(input.seed).fork("sampler"),
+      evalRng: new Rng(input.seed).fork("sampler-eval"),
+      version: input.version ?? 0,
+    };
   },
   async handle(state, message, ctx) {
     switch (message.type) {
+      case "Snapshot":
+        await sendSnapshot(ctx, message.step, { rng: [...state.rng.getState()] });
+        return state;
+      case "Restore":
+        state.rng.setState(restoredRng(message, ctx.name));
+        return state;
       case "Weights":
         state.input.model.loadWeights(message.tensors);
         state.version = message.version;
+        // A restarted Sampler (runtime.max_restarts) re-runs init on its input, whose model
+        // now holds these weights: keep the version with them.
+        state.input.version = message.version;
         return state;
       case "Generate": {
         const t0 = performance.now();
@@ -58,7 +80,7 @@ export const sampler: ActorLogic<SamplerState, Generate | Weights, SamplerInput>
             ...message.params,
             stopIds: [tokenizer.imEndId, tokenizer.eosId],
             padId: tokenizer.padId,
-            rng: state.rng,
+            rng: message.purpose === "eval" ? state.evalRng : state.rng,
           });
           gens.forEach((g, j) => {
             rollouts.push({

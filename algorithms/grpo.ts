@@ -7,7 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { z } from "zod";
-import { type ActorFailed, type Graph, GraphBuilder } from "../actors/runtime/mod.ts";
+import { type ActorFailed, type Supervision, type Graph, GraphBuilder } from "../actors/runtime/mod.ts";
 import { promptSource, type PromptSourceInput } from "../actors/prompt_source.ts";
 import { sampler, type SamplerInput } from "../actors/sampler.ts";
 import { verifier, type VerifierInput } from "../actors/verifier.ts";
@@ -69,6 +69,8 @@ export interface GrpoGraphInput {
   maxCompletionLength: number;
   mailboxCapacity: number;
   onFailure?: (report: ActorFailed) => void;
+  /** Supervision and injected faults (`runtime.max_restarts`, `faults:`). @default {} */
+  supervision?: Supervision;
   /** The Verifier's scorer (answer checker and reward functions). @default exact integer match */
   score?: VerifierInput["score"];
   /**
@@ -116,6 +118,7 @@ export function buildGrpoGraph(input: GrpoGraphInput): Graph {
   const builder = new GraphBuilder({
     capacity: input.mailboxCapacity,
     ...(input.onFailure ? { onFailure: input.onFailure } : {}),
+    ...input.supervision,
   })
     .actor("prompt_source", promptSource, input.promptSource)
     .actor("sampler", sampler, input.sampler)

@@ -8,7 +8,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { z } from "zod";
-import { type ActorFailed, type Graph, GraphBuilder } from "../actors/runtime/mod.ts";
+import { type ActorFailed, type Supervision, type Graph, GraphBuilder } from "../actors/runtime/mod.ts";
 import { promptSource, type PromptSourceInput } from "../actors/prompt_source.ts";
 import { sampler, type SamplerInput } from "../actors/sampler.ts";
 import { verifier, type VerifierInput } from "../actors/verifier.ts";
@@ -131,6 +131,8 @@ export interface PpoGraphInput {
   config: PpoConfig;
   mailboxCapacity: number;
   onFailure?: (report: ActorFailed) => void;
+  /** Supervision and injected faults (`runtime.max_restarts`, `faults:`). @default {} */
+  supervision?: Supervision;
   /** The Verifier's scorer. @default exact integer match */
   score?: VerifierInput["score"];
 }
@@ -151,6 +153,7 @@ export function buildPpoGraph(input: PpoGraphInput): Graph {
   const builder = new GraphBuilder({
     capacity: input.mailboxCapacity,
     ...(input.onFailure ? { onFailure: input.onFailure } : {}),
+    ...input.supervision,
   })
     .actor("prompt_source", promptSource, input.promptSource)
     .actor("sampler", sampler, input.sampler)

@@ -21,7 +21,7 @@
  * @module
  */
 import type { z } from "zod";
-import type { ActorFailed, Graph } from "../actors/runtime/mod.ts";
+import type { ActorFailed, Graph, Supervision } from "../actors/runtime/mod.ts";
 import type { PromptSourceInput } from "../actors/prompt_source.ts";
 import type { SamplerInput } from "../actors/sampler.ts";
 import type { VerifierInput } from "../actors/verifier.ts";
@@ -46,6 +46,8 @@ export interface AlgorithmGraphInput {
   score?: VerifierInput["score"];
   mailboxCapacity: number;
   onFailure?: (report: ActorFailed) => void;
+  /** Supervision and injected faults (`runtime.max_restarts`, `faults:`). @default {} */
+  supervision?: Supervision;
 }
 
 /**

@@ -13,6 +13,7 @@ import { z } from "zod";
 import { GrpoConfigSchema } from "../algorithms/grpo.ts";
 import { MgrpoConfigSchema } from "../algorithms/mgrpo.ts";
 import { PpoConfigSchema } from "../algorithms/ppo.ts";
+import { FaultsSchema } from "../actors/runtime/faults.ts";
 
 /** Where the embedded default config lives, as a URL relative to this module. */
 export const DEFAULT_CONFIG_URL: URL = new URL("../configs/tiny-mgrpo.yaml", import.meta.url);
@@ -243,6 +244,12 @@ export const RuntimeConfigSchema = z.object({
   mailbox_capacity: z.number().int().min(1).default(2).describe(
     "Messages an actor's mailbox holds before senders wait (backpressure)",
   ),
+  max_restarts: z.record(z.string(), z.number().int().min(0)).default({}).describe(
+    "Restarts allowed per actor (e.g. verifier: 2); a restarted actor gets the failed message again, so no rollout is lost or counted twice",
+  ),
+  restart_delay_ms: z.number().int().min(0).default(0).describe(
+    "Wait before each restart, in milliseconds",
+  ),
 }).strict();
 
 /**
@@ -288,6 +295,9 @@ export const TrainConfigSchema = z.object({
   eval: EvalConfigSchema.prefault({}).describe("Held-out evaluation"),
   runtime: RuntimeConfigSchema.prefault({}).describe("Actor runtime"),
   control: ControlConfigSchema.prefault({}).describe("HTTP control server and dashboard"),
+  faults: FaultsSchema.describe(
+    "Injected faults, for tests of supervision: throw in actor X at step N, delay a message, kill a verifier worker",
+  ),
 }).strict();
 
 /** A validated training config with every default filled in. */

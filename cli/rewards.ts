@@ -28,6 +28,11 @@ export interface RunScorer extends AsyncDisposable {
   checker: AnswerChecker;
   /** Releases the Worker pool of the math checker, if any. */
   close(): Promise<void>;
+  /**
+   * Kills one verifier process of the math checker's pool (fault injection: `exit_worker`);
+   * false when no worker was running. Absent for checkers without a pool.
+   */
+  killWorker?: () => boolean;
 }
 
 /** Options of {@linkcode buildScorer}. */
@@ -44,7 +49,7 @@ export interface BuildScorerOptions {
  */
 export function buildChecker(
   reward: TrainConfig["reward"],
-): { checker: AnswerChecker; close(): Promise<void> } {
+): { checker: AnswerChecker; close(): Promise<void>; killWorker?: () => boolean } {
   switch (reward.checker) {
     case "integer":
       return { checker: integerChecker, close: () => Promise.resolve() };
@@ -56,6 +61,7 @@ export function buildChecker(
           return { correct: v.equal, parsed: v.predAnswer, reason: v.reason };
         },
         close: () => Promise.resolve(pool.close()),
+        killWorker: () => pool.killWorker(),
       };
     }
     default:
@@ -96,11 +102,12 @@ export async function buildScorer(
     }
     functions.push({ name: spec.name, fn, weight: spec.weight });
   }
-  const { checker, close } = buildChecker(config.reward);
+  const { checker, close, killWorker } = buildChecker(config.reward);
   return {
     score: createScorer(checker, functions),
     checker,
     close,
+    ...(killWorker ? { killWorker } : {}),
     [Symbol.asyncDispose]: close,
   };
 }

@@ -31,7 +31,26 @@ import type { AlgorithmGraphInput } from "../algorithms/registry.ts";
 import { loadConfigWithPlugins } from "./plugins.ts";
 import { decodeOptimizerState, OPTIMIZER_FILE } from "../actors/learner.ts";
 import { toQuery } from "../actors/prompt_source.ts";
-import type { CheckpointSaved, Configure, Scored, StepStats } from "../actors/messages.ts";
+import type {
+  ActorSnapshot,
+  ActorState,
+  CheckpointSaved,
+  Configure,
+  Scored,
+  StepStats,
+} from "../actors/messages.ts";
+import { STATEFUL_ACTORS } from "../actors/snapshot.ts";
+import {
+  fileSha256,
+  latestCheckpoint,
+  liveConfigOverrides,
+  liveConfigValues,
+  pruneCheckpoints,
+  readTrainerState,
+  restoreMessages,
+  type TrainerState,
+  truncateMetrics,
+} from "./resume.ts";
 import {
   LocalLoopControl,
   type LoopControl,
@@ -102,23 +121,6 @@ function configureMessage(config: TrainConfig): Configure {
   return message;
 }
 
-/** Finds the newest `checkpoint-<step>` folder of a run. */
-async function latestCheckpoint(runDir: string): Promise<string> {
-  let best: { step: number; path: string } | undefined;
-  try {
-    for await (const e of Deno.readDir(runDir)) {
-      const m = /^checkpoint-(\d+)$/.exec(e.name);
-      if (e.isDirectory && m && (!best || Number(m[1]) > best.step)) {
-        best = { step: Number(m[1]), path: `${runDir}/${e.name}` };
-      }
-    }
-  } catch (cause) {
-    throw new Error(`Cannot resume from "${runDir}": ${(cause as Error).message}`, { cause });
-  }
-  if (!best) throw new Error(`Cannot resume from "${runDir}": no checkpoint-<step> folder in it`);
-  return best.path;
-}
-
 async function main(argv: string[]): Promise<number> {
   const args = parseTrainArgs(argv);
   if (args.help) {
@@ -130,11 +132,14 @@ async function main(argv: string[]): Promise<number> {
   });
   const runDir = args.runDir ?? args.resume ?? deriveConfig(config).runDir;
   let resumeFrom: string | undefined;
+  let saved: TrainerState = {};
   if (args.resume) {
     resumeFrom = await latestCheckpoint(args.resume);
-    // The resumed run keeps its config; command-line overrides still apply on top.
+    saved = await readTrainerState(resumeFrom);
+    // The resumed run keeps its config and the live changes in force at the checkpoint;
+    // command-line overrides still apply on top.
     ({ config, registry } = await loadConfigWithPlugins(`${args.resume}/config.yaml`, {
-      overrides: args.overrides,
+      overrides: [...liveConfigOverrides(saved), ...args.overrides],
     }));
   }
   // Reward modules are imported before anything is written, so a bad path leaves no run dir.
@@ -157,8 +162,31 @@ async function main(argv: string[]): Promise<number> {
       ? (await loadCheckpoint(initPath, { trainable: false })).model
       : init.model.clone({ trainable: false }))
     : undefined;
+  // The reference policy's identity: a resumed run must measure KL to the same weights.
+  const reference = refModel
+    ? { init: config.model.init, sha256: await fileSha256(`${initPath}/model.safetensors`) }
+    : undefined;
+  if (reference && saved.reference && saved.reference.sha256 !== reference.sha256) {
+    throw new Error(
+      `Cannot resume from "${resumeFrom}": the reference policy "${reference.init}" changed ` +
+        `since the checkpoint was written: its model.safetensors has SHA-256 ` +
+        `${reference.sha256}, the checkpoint says ${saved.reference.sha256}`,
+    );
+  }
   const startStep = resumeFrom ? Number(init.state.step ?? 0) : 0;
   const version = resumeFrom ? Number(init.state.policy_version ?? startStep) : 0;
+  // Checkpoints written before exact resume hold no actor snapshots: those runs go on with a
+  // fresh sampling stream, as they always did.
+  const restores = resumeFrom ? await restoreMessages(resumeFrom, saved) : new Map();
+  const exact = resumeFrom !== undefined && saved.actors !== undefined;
+  if (resumeFrom) {
+    const dropped = await truncateMetrics(`${runDir}/metrics.jsonl`, startStep);
+    console.log(
+      `resume: ${resumeFrom} (step ${startStep}${
+        exact ? "" : "; written before exact resume: sampling restarts from a new stream"
+      }${dropped ? `; dropped ${dropped} metrics lines logged after it` : ""})`,
+    );
+  }
   let optimizer;
   if (resumeFrom) {
     try {
@@ -202,7 +230,12 @@ async function main(argv: string[]): Promise<number> {
         greedy: false,
       },
     },
-    sampler: { model: samplerModel, tokenizer, seed: config.run.seed + startStep * 7919, version },
+    sampler: {
+      model: samplerModel,
+      tokenizer,
+      seed: config.run.seed + (resumeFrom && !exact ? startStep * 7919 : 0),
+      version,
+    },
     ...(refModel
       ? {
         refPolicy: {
@@ -229,15 +262,17 @@ async function main(argv: string[]): Promise<number> {
       temperature: config.sampler.temperature,
       totalSteps: steps,
       maskTruncated: config.grpo.mask_truncated_completions,
-      checkpointEvery: config.run.checkpoint_every,
+      // The driver checkpoints (with every actor's snapshot), not the Learner on its own.
+      checkpointEvery: 0,
       checkpointDir: runDir,
       keepLast: config.run.keep_last,
       checkpointState: () => ({ seed: config.run.seed, init: config.model.init }),
       ...(resumeFrom
         ? {
           resume: {
-            optimizerSteps: optimizer?.step ?? startStep,
+            optimizerSteps: saved.optimizer_steps ?? optimizer?.step ?? startStep,
             version,
+            consecutiveSkips: saved.consecutive_skips ?? 0,
             ...(optimizer ? { optimizer } : {}),
           },
         }
@@ -245,6 +280,20 @@ async function main(argv: string[]): Promise<number> {
     },
     onFailure: (report) => {
       failure = new ActorFailedError(report.actor, report.message, report.cause);
+    },
+    supervision: {
+      maxRestarts: config.runtime.max_restarts,
+      restartDelayMs: config.runtime.restart_delay_ms,
+      faults: config.faults,
+      exitWorker: () => {
+        if (!scorer.killWorker) {
+          throw new Error(
+            'Cannot inject "exit_worker": the answer checker runs no worker pool ' +
+              "(set reward.checker: math)",
+          );
+        }
+        scorer.killWorker();
+      },
     },
   };
   const graph = plugin.buildGraph(graphInput);
@@ -294,6 +343,16 @@ async function main(argv: string[]): Promise<number> {
   const table: (string | number)[][] = [];
   try {
     await graph.start();
+    const present = graph.stats();
+    for (const [name, message] of restores) {
+      if (!(name in present)) {
+        throw new Error(
+          `Cannot resume from "${resumeFrom}": it holds a snapshot of actor "${name}", ` +
+            `which the ${config.algorithm} graph does not have`,
+        );
+      }
+      await graph.send(name, message);
+    }
     console.log(
       `mgrpo: ${config.algorithm} on ${config.task.kind}, ${init.model.numParameters} parameters, ` +
         `backend ${backend}, ${
@@ -328,21 +387,48 @@ async function main(argv: string[]): Promise<number> {
     const before = config.eval.before ? await runEval("before", startStep) : undefined;
     const progress = new ProgressReporter(steps, startStep, config.run.log_every);
     const tLoop = performance.now();
-    let sampledTokens = 0;
+    let sampledTokens = resumeFrom ? Number(saved.sampled_tokens ?? 0) : 0;
     let lastBusy = graph.stats();
     let live = config;
-    const checkpointNow = async (step: number) => {
+    /**
+     * Writes `checkpoint-<step>` at a step boundary: every stateful actor's snapshot first
+     * (all actors are idle between steps, so they describe the same step), then the Learner
+     * writes them with the policy under one manifest; old ones beyond `keep_last` go.
+     */
+    let lastCheckpoint = { step: -1, path: "" };
+    const checkpoint = async (step: number): Promise<string> => {
+      if (lastCheckpoint.step === step) return lastCheckpoint.path;
+      const actors: Record<string, ActorState> = {};
+      for (const name of STATEFUL_ACTORS) {
+        if (!(name in present)) continue;
+        await graph.send(name, { type: "Snapshot", step });
+        const snap = await graph.sink<ActorSnapshot>("events").receive();
+        if (snap.type !== "ActorSnapshot" || snap.actor !== name) {
+          throw new Error(
+            `Cannot checkpoint: expected the snapshot of "${name}": current value is ${snap.type}`,
+          );
+        }
+        actors[name] = { state: snap.state, files: snap.files };
+      }
       await graph.send("learner", {
         type: "Checkpoint",
         step,
         path: `${runDir}/checkpoint-${step}`,
+        state: {
+          sampled_tokens: sampledTokens,
+          live_config: liveConfigValues(live),
+          ...(reference ? { reference } : {}),
+        },
+        actors,
       });
-      const saved = await graph.sink<CheckpointSaved>("events").receive();
-      console.log(`\ncheckpoint (requested): ${saved.path}`);
+      const done = await graph.sink<CheckpointSaved>("events").receive();
+      await pruneCheckpoints(runDir, config.run.keep_last);
+      lastCheckpoint = { step, path: done.path };
+      return done.path;
     };
     for (let step = startStep + 1; step <= steps; step++) {
       const action = await loop.atStepBoundary();
-      if (action.checkpoint) await checkpointNow(step - 1);
+      if (action.checkpoint) console.log(`\ncheckpoint (requested): ${await checkpoint(step - 1)}`);
       if (action.stop) break;
       if (action.config) {
         live = action.config;
@@ -362,6 +448,7 @@ async function main(argv: string[]): Promise<number> {
         // Actors on the rollout path report their own time (see RolloutsSchema.timings).
         metrics[`time/${name}`] ??= (s.busyMs - (lastBusy[name]?.busyMs ?? 0)) / 1000;
         metrics[`queue/${name}`] = s.queueDepth;
+        if (s.restarts > 0) metrics[`restarts/${name}`] = s.restarts;
       }
       lastBusy = busy;
       const stepSeconds = (performance.now() - tStep) / 1000;
@@ -392,16 +479,16 @@ async function main(argv: string[]): Promise<number> {
       });
       progress.update(step, metrics, (performance.now() - tLoop) / 1000);
       lastStep = step;
+      const cpEvery = config.run.checkpoint_every;
+      if (cpEvery > 0 && step % cpEvery === 0) await checkpoint(step);
       const every = live.eval.every;
       if (every > 0 && step % every === 0 && step < steps) await runEval("during", step);
       const budget = config.run.max_sampled_tokens;
       if (budget > 0 && sampledTokens >= budget) break;
     }
     progress.done();
-    const final = `${runDir}/checkpoint-${lastStep}`;
-    await graph.send("learner", { type: "Checkpoint", step: lastStep, path: final });
-    const saved = await graph.sink<CheckpointSaved>("events").receive();
-    console.log(`checkpoint: ${saved.path}`);
+    const finalPath = await checkpoint(lastStep);
+    console.log(`checkpoint: ${finalPath}`);
     const after = config.eval.after ? await runEval("after", lastStep) : undefined;
     const seconds = (performance.now() - t0) / 1000;
     if (table.length) {
@@ -419,7 +506,7 @@ async function main(argv: string[]): Promise<number> {
       accuracy_before: before?.accuracy ?? null,
       accuracy_after: after?.accuracy ?? null,
       sampled_tokens: sampledTokens,
-      checkpoint: saved.path,
+      checkpoint: finalPath,
     };
     await Deno.writeTextFile(`${runDir}/summary.json`, JSON.stringify(summary, null, 2) + "\n");
     console.log(`done in ${seconds.toFixed(0)} s: ${runDir}`);

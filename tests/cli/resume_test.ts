@@ -1,0 +1,194 @@
+/**
+ * Exact resume, end to end with real `cli/train.ts` processes: the metrics of the steps after
+ * a resume equal, bit for bit, those of an uninterrupted run with the same seed.
+ */
+import assert from "node:assert/strict";
+import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
+import { liveConfigOverrides, liveConfigValues, truncateMetrics } from "../../cli/resume.ts";
+import { loadConfig } from "../../cli/config.ts";
+import { REPO_ROOT, sleep } from "../helpers.ts";
+
+/** Runs `cli/train.ts` to the end; returns its output (asserting exit code `code`). */
+async function train(args: string[], code = 0): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [...TRAIN_RUN_ARGS, ...args],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, code, text);
+  return text;
+}
+
+const sets = (...kv: string[]) => kv.flatMap((s) => ["--set", s]);
+const QUIET = ["eval.before=false", "eval.after=false", "control.enabled=false"];
+
+/** Step records of a `metrics.jsonl`, without wall-clock fields (`time/*`, rates). */
+async function stepMetrics(runDir: string): Promise<Map<number, Record<string, number>>> {
+  const out = new Map<number, Record<string, number>>();
+  for (const line of (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).split("\n")) {
+    if (!line.trim()) continue;
+    const record = JSON.parse(line) as Record<string, number>;
+    if ("eval/accuracy" in record) continue;
+    const kept = Object.entries(record).filter(([k]) =>
+      !k.startsWith("time/") && !k.startsWith("throughput/") && !k.startsWith("queue/")
+    );
+    assert.ok(!out.has(record.step!), `step ${record.step} logged twice in ${runDir}`);
+    out.set(record.step!, Object.fromEntries(kept));
+  }
+  return out;
+}
+
+async function checkpointSteps(runDir: string): Promise<number[]> {
+  const steps: number[] = [];
+  for await (const e of Deno.readDir(runDir)) {
+    const m = /^checkpoint-(\d+)$/.exec(e.name);
+    if (m) steps.push(Number(m[1]));
+  }
+  return steps.sort((a, b) => a - b);
+}
+
+Deno.test("a run killed with SIGKILL resumes bit for bit (MGRPO: data cursor, sampling and guide-phrase RNGs, LR schedule)", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "resume-mgrpo-" });
+  try {
+    const common = [
+      "--config",
+      "configs/smoke-mgrpo.yaml",
+      ...sets("run.steps=4", "run.checkpoint_every=1", "run.keep_last=2", ...QUIET),
+    ];
+    await train([...common, "--run-dir", `${tmp}/full`]);
+    const full = await stepMetrics(`${tmp}/full`);
+    assert.deepEqual([...full.keys()], [1, 2, 3, 4]);
+    assert.deepEqual(await checkpointSteps(`${tmp}/full`), [3, 4], "keep_last: 2");
+
+    // The same run, killed without warning once its first checkpoint is on disk.
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [...TRAIN_RUN_ARGS, ...common, "--run-dir", `${tmp}/cut`],
+      cwd: REPO_ROOT,
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    while ((await checkpointSteps(`${tmp}/cut`).catch(() => [])).length === 0) await sleep(20);
+    child.kill("SIGKILL");
+    await child.status;
+    const at = (await checkpointSteps(`${tmp}/cut`)).at(-1)!;
+    assert.ok(at < 4, `the kill landed before the end (newest checkpoint ${at})`);
+    const control = `${tmp}/control`;
+    await Deno.mkdir(control);
+    for (const name of ["config.yaml", `checkpoint-${at}`]) {
+      await new Deno.Command("cp", { args: ["-r", `${tmp}/cut/${name}`, control] }).output();
+    }
+
+    const log = await train(["--resume", `${tmp}/cut`]);
+    assert.match(log, new RegExp(`resume: .*checkpoint-${at} \\(step ${at}`));
+    const resumed = await stepMetrics(`${tmp}/cut`);
+    assert.deepEqual([...resumed.keys()], [1, 2, 3, 4]);
+    for (let step = at + 1; step <= 4; step++) {
+      assert.deepEqual(resumed.get(step), full.get(step), `step ${step} after resuming at ${at}`);
+    }
+
+    // Control: the same checkpoint without its actor snapshots (the old format) does not
+    // reproduce the run, so the comparison above can fail.
+    const statePath = `${control}/checkpoint-${at}/trainer_state.json`;
+    const state = JSON.parse(await Deno.readTextFile(statePath));
+    delete state.actors;
+    await Deno.writeTextFile(statePath, JSON.stringify(state));
+    await Deno.remove(`${control}/checkpoint-${at}/manifest.json`);
+    await train(["--resume", control]);
+    const approx = await stepMetrics(control);
+    assert.notDeepEqual(approx.get(at + 1), full.get(at + 1));
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("PPO resumes bit for bit: value model, its optimizer and the adaptive KL coefficient", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "resume-ppo-" });
+  try {
+    const common = [
+      "--config",
+      "configs/smoke-ppo.yaml",
+      ...sets(
+        "run.steps=4",
+        "run.checkpoint_every=2",
+        "run.keep_last=3",
+        "ppo.adaptive_kl=true",
+        "ppo.kl_coef=0.05",
+        ...QUIET,
+      ),
+    ];
+    await train([...common, "--run-dir", `${tmp}/full`]);
+    const full = await stepMetrics(`${tmp}/full`);
+    assert.deepEqual(await checkpointSteps(`${tmp}/full`), [2, 4]);
+    const files = [...Deno.readDirSync(`${tmp}/full/checkpoint-2`)].map((e) => e.name).sort();
+    assert.ok(files.includes("critic.model.safetensors"), files.join(", "));
+    assert.ok(files.includes("critic.optimizer.safetensors"), files.join(", "));
+    const state = JSON.parse(
+      await Deno.readTextFile(`${tmp}/full/checkpoint-2/trainer_state.json`),
+    );
+    // β after step 2 is the one step 3 uses.
+    assert.equal(state.actors.critic.state.kl_coef, full.get(3)!["ppo/kl_coef"]);
+    assert.notEqual(state.actors.critic.state.kl_coef, 0.05, "the controller moved β");
+
+    await Deno.remove(`${tmp}/full/checkpoint-4`, { recursive: true });
+    await train(["--resume", `${tmp}/full`]);
+    const resumed = await stepMetrics(`${tmp}/full`);
+    for (const step of [3, 4]) assert.deepEqual(resumed.get(step), full.get(step), `step ${step}`);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("resuming refuses a reference policy whose weights changed since the checkpoint", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "resume-ref-" });
+  try {
+    const init = `${tmp}/init`;
+    await new Deno.Command("cp", { args: ["-r", `${REPO_ROOT}checkpoints/tiny-sft`, init] })
+      .output();
+    await train([
+      "--config",
+      "configs/smoke-grpo.yaml",
+      ...sets("run.steps=1", `model.init=${init}`, "grpo.beta=0.04", ...QUIET),
+      "--run-dir",
+      `${tmp}/run`,
+    ]);
+    const weights = await Deno.readFile(`${init}/model.safetensors`);
+    weights[weights.length - 1] = weights.at(-1)! ^ 0x01;
+    await Deno.writeFile(`${init}/model.safetensors`, weights);
+    const log = await train(["--resume", `${tmp}/run`], 1);
+    assert.match(log, /Cannot resume from ".*checkpoint-1": the reference policy ".*init" changed/);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("live settings in force at a checkpoint come back as overrides of the saved config", () => {
+  const config = loadConfig(undefined, {
+    overrides: ["learner.lr=1e-4", 'mgrpo.guide_phrases=["Check: ", "a: b"]'],
+  });
+  const live = liveConfigValues(config);
+  assert.equal(live["learner.lr"], 1e-4);
+  const back = loadConfig(undefined, { overrides: liveConfigOverrides({ live_config: live }) });
+  assert.equal(back.learner.lr, 1e-4);
+  assert.deepEqual(back.mgrpo.guide_phrases, ["Check: ", "a: b"]);
+  assert.deepEqual(liveConfigValues(back), live);
+});
+
+Deno.test("truncateMetrics() drops the records logged after the checkpoint and a cut last line", async () => {
+  const path = await Deno.makeTempFile();
+  try {
+    await Deno.writeTextFile(
+      path,
+      ['{"step":1,"a":1}', '{"step":2,"a":2}', '{"step":2,"eval/accuracy":0.5}', '{"step":3,"a":3}']
+        .join("\n") + '\n{"step":4,"a',
+    );
+    assert.equal(await truncateMetrics(path, 2), 2);
+    assert.equal(
+      await Deno.readTextFile(path),
+      '{"step":1,"a":1}\n{"step":2,"a":2}\n{"step":2,"eval/accuracy":0.5}\n',
+    );
+    assert.equal(await truncateMetrics(path, 2), 0);
+  } finally {
+    await Deno.remove(path);
+  }
+});
