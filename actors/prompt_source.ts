@@ -18,11 +18,18 @@ import type {
 } from "./messages.ts";
 import { restoredCount, sendSnapshot } from "./snapshot.ts";
 import type { Tokenizer } from "../model/char_tokenizer.ts";
-import {
-  type ArithmeticOptions,
-  type ArithmeticProblem,
-  problemStream,
-} from "../data/arithmetic.ts";
+import { type ArithmeticOptions, problemStream } from "../data/arithmetic.ts";
+import { datasetStream } from "../data/jsonl_dataset.ts";
+
+/** A training problem: what the PromptSource renders into a query. */
+export interface SourceProblem {
+  id: string;
+  question: string;
+  answer: number | string;
+}
+
+/** Consecutive rejected problems after which the PromptSource gives up. */
+const MAX_REJECTED_IN_A_ROW = 10_000;
 
 /** Input of {@link promptSource}. */
 export interface PromptSourceInput {
@@ -39,14 +46,31 @@ export interface PromptSourceInput {
   sampling: SamplingParams;
   /** Problems already consumed (when resuming). @default 0 */
   cursor?: number;
+  /**
+   * Training problems from a dataset file (`task.kind: jsonl`), streamed in seeded epochs;
+   * absent, the arithmetic generator of `task` is used. @default undefined
+   */
+  dataset?: readonly SourceProblem[];
+  /** Longest prompt in tokens. @default Infinity */
+  maxPromptTokens?: number;
+  /**
+   * A longer prompt, or one the tokenizer cannot encode: `"reject"` draws another problem,
+   * `"truncate"` keeps the last `maxPromptTokens` tokens (an unencodable one is rejected).
+   * @default "reject"
+   */
+  onLongPrompt?: "reject" | "truncate";
 }
 
 /** State of {@link promptSource}. */
 export interface PromptSourceState {
   input: PromptSourceInput;
-  stream: Generator<ArithmeticProblem, never, unknown>;
+  stream: Generator<SourceProblem, never, unknown>;
   /** Problems drawn so far: the data cursor. */
   cursor: number;
+  /** Problems left out for a prompt too long or not encodable, so far. */
+  rejected: number;
+  /** Prompts cut to `maxPromptTokens`, so far. */
+  truncated: number;
 }
 
 /** Renders and tokenizes a problem into a query. */
@@ -66,9 +90,45 @@ export function toQuery(
 
 /** The problem stream of a seed, advanced past the first `cursor` problems. */
 function streamAt(input: PromptSourceInput, cursor: number) {
+  if (input.dataset) {
+    const kept = input.dataset.filter((p) => !input.exclude.has(p.id));
+    return { stream: datasetStream(kept, input.seed, { start: cursor }), cursor };
+  }
   const stream = problemStream(input.seed, { ...input.task, exclude: input.exclude });
   for (let i = 0; i < cursor; i++) stream.next();
   return { stream, cursor };
+}
+
+/**
+ * Draws the next problem whose prompt fits (`maxPromptTokens`, `onLongPrompt`), counting
+ * the rejected and truncated ones.
+ */
+function nextQuery(state: PromptSourceState): Query {
+  const { input } = state;
+  const max = input.maxPromptTokens ?? Infinity;
+  for (let tries = 0; tries < MAX_REJECTED_IN_A_ROW; tries++) {
+    const problem = state.stream.next().value;
+    state.cursor++;
+    let query: Query;
+    try {
+      query = toQuery(problem, input);
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      state.rejected++; // a character the tokenizer has no token for
+      continue;
+    }
+    if (query.promptIds.length <= max) return query;
+    if ((input.onLongPrompt ?? "reject") === "reject") {
+      state.rejected++;
+      continue;
+    }
+    state.truncated++;
+    return { ...query, promptIds: query.promptIds.slice(-max) };
+  }
+  throw new RangeError(
+    `Cannot draw prompts: ${MAX_REJECTED_IN_A_ROW} problems in a row were rejected ` +
+      `(longer than ${max} tokens, or not encodable): current value is prompts.max_prompt_tokens ${max}`,
+  );
 }
 
 /** The PromptSource actor. */
@@ -78,21 +138,27 @@ export const promptSource: ActorLogic<
   PromptSourceInput
 > = {
   init(input) {
-    return { input, ...streamAt(input, input.cursor ?? 0) };
+    return { input, ...streamAt(input, input.cursor ?? 0), rejected: 0, truncated: 0 };
   },
   async handle(state, message, ctx) {
     switch (message.type) {
       case "Snapshot":
-        await sendSnapshot(ctx, message.step, { cursor: state.cursor });
+        await sendSnapshot(ctx, message.step, {
+          cursor: state.cursor,
+          rejected_prompts: state.rejected,
+          truncated_prompts: state.truncated,
+        });
         return state;
       case "Restore":
-        return { ...state, ...streamAt(state.input, restoredCount(message, ctx.name, "cursor")) };
+        return {
+          ...state,
+          ...streamAt(state.input, restoredCount(message, ctx.name, "cursor")),
+          rejected: Number(message.state["rejected_prompts"] ?? 0),
+          truncated: Number(message.state["truncated_prompts"] ?? 0),
+        };
       case "Next": {
         const queries: Query[] = [];
-        for (let i = 0; i < state.input.promptsPerStep; i++) {
-          queries.push(toQuery(state.stream.next().value, state.input));
-          state.cursor++;
-        }
+        for (let i = 0; i < state.input.promptsPerStep; i++) queries.push(nextQuery(state));
         const generate: Generate = {
           type: "Generate",
           purpose: "train",

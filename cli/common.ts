@@ -25,6 +25,8 @@ import { loadCheckpoint } from "../model/checkpoint.ts";
 import { heldOutProblems, problemKey } from "../data/arithmetic.ts";
 import type { ArithmeticOptions, ArithmeticProblem } from "../data/arithmetic.ts";
 import type { AnswerChecker } from "../verifiers/reward.ts";
+import { type BadLine, epochOrder, loadProblemsJsonl } from "../data/jsonl_dataset.ts";
+import type { SourceProblem } from "../actors/prompt_source.ts";
 
 /** The repository root (where `deno.json` lives). */
 export const REPO_ROOT: string = new URL("../", import.meta.url).pathname;
@@ -80,6 +82,49 @@ export function heldOut(task: TrainConfig["task"]): {
 } {
   const problems = heldOutProblems(task.eval_size, arithmeticOptions(task));
   return { problems, keys: new Set(problems.map(problemKey)) };
+}
+
+/** The problems of a training run: the held-out set, and the dataset for `task.kind: jsonl`. */
+export interface TrainingTask {
+  /** The held-out evaluation problems. */
+  evalSet: SourceProblem[];
+  /** Keys the PromptSource never draws (the held-out set's). */
+  keys: Set<string>;
+  /** `kind: jsonl`: every good problem of the file (held-out ones are excluded by key). */
+  dataset?: SourceProblem[];
+  /** `kind: jsonl` with `on_bad_line: skip`: the malformed lines left out. */
+  badLines: BadLine[];
+}
+
+/**
+ * Reads the task of a run. For `kind: jsonl` the held-out set is the first `eval_size`
+ * problems of a fixed seeded order of the file (the same for every run seed), and the rest
+ * are trained on.
+ *
+ * @throws {Error} Naming `file:line` for a malformed line (`on_bad_line: stop`), the file when
+ * it cannot be read, and `task.eval_size` when it leaves nothing to train on.
+ */
+export async function loadTrainingTask(task: TrainConfig["task"]): Promise<TrainingTask> {
+  if (task.kind !== "jsonl") return { ...heldOutTask(task), badLines: [] };
+  const { problems, badLines } = await loadProblemsJsonl(task.path!, {
+    onBadLine: task.on_bad_line,
+    answerField: task.answer_field,
+    ...(task.question_field === undefined ? {} : { questionField: task.question_field }),
+  });
+  if (task.eval_size >= problems.length) {
+    throw new RangeError(
+      `Cannot use dataset "${task.path}": task.eval_size must be smaller than its ` +
+        `${problems.length} problems, to leave some to train on: current value is ${task.eval_size}`,
+    );
+  }
+  const order = epochOrder(problems.length, 0, 0);
+  const evalSet = order.slice(0, task.eval_size).map((i) => problems[i]!);
+  return { evalSet, keys: new Set(evalSet.map((p) => p.id)), dataset: problems, badLines };
+}
+
+function heldOutTask(task: TrainConfig["task"]) {
+  const { problems, keys } = heldOut(task);
+  return { evalSet: problems as SourceProblem[], keys };
 }
 
 /** Formats rows as an aligned plain-text table. */

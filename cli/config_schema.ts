@@ -77,10 +77,22 @@ export const ModelConfigSchema = z.object({
   ),
 }).strict();
 
-/** The `task` section: the synthetic multi-step arithmetic task. */
+/** The `task` section: the synthetic multi-step arithmetic task, or a JSONL dataset. */
 export const TaskConfigSchema = z.object({
-  kind: z.literal("arithmetic").default("arithmetic").describe(
-    "Task generator: synthetic multi-step arithmetic",
+  kind: z.enum(["arithmetic", "jsonl"]).default("arithmetic").describe(
+    "Training problems: synthetic multi-step arithmetic, or a JSONL file of {question, answer} (path)",
+  ),
+  path: z.string().min(1).optional().describe(
+    "kind: jsonl: the dataset file, one JSON object a line (relative to the working directory)",
+  ),
+  on_bad_line: z.enum(["stop", "skip"]).default("stop").describe(
+    "kind: jsonl: a malformed line stops the run naming file:line, or is skipped and counted in summary.json",
+  ),
+  question_field: z.string().min(1).optional().describe(
+    'kind: jsonl: the field holding the question (default "question", else "problem")',
+  ),
+  answer_field: z.string().min(1).default("answer").describe(
+    "kind: jsonl: the field holding the reference answer",
   ),
   min_steps: z.number().int().min(1).default(2).describe(
     "Fewest arithmetic operations in a problem",
@@ -100,6 +112,9 @@ export const TaskConfigSchema = z.object({
     const task = issue.input as { min_steps: number };
     return `must be >= task.min_steps (${task.min_steps})`;
   },
+}).refine((task) => task.kind !== "jsonl" || task.path !== undefined, {
+  path: ["path"],
+  error: "is required when task.kind is jsonl",
 });
 
 /** The `prompts` section: system prompt and chat template. */
@@ -109,6 +124,12 @@ export const PromptsConfigSchema = z.object({
   ),
   template: z.string().optional().describe(
     "Jinja chat template (Hugging Face style); absent means ChatML",
+  ),
+  max_prompt_tokens: z.number().int().min(0).default(0).describe(
+    "Longest training prompt in tokens; 0 = the model's context minus one",
+  ),
+  on_long_prompt: z.enum(["reject", "truncate"]).default("reject").describe(
+    "A longer prompt (or one the tokenizer cannot encode) is rejected and another problem drawn, or cut to its last max_prompt_tokens tokens; both are counted in summary.json",
   ),
 }).strict();
 

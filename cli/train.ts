@@ -18,7 +18,7 @@ import type { TrainConfig } from "./config_schema.ts";
 import {
   arithmeticOptions,
   formatTable,
-  heldOut,
+  loadTrainingTask,
   promptRenderer,
   resolveRepoPath,
   runMain,
@@ -30,7 +30,7 @@ import { loadCheckpoint } from "../model/checkpoint.ts";
 import type { AlgorithmGraphInput } from "../algorithms/registry.ts";
 import { loadConfigWithPlugins } from "./plugins.ts";
 import { decodeOptimizerState, OPTIMIZER_FILE } from "../actors/learner.ts";
-import { toQuery } from "../actors/prompt_source.ts";
+import { type SourceProblem, toQuery } from "../actors/prompt_source.ts";
 import type {
   ActorSnapshot,
   ActorState,
@@ -59,13 +59,12 @@ import {
 } from "../server/serve.ts";
 import { ActorFailedError, type Graph } from "../actors/runtime/mod.ts";
 import type { Tokenizer } from "../model/char_tokenizer.ts";
-import type { ArithmeticProblem } from "../data/arithmetic.ts";
 
 /** Held-out evaluation of the policy the Sampler holds, routed through the graph. */
 async function evaluate(
   graph: Graph,
   label: string,
-  problems: ArithmeticProblem[],
+  problems: SourceProblem[],
   config: TrainConfig,
   tokenizer: Tokenizer,
   render: (q: string) => string,
@@ -146,6 +145,11 @@ async function main(argv: string[]): Promise<number> {
   const scorer = await buildScorer(config, {
     configPath: args.config ?? "configs/tiny-mgrpo.yaml",
   });
+  // The dataset is read before anything is written: a malformed line leaves no run dir.
+  const task = await loadTrainingTask(config.task);
+  const { keys, dataset, badLines } = task;
+  for (const bad of badLines.slice(0, 5)) console.error(`skipped: ${bad.message}`);
+  if (badLines.length > 5) console.error(`skipped: ... ${badLines.length - 5} more bad lines`);
   await Deno.mkdir(runDir, { recursive: true });
   await Deno.writeTextFile(`${runDir}/config.yaml`, configToYaml(config));
 
@@ -200,7 +204,22 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const render = promptRenderer(config.prompts);
-  const { problems: evalSet, keys } = heldOut(config.task);
+  // Held-out problems whose prompt the model cannot take are left out of the evaluation.
+  const evalSet = task.evalSet.filter((p) => {
+    try {
+      return tokenizer.encode(render(p.question)).length <
+        init.model.config.max_position_embeddings;
+    } catch {
+      return false;
+    }
+  });
+  if (evalSet.length < task.evalSet.length) {
+    console.error(
+      `eval: ${task.evalSet.length - evalSet.length} held-out problems left out: prompt too long ` +
+        `for the model's context or not encodable`,
+    );
+  }
+
   const steps = config.run.steps;
   const metricsFile = await Deno.open(`${runDir}/metrics.jsonl`, {
     create: true,
@@ -222,6 +241,10 @@ async function main(argv: string[]): Promise<number> {
       promptsPerStep: config.sampler.prompts_per_step,
       numGenerations: config.grpo.num_generations,
       cursor: startStep * config.sampler.prompts_per_step,
+      ...(dataset ? { dataset } : {}),
+      maxPromptTokens: config.prompts.max_prompt_tokens ||
+        init.model.config.max_position_embeddings - 1,
+      onLongPrompt: config.prompts.on_long_prompt,
       sampling: {
         maxNewTokens: config.sampler.max_new_tokens,
         temperature: config.sampler.temperature,
@@ -396,6 +419,7 @@ async function main(argv: string[]): Promise<number> {
      * writes them with the policy under one manifest; old ones beyond `keep_last` go.
      */
     let lastCheckpoint = { step: -1, path: "" };
+    let lastSnapshots: Record<string, ActorState> = {};
     const checkpoint = async (step: number): Promise<string> => {
       if (lastCheckpoint.step === step) return lastCheckpoint.path;
       const actors: Record<string, ActorState> = {};
@@ -424,6 +448,7 @@ async function main(argv: string[]): Promise<number> {
       const done = await graph.sink<CheckpointSaved>("events").receive();
       await pruneCheckpoints(runDir, config.run.keep_last);
       lastCheckpoint = { step, path: done.path };
+      lastSnapshots = actors;
       return done.path;
     };
     for (let step = startStep + 1; step <= steps; step++) {
@@ -507,7 +532,18 @@ async function main(argv: string[]): Promise<number> {
       accuracy_after: after?.accuracy ?? null,
       sampled_tokens: sampledTokens,
       checkpoint: finalPath,
+      data: {
+        bad_lines: badLines.length,
+        rejected_prompts: Number(lastSnapshots["prompt_source"]?.state["rejected_prompts"] ?? 0),
+        truncated_prompts: Number(lastSnapshots["prompt_source"]?.state["truncated_prompts"] ?? 0),
+      },
     };
+    if (Object.values(summary.data).some((n) => n > 0)) {
+      console.log(
+        `data: ${summary.data.bad_lines} bad lines skipped, ${summary.data.rejected_prompts} ` +
+          `prompts rejected, ${summary.data.truncated_prompts} truncated (prompts.on_long_prompt)`,
+      );
+    }
     await Deno.writeTextFile(`${runDir}/summary.json`, JSON.stringify(summary, null, 2) + "\n");
     console.log(`done in ${seconds.toFixed(0)} s: ${runDir}`);
     loop.markStopped();
