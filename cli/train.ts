@@ -166,6 +166,20 @@ async function main(argv: string[]): Promise<number> {
       ? (await loadCheckpoint(initPath, { trainable: false })).model
       : init.model.clone({ trainable: false }))
     : undefined;
+  if (refModel && resumeFrom) {
+    // A checkpoint of another architecture than the reference cannot share its KL.
+    const a = init.model.config as unknown as Record<string, unknown>;
+    const b = refModel.config as unknown as Record<string, unknown>;
+    const field = [...new Set([...Object.keys(a), ...Object.keys(b)])]
+      .find((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
+    if (field !== undefined) {
+      throw new Error(
+        `Cannot resume from "${resumeFrom}": its architecture differs from the reference ` +
+          `policy "${config.model.init}": field "${field}" is ${JSON.stringify(a[field])} in ` +
+          `the checkpoint and ${JSON.stringify(b[field])} in the reference`,
+      );
+    }
+  }
   // The reference policy's identity: a resumed run must measure KL to the same weights.
   const reference = refModel
     ? { init: config.model.init, sha256: await fileSha256(`${initPath}/model.safetensors`) }

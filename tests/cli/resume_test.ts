@@ -192,3 +192,31 @@ Deno.test("truncateMetrics() drops the records logged after the checkpoint and a
     await Deno.remove(path);
   }
 });
+
+Deno.test("resuming refuses a checkpoint whose architecture differs from the reference policy's", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "resume-arch-" });
+  try {
+    const init = `${tmp}/init`;
+    await new Deno.Command("cp", { args: ["-r", `${REPO_ROOT}checkpoints/tiny-sft`, init] })
+      .output();
+    await train([
+      "--config",
+      "configs/smoke-grpo.yaml",
+      ...sets("run.steps=1", `model.init=${init}`, "grpo.beta=0.04", ...QUIET),
+      "--run-dir",
+      `${tmp}/run`,
+    ]);
+    const config = JSON.parse(await Deno.readTextFile(`${init}/config.json`));
+    await Deno.writeTextFile(
+      `${init}/config.json`,
+      JSON.stringify({ ...config, rms_norm_eps: 1e-5 }),
+    );
+    const log = await train(["--resume", `${tmp}/run`], 1);
+    assert.match(
+      log,
+      /its architecture differs from the reference policy ".*init": field "rms_norm_eps" is 0\.000001 in the checkpoint and 0\.00001 in the reference/,
+    );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
