@@ -44,8 +44,16 @@ export interface PromptSourceInput {
   /** G: completions per prompt. */
   numGenerations: number;
   sampling: SamplingParams;
-  /** Problems already consumed (when resuming). @default 0 */
+  /**
+   * Problems already consumed (when resuming). The PromptSource also records it here after
+   * each `Next` and `Restore`, with the counts below, so a restarted PromptSource
+   * (`runtime.max_restarts`) draws the redelivered step's problems again. @default 0
+   */
   cursor?: number;
+  /** Problems rejected so far (see `onLongPrompt`). @default 0 */
+  rejected?: number;
+  /** Prompts truncated so far. @default 0 */
+  truncated?: number;
   /**
    * Training problems from a dataset file (`task.kind: jsonl`), streamed in seeded epochs;
    * absent, the arithmetic generator of `task` is used. @default undefined
@@ -138,7 +146,12 @@ export const promptSource: ActorLogic<
   PromptSourceInput
 > = {
   init(input) {
-    return { input, ...streamAt(input, input.cursor ?? 0), rejected: 0, truncated: 0 };
+    return {
+      input,
+      ...streamAt(input, input.cursor ?? 0),
+      rejected: input.rejected ?? 0,
+      truncated: input.truncated ?? 0,
+    };
   },
   async handle(state, message, ctx) {
     switch (message.type) {
@@ -149,13 +162,13 @@ export const promptSource: ActorLogic<
           truncated_prompts: state.truncated,
         });
         return state;
-      case "Restore":
-        return {
-          ...state,
-          ...streamAt(state.input, restoredCount(message, ctx.name, "cursor")),
-          rejected: Number(message.state["rejected_prompts"] ?? 0),
-          truncated: Number(message.state["truncated_prompts"] ?? 0),
-        };
+      case "Restore": {
+        const cursor = restoredCount(message, ctx.name, "cursor");
+        const rejected = Number(message.state["rejected_prompts"] ?? 0);
+        const truncated = Number(message.state["truncated_prompts"] ?? 0);
+        Object.assign(state.input, { cursor, rejected, truncated });
+        return { ...state, ...streamAt(state.input, cursor), rejected, truncated };
+      }
       case "Next": {
         const queries: Query[] = [];
         for (let i = 0; i < state.input.promptsPerStep; i++) queries.push(nextQuery(state));
@@ -168,6 +181,10 @@ export const promptSource: ActorLogic<
           n: state.input.numGenerations,
           params: state.input.sampling,
         };
+        // What a restart starts from: the cursor after the last step that succeeded.
+        // (In place: a restart re-runs init on this same input object.)
+        const { cursor, rejected, truncated } = state;
+        Object.assign(state.input, { cursor, rejected, truncated });
         await ctx.send("sampler", generate);
         return state;
       }
@@ -176,7 +193,7 @@ export const promptSource: ActorLogic<
         const sampling = { ...state.input.sampling };
         if (message.temperature !== undefined) sampling.temperature = message.temperature;
         if (message.topP !== undefined) sampling.topP = message.topP;
-        state.input = { ...state.input, sampling };
+        state.input.sampling = sampling; // in place, so a restart keeps it
         return state;
       }
       case "Evaluate": {

@@ -9,7 +9,7 @@ import type { Generate, Restore, Rollout, Rollouts, Snapshot, Weights } from "./
 import type { Transformer } from "../model/transformer.ts";
 import type { CharTokenizer } from "../model/char_tokenizer.ts";
 import { generate } from "../model/sampling.ts";
-import { Rng } from "../data/rng.ts";
+import { Rng, type RngState } from "../data/rng.ts";
 import { restoredRng, sendSnapshot } from "./snapshot.ts";
 
 /** Input of {@link sampler}. */
@@ -21,6 +21,12 @@ export interface SamplerInput {
   maxBatch?: number;
   /** Version of the weights the model holds. @default 0 */
   version?: number;
+  /**
+   * State of the training RNG to start from. The Sampler records it here after each
+   * training `Generate` (and `Restore`), so that a restarted Sampler (`runtime.max_restarts`)
+   * samples the redelivered message as a first attempt would have. @default undefined
+   */
+  rngState?: RngState;
 }
 
 /** State of {@link sampler}. */
@@ -42,7 +48,7 @@ export const sampler: ActorLogic<
   init(input) {
     return {
       input,
-      rng: new Rng(input.seed).fork("sampler"),
+      rng: input.rngState ? Rng.fromState(input.rngState) : new Rng(input.seed).fork("sampler"),
       evalRng: new Rng(input.seed).fork("sampler-eval"),
       version: input.version ?? 0,
     };
@@ -54,6 +60,7 @@ export const sampler: ActorLogic<
         return state;
       case "Restore":
         state.rng.setState(restoredRng(message, ctx.name));
+        state.input.rngState = state.rng.getState();
         return state;
       case "Weights":
         state.input.model.loadWeights(message.tensors);
@@ -103,6 +110,8 @@ export const sampler: ActorLogic<
           rollouts,
           timings: { sampler: (performance.now() - t0) / 1000 },
         };
+        // What a restart starts from: the RNG after the last Generate that succeeded.
+        if (message.purpose === "train") state.input.rngState = state.rng.getState();
         await ctx.send("verifier", out);
         return state;
       }

@@ -260,13 +260,32 @@ export const ControlConfigSchema = z.object({
   ),
 }).strict();
 
+/**
+ * Actors whose state a restart would lose (their `init` cannot rebuild it): a restart there
+ * would silently change the run, so `runtime.max_restarts` refuses them.
+ */
+const UNRESTARTABLE: Record<string, string> = {
+  learner:
+    "cannot restart the learner: its optimizer moments would be lost; resume from a checkpoint instead",
+  corrector:
+    "cannot restart the corrector: the Layer-1 batches waiting for corrections would be lost",
+  critic: "cannot restart the critic: its value head and optimizer would be lost",
+};
+
 /** The `runtime` section: how the actor graph runs. */
 export const RuntimeConfigSchema = z.object({
   mailbox_capacity: z.number().int().min(1).default(2).describe(
     "Messages an actor's mailbox holds before senders wait (backpressure)",
   ),
-  max_restarts: z.record(z.string(), z.number().int().min(0)).default({}).describe(
-    "Restarts allowed per actor (e.g. verifier: 2); a restarted actor gets the failed message again, so no rollout is lost or counted twice",
+  max_restarts: z.record(z.string(), z.number().int().min(0)).default({}).superRefine(
+    (value, ctx) => {
+      for (const name of Object.keys(value)) {
+        const why = UNRESTARTABLE[name];
+        if (why) ctx.addIssue({ code: "custom", path: [name], message: why });
+      }
+    },
+  ).describe(
+    "Restarts allowed per actor (prompt_source, sampler, verifier, ref_policy); a restarted actor gets the failed message again, so no rollout is lost or counted twice",
   ),
   restart_delay_ms: z.number().int().min(0).default(0).describe(
     "Wait before each restart, in milliseconds",
