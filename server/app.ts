@@ -89,7 +89,13 @@ export function createControlApp(control: RunControl, options: ControlAppOptions
           "Content-Type": PROMETHEUS_CONTENT_TYPE,
         }),
     )
-    .get("/events", read, (c) => streamSSE(c, (stream) => streamEvents(control, stream)))
+    .get("/events", read, (c) =>
+      // HEAD gets the headers only: Hono drops a HEAD response's body without cancelling
+      // it, so a stream started for one would stay subscribed (queueing every event) until
+      // the run ends.
+      c.req.method === "HEAD"
+        ? c.body(null, 200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" })
+        : streamSSE(c, (stream) => streamEvents(control, stream)))
     .get("/openapi.json", read, (c) => c.json(openapi, 200))
     .post("/pause", write, (c) => c.json(accept(() => control.requestPause()), 202))
     .post("/resume", write, (c) => c.json(accept(() => control.requestResume()), 202))

@@ -775,17 +775,24 @@ function flattenPatch(patch: unknown, liveFields: readonly LiveField[]): [LiveFi
     );
   }
   const pairs: [string, unknown][] = [];
-  const walk = (prefix: string, node: Record<string, unknown>) => {
-    for (const [key, value] of Object.entries(node)) {
-      const field = prefix ? `${prefix}.${key}` : key;
-      if (!isLiveField(field) && isPlainObject(value)) {
-        walk(field, value);
-      } else {
-        pairs.push([field, value]);
-      }
+  // Depth first with an explicit stack, not recursion: a body nested thousands deep
+  // (`{"a":{"a":…}}`) must be refused, not overflow the call stack.
+  const stack: [string, Iterator<[string, unknown]>][] = [["", Object.entries(patch).values()]];
+  while (stack.length > 0) {
+    const [prefix, entries] = stack.at(-1)!;
+    const next = entries.next();
+    if (next.done) {
+      stack.pop();
+      continue;
     }
-  };
-  walk("", patch);
+    const [key, value] = next.value;
+    const field = prefix ? `${prefix}.${key}` : key;
+    if (!isLiveField(field) && isPlainObject(value)) {
+      stack.push([field, Object.entries(value).values()]);
+    } else {
+      pairs.push([field, value]);
+    }
+  }
   const notLive = pairs.map(([field]) => field).filter((field) =>
     !(liveFields as readonly string[]).includes(field)
   );
