@@ -7,7 +7,12 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { z } from "zod";
-import { type ActorFailed, type Supervision, type Graph, GraphBuilder } from "../actors/runtime/mod.ts";
+import {
+  type ActorFailed,
+  type Graph,
+  GraphBuilder,
+  type Supervision,
+} from "../actors/runtime/mod.ts";
 import { promptSource, type PromptSourceInput } from "../actors/prompt_source.ts";
 import { sampler, type SamplerInput } from "../actors/sampler.ts";
 import { verifier, type VerifierInput } from "../actors/verifier.ts";

@@ -279,7 +279,13 @@ Deno.test("learner.handle() writes a loadable checkpoint on Checkpoint and repor
     assert.deepEqual(saved, { type: "CheckpointSaved", step: 1, path: `${dir}/checkpoint-1` });
     const loaded = await loadCheckpoint(`${dir}/checkpoint-1`);
     assert.equal(weightsDiff(await weightsOf(loaded.model), await weightsOf(model)), 0);
-    assert.deepEqual(loaded.state, { step: 1, policy_version: 1, optimizer_steps: 1, consecutive_skips: 0, seed: 11 });
+    assert.deepEqual(loaded.state, {
+      step: 1,
+      policy_version: 1,
+      optimizer_steps: 1,
+      consecutive_skips: 0,
+      seed: 11,
+    });
     const bytes = await Deno.readFile(`${dir}/checkpoint-1/${OPTIMIZER_FILE}`);
     const optimizer = decodeOptimizerState(bytes, OPTIMIZER_FILE);
     assert.equal(optimizer.step, 1);
