@@ -9,8 +9,13 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { type ModelConfig, ModelConfigSchema } from "./model_config.ts";
-import { embed, linear, mm, rmsNorm, ropeTables, rotateHalfMatrix, silu } from "./ops.ts";
+import {
+  headDim,
+  type ModelConfig,
+  ModelConfigSchema,
+  ropeInverseFrequencies,
+} from "./model_config.ts";
+import { embed, linear, mm, rmsNorm, rotateHalfMatrix, silu } from "./ops.ts";
 import { Rng } from "../data/rng.ts";
 
 /** Per-layer key/value cache, each `[B, H_kv, S, headDim]`. */
@@ -54,6 +59,51 @@ function isTransposedLinear(name: string): boolean {
 }
 
 /**
+ * Reads one tensor in Hugging Face layout for {@link Transformer.fromTensorReader}: `name`
+ * and the shape it must have (`hfShape`); returns its f32 values, row-major. It should throw
+ * an error naming the tensor (and its file) when the tensor is missing or has another shape.
+ */
+export type HfTensorReader = (
+  name: string,
+  hfShape: readonly number[],
+) => Float32Array | Promise<Float32Array>;
+
+/**
+ * RoPE `cos`/`sin` tables `[n, headDim]` as transformers computes them: the angle
+ * `position · inv_freq` in float32, `emb = concat(freqs, freqs)`.
+ */
+function ropeTablesOf(config: ModelConfig): { cos: Float32Array; sin: Float32Array } {
+  const n = config.max_position_embeddings;
+  const hd = headDim(config), half = hd / 2;
+  const inv = ropeInverseFrequencies(config);
+  const cos = new Float32Array(n * hd), sin = new Float32Array(n * hd);
+  for (let p = 0; p < n; p++) {
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(p * inv[i]!);
+      const c = Math.cos(angle), s = Math.sin(angle);
+      cos[p * hd + i] = c;
+      cos[p * hd + i + half] = c;
+      sin[p * hd + i] = s;
+      sin[p * hd + i + half] = s;
+    }
+  }
+  return { cos, sin };
+}
+
+/** A variable in our layout from Hugging Face-layout values (linear weights transposed). */
+function variableFromHf(
+  name: string,
+  data: Float32Array,
+  hfShape: readonly number[],
+  trainable: boolean,
+): tf.Variable {
+  return tf.tidy(() => {
+    const t = tf.tensor(data, [...hfShape]);
+    return tf.variable(isTransposedLinear(name) ? tf.transpose(t) : t, trainable);
+  });
+}
+
+/**
  * The policy network.
  *
  * @example
@@ -86,12 +136,8 @@ export class Transformer {
   private constructor(config: ModelConfig, params: Map<string, tf.Variable>) {
     this.config = config;
     this.params = params;
-    this.#headDim = config.hidden_size / config.num_attention_heads;
-    const { cos, sin } = ropeTables(
-      config.max_position_embeddings,
-      this.#headDim,
-      config.rope_theta,
-    );
+    this.#headDim = headDim(config);
+    const { cos, sin } = ropeTablesOf(config);
     this.#cosData = cos;
     this.#sinData = sin;
     this.#cos = tf.tensor2d(cos, [config.max_position_embeddings, this.#headDim]);
@@ -137,20 +183,15 @@ export class Transformer {
     const cfg = ModelConfigSchema.parse(config);
     const params = new Map<string, tf.Variable>();
     try {
-      for (const [name, shape] of Transformer.parameterShapes(cfg)) {
+      for (const [name, hfShape] of Transformer.hfParameterShapes(cfg)) {
         const w = weights.get(name);
         if (!w) throw new TypeError(`Missing tensor "${name}" for this architecture`);
-        const hfShape = isTransposedLinear(name) ? [shape[1]!, shape[0]!] : shape;
         if (w.shape.join(",") !== hfShape.join(",")) {
           throw new TypeError(
             `Tensor "${name}" has the wrong shape: expected [${hfShape}]: current value is [${w.shape}]`,
           );
         }
-        const t = tf.tensor(w.data, w.shape);
-        const internal = isTransposedLinear(name) ? tf.transpose(t) : t;
-        params.set(name, tf.variable(internal, options.trainable ?? true));
-        if (internal !== t) internal.dispose();
-        t.dispose();
+        params.set(name, variableFromHf(name, w.data, hfShape, options.trainable ?? true));
       }
     } catch (e) {
       for (const v of params.values()) v.dispose();
@@ -159,10 +200,49 @@ export class Transformer {
     return new Transformer(cfg, params);
   }
 
+  /**
+   * Builds a model whose tensors `read` supplies one at a time, in Hugging Face layout, in
+   * the order of {@link hfParameterShapes}. Each tensor is uploaded into its variable before
+   * the next is read, so host memory holds one tensor at a time (how `loadHfModel` streams
+   * a safetensors file). On an error every variable made so far is freed.
+   */
+  static async fromTensorReader(
+    config: ModelConfig,
+    read: HfTensorReader,
+    options: { trainable?: boolean } = {},
+  ): Promise<Transformer> {
+    const cfg = ModelConfigSchema.parse(config);
+    const params = new Map<string, tf.Variable>();
+    try {
+      for (const [name, hfShape] of Transformer.hfParameterShapes(cfg)) {
+        const data = await read(name, hfShape);
+        const size = hfShape.reduce((a, b) => a * b, 1);
+        if (data.length !== size) {
+          throw new TypeError(
+            `Tensor "${name}" has the wrong size: expected ${size} values for [${hfShape}]: ` +
+              `current value is ${data.length}`,
+          );
+        }
+        params.set(name, variableFromHf(name, data, hfShape, options.trainable ?? true));
+      }
+    } catch (e) {
+      for (const v of params.values()) v.dispose();
+      throw e;
+    }
+    return new Transformer(cfg, params);
+  }
+
+  /** Parameter names and shapes in Hugging Face layout (linear weights `[out, in]`). */
+  static hfParameterShapes(c: ModelConfig): [string, number[]][] {
+    return Transformer.parameterShapes(c).map((
+      [name, shape],
+    ) => [name, isTransposedLinear(name) ? [shape[1]!, shape[0]!] : shape]);
+  }
+
   /** Parameter names and internal shapes, in a fixed order. */
   static parameterShapes(c: ModelConfig): [string, number[]][] {
     const d = c.hidden_size, f = c.intermediate_size;
-    const hd = d / c.num_attention_heads;
+    const hd = headDim(c);
     const qOut = c.num_attention_heads * hd, kvOut = c.num_key_value_heads * hd;
     const out: [string, number[]][] = [["model.embed_tokens.weight", [c.vocab_size, d]]];
     for (let i = 0; i < c.num_hidden_layers; i++) {
@@ -177,6 +257,7 @@ export class Transformer {
         out.push([`${p}.self_attn.v_proj.bias`, [kvOut]]);
       }
       out.push([`${p}.self_attn.o_proj.weight`, [qOut, d]]);
+      if (c.o_proj_bias) out.push([`${p}.self_attn.o_proj.bias`, [d]]);
       out.push([`${p}.post_attention_layernorm.weight`, [d]]);
       out.push([`${p}.mlp.gate_proj.weight`, [d, f]]);
       out.push([`${p}.mlp.up_proj.weight`, [d, f]]);
@@ -197,12 +278,23 @@ export class Transformer {
   /** Weights in Hugging Face layout (linear weights `[out, in]`), read back to the host. */
   async exportWeights(): Promise<Map<string, { data: Float32Array; shape: number[] }>> {
     const out = new Map<string, { data: Float32Array; shape: number[] }>();
-    for (const [name, v] of this.params) {
-      const t = isTransposedLinear(name) ? tf.transpose(v) : v;
-      out.set(name, { data: (await t.data()) as Float32Array, shape: [...t.shape] });
+    for (const name of this.params.keys()) out.set(name, await this.exportWeight(name));
+    return out;
+  }
+
+  /**
+   * One weight in Hugging Face layout, read back to the host (a saver streams a model
+   * tensor by tensor with it). Throws a `RangeError` for an unknown name.
+   */
+  async exportWeight(name: string): Promise<{ data: Float32Array; shape: number[] }> {
+    const v = this.params.get(name);
+    if (!v) throw new RangeError(`Cannot export weight: no parameter is named "${name}"`);
+    const t = isTransposedLinear(name) ? tf.transpose(v) : v;
+    try {
+      return { data: (await t.data()) as Float32Array, shape: [...t.shape] };
+    } finally {
       if (t !== v) t.dispose();
     }
-    return out;
   }
 
   /**
@@ -367,7 +459,10 @@ export class Transformer {
         tf.transpose(tf.reshape(ctxv, [b, hkv, g, t, hd]), [0, 3, 1, 2, 4]),
         [b * t, h * hd],
       ) as tf.Tensor2D; // [B·T, H·hd]
-      x = tf.add(x, linear(merged, w("self_attn.o_proj.weight")));
+      const oBias = c.o_proj_bias
+        ? this.#p(`${p}.self_attn.o_proj.bias`) as tf.Tensor1D
+        : undefined;
+      x = tf.add(x, linear(merged, w("self_attn.o_proj.weight"), oBias));
 
       // --- MLP: x = x + down(silu(gate(norm2(x))) · up(norm2(x))) ---
       const xm = rmsNorm(
