@@ -19,11 +19,11 @@ import type {
   Weights,
 } from "./messages.ts";
 import type { Transformer } from "../model/transformer.ts";
-import type { CharTokenizer } from "../model/char_tokenizer.ts";
+import type { Tokenizer } from "../model/char_tokenizer.ts";
 import { batchLogprobs, packBatch, type TokenBatch } from "../model/sampling.ts";
 import { AdamW, type AdamWState, clipByGlobalNorm, learningRateAt } from "../model/optimizer.ts";
 import { decodeSafetensors, encodeSafetensors } from "../model/safetensors.ts";
-import { saveCheckpoint } from "../model/checkpoint.ts";
+import { removeCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
 
 /** Per-completion advantages an algorithm derives from a scored batch. */
 export interface AdvantageResult {
@@ -75,7 +75,7 @@ export interface PolicyAlgorithm {
 /** Input of {@link learner}. */
 export interface LearnerInput {
   model: Transformer;
-  tokenizer: CharTokenizer;
+  tokenizer: Tokenizer;
   algorithm: PolicyAlgorithm;
   lr: number;
   lrSchedule: "cosine" | "linear" | "constant";
@@ -517,7 +517,7 @@ async function trainStep(
     await writeCheckpoint(state, step, path);
     state.checkpoints.push(path);
     while (state.checkpoints.length > input.keepLast) {
-      await Deno.remove(state.checkpoints.shift()!, { recursive: true }).catch(() => {});
+      await removeCheckpoint(state.checkpoints.shift()!).catch(() => {});
     }
   }
   const n = input.samplesPerStep ?? 4;

@@ -12,6 +12,7 @@
  */
 import type { Restore } from "../actors/messages.ts";
 import { liveFieldsFor } from "../server/run_control.ts";
+import { removeCheckpoint, repairCheckpoints } from "../model/checkpoint.ts";
 import type { TrainConfig } from "./config_schema.ts";
 
 /** The file a checkpoint keeps its counters and actor snapshots in. */
@@ -55,6 +56,8 @@ export async function listCheckpoints(runDir: string): Promise<{ step: number; p
 export async function latestCheckpoint(runDir: string): Promise<string> {
   let all;
   try {
+    // A process killed mid-save may have left the newest checkpoint moved aside: put it back.
+    await repairCheckpoints(runDir);
     all = await listCheckpoints(runDir);
   } catch (cause) {
     throw new Error(`Cannot resume from "${runDir}": ${(cause as Error).message}`, { cause });
@@ -71,7 +74,8 @@ export async function latestCheckpoint(runDir: string): Promise<string> {
 export async function pruneCheckpoints(runDir: string, keepLast: number): Promise<string[]> {
   const all = await listCheckpoints(runDir);
   const old = all.slice(0, Math.max(0, all.length - keepLast)).map((c) => c.path);
-  for (const path of old) await Deno.remove(path, { recursive: true }).catch(() => {});
+  // Renamed before it is deleted, so a kill never leaves a half-deleted checkpoint-<step>.
+  for (const path of old) await removeCheckpoint(path).catch(() => {});
   return old;
 }
 
@@ -140,6 +144,26 @@ export async function restoreMessages(
     out.set(name, { type: "Restore", step: state.step ?? 0, state: saved.state, files });
   }
   return out;
+}
+
+/**
+ * SHA-256 identifying a model folder's weights: of `model.safetensors`, or for a sharded
+ * model of its shards' hashes in order (`model.safetensors.index.json`).
+ */
+export async function weightsSha256(dir: string): Promise<string> {
+  try {
+    return await fileSha256(`${dir}/model.safetensors`);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const index = JSON.parse(await Deno.readTextFile(`${dir}/model.safetensors.index.json`)) as {
+    weight_map?: Record<string, string>;
+  };
+  const shards = [...new Set(Object.values(index.weight_map ?? {}))].sort();
+  const hashes: string[] = [];
+  for (const shard of shards) hashes.push(await fileSha256(`${dir}/${shard}`));
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(hashes.join("\n")));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** SHA-256 of a file, in hex. */

@@ -6,17 +6,31 @@
  * `manifest.json` lists the size and SHA-256 of every other file; {@link loadCheckpoint}
  * verifies it and names a missing, truncated or altered file.
  *
+ * Crash safety (SIGKILL at any moment, tests/model/checkpoint_kill_test.ts): a save works in
+ * `<dir>.tmp-<pid>-<ms>`; replacing an existing `<dir>` moves it aside to `<dir>.old-<pid>-<ms>`
+ * for the instant between two renames (POSIX has no portable atomic swap of two folders);
+ * {@link removeCheckpoint} renames to `<dir>.del-<pid>-<ms>` before deleting, so no half-deleted
+ * checkpoint is ever visible. A process killed in any of these leaves such a sibling behind:
+ * {@link loadCheckpoint} of a missing `<dir>` reads its complete moved-aside copy, and
+ * {@link repairCheckpoints} (run by every save on its parent folder) moves that copy back and
+ * deletes the other leftovers of dead processes. After the rename the parent folder is fsynced
+ * too (open it read-only, `fsync`: works on Linux and macOS; Windows cannot open a folder, so
+ * there it is skipped), so the new name also survives a power cut, not only a killed process.
+ *
  * @module
  */
 import { Transformer } from "./transformer.ts";
 import { ModelConfigSchema } from "./model_config.ts";
 import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
-import { CharTokenizer } from "./char_tokenizer.ts";
+import { CharTokenizer, type Tokenizer } from "./char_tokenizer.ts";
+import { loadHfModel, toHfConfig } from "./hf.ts";
+import { loadHfTokenizer } from "./hf_tokenizer.ts";
 
 /** What {@link loadCheckpoint} returns. */
 export interface LoadedCheckpoint {
   model: Transformer;
-  tokenizer: CharTokenizer;
+  /** The embedded character tokenizer, or a Hugging Face one (`tokenizer.json` of a model). */
+  tokenizer: Tokenizer;
   /** Free-form JSON stored beside the weights (step, metrics...). */
   state: Record<string, unknown>;
 }
@@ -93,6 +107,161 @@ export async function verifyCheckpoint(dir: string): Promise<void> {
   }
 }
 
+/** A sibling that a save, replace or removal leaves while it runs: base, kind, pid, time. */
+const LEFTOVER = /^(.+)\.(tmp|old|del)-(\d+)-(\d+)$/;
+
+/** Splits a path without trailing slashes into its parent folder and its name. */
+function splitPath(path: string): [parent: string, name: string] {
+  const i = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  return i < 0 ? [".", path] : [i === 0 ? path.slice(0, 1) : path.slice(0, i), path.slice(i + 1)];
+}
+
+/**
+ * Flushes a folder's entries (names created or renamed in it) to disk. Best effort: Windows
+ * cannot open a folder, and some file systems refuse `fsync` on one.
+ */
+async function syncDir(path: string): Promise<void> {
+  let dir: Deno.FsFile | undefined;
+  try {
+    dir = await Deno.open(path, { read: true });
+    await dir.sync();
+  } catch {
+    // Durability against power loss only; a killed process loses nothing here.
+  } finally {
+    dir?.close();
+  }
+}
+
+/**
+ * Whether process `pid` may still be running. Linux answers through `/proc`; elsewhere, or
+ * without permission to read it, every other process counts as running, so nothing of theirs
+ * is touched.
+ */
+async function mayBeRunning(pid: number): Promise<boolean> {
+  if (pid === Deno.pid) return true;
+  try {
+    await Deno.stat(`/proc/${pid}`);
+    return true;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) return true;
+  }
+  try {
+    await Deno.stat("/proc/self");
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** Whether `dir` holds a manifest and every file matches it. */
+async function isComplete(dir: string): Promise<boolean> {
+  try {
+    await Deno.stat(`${dir}/${MANIFEST_FILE}`);
+    await verifyCheckpoint(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The complete moved-aside copies of checkpoint `dir` (`<dir>.old-*`), newest first. */
+async function asideCopies(dir: string): Promise<string[]> {
+  const [parent, name] = splitPath(dir);
+  const found: { path: string; ms: number }[] = [];
+  try {
+    for await (const e of Deno.readDir(parent)) {
+      const m = LEFTOVER.exec(e.name);
+      if (e.isDirectory && m && m[1] === name && m[2] === "old") {
+        found.push({ path: `${parent}/${e.name}`, ms: Number(m[4]) });
+      }
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  const complete: string[] = [];
+  for (const { path } of found.sort((a, b) => b.ms - a.ms)) {
+    if (await isComplete(path)) complete.push(path);
+  }
+  return complete;
+}
+
+/** What {@link repairCheckpoints} did. */
+export interface CheckpointRepair {
+  /** Checkpoint folders moved back from their complete moved-aside copy. */
+  restored: string[];
+  /** Leftover temporary, moved-aside and half-deleted folders deleted. */
+  removed: string[];
+}
+
+/**
+ * Cleans up after processes killed while saving into folder `parent`: a checkpoint that was
+ * moved aside to be replaced (`<name>.old-<pid>-<ms>`) and whose replacement never arrived is
+ * moved back to `<name>` (when its files match its manifest); every other leftover of a dead
+ * process (`.tmp-`, `.old-` and `.del-` folders) is deleted. Folders of processes that may
+ * still run are left alone. {@link saveCheckpoint} runs it on its parent folder; a resume can
+ * run it on the run folder before it looks for the newest checkpoint.
+ * @example
+ * ```ts ignore
+ * await repairCheckpoints("runs/x");
+ * ```
+ */
+export async function repairCheckpoints(parent: string): Promise<CheckpointRepair> {
+  const repair: CheckpointRepair = { restored: [], removed: [] };
+  const leftovers: { name: string; base: string; kind: string; ms: number }[] = [];
+  try {
+    for await (const e of Deno.readDir(parent)) {
+      const m = LEFTOVER.exec(e.name);
+      if (!e.isDirectory || !m || await mayBeRunning(Number(m[3]))) continue;
+      leftovers.push({ name: e.name, base: m[1]!, kind: m[2]!, ms: Number(m[4]) });
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return repair;
+    throw e;
+  }
+  leftovers.sort((a, b) => b.ms - a.ms); // newest moved-aside copy first
+  for (const { name, base, kind } of leftovers) {
+    const path = `${parent}/${name}`, target = `${parent}/${base}`;
+    if (kind === "old" && !(await exists(target)) && await isComplete(path)) {
+      await Deno.rename(path, target);
+      await syncDir(parent);
+      repair.restored.push(target);
+    } else {
+      await Deno.remove(path, { recursive: true });
+      repair.removed.push(path);
+    }
+  }
+  return repair;
+}
+
+/**
+ * Deletes checkpoint folder `dir` so that a crash cannot leave it half-deleted: it is first
+ * renamed to `<dir>.del-<pid>-<ms>`, which {@link repairCheckpoints} finishes deleting if this
+ * process dies. Use it, not `Deno.remove`, for `keep_last` pruning.
+ *
+ * @throws {Deno.errors.NotFound} when `dir` does not exist
+ * @example
+ * ```ts ignore
+ * await removeCheckpoint("runs/x/checkpoint-10");
+ * ```
+ */
+export async function removeCheckpoint(dir: string): Promise<void> {
+  const clean = dir.replace(/\/+$/, "");
+  const doomed = `${clean}.del-${Deno.pid}-${Date.now()}`;
+  await Deno.rename(clean, doomed);
+  await Deno.remove(doomed, { recursive: true });
+}
+
 async function writeSynced(path: string, data: Uint8Array): Promise<void> {
   const file = await Deno.open(path, { write: true, create: true, truncate: true });
   try {
@@ -106,7 +275,10 @@ async function writeSynced(path: string, data: Uint8Array): Promise<void> {
 
 /**
  * Saves `model`, `tokenizer`, `state` and any `extraFiles` (name → bytes, e.g. the
- * optimizer state) to the folder `dir` atomically.
+ * optimizer state) to the folder `dir` atomically: killed at any moment, it leaves the old
+ * checkpoint or the new one (possibly as a moved-aside copy, see {@link repairCheckpoints},
+ * which it first runs on the parent folder, best effort). One process at a time may write a
+ * given folder.
  * @example
  * ```ts ignore
  * await saveCheckpoint("runs/x/checkpoint-10", model, tokenizer, { step: 10 });
@@ -115,11 +287,14 @@ async function writeSynced(path: string, data: Uint8Array): Promise<void> {
 export async function saveCheckpoint(
   dir: string,
   model: Transformer,
-  tokenizer: CharTokenizer,
+  tokenizer: Tokenizer,
   state: Record<string, unknown> = {},
   extraFiles: Record<string, Uint8Array> = {},
 ): Promise<void> {
   const clean = dir.replace(/\/+$/, "");
+  const [parent] = splitPath(clean);
+  // Housekeeping only: a folder it cannot repair must not stop a training run from saving.
+  await repairCheckpoints(parent).catch(() => {});
   const tmp = `${clean}.tmp-${Deno.pid}-${Date.now()}`;
   await Deno.mkdir(tmp, { recursive: true });
   try {
@@ -129,16 +304,25 @@ export async function saveCheckpoint(
       await writeSynced(`${tmp}/${name}`, bytes);
       files[name] = { size: bytes.length, sha256: await sha256Hex(bytes) };
     };
-    const config = {
-      architectures: ["Qwen2ForCausalLM"],
-      model_type: "qwen2",
-      torch_dtype: "float32",
-      ...model.config,
-    };
+    // The embedded model keeps its compact config; a Hugging Face model gets the config.json
+    // transformers reads, so a checkpoint of it is a model folder transformers and vLLM load.
+    const config = tokenizer instanceof CharTokenizer
+      ? {
+        architectures: ["Qwen2ForCausalLM"],
+        model_type: "qwen2",
+        torch_dtype: "float32",
+        ...model.config,
+      }
+      : toHfConfig(model.config, {
+        eosTokenId: [...tokenizer.stopIds],
+        padTokenId: tokenizer.padId,
+      });
     await put("config.json", enc.encode(JSON.stringify(config, null, 2) + "\n"));
     const weights = await model.exportWeights();
     await put("model.safetensors", encodeSafetensors(weights, { format: "pt" }));
-    await put("tokenizer.json", enc.encode(JSON.stringify(tokenizer.toJSON(), null, 2) + "\n"));
+    for (const [name, text] of Object.entries(tokenizer.files())) {
+      await put(name, enc.encode(text));
+    }
     await put("trainer_state.json", enc.encode(JSON.stringify(state, null, 2) + "\n"));
     for (const [name, bytes] of Object.entries(extraFiles)) await put(name, bytes);
     const manifest: CheckpointManifest = { format: "mgrpo-checkpoint/1", files };
@@ -146,7 +330,10 @@ export async function saveCheckpoint(
       `${tmp}/${MANIFEST_FILE}`,
       enc.encode(JSON.stringify(manifest, null, 2) + "\n"),
     );
-    // Swap into place: move the old folder aside, rename, then delete the old one.
+    await syncDir(tmp);
+    // Swap into place: move the old folder aside, rename, then delete the old one. Between
+    // the two renames `clean` is missing; loadCheckpoint() and repairCheckpoints() then use
+    // the moved-aside copy.
     let aside: string | undefined;
     try {
       await Deno.stat(clean);
@@ -156,6 +343,7 @@ export async function saveCheckpoint(
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
     await Deno.rename(tmp, clean);
+    await syncDir(parent);
     if (aside) await Deno.remove(aside, { recursive: true });
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
@@ -165,12 +353,16 @@ export async function saveCheckpoint(
 
 /**
  * Loads a checkpoint folder written by {@link saveCheckpoint}, after checking its files
- * against `manifest.json` ({@link verifyCheckpoint}). Errors name the folder and file.
+ * against `manifest.json` ({@link verifyCheckpoint}). Errors name the folder and file. When
+ * `dir` is missing because a process was killed while replacing it, its complete moved-aside
+ * copy (`<dir>.old-*`) is read instead.
  */
 export async function loadCheckpoint(
   dir: string,
   options: { trainable?: boolean } = {},
 ): Promise<LoadedCheckpoint> {
+  const clean = dir.replace(/\/+$/, "");
+  if (!(await exists(clean))) dir = (await asideCopies(clean))[0] ?? dir;
   await verifyCheckpoint(dir);
   const read = async (name: string) => {
     try {
@@ -194,7 +386,20 @@ export async function loadCheckpoint(
       });
     }
   };
+  let state: Record<string, unknown> = {};
+  try {
+    state = parseJson("trainer_state.json", await Deno.readFile(`${dir}/trainer_state.json`));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
   const rawConfig = parseJson("config.json", await read("config.json"));
+  const tokenizerJson = parseJson("tokenizer.json", await read("tokenizer.json"));
+  if (tokenizerJson?.type !== "char") {
+    // A Hugging Face model folder (downloaded, or a checkpoint of a run that trains one).
+    const tokenizer = await loadHfTokenizer(dir);
+    const { model } = await loadHfModel(dir, { trainable: options.trainable ?? true });
+    return { model, tokenizer, state };
+  }
   const { architectures: _a, model_type: _m, torch_dtype: _t, ...fields } = rawConfig;
   const parsed = ModelConfigSchema.safeParse(fields);
   if (!parsed.success) {
@@ -209,15 +414,7 @@ export async function loadCheckpoint(
     await read("model.safetensors"),
     `${dir}/model.safetensors`,
   );
-  const tokenizer = CharTokenizer.fromJSON(
-    parseJson("tokenizer.json", await read("tokenizer.json")),
-  );
-  let state: Record<string, unknown> = {};
-  try {
-    state = parseJson("trainer_state.json", await Deno.readFile(`${dir}/trainer_state.json`));
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
+  const tokenizer = CharTokenizer.fromJSON(tokenizerJson);
   let model: Transformer;
   try {
     model = Transformer.fromWeights(parsed.data, tensors, options);
