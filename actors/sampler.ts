@@ -7,7 +7,7 @@
 import type { ActorLogic } from "./runtime/mod.ts";
 import type { Generate, Restore, Rollout, Rollouts, Snapshot, Weights } from "./messages.ts";
 import type { Transformer } from "../model/transformer.ts";
-import type { CharTokenizer } from "../model/char_tokenizer.ts";
+import type { Tokenizer } from "../model/char_tokenizer.ts";
 import { generate } from "../model/sampling.ts";
 import { Rng, type RngState } from "../data/rng.ts";
 import { restoredRng, sendSnapshot } from "./snapshot.ts";
@@ -15,7 +15,7 @@ import { restoredRng, sendSnapshot } from "./snapshot.ts";
 /** Input of {@link sampler}. */
 export interface SamplerInput {
   model: Transformer;
-  tokenizer: CharTokenizer;
+  tokenizer: Tokenizer;
   seed: number;
   /** Rows per generation batch (bounds memory). @default 128 */
   maxBatch?: number;
@@ -85,7 +85,7 @@ export const sampler: ActorLogic<
         for (let start = 0; start < prompts.length; start += maxBatch) {
           const gens = await generate(model, prompts.slice(start, start + maxBatch), {
             ...message.params,
-            stopIds: [tokenizer.imEndId, tokenizer.eosId],
+            stopIds: tokenizer.stopIds,
             padId: tokenizer.padId,
             rng: message.purpose === "eval" ? state.evalRng : state.rng,
           });

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Transformer } from "../model/transformer.ts";
-import type { CharTokenizer } from "../model/char_tokenizer.ts";
+import type { Tokenizer } from "../model/char_tokenizer.ts";
 import { generate } from "../model/sampling.ts";
 import { Rng } from "../data/rng.ts";
 import { formatReward } from "../verifiers/format_reward.ts";
@@ -68,12 +68,12 @@ export interface EvalResult {
 }
 
 /** Sampling options of an evaluation: stop at `<|im_end|>` or end of text. */
-function generateOptions(tokenizer: CharTokenizer, options: EvaluateOptions, rng: Rng) {
+function generateOptions(tokenizer: Tokenizer, options: EvaluateOptions, rng: Rng) {
   return {
     maxNewTokens: options.maxNewTokens ?? 48,
     greedy: options.greedy ?? true,
     temperature: options.temperature ?? 1,
-    stopIds: [tokenizer.imEndId, tokenizer.eosId],
+    stopIds: tokenizer.stopIds,
     padId: tokenizer.padId,
     rng,
   };
@@ -115,7 +115,7 @@ export function passAtK(n: number, c: number, k: number): number {
 /** Generates `n` completions per problem and checks them. */
 export async function evaluatePolicy(
   model: Transformer,
-  tokenizer: CharTokenizer,
+  tokenizer: Tokenizer,
   problems: readonly EvalProblem[],
   options: EvaluateOptions,
 ): Promise<EvalResult> {
@@ -194,7 +194,7 @@ function runIndex(prompts: readonly (number[] | string)[], k: number): number {
 }
 
 /** The prompt's ids, or why it cannot be encoded. */
-function encodePrompt(tokenizer: CharTokenizer, text: string): number[] | string {
+function encodePrompt(tokenizer: Tokenizer, text: string): number[] | string {
   try {
     return tokenizer.encode(text);
   } catch (e) {
@@ -236,7 +236,7 @@ export interface SelfCorrectionResult {
  */
 export async function evaluateSelfCorrection(
   model: Transformer,
-  tokenizer: CharTokenizer,
+  tokenizer: Tokenizer,
   problems: readonly EvalProblem[],
   options: SelfCorrectionOptions,
 ): Promise<SelfCorrectionResult> {

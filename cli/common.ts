@@ -21,7 +21,10 @@ import {
   type TwoTurnMetrics,
   twoTurnMetrics,
 } from "../algorithms/mgrpo.ts";
-import { loadCheckpoint } from "../model/checkpoint.ts";
+import { loadCheckpoint, type LoadedCheckpoint } from "../model/checkpoint.ts";
+import { Transformer } from "../model/transformer.ts";
+import { TINY_MODEL_CONFIG } from "../model/model_config.ts";
+import { CharTokenizer } from "../model/char_tokenizer.ts";
 import { heldOutProblems, problemKey } from "../data/arithmetic.ts";
 import type { ArithmeticOptions, ArithmeticProblem } from "../data/arithmetic.ts";
 import type { AnswerChecker } from "../verifiers/reward.ts";
@@ -125,6 +128,29 @@ export async function loadTrainingTask(task: TrainConfig["task"]): Promise<Train
 function heldOutTask(task: TrainConfig["task"]) {
   const { problems, keys } = heldOut(task);
   return { evalSet: problems as SourceProblem[], keys };
+}
+
+/**
+ * The policy a run starts from: `model.preset` (a random model, seeded by `run.seed`) or the
+ * folder `model.init` (ours, or a Hugging Face model's; `model.path` sets it).
+ */
+export async function loadStartingPolicy(
+  config: TrainConfig,
+  options: { trainable?: boolean } = {},
+): Promise<LoadedCheckpoint & { identity: string }> {
+  if (config.model.preset === "tiny") {
+    return {
+      model: Transformer.create(TINY_MODEL_CONFIG, {
+        seed: config.run.seed,
+        trainable: options.trainable ?? true,
+      }),
+      tokenizer: new CharTokenizer(),
+      state: {},
+      identity: `preset:tiny:seed-${config.run.seed}`,
+    };
+  }
+  const path = resolveRepoPath(config.model.init);
+  return { ...(await loadCheckpoint(path, options)), identity: path };
 }
 
 /** Formats rows as an aligned plain-text table. */

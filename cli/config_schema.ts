@@ -67,7 +67,13 @@ export const BACKENDS = ["auto", "wasm", "cpu", "webgpu", "tensorflow"] as const
 /** The `model` section: which checkpoint to start from and where to run it. */
 export const ModelConfigSchema = z.object({
   init: z.string().min(1).default("checkpoints/tiny-sft").describe(
-    "Folder of the warm-start checkpoint (relative to the repository root, or absolute)",
+    "Folder of the warm-start checkpoint (relative to the repository root, or absolute): ours, or a Hugging Face model folder (Qwen2, Llama)",
+  ),
+  path: z.string().min(1).optional().describe(
+    "A Hugging Face model folder (config.json, *.safetensors, tokenizer.json) to start from; takes the place of init",
+  ),
+  preset: z.enum(["tiny"]).optional().describe(
+    "Start from a random model instead of a folder: tiny = the embedded architecture with the character tokenizer, seeded by run.seed",
   ),
   backend: z.enum(BACKENDS).default("wasm").describe(
     "TensorFlow.js backend: auto, wasm, cpu, webgpu or tensorflow (tfjs-node)",
@@ -75,7 +81,10 @@ export const ModelConfigSchema = z.object({
   wasm_threads: z.number().int().min(0).default(0).describe(
     "Threads of the wasm backend (XNNPACK): 0 = one per core, 1 = tfjs' single-threaded build; above 1 runs tfjs' threaded build through a shim of its internals (model/wasm_threads.ts), with bit-identical results",
   ),
-}).strict();
+}).strict().refine((m) => m.path === undefined || m.preset === undefined, {
+  path: ["preset"],
+  error: "cannot be given with model.path: a run starts from one of them",
+}).transform(({ path, ...rest }) => (path === undefined ? rest : { ...rest, init: path }));
 
 /** The `task` section: the synthetic multi-step arithmetic task, or a JSONL dataset. */
 export const TaskConfigSchema = z.object({

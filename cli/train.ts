@@ -18,12 +18,16 @@ import type { TrainConfig } from "./config_schema.ts";
 import {
   arithmeticOptions,
   formatTable,
+  loadStartingPolicy,
   loadTrainingTask,
   promptRenderer,
   resolveRepoPath,
   runMain,
 } from "./common.ts";
 import { ProgressReporter } from "./progress.ts";
+import { watchSignals } from "./signals.ts";
+import { CharTokenizer } from "../model/char_tokenizer.ts";
+import { loadChatTemplate, selfContainedTemplate } from "../prompts/chat_template.ts";
 import { buildScorer } from "./rewards.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
@@ -41,7 +45,6 @@ import type {
 } from "../actors/messages.ts";
 import { STATEFUL_ACTORS } from "../actors/snapshot.ts";
 import {
-  fileSha256,
   latestCheckpoint,
   liveConfigOverrides,
   liveConfigValues,
@@ -50,6 +53,7 @@ import {
   restoreMessages,
   type TrainerState,
   truncateMetrics,
+  weightsSha256,
 } from "./resume.ts";
 import {
   LocalLoopControl,
@@ -156,15 +160,15 @@ async function main(argv: string[]): Promise<number> {
   const backend = await initBackend(config.model.backend, {
     wasmThreads: config.model.wasm_threads,
   });
-  const initPath = resolveRepoPath(config.model.init);
-  const init = await loadCheckpoint(resumeFrom ?? initPath);
+  const init = resumeFrom ? await loadCheckpoint(resumeFrom) : await loadStartingPolicy(config);
   const tokenizer = init.tokenizer;
   const samplerModel = init.model.clone({ trainable: false });
   const plugin = registry.get(config.algorithm);
+  const start = plugin.needsReference(config) && resumeFrom
+    ? await loadStartingPolicy(config, { trainable: false })
+    : undefined;
   const refModel = plugin.needsReference(config)
-    ? (resumeFrom
-      ? (await loadCheckpoint(initPath, { trainable: false })).model
-      : init.model.clone({ trainable: false }))
+    ? (start ? start.model : init.model.clone({ trainable: false }))
     : undefined;
   if (refModel && resumeFrom) {
     // A checkpoint of another architecture than the reference cannot share its KL.
@@ -182,7 +186,12 @@ async function main(argv: string[]): Promise<number> {
   }
   // The reference policy's identity: a resumed run must measure KL to the same weights.
   const reference = refModel
-    ? { init: config.model.init, sha256: await fileSha256(`${initPath}/model.safetensors`) }
+    ? {
+      init: config.model.preset ? `preset:${config.model.preset}` : config.model.init,
+      sha256: config.model.preset
+        ? `seed-${config.run.seed}` // a preset is rebuilt from its seed
+        : await weightsSha256(resolveRepoPath(config.model.init)),
+    }
     : undefined;
   if (reference && saved.reference && saved.reference.sha256 !== reference.sha256) {
     throw new Error(
@@ -217,6 +226,18 @@ async function main(argv: string[]): Promise<number> {
     }
   }
 
+  if (config.prompts.template === undefined && !(tokenizer instanceof CharTokenizer)) {
+    // A Hugging Face model is prompted with its own chat template (unless the config sets one).
+    const folder = resolveRepoPath(config.model.init);
+    const template = await loadChatTemplate(folder).catch(() => undefined);
+    if (template) {
+      config = {
+        ...config,
+        prompts: { ...config.prompts, template: selfContainedTemplate(template) },
+      };
+      console.log(`prompts: the chat template of ${template.source}`);
+    }
+  }
   const render = promptRenderer(config.prompts);
   // Held-out problems whose prompt the model cannot take are left out of the evaluation.
   const evalSet = task.evalSet.filter((p) => {
@@ -366,14 +387,15 @@ async function main(argv: string[]): Promise<number> {
   const loop = control;
 
   let signalled = false;
-  const onSignal = () => {
-    if (signalled) Deno.exit(130); // a second signal exits at once
+  const onSignal = (count: number) => {
+    if (count >= 2) Deno.exit(130); // a second signal exits at once
+    if (signalled) return;
     signalled = true;
     loop.requestStop();
     console.error("\nStopping after this step (send the signal again to exit at once)");
   };
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
+  // Listened to in a Worker: this thread may not turn its event loop for a whole step.
+  const signals = await watchSignals({ onSignal });
 
   const t0 = performance.now();
   let lastStep = startStep;
@@ -466,6 +488,11 @@ async function main(argv: string[]): Promise<number> {
       return done.path;
     };
     for (let step = startStep + 1; step <= steps; step++) {
+      // The actors hand messages over as resolved promises (microtasks) and the tensor math is
+      // synchronous, so nothing else would run between steps: give the event loop one turn
+      // (timers, Worker messages), and read the signal Worker's count.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      if (signals.count > 0) onSignal(signals.count);
       const action = await loop.atStepBoundary();
       if (action.checkpoint) console.log(`\ncheckpoint (requested): ${await checkpoint(step - 1)}`);
       if (action.stop) break;
@@ -582,8 +609,7 @@ async function main(argv: string[]): Promise<number> {
     await loop.close();
     metricsFile.close();
     await scorer.close();
-    Deno.removeSignalListener("SIGINT", onSignal);
-    Deno.removeSignalListener("SIGTERM", onSignal);
+    signals.close();
   }
 }
 

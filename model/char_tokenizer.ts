@@ -24,6 +24,10 @@ export interface Tokenizer {
   readonly padId: number;
   /** Id of a token given its text, or `undefined` when the token is unknown. */
   tokenToId(token: string): number | undefined;
+  /** Ids that end a completion (end of turn, end of text): the Sampler stops on them. */
+  readonly stopIds: readonly number[];
+  /** The files that rebuild this tokenizer, by name (written into checkpoints). */
+  files(): Record<string, string>;
 }
 
 /** Options of {@linkcode CharTokenizer.decode}. */
@@ -161,6 +165,16 @@ export class CharTokenizer implements Tokenizer {
   }
 
   /** Id of `<|im_start|>`. */
+  /** `<|im_end|>` then `<|endoftext|>`: a completion ends at the end of its turn. */
+  get stopIds(): readonly number[] {
+    return [this.imEndId, this.eosId];
+  }
+
+  /** `tokenizer.json` with {@linkcode CharTokenizer.toJSON}'s content. */
+  files(): Record<string, string> {
+    return { "tokenizer.json": JSON.stringify(this.toJSON(), null, 2) + "\n" };
+  }
+
   get imStartId(): number {
     return 1;
   }

@@ -143,6 +143,7 @@ export class HfTokenizer implements Tokenizer {
   #padId: number;
   #stopIds: number[];
   #cleanUp: boolean;
+  #files: Record<string, string>;
 
   /**
    * Creates the tokenizer from parsed JSON files; {@linkcode loadHfTokenizer}
@@ -158,6 +159,10 @@ export class HfTokenizer implements Tokenizer {
    * or no end-of-sequence token is configured.
    */
   constructor(tokenizerJson: unknown, options: HfTokenizerOptions = {}) {
+    this.#files = { "tokenizer.json": JSON.stringify(tokenizerJson) };
+    if (options.config !== undefined) {
+      this.#files["tokenizer_config.json"] = JSON.stringify(options.config, null, 2) + "\n";
+    }
     const source = options.source ?? "tokenizer.json";
     const where = JSON.stringify(source);
     if (!isRecord(tokenizerJson)) {
@@ -297,6 +302,11 @@ export class HfTokenizer implements Tokenizer {
   }
 
   /** Ids of the special added tokens (the ones `skipSpecialTokens` drops), ascending. */
+  /** `tokenizer.json` and (when given) `tokenizer_config.json`, as they were read. */
+  files(): Record<string, string> {
+    return { ...this.#files };
+  }
+
   get specialIds(): readonly number[] {
     return this.#specialIds;
   }

@@ -531,3 +531,30 @@ export async function loadChatTemplate(
   );
   return picked;
 }
+
+/**
+ * A chat template as one self-contained Jinja string: the template's special tokens are set
+ * at its top (`{% set bos_token = "..." %}`), so code that carries templates as strings (the
+ * `prompts.template` config field, the Corrector's Layer-2 prompts) renders them as
+ * transformers would.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { renderChat, selfContainedTemplate } from "./chat_template.ts";
+ *
+ * const template = selfContainedTemplate({
+ *   template: "{{ bos_token }}{{ messages[0].content }}",
+ *   specialTokens: { bos_token: "<s>" },
+ *   name: "default",
+ *   source: "inline",
+ * });
+ * assert.equal(renderChat([{ role: "user", content: "hi" }], { template }), "<s>hi");
+ * ```
+ */
+export function selfContainedTemplate(template: HfChatTemplate): string {
+  const sets = Object.entries(template.specialTokens)
+    .filter(([, v]) => typeof v === "string")
+    .map(([k, v]) => `{%- set ${k} = ${JSON.stringify(v)} -%}`);
+  return sets.join("") + template.template;
+}
