@@ -1,0 +1,124 @@
+/**
+ * `deno task test:slow` (not run by CI): one MGRPO step on a model folder with Qwen2.5-0.5B's
+ * exact configuration (494M parameters) and random weights, on CPU. Prints the step time and
+ * the peak memory of the training process, the figures the README quotes.
+ *
+ * The folder is `MGRPO_SLOW_MODEL` when set (e.g. one written by
+ * `tools/make_random_hf_model.py`, or a real downloaded checkpoint), else one this test writes
+ * with the same configuration (bf16 safetensors, the tiny Qwen2 tokenizer fixture).
+ */
+import assert from "node:assert/strict";
+import { REPO_ROOT, sleep } from "../helpers.ts";
+import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
+import { initBackend } from "../../model/backend.ts";
+import { Transformer } from "../../model/transformer.ts";
+import { saveHfModel } from "../../model/hf.ts";
+
+/** Qwen/Qwen2.5-0.5B-Instruct's config.json, in our field names. */
+const QWEN25_05B = {
+  vocab_size: 151936,
+  hidden_size: 896,
+  intermediate_size: 4864,
+  num_hidden_layers: 24,
+  num_attention_heads: 14,
+  num_key_value_heads: 2,
+  max_position_embeddings: 32768,
+  rope_theta: 1000000,
+  rms_norm_eps: 1e-6,
+  tie_word_embeddings: true,
+  attention_bias: true,
+};
+
+async function writeModel(dir: string): Promise<void> {
+  await initBackend("wasm");
+  const model = Transformer.create(QWEN25_05B, { seed: 0, trainable: false });
+  const tokenizer = `${REPO_ROOT}tests/fixtures/tokenizers/tiny-qwen2`;
+  await saveHfModel(dir, model, {
+    dtype: "bfloat16",
+    tokenizerFiles: {
+      "tokenizer.json": await Deno.readFile(`${tokenizer}/tokenizer.json`),
+      "tokenizer_config.json": await Deno.readFile(`${tokenizer}/tokenizer_config.json`),
+    },
+    bosTokenId: 151643,
+    eosTokenId: 151645,
+  });
+  model.dispose();
+}
+
+/** Peak resident memory (VmHWM) of a process, in MiB. */
+async function peakMiB(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+  return kb / 1024;
+}
+
+Deno.test({
+  name: "one MGRPO step on a Qwen2.5-0.5B-shaped model folder (random weights)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const tmp = await Deno.makeTempDir({ prefix: "slow-qwen-" });
+    try {
+      let folder = Deno.env.get("MGRPO_SLOW_MODEL");
+      if (!folder) {
+        folder = `${tmp}/model`;
+        const t0 = performance.now();
+        await writeModel(folder);
+        console.log(`wrote ${folder} in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+      }
+      const sets = [
+        `model.path=${folder}`,
+        "run.steps=1",
+        "sampler.prompts_per_step=1",
+        "grpo.num_generations=2",
+        "mgrpo.num_corrections=1",
+        "sampler.max_new_tokens=16",
+        "grpo.beta=0", // no reference copy: 2 GB less
+        "eval.before=false",
+        "eval.after=false",
+        "control.enabled=false",
+      ];
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          ...TRAIN_RUN_ARGS,
+          "--config",
+          "configs/smoke-mgrpo.yaml",
+          ...sets.flatMap((s) => ["--set", s]),
+          "--run-dir",
+          `${tmp}/run`,
+        ],
+        cwd: REPO_ROOT,
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const output = child.output();
+      let peak = 0;
+      const started = performance.now();
+      let done = false;
+      output.finally(() => (done = true));
+      while (!done) {
+        peak = Math.max(peak, await peakMiB(child.pid).catch(() => peak));
+        await sleep(200);
+      }
+      const out = await output;
+      const wall = (performance.now() - started) / 1000;
+      const log = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, log);
+      const [record] = (await Deno.readTextFile(`${tmp}/run/metrics.jsonl`)).split("\n")
+        .filter((l) => l).map((l) => JSON.parse(l) as Record<string, number>);
+      assert.equal(record!.step, 1);
+      assert.ok(Number.isFinite(record!["loss/policy"]), JSON.stringify(record));
+      const figures = {
+        parameters: 494032768,
+        step_s: record!["time/step"],
+        sampler_s: record!["time/sampler"],
+        learner_s: record!["time/learner"],
+        process_wall_s: wall,
+        peak_rss_mib: Math.round(peak),
+      };
+      console.log(JSON.stringify(figures));
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
