@@ -20,6 +20,7 @@
  * @module
  */
 import { Transformer } from "./transformer.ts";
+import { exists, swapIntoPlace, syncDir, writeSynced } from "./fs.ts";
 import { ModelConfigSchema } from "./model_config.ts";
 import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
 import { CharTokenizer, type Tokenizer } from "./char_tokenizer.ts";
@@ -117,22 +118,6 @@ function splitPath(path: string): [parent: string, name: string] {
 }
 
 /**
- * Flushes a folder's entries (names created or renamed in it) to disk. Best effort: Windows
- * cannot open a folder, and some file systems refuse `fsync` on one.
- */
-async function syncDir(path: string): Promise<void> {
-  let dir: Deno.FsFile | undefined;
-  try {
-    dir = await Deno.open(path, { read: true });
-    await dir.sync();
-  } catch {
-    // Durability against power loss only; a killed process loses nothing here.
-  } finally {
-    dir?.close();
-  }
-}
-
-/**
  * Whether process `pid` may still be running. Linux answers through `/proc`; elsewhere, or
  * without permission to read it, every other process counts as running, so nothing of theirs
  * is touched.
@@ -150,16 +135,6 @@ async function mayBeRunning(pid: number): Promise<boolean> {
     return false;
   } catch {
     return true;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
   }
 }
 
@@ -262,17 +237,6 @@ export async function removeCheckpoint(dir: string): Promise<void> {
   await Deno.remove(doomed, { recursive: true });
 }
 
-async function writeSynced(path: string, data: Uint8Array): Promise<void> {
-  const file = await Deno.open(path, { write: true, create: true, truncate: true });
-  try {
-    let written = 0;
-    while (written < data.length) written += await file.write(data.subarray(written));
-    await file.sync();
-  } finally {
-    file.close();
-  }
-}
-
 /**
  * Saves `model`, `tokenizer`, `state` and any `extraFiles` (name → bytes, e.g. the
  * optimizer state) to the folder `dir` atomically: killed at any moment, it leaves the old
@@ -330,21 +294,7 @@ export async function saveCheckpoint(
       `${tmp}/${MANIFEST_FILE}`,
       enc.encode(JSON.stringify(manifest, null, 2) + "\n"),
     );
-    await syncDir(tmp);
-    // Swap into place: move the old folder aside, rename, then delete the old one. Between
-    // the two renames `clean` is missing; loadCheckpoint() and repairCheckpoints() then use
-    // the moved-aside copy.
-    let aside: string | undefined;
-    try {
-      await Deno.stat(clean);
-      aside = `${clean}.old-${Deno.pid}-${Date.now()}`;
-      await Deno.rename(clean, aside);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
-    await Deno.rename(tmp, clean);
-    await syncDir(parent);
-    if (aside) await Deno.remove(aside, { recursive: true });
+    await swapIntoPlace(tmp, clean, parent);
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     throw e;

@@ -24,6 +24,7 @@
  * @module
  */
 import { Transformer } from "./transformer.ts";
+import { exists, swapIntoPlace, writeSynced } from "./fs.ts";
 import { headDim, type ModelConfig, ModelConfigSchema, type RopeScaling } from "./model_config.ts";
 import { roundToBfloat16, SafetensorsReader, writeSafetensors } from "./safetensors.ts";
 
@@ -308,16 +309,6 @@ async function readJson(path: string, what: string): Promise<unknown> {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 /** Whether transformers itself skips this tensor of a checkpoint. */
 function ignoredByTransformers(name: string, config: ModelConfig): boolean {
   return name.endsWith("rotary_emb.inv_freq") ||
@@ -561,30 +552,6 @@ const OWN_FILES = new Set([
   "generation_config.json",
 ]);
 
-async function writeSynced(path: string, data: Uint8Array): Promise<void> {
-  const file = await Deno.open(path, { write: true, create: true, truncate: true });
-  try {
-    let written = 0;
-    while (written < data.length) written += await file.write(data.subarray(written));
-    await file.sync();
-  } finally {
-    file.close();
-  }
-}
-
-/** Flushes a folder's entries to disk; best effort (Windows cannot open a folder). */
-async function syncDir(path: string): Promise<void> {
-  let dir: Deno.FsFile | undefined;
-  try {
-    dir = await Deno.open(path, { read: true });
-    await dir.sync();
-  } catch {
-    // Durability against power loss only.
-  } finally {
-    dir?.close();
-  }
-}
-
 /**
  * Saves `model` as a Hugging Face folder `dir`: `config.json` ({@link toHfConfig}),
  * `model.safetensors` (metadata `{"format": "pt"}`, f32 unless `dtype` says `bfloat16`,
@@ -649,15 +616,7 @@ export async function saveHfModel(
         typeof content === "string" ? enc.encode(content) : content,
       );
     }
-    await syncDir(tmp);
-    let aside: string | undefined;
-    if (await exists(clean)) {
-      aside = `${clean}.old-${Deno.pid}-${Date.now()}`;
-      await Deno.rename(clean, aside);
-    }
-    await Deno.rename(tmp, clean);
-    await syncDir(parent);
-    if (aside) await Deno.remove(aside, { recursive: true });
+    await swapIntoPlace(tmp, clean, parent);
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     throw e;
