@@ -114,6 +114,11 @@ export interface LearnerInput {
   maxConsecutiveSkips?: number;
   /** Rollout samples attached to each StepStats. @default 4 */
   samplesPerStep?: number;
+  /**
+   * The Sampler holds this same model object (`sampler.share_weights`): `Weights` carry only
+   * the new version. @default false
+   */
+  shareWeights?: boolean;
   /** Extra trainer state written into every checkpoint. */
   checkpointState?: () => Record<string, unknown>;
   /** Optimizer steps already taken and policy version (when resuming). */
@@ -504,7 +509,8 @@ async function trainStep(
   const weights: Weights = {
     type: "Weights",
     version: state.version,
-    tensors: Object.fromEntries(
+    // A Sampler that shares this model object needs only the new version.
+    tensors: input.shareWeights ? {} : Object.fromEntries(
       [...(await input.model.exportWeights())].map((
         [k, v],
       ) => [k, v.data as Float32Array<ArrayBuffer>]),

@@ -63,7 +63,8 @@ export const sampler: ActorLogic<
         state.input.rngState = state.rng.getState();
         return state;
       case "Weights":
-        state.input.model.loadWeights(message.tensors);
+        // No tensors: the Sampler shares the Learner's model object (sampler.share_weights).
+        if (Object.keys(message.tensors).length > 0) state.input.model.loadWeights(message.tensors);
         state.version = message.version;
         // A restarted Sampler (runtime.max_restarts) re-runs init on its input, whose model
         // now holds these weights: keep the version with them.

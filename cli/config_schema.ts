@@ -162,6 +162,9 @@ export const SamplerConfigSchema = z.object({
   max_new_tokens: z.number().int().min(1).default(48).describe(
     "T_max: most tokens generated per completion (TRL max_completion_length)",
   ),
+  share_weights: z.boolean().default(false).describe(
+    "The Sampler samples from the Learner's own weights instead of a copy (one copy of the model in memory, for models near the wasm backend's 4 GB; in-process only)",
+  ),
 }).strict();
 
 /** Learning-rate schedules the learner supports. */

@@ -162,7 +162,9 @@ async function main(argv: string[]): Promise<number> {
   });
   const init = resumeFrom ? await loadCheckpoint(resumeFrom) : await loadStartingPolicy(config);
   const tokenizer = init.tokenizer;
-  const samplerModel = init.model.clone({ trainable: false });
+  const samplerModel = config.sampler.share_weights
+    ? init.model
+    : init.model.clone({ trainable: false });
   const plugin = registry.get(config.algorithm);
   const start = plugin.needsReference(config) && resumeFrom
     ? await loadStartingPolicy(config, { trainable: false })
@@ -316,6 +318,7 @@ async function main(argv: string[]): Promise<number> {
       adamEps: config.learner.adam_eps,
       maxGradNorm: config.learner.max_grad_norm,
       maxConsecutiveSkips: config.learner.max_consecutive_skips,
+      shareWeights: config.sampler.share_weights,
       microBatchSize: config.learner.micro_batch_size,
       temperature: config.sampler.temperature,
       totalSteps: steps,

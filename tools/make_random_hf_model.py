@@ -32,8 +32,10 @@ QWEN25_05B = dict(
     tie_word_embeddings=True,
     hidden_act="silu",
     use_sliding_window=False,
-    bos_token_id=151643,
-    eos_token_id=151645,
+    # The tokenizer fixture's <|im_end|> and <|endoftext|>: Qwen's real ids (151645, 151643)
+    # are beyond its 1,005 tokens.
+    eos_token_id=1002,
+    pad_token_id=1000,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -39,8 +39,9 @@ async function writeModel(dir: string): Promise<void> {
       "tokenizer.json": await Deno.readFile(`${tokenizer}/tokenizer.json`),
       "tokenizer_config.json": await Deno.readFile(`${tokenizer}/tokenizer_config.json`),
     },
-    bosTokenId: 151643,
-    eosTokenId: 151645,
+    // The tokenizer fixture's ids (Qwen's real ones, 151643 and 151645, are beyond its 1,005).
+    eosTokenId: 1002,
+    padTokenId: 1000,
   });
   model.dispose();
 }
