@@ -6,6 +6,7 @@
  * The folder is `MGRPO_SLOW_MODEL` when set (e.g. one written by
  * `tools/make_random_hf_model.py`, or a real downloaded checkpoint), else one this test writes
  * with the same configuration (bf16 safetensors, the tiny Qwen2 tokenizer fixture).
+ * `MGRPO_SLOW_SETS` adds `--set` overrides (space-separated), e.g. `model.backend=cpu`.
  */
 import assert from "node:assert/strict";
 import { REPO_ROOT, sleep } from "../helpers.ts";
@@ -78,6 +79,9 @@ Deno.test({
         "eval.before=false",
         "eval.after=false",
         "control.enabled=false",
+        "sampler.share_weights=true", // one copy of 494M parameters
+        // e.g. "model.backend=cpu": space-separated extra overrides
+        ...(Deno.env.get("MGRPO_SLOW_SETS")?.split(" ").filter((s) => s) ?? []),
       ];
       const child = new Deno.Command(Deno.execPath(), {
         args: [
