@@ -79,6 +79,7 @@ async function main(argv: string[]): Promise<number> {
 
   const dir = resolveRepoPath(v.model);
   const { model, tokenizer } = await loadCheckpoint(dir, { trainable: false });
+  model.limitVocabulary(tokenizer.vocabSize);
   let prompt = v.prompt;
   if (v.chat) {
     const template = tokenizer instanceof CharTokenizer

@@ -162,6 +162,8 @@ async function main(argv: string[]): Promise<number> {
   });
   const init = resumeFrom ? await loadCheckpoint(resumeFrom) : await loadStartingPolicy(config);
   const tokenizer = init.tokenizer;
+  // Ids beyond the tokenizer (a padded embedding table) are never sampled nor scored.
+  init.model.limitVocabulary(tokenizer.vocabSize);
   const samplerModel = config.sampler.share_weights
     ? init.model
     : init.model.clone({ trainable: false });
@@ -169,6 +171,7 @@ async function main(argv: string[]): Promise<number> {
   const start = plugin.needsReference(config) && resumeFrom
     ? await loadStartingPolicy(config, { trainable: false })
     : undefined;
+  start?.model.limitVocabulary(start.tokenizer.vocabSize);
   const refModel = plugin.needsReference(config)
     ? (start ? start.model : init.model.clone({ trainable: false }))
     : undefined;

@@ -128,6 +128,8 @@ export class Transformer {
   readonly #headDim: number;
   readonly #rot: tf.Tensor2D;
   readonly #cos: tf.Tensor2D;
+  #vocabMask: tf.Tensor1D | undefined;
+  #vocabLimit: number | undefined;
   readonly #sin: tf.Tensor2D;
   readonly #cosData: Float32Array;
   readonly #sinData: Float32Array;
@@ -328,7 +330,30 @@ export class Transformer {
     for (const [name, v] of this.params) {
       params.set(name, tf.variable(v, options.trainable ?? true));
     }
-    return new Transformer(this.config, params);
+    const copy = new Transformer(this.config, params);
+    if (this.#vocabLimit !== undefined) copy.limitVocabulary(this.#vocabLimit);
+    return copy;
+  }
+
+  /**
+   * Makes ids `>= n` impossible: their logits get -1e9 in every forward, so sampling, the
+   * Learner's log-probs and the reference's all exclude them alike. For checkpoints whose
+   * embedding table is padded beyond the tokenizer (Qwen2.5: 151,936 rows, 151,665 tokens).
+   */
+  limitVocabulary(n: number): void {
+    const v = this.config.vocab_size;
+    if (!Number.isInteger(n) || n < 1) {
+      throw new RangeError(
+        `Cannot limit the vocabulary: must be an integer >= 1: current value is ${n}`,
+      );
+    }
+    this.#vocabMask?.dispose();
+    this.#vocabMask = undefined;
+    this.#vocabLimit = undefined;
+    if (n >= v) return;
+    const mask = new Float32Array(v).fill(-1e9, n);
+    this.#vocabMask = tf.tensor1d(mask);
+    this.#vocabLimit = n;
   }
 
   /** Frees every tensor the model holds. */
@@ -337,6 +362,7 @@ export class Transformer {
     this.#rot.dispose();
     this.#cos.dispose();
     this.#sin.dispose();
+    this.#vocabMask?.dispose();
     for (const m of this.#causal.values()) m.dispose();
     this.#causal.clear();
   }
@@ -489,7 +515,9 @@ export class Transformer {
     const head = c.tie_word_embeddings
       ? tf.transpose(table) as tf.Tensor2D // [D, V]
       : this.#p("lm_head.weight") as tf.Tensor2D;
-    const logits = mm(hidden, head);
+    const logits = this.#vocabMask
+      ? tf.add(mm(hidden, head), this.#vocabMask) as tf.Tensor2D
+      : mm(hidden, head);
     return options.returnCache ? { logits, cache } : { logits };
   }
 }

@@ -155,3 +155,30 @@ Deno.test("Transformer.create() and dispose() leave no tensor behind", () => {
   m.dispose();
   assert.equal(tf.memory().numTensors, before);
 });
+
+Deno.test("limitVocabulary() makes ids beyond the tokenizer impossible, in clones too", async () => {
+  const model = Transformer.create({ ...CONFIG, vocab_size: 40 }, { seed: 5 });
+  model.limitVocabulary(30);
+  const copy = model.clone({ trainable: false });
+  const ids = tf.tensor2d([[1, 2, 3, 4]], [1, 4], "int32");
+  for (const m of [model, copy]) {
+    const logits = m.forward(ids).logits.arraySync() as number[][];
+    for (const row of logits) {
+      assert.ok(row.slice(30).every((x) => x < -1e8), "masked");
+      assert.ok(row.slice(0, 30).every((x) => Math.abs(x) < 100), "untouched");
+    }
+  }
+  const gens = await generate(copy, [[1, 2], [3, 4, 5]], {
+    maxNewTokens: 40,
+    temperature: 5, // flat: unmasked, ids >= 30 would be drawn a quarter of the time
+    stopIds: [],
+    padId: 0,
+    rng: new Rng(1),
+  });
+  assert.ok(gens.flatMap((g) => g.tokens).every((id) => id < 30));
+  model.limitVocabulary(40); // no limit again
+  assert.ok(model.forward(ids).logits.arraySync()[0]!.slice(30).every((x) => x > -100));
+  ids.dispose();
+  model.dispose();
+  copy.dispose();
+});
