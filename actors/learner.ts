@@ -334,8 +334,10 @@ async function accumulatePart(
   firstIteration: boolean,
 ): Promise<Record<string, tf.Tensor>> {
   const { model, algorithm } = input;
-  const vars = [...model.params.values()];
-  const nameOf = new Map([...model.params].map(([n, v]) => [v.name, n]));
+  // The trainable parameters: all of them, or the adapters alone under LoRA.
+  const trainable = model.trainableParams;
+  const vars = [...trainable.values()];
+  const nameOf = new Map([...trainable].map(([n, v]) => [v.name, n]));
   const { batch, oldLogp, refLogp, advantages, tokenAdvantages, numItemsInBatch } = p;
   const t = batch.t, mb = input.microBatchSize;
   for (let s = 0; s < batch.n; s += mb) {
@@ -573,7 +575,7 @@ export const learner: ActorLogic<
   LearnerInput
 > = {
   init(input) {
-    const optimizer = new AdamW(input.model.params, {
+    const optimizer = new AdamW(input.model.trainableParams, {
       beta1: input.adamBeta1,
       beta2: input.adamBeta2,
       eps: input.adamEps,

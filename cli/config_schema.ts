@@ -72,6 +72,18 @@ export const ModelConfigSchema = z.object({
   path: z.string().min(1).optional().describe(
     "A Hugging Face model folder (config.json, *.safetensors, tokenizer.json) to start from; takes the place of init",
   ),
+  lora: z.object({
+    r: z.number().int().min(0).default(0).describe(
+      "LoRA rank: > 0 trains low-rank adapters on the projections with the base weights frozen; 0 = full fine-tuning",
+    ),
+    alpha: z.number().positive().default(16).describe("LoRA α: the update is scaled by α/r"),
+    target_modules: z.array(
+      z.enum(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]),
+    ).min(1).default(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+      .describe("Projections that get adapters"),
+  }).strict().prefault({}).describe(
+    "Low-rank adapters (checkpoints then hold a PEFT adapter beside the base weights)",
+  ),
   preset: z.enum(["tiny"]).optional().describe(
     "Start from a random model instead of a folder: tiny = the embedded architecture with the character tokenizer, seeded by run.seed",
   ),

@@ -31,6 +31,7 @@ import { loadChatTemplate, selfContainedTemplate } from "../prompts/chat_templat
 import { buildScorer } from "./rewards.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
+import { attachLora } from "../model/lora.ts";
 import type { AlgorithmGraphInput } from "../algorithms/registry.ts";
 import { loadConfigWithPlugins } from "./plugins.ts";
 import { decodeOptimizerState, OPTIMIZER_FILE } from "../actors/learner.ts";
@@ -164,6 +165,16 @@ async function main(argv: string[]): Promise<number> {
   const tokenizer = init.tokenizer;
   // Ids beyond the tokenizer (a padded embedding table) are never sampled nor scored.
   init.model.limitVocabulary(tokenizer.vocabSize);
+  const lora = config.model.lora;
+  if (lora.r > 0 && !init.model.lora) {
+    // A resumed LoRA checkpoint brings its adapters; a new run attaches fresh ones.
+    attachLora(init.model, {
+      r: lora.r,
+      alpha: lora.alpha,
+      targetModules: lora.target_modules,
+      seed: config.run.seed,
+    });
+  }
   const samplerModel = config.sampler.share_weights
     ? init.model
     : init.model.clone({ trainable: false });

@@ -21,6 +21,7 @@
  */
 import { Transformer } from "./transformer.ts";
 import { exists, swapIntoPlace, syncDir, writeSynced } from "./fs.ts";
+import { hasLoraAdapter, loadLoraAdapter, loraAdapterFiles } from "./lora.ts";
 import { ModelConfigSchema } from "./model_config.ts";
 import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
 import { CharTokenizer, type Tokenizer } from "./char_tokenizer.ts";
@@ -283,7 +284,15 @@ export async function saveCheckpoint(
       });
     await put("config.json", enc.encode(JSON.stringify(config, null, 2) + "\n"));
     const weights = await model.exportWeights();
+    // Under LoRA the base weights go to model.safetensors and the adapters to a PEFT adapter
+    // beside them, so the folder is a base model plus an adapter that vLLM and PEFT load.
+    for (const name of weights.keys()) if (/\.lora_[AB]\.weight$/.test(name)) weights.delete(name);
     await put("model.safetensors", encodeSafetensors(weights, { format: "pt" }));
+    if (model.lora) {
+      for (const [name, bytes] of Object.entries(await loraAdapterFiles(model))) {
+        await put(name, bytes);
+      }
+    }
     for (const [name, text] of Object.entries(tokenizer.files())) {
       await put(name, enc.encode(text));
     }
@@ -348,6 +357,7 @@ export async function loadCheckpoint(
     // A Hugging Face model folder (downloaded, or a checkpoint of a run that trains one).
     const tokenizer = await loadHfTokenizer(dir);
     const { model } = await loadHfModel(dir, { trainable: options.trainable ?? true });
+    if (await hasLoraAdapter(dir)) await loadLoraAdapter(dir, model);
     return { model, tokenizer, state };
   }
   const { architectures: _a, model_type: _m, torch_dtype: _t, ...fields } = rawConfig;
@@ -371,5 +381,6 @@ export async function loadCheckpoint(
   } catch (e) {
     throw new TypeError(`Cannot load checkpoint "${dir}": ${(e as Error).message}`, { cause: e });
   }
+  if (await hasLoraAdapter(dir)) await loadLoraAdapter(dir, model);
   return { model, tokenizer, state };
 }

@@ -9,6 +9,7 @@ export * from "./char_tokenizer.ts";
 export * from "./checkpoint.ts";
 export * from "./hf.ts";
 export * from "./hf_tokenizer.ts";
+export * from "./lora.ts";
 export * from "./model_config.ts";
 export * from "./ops.ts";
 export * from "./optimizer.ts";

@@ -55,7 +55,18 @@ export interface ForwardResult {
 
 /** Names of the weights stored as `[in, out]` here and `[out, in]` in Hugging Face files. */
 function isTransposedLinear(name: string): boolean {
-  return name.endsWith("_proj.weight") || name === "lm_head.weight";
+  return name.endsWith("_proj.weight") || name === "lm_head.weight" ||
+    name.endsWith(".lora_A.weight") || name.endsWith(".lora_B.weight");
+}
+
+/** Low-rank adapters attached to a model (see `model/lora.ts`). */
+export interface LoraSettings {
+  /** Rank r. */
+  r: number;
+  /** α: the update is scaled by α / r. */
+  alpha: number;
+  /** Projection names that carry adapters (`q_proj`, ..., `down_proj`). */
+  targetModules: string[];
 }
 
 /**
@@ -125,6 +136,11 @@ export class Transformer {
   readonly config: ModelConfig;
   /** Trainable parameters by Hugging Face name (linear weights stored `[in, out]`). */
   readonly params: Map<string, tf.Variable>;
+  /**
+   * The adapters' settings when LoRA is attached (`model/lora.ts`): parameters
+   * `<projection>.lora_A.weight` and `.lora_B.weight` are then in {@link params}.
+   */
+  lora: LoraSettings | undefined;
   readonly #headDim: number;
   readonly #rot: tf.Tensor2D;
   readonly #cos: tf.Tensor2D;
@@ -138,6 +154,7 @@ export class Transformer {
   private constructor(config: ModelConfig, params: Map<string, tf.Variable>) {
     this.config = config;
     this.params = params;
+    this.lora = undefined;
     this.#headDim = headDim(config);
     const { cos, sin } = ropeTablesOf(config);
     this.#cosData = cos;
@@ -332,7 +349,13 @@ export class Transformer {
     }
     const copy = new Transformer(this.config, params);
     if (this.#vocabLimit !== undefined) copy.limitVocabulary(this.#vocabLimit);
+    if (this.lora) copy.lora = { ...this.lora, targetModules: [...this.lora.targetModules] };
     return copy;
+  }
+
+  /** The parameters gradients and the optimizer see: the trainable ones (the adapters under LoRA). */
+  get trainableParams(): Map<string, tf.Variable> {
+    return new Map([...this.params].filter(([, v]) => v.trainable));
   }
 
   /**
@@ -446,18 +469,29 @@ export class Transformer {
     for (let i = 0; i < c.num_hidden_layers; i++) {
       const p = `model.layers.${i}`;
       const w = (n: string) => this.#p(`${p}.${n}`) as tf.Tensor2D;
+      const lora = this.lora;
+      const loraScale = lora ? lora.alpha / lora.r : 0;
+      /** A projection `n` (`self_attn.q_proj.weight`), plus its adapter: x·A·B·α/r. */
+      const proj = (x2: tf.Tensor2D, n: string, b?: tf.Tensor1D): tf.Tensor2D => {
+        const y = linear(x2, w(n), b);
+        const base = n.slice(0, -".weight".length);
+        if (!lora || !this.params.has(`${p}.${base}.lora_A.weight`)) return y;
+        const down = mm(x2, this.#p(`${p}.${base}.lora_A.weight`) as tf.Tensor2D); // [M, r]
+        const up = mm(down, this.#p(`${p}.${base}.lora_B.weight`) as tf.Tensor2D); // [M, out]
+        return tf.add(y, tf.mul(up, loraScale)) as tf.Tensor2D;
+      };
       const bias = (n: string) =>
         c.attention_bias ? this.#p(`${p}.${n}`) as tf.Tensor1D : undefined;
 
       // --- attention: x = x + attn(norm1(x)) ---
       const xn = rmsNorm(x, this.#p(`${p}.input_layernorm.weight`) as tf.Tensor1D, c.rms_norm_eps);
-      const q = rope(linear(xn, w("self_attn.q_proj.weight"), bias("self_attn.q_proj.bias")), h);
+      const q = rope(proj(xn, "self_attn.q_proj.weight", bias("self_attn.q_proj.bias")), h);
       const kNew = rope(
-        linear(xn, w("self_attn.k_proj.weight"), bias("self_attn.k_proj.bias")),
+        proj(xn, "self_attn.k_proj.weight", bias("self_attn.k_proj.bias")),
         hkv,
       );
       const vNew = tf.reshape(
-        linear(xn, w("self_attn.v_proj.weight"), bias("self_attn.v_proj.bias")),
+        proj(xn, "self_attn.v_proj.weight", bias("self_attn.v_proj.bias")),
         [b, t, hkv, hd],
       );
       let k = tf.transpose(kNew, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, hd]
@@ -488,7 +522,7 @@ export class Transformer {
       const oBias = c.o_proj_bias
         ? this.#p(`${p}.self_attn.o_proj.bias`) as tf.Tensor1D
         : undefined;
-      x = tf.add(x, linear(merged, w("self_attn.o_proj.weight"), oBias));
+      x = tf.add(x, proj(merged, "self_attn.o_proj.weight", oBias));
 
       // --- MLP: x = x + down(silu(gate(norm2(x))) · up(norm2(x))) ---
       const xm = rmsNorm(
@@ -497,10 +531,10 @@ export class Transformer {
         c.rms_norm_eps,
       );
       const gated = tf.mul(
-        silu(linear(xm, w("mlp.gate_proj.weight"))),
-        linear(xm, w("mlp.up_proj.weight")),
+        silu(proj(xm, "mlp.gate_proj.weight")),
+        proj(xm, "mlp.up_proj.weight"),
       ) as tf.Tensor2D;
-      x = tf.add(x, linear(gated, w("mlp.down_proj.weight")));
+      x = tf.add(x, proj(gated, "mlp.down_proj.weight"));
     }
 
     let hidden = rmsNorm(x, this.#p("model.norm.weight") as tf.Tensor1D, c.rms_norm_eps);
