@@ -151,3 +151,34 @@ Deno.test("deno task train with model.path trains a HF model and checkpoints a H
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("model.preset: tiny starts from a random embedded model; model.path and preset together are refused", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "preset-" });
+  try {
+    const sets = ["model.preset=tiny", "run.steps=1", "eval.before=false", "control.enabled=false"];
+    const out = await run([
+      ...TRAIN_RUN_ARGS,
+      "--config",
+      "configs/smoke-grpo.yaml",
+      ...sets.flatMap((s) => ["--set", s]),
+      "--run-dir",
+      `${tmp}/run`,
+    ]);
+    assert.equal(out.code, 0, out.stderr);
+    // A random policy answers nothing right.
+    assert.match(out.stdout, /held-out accuracy after training: 0\.0%/);
+    const bad = await run([
+      ...TRAIN_RUN_ARGS,
+      "--set",
+      "model.preset=tiny",
+      "--set",
+      "model.path=/x",
+      "--run-dir",
+      `${tmp}/bad`,
+    ]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /field "model\.preset" cannot be given with model\.path/);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
