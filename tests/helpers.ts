@@ -354,3 +354,19 @@ export const TWO_GROUPS: HandRollout[] = [
   { query: 1, text: "<think>9-4=5</think>5", reward: 1 },
   { query: 1, text: "<think>x</think>1", reward: 0 },
 ];
+
+/**
+ * The step records of a run's `metrics.jsonl` (evaluation lines left out), without the
+ * wall-clock fields (`time/*`, `throughput/*`, `queue/*`) and the restart counters, which
+ * differ between runs that compute the same thing.
+ */
+export async function stepRecords(runDir: string): Promise<Record<string, number>[]> {
+  return (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).split("\n").filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Record<string, number>)
+    .filter((r) => !("eval/accuracy" in r))
+    .map((r) =>
+      Object.fromEntries(
+        Object.entries(r).filter(([k]) => !/^(time|throughput|queue|restarts)\//.test(k)),
+      )
+    );
+}

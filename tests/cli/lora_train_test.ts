@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
-import { REPO_ROOT } from "../helpers.ts";
+import { REPO_ROOT, stepRecords } from "../helpers.ts";
 import { decodeSafetensors } from "../../model/safetensors.ts";
 
 async function train(args: string[]): Promise<void> {
@@ -13,14 +13,6 @@ async function train(args: string[]): Promise<void> {
     cwd: REPO_ROOT,
   }).output();
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-}
-
-async function steps(runDir: string): Promise<Record<string, number>[]> {
-  return (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).split("\n").filter((l) => l)
-    .map((l) => JSON.parse(l) as Record<string, number>)
-    .map((r) =>
-      Object.fromEntries(Object.entries(r).filter(([k]) => !/^(time|throughput|queue)\//.test(k)))
-    );
 }
 
 Deno.test("a LoRA run trains adapters only, checkpoints a PEFT adapter and resumes bit for bit", async () => {
@@ -53,12 +45,12 @@ Deno.test("a LoRA run trains adapters only, checkpoints a PEFT adapter and resum
     const lora = decodeSafetensors(await Deno.readFile(`${last}/adapter_model.safetensors`));
     const b = lora.tensors.get("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight")!;
     assert.ok(b.data.some((x) => x !== 0), "the adapter trained");
-    const full = await steps(`${tmp}/run`);
+    const full = await stepRecords(`${tmp}/run`);
     assert.ok(full.some((r) => r.kl! > 0), "the adapted policy moved away from the reference");
 
     await Deno.remove(last, { recursive: true });
     await train(["--resume", `${tmp}/run`]);
-    assert.deepEqual((await steps(`${tmp}/run`))[2], full[2]);
+    assert.deepEqual((await stepRecords(`${tmp}/run`))[2], full[2]);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

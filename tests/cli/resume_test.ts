@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
 import { liveConfigOverrides, liveConfigValues, truncateMetrics } from "../../cli/resume.ts";
 import { loadConfig } from "../../cli/config.ts";
-import { REPO_ROOT, sleep } from "../helpers.ts";
+import { REPO_ROOT, sleep, stepRecords } from "../helpers.ts";
 
 /** Runs `cli/train.ts` to the end; returns its output (asserting exit code `code`). */
 async function train(args: string[], code = 0): Promise<string> {
@@ -23,18 +23,12 @@ async function train(args: string[], code = 0): Promise<string> {
 const sets = (...kv: string[]) => kv.flatMap((s) => ["--set", s]);
 const QUIET = ["eval.before=false", "eval.after=false", "control.enabled=false"];
 
-/** Step records of a `metrics.jsonl`, without wall-clock fields (`time/*`, rates). */
+/** Step records by step (see `stepRecords`); a step logged twice fails the test. */
 async function stepMetrics(runDir: string): Promise<Map<number, Record<string, number>>> {
   const out = new Map<number, Record<string, number>>();
-  for (const line of (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).split("\n")) {
-    if (!line.trim()) continue;
-    const record = JSON.parse(line) as Record<string, number>;
-    if ("eval/accuracy" in record) continue;
-    const kept = Object.entries(record).filter(([k]) =>
-      !k.startsWith("time/") && !k.startsWith("throughput/") && !k.startsWith("queue/")
-    );
+  for (const record of await stepRecords(runDir)) {
     assert.ok(!out.has(record.step!), `step ${record.step} logged twice in ${runDir}`);
-    out.set(record.step!, Object.fromEntries(kept));
+    out.set(record.step!, record);
   }
   return out;
 }

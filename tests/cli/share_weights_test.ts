@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
-import { REPO_ROOT } from "../helpers.ts";
+import { REPO_ROOT, stepRecords } from "../helpers.ts";
 
-async function stepRecords(runDir: string, share: boolean): Promise<Record<string, number>[]> {
+async function runSteps(runDir: string, share: boolean): Promise<Record<string, number>[]> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       ...TRAIN_RUN_ARGS,
@@ -25,20 +25,14 @@ async function stepRecords(runDir: string, share: boolean): Promise<Record<strin
     cwd: REPO_ROOT,
   }).output();
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  return (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).split("\n").filter((l) => l)
-    .map((l) => JSON.parse(l) as Record<string, number>)
-    .map((r) =>
-      Object.fromEntries(
-        Object.entries(r).filter(([k]) => !/^(time|throughput|queue)\//.test(k)),
-      )
-    );
+  return await stepRecords(runDir);
 }
 
 Deno.test("sampler.share_weights gives the same MGRPO run as a Sampler with its own copy", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "share-" });
   try {
-    const copy = await stepRecords(`${tmp}/copy`, false);
-    const shared = await stepRecords(`${tmp}/shared`, true);
+    const copy = await runSteps(`${tmp}/copy`, false);
+    const shared = await runSteps(`${tmp}/shared`, true);
     assert.equal(shared.length, 3);
     assert.deepEqual(shared, copy);
     assert.deepEqual(shared.map((r) => r["policy_version/sampler"]), [0, 1, 2]);
