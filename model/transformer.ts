@@ -15,7 +15,7 @@ import {
   ModelConfigSchema,
   ropeInverseFrequencies,
 } from "./model_config.ts";
-import { embed, linear, mm, rmsNorm, rotateHalfMatrix, silu } from "./ops.ts";
+import { embed, mm, rmsNorm, rotateHalfMatrix, silu } from "./ops.ts";
 import { Rng } from "../data/rng.ts";
 
 /** Per-layer key/value cache, each `[B, H_kv, S, headDim]`. */
@@ -57,6 +57,40 @@ export interface ForwardResult {
 function isTransposedLinear(name: string): boolean {
   return name.endsWith("_proj.weight") || name === "lm_head.weight" ||
     name.endsWith(".lora_A.weight") || name.endsWith(".lora_B.weight");
+}
+
+/** Whether a gradient tape is recording (inside `tf.grads`/`variableGrads`), per tfjs' engine. */
+function recordingGradients(): boolean {
+  // deno-lint-ignore no-explicit-any
+  const state = (tf.engine() as any).state as { gradientDepth: number } | undefined;
+  return state === undefined || state.gradientDepth > 0;
+}
+
+/**
+ * `x @ w` for a weight that gets no gradient (a base weight frozen under LoRA). Under a tape on
+ * wasm/webgpu, `mm`'s custom gradient computes `dw = xᵀ·dy` with `dx` and drops it: as costly as
+ * the forward matmul. Here `w` is closed over, so the backward computes `dx = dy·wᵀ` alone.
+ */
+function frozenMm(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  const backend = tf.getBackend();
+  if ((backend !== "wasm" && backend !== "webgpu") || !recordingGradients()) return mm(x, w);
+  const f = tf.customGrad(
+    // deno-lint-ignore no-explicit-any
+    ((a: tf.Tensor2D, save: tf.GradSaveFunc): any => {
+      save([w]); // `w` may be an intermediate (the tied head's transpose): keep it for backward
+      return {
+        value: tf.matMul(a, w),
+        gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) =>
+          tf.matMul(dy, tf.transpose(saved[0] as tf.Tensor2D)),
+      };
+    }) as never,
+  ) as unknown as (a: tf.Tensor2D) => tf.Tensor2D;
+  return f(x);
+}
+
+/** `x @ w` with {@link frozenMm} when `w` is a frozen variable. */
+function mmWeight(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  return w instanceof tf.Variable && !w.trainable ? frozenMm(x, w) : mm(x, w);
 }
 
 /** Low-rank adapters attached to a model (see `model/lora.ts`). */
@@ -145,6 +179,7 @@ export class Transformer {
   readonly #rot: tf.Tensor2D;
   readonly #cos: tf.Tensor2D;
   #vocabMask: tf.Tensor1D | undefined;
+  #headCache: tf.Tensor2D | undefined;
   #vocabLimit: number | undefined;
   readonly #sin: tf.Tensor2D;
   readonly #cosData: Float32Array;
@@ -322,6 +357,8 @@ export class Transformer {
    * is assigned.
    */
   loadWeights(weights: Record<string, Float32Array>): void {
+    this.#headCache?.dispose();
+    this.#headCache = undefined;
     for (const [name, v] of this.params) {
       const data = weights[name];
       if (!data) throw new TypeError(`Missing tensor "${name}" in the weights`);
@@ -386,6 +423,8 @@ export class Transformer {
     this.#cos.dispose();
     this.#sin.dispose();
     this.#vocabMask?.dispose();
+    this.#headCache?.dispose();
+    this.#headCache = undefined;
     for (const m of this.#causal.values()) m.dispose();
     this.#causal.clear();
   }
@@ -394,6 +433,19 @@ export class Transformer {
     const v = this.params.get(name);
     if (!v) throw new TypeError(`Missing tensor "${name}"`);
     return v;
+  }
+
+  /**
+   * The tied LM head `tableᵀ [D, V]`. A frozen table (a sampler's copy, a LoRA base, a
+   * reference policy) is transposed once and kept: for a 151,936-token vocabulary the
+   * transpose is 545 MB per forward, which in KV-cache sampling (a forward per token)
+   * fragments the wasm heap. A trainable table is transposed in each forward, inside the tape.
+   */
+  #tiedHead(table: tf.Tensor2D): tf.Tensor2D {
+    const variable = this.params.get("model.embed_tokens.weight")!;
+    if (variable.trainable) return tf.transpose(table) as tf.Tensor2D;
+    if (!this.#headCache) this.#headCache = tf.keep(tf.transpose(table) as tf.Tensor2D);
+    return this.#headCache;
   }
 
   /** Additive causal mask `[T, T]` (0 on and below the diagonal, -1e9 above), cached per T. */
@@ -471,9 +523,10 @@ export class Transformer {
       const w = (n: string) => this.#p(`${p}.${n}`) as tf.Tensor2D;
       const lora = this.lora;
       const loraScale = lora ? lora.alpha / lora.r : 0;
-      /** A projection `n` (`self_attn.q_proj.weight`), plus its adapter: x·A·B·α/r. */
+      /** A projection `n` (`self_attn.q_proj.weight`), plus its adapter: x·W + (α/r)·x·Aᵀ·Bᵀ. */
       const proj = (x2: tf.Tensor2D, n: string, b?: tf.Tensor1D): tf.Tensor2D => {
-        const y = linear(x2, w(n), b);
+        const y0 = mmWeight(x2, w(n));
+        const y = b ? tf.add(y0, b) as tf.Tensor2D : y0;
         const base = n.slice(0, -".weight".length);
         if (!lora || !this.params.has(`${p}.${base}.lora_A.weight`)) return y;
         const down = mm(x2, this.#p(`${p}.${base}.lora_A.weight`) as tf.Tensor2D); // [M, r]
@@ -547,11 +600,13 @@ export class Transformer {
       );
     }
     const head = c.tie_word_embeddings
-      ? tf.transpose(table) as tf.Tensor2D // [D, V]
+      ? this.#tiedHead(table) // [D, V]
       : this.#p("lm_head.weight") as tf.Tensor2D;
-    const logits = this.#vocabMask
-      ? tf.add(mm(hidden, head), this.#vocabMask) as tf.Tensor2D
-      : mm(hidden, head);
+    const headFrozen = !(this.params.get(
+      c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight",
+    )?.trainable ?? true);
+    const scores = headFrozen ? frozenMm(hidden, head) : mm(hidden, head); // [M, V]
+    const logits = this.#vocabMask ? tf.add(scores, this.#vocabMask) as tf.Tensor2D : scores;
     return options.returnCache ? { logits, cache } : { logits };
   }
 }
