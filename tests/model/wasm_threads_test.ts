@@ -7,8 +7,11 @@ Deno.test("model.wasm_threads: 2 runs tfjs' threaded wasm build with the same re
   await initBackend("wasm");
   const single = await probeComputation();
   // The threaded build's workers keep a process alive: it runs as its own process, with the
-  // permissions deno task train has.
+  // permissions deno task train has, and a TMPDIR of its own (it counts the worker-script
+  // folders left there; other processes' runs must not count).
+  const tmp = await Deno.makeTempDir({ prefix: "wasm-threads-test-" });
   const out = await new Deno.Command(Deno.execPath(), {
+    env: { TMPDIR: tmp },
     args: [
       "run",
       "--allow-read",
@@ -21,6 +24,7 @@ Deno.test("model.wasm_threads: 2 runs tfjs' threaded wasm build with the same re
     stdout: "piped",
     stderr: "piped",
   }).output();
+  await Deno.remove(tmp, { recursive: true });
   const stderr = new TextDecoder().decode(out.stderr);
   assert.equal(out.code, 0, stderr);
   const threaded = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
