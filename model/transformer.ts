@@ -378,7 +378,11 @@ export class Transformer {
     });
   }
 
-  /** A new model with copied weights; `trainable: false` for a frozen reference policy. */
+  /**
+   * A new model with copied weights; `trainable: false` for a frozen reference policy. LoRA
+   * adapters and their settings are copied too; `trainable` applies to every weight alike, so
+   * `trainable: true` also unfreezes the base weights of a LoRA model.
+   */
   clone(options: { trainable?: boolean } = {}): Transformer {
     const params = new Map<string, tf.Variable>();
     for (const [name, v] of this.params) {
@@ -530,8 +534,10 @@ export class Transformer {
         const base = n.slice(0, -".weight".length);
         if (!lora || !this.params.has(`${p}.${base}.lora_A.weight`)) return y;
         const down = mm(x2, this.#p(`${p}.${base}.lora_A.weight`) as tf.Tensor2D); // [M, r]
-        const up = mm(down, this.#p(`${p}.${base}.lora_B.weight`) as tf.Tensor2D); // [M, out]
-        return tf.add(y, tf.mul(up, loraScale)) as tf.Tensor2D;
+        // Scaled on the thin [M, r] side: a mul on [M, out] costs as much as the add.
+        const scaled = loraScale === 1 ? down : tf.mul(down, loraScale) as tf.Tensor2D;
+        const up = mm(scaled, this.#p(`${p}.${base}.lora_B.weight`) as tf.Tensor2D); // [M, out]
+        return tf.add(y, up) as tf.Tensor2D;
       };
       const bias = (n: string) =>
         c.attention_bias ? this.#p(`${p}.${n}`) as tf.Tensor1D : undefined;

@@ -97,6 +97,8 @@ def make_golden() -> None:
         folder = OUT / name
         pm.save_pretrained(folder)
         (folder / "README.md").unlink(missing_ok=True)  # PEFT's model-card template
+        config_file = folder / "adapter_config.json"  # end it with a newline, as deno fmt does
+        config_file.write_text(config_file.read_text().rstrip("\n") + "\n")
         vocab = model.config.vocab_size
         prompts, logits = logits_of(pm, vocab)
         _, base_logits = logits_of(base_model(fixture), vocab)
@@ -109,7 +111,7 @@ def make_golden() -> None:
             "prompts": prompts,
             "logits": [[f32(v) for v in t.reshape(-1).tolist()] for t in logits],
         }
-    (OUT / "golden.json").write_text(json.dumps(golden) + "\n")
+    (OUT / "golden.json").write_text(json.dumps(golden, indent=2) + "\n")
     print(f"wrote {OUT / 'golden.json'}")
 
 
