@@ -253,16 +253,8 @@ export async function within<T>(promise: Promise<T>, ms: number, what = "promise
   }
 }
 
-/** Whether a file or folder exists. */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
+/** Whether a file or folder exists (the one of `model/fs.ts`). */
+export { exists } from "../model/fs.ts";
 
 // --- control server ---
 

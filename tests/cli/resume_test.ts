@@ -133,19 +133,27 @@ Deno.test("PPO resumes bit for bit: value model, its optimizer and the adaptive 
   }
 });
 
+/**
+ * One GRPO step with a reference policy from a copy of the warm start in `<tmp>/init`
+ * (returned), run folder `<tmp>/run`: a run whose reference a test can then alter.
+ */
+async function oneStepWithReference(tmp: string): Promise<string> {
+  const init = `${tmp}/init`;
+  await new Deno.Command("cp", { args: ["-r", `${REPO_ROOT}checkpoints/tiny-sft`, init] }).output();
+  await train([
+    "--config",
+    "configs/smoke-grpo.yaml",
+    ...sets("run.steps=1", `model.init=${init}`, "grpo.beta=0.04", ...QUIET),
+    "--run-dir",
+    `${tmp}/run`,
+  ]);
+  return init;
+}
+
 Deno.test("resuming refuses a reference policy whose weights changed since the checkpoint", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "resume-ref-" });
   try {
-    const init = `${tmp}/init`;
-    await new Deno.Command("cp", { args: ["-r", `${REPO_ROOT}checkpoints/tiny-sft`, init] })
-      .output();
-    await train([
-      "--config",
-      "configs/smoke-grpo.yaml",
-      ...sets("run.steps=1", `model.init=${init}`, "grpo.beta=0.04", ...QUIET),
-      "--run-dir",
-      `${tmp}/run`,
-    ]);
+    const init = await oneStepWithReference(tmp);
     const weights = await Deno.readFile(`${init}/model.safetensors`);
     weights[weights.length - 1] = weights.at(-1)! ^ 0x01;
     await Deno.writeFile(`${init}/model.safetensors`, weights);
@@ -190,16 +198,7 @@ Deno.test("truncateMetrics() drops the records logged after the checkpoint and a
 Deno.test("resuming refuses a checkpoint whose architecture differs from the reference policy's", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "resume-arch-" });
   try {
-    const init = `${tmp}/init`;
-    await new Deno.Command("cp", { args: ["-r", `${REPO_ROOT}checkpoints/tiny-sft`, init] })
-      .output();
-    await train([
-      "--config",
-      "configs/smoke-grpo.yaml",
-      ...sets("run.steps=1", `model.init=${init}`, "grpo.beta=0.04", ...QUIET),
-      "--run-dir",
-      `${tmp}/run`,
-    ]);
+    const init = await oneStepWithReference(tmp);
     const config = JSON.parse(await Deno.readTextFile(`${init}/config.json`));
     await Deno.writeTextFile(
       `${init}/config.json`,
