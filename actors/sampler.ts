@@ -11,6 +11,7 @@ import type { Tokenizer } from "../model/char_tokenizer.ts";
 import { generate } from "../model/sampling.ts";
 import { Rng, type RngState } from "../data/rng.ts";
 import { restoredRng, sendSnapshot } from "./snapshot.ts";
+import type { OpenAiSampler } from "./openai_sampler.ts";
 
 /** Input of {@link sampler}. */
 export interface SamplerInput {
@@ -27,6 +28,11 @@ export interface SamplerInput {
    * samples the redelivered message as a first attempt would have. @default undefined
    */
   rngState?: RngState;
+  /**
+   * Sample through an OpenAI-compatible server (`sampler.backend: openai`) instead of
+   * `model`; `Weights` then update `model` and push it to the server. @default undefined
+   */
+  openai?: OpenAiSampler;
 }
 
 /** State of {@link sampler}. */
@@ -65,10 +71,16 @@ export const sampler: ActorLogic<
       case "Weights":
         // No tensors: the Sampler shares the Learner's model object (sampler.share_weights).
         if (Object.keys(message.tensors).length > 0) state.input.model.loadWeights(message.tensors);
-        state.version = message.version;
+        state.version = state.input.openai
+          ? await state.input.openai.syncWeights(
+            state.input.model,
+            state.input.tokenizer,
+            message.version,
+          )
+          : message.version;
         // A restarted Sampler (runtime.max_restarts) re-runs init on its input, whose model
         // now holds these weights: keep the version with them.
-        state.input.version = message.version;
+        state.input.version = state.version;
         return state;
       case "Generate": {
         const t0 = performance.now();
@@ -82,23 +94,35 @@ export const sampler: ActorLogic<
           }
         });
         const rollouts: Rollout[] = [];
-        const maxBatch = message.batchSize ?? state.input.maxBatch ?? 128;
-        for (let start = 0; start < prompts.length; start += maxBatch) {
-          const gens = await generate(model, prompts.slice(start, start + maxBatch), {
-            ...message.params,
-            stopIds: tokenizer.stopIds,
-            padId: tokenizer.padId,
-            rng: message.purpose === "eval" ? state.evalRng : state.rng,
-          });
-          gens.forEach((g, j) => {
-            rollouts.push({
-              queryIndex: index[start + j]!,
-              completionIds: g.tokens,
-              logprobs: g.logprobs,
-              text: tokenizer.decode(g.tokens, { skipSpecialTokens: true }),
-              finishReason: g.finishReason,
+        if (state.input.openai) {
+          rollouts.push(
+            ...await state.input.openai.generate(
+              message.queries,
+              message.n,
+              message.params,
+              tokenizer,
+              message.purpose === "eval" ? state.evalRng : state.rng,
+            ),
+          );
+        } else {
+          const maxBatch = message.batchSize ?? state.input.maxBatch ?? 128;
+          for (let start = 0; start < prompts.length; start += maxBatch) {
+            const gens = await generate(model, prompts.slice(start, start + maxBatch), {
+              ...message.params,
+              stopIds: tokenizer.stopIds,
+              padId: tokenizer.padId,
+              rng: message.purpose === "eval" ? state.evalRng : state.rng,
             });
-          });
+            gens.forEach((g, j) => {
+              rollouts.push({
+                queryIndex: index[start + j]!,
+                completionIds: g.tokens,
+                logprobs: g.logprobs,
+                text: tokenizer.decode(g.tokens, { skipSpecialTokens: true }),
+                finishReason: g.finishReason,
+              });
+            });
+          }
         }
         const out: Rollouts = {
           type: "Rollouts",
