@@ -157,6 +157,41 @@ export const PromptsConfigSchema = z.object({
 /** Algorithms the `algorithm` field can name. */
 export const ALGORITHMS = ["grpo", "mgrpo", "ppo"] as const;
 
+/** Values of `sampler.backend`: the tensor backends, or an OpenAI-compatible server. */
+export const SAMPLER_BACKENDS = [...BACKENDS, "openai"] as const;
+
+/** `sampler.openai`: the server that `sampler.backend: openai` samples from. */
+export const OpenAiSamplerConfigSchema = z.object({
+  base_url: z.string().url().optional().describe(
+    "Server URL, with or without /v1 (e.g. http://127.0.0.1:8000/v1); required for backend openai",
+  ),
+  model: z.string().min(1).default("default").describe(
+    "Model name of requests: the served base model (vLLM's --served-model-name)",
+  ),
+  api_key: z.string().min(1).optional().describe(
+    "Sent as Authorization: Bearer <api_key>; default none",
+  ),
+  max_concurrency: z.number().int().min(1).default(8).describe(
+    "Most requests in flight at once (one request per prompt, n completions each)",
+  ),
+  max_retries: z.number().int().min(0).default(4).describe(
+    "Retries after a 429, 5xx, timeout or network error, with exponential backoff from 250 ms",
+  ),
+  timeout_s: z.number().positive().default(120).describe("Limit of one attempt, in seconds"),
+  weight_sync: z.enum(["lora", "checkpoint", "none"]).default("none").describe(
+    "How new weights reach the server after each update: lora = write the adapter and POST /v1/load_lora_adapter (needs model.lora.r > 0; vLLM: --enable-lora, VLLM_ALLOW_RUNTIME_LORA_UPDATING=True), checkpoint = save a checkpoint and POST {model_path} to reload_path, none = never (rollouts keep the server's version)",
+  ),
+  sync_dir: z.string().min(1).default("runs/sync").describe(
+    "Folder the adapters or checkpoints are written to; the server must read it at the same path",
+  ),
+  lora_name: z.string().min(1).default("mgrpo-policy").describe(
+    "Adapters are loaded as <lora_name>-v<version> and requests then name that model",
+  ),
+  reload_path: z.string().min(1).default("/v1/reload_checkpoint").describe(
+    "Endpoint (from the server's root) that weight_sync: checkpoint POSTs {model_path} to; SGLang: /update_weights_from_disk",
+  ),
+}).strict();
+
 /** The `sampler` section: how rollouts are generated. */
 export const SamplerConfigSchema = z.object({
   prompts_per_step: z.number().int().min(1).default(8).describe(
@@ -177,7 +212,19 @@ export const SamplerConfigSchema = z.object({
   share_weights: z.boolean().default(false).describe(
     "The Sampler samples from the Learner's own weights instead of a copy (one copy of the model in memory, for models near the wasm backend's 4 GB; in-process only)",
   ),
-}).strict();
+  max_staleness: z.number().int().min(0).default(0).describe(
+    "Policy versions the Sampler's weights may lag behind the step it samples for; 0 = on-policy (a training Generate for step s needs version s - 1)",
+  ),
+  backend: z.enum(SAMPLER_BACKENDS).optional().describe(
+    "Where rollouts are sampled: a TensorFlow.js backend (auto, wasm, cpu, webgpu, tensorflow), or openai = an OpenAI-compatible server (vLLM, SGLang, deno task serve; see sampler.openai); absent = model.backend",
+  ),
+  openai: OpenAiSamplerConfigSchema.prefault({}).describe(
+    "The OpenAI-compatible server of sampler.backend: openai",
+  ),
+}).strict().refine((s) => s.backend !== "openai" || s.openai.base_url !== undefined, {
+  path: ["openai", "base_url"],
+  error: "is required when sampler.backend is openai",
+});
 
 /** Learning-rate schedules the learner supports. */
 export const LR_SCHEDULES = ["cosine", "linear", "constant"] as const;
@@ -316,6 +363,56 @@ export const RuntimeConfigSchema = z.object({
   ),
 }).strict();
 
+/** Where an actor of the graph runs (`placement`). */
+export const PLACEMENTS = ["inprocess", "worker", "nats"] as const;
+
+/** Every actor name of the built-in graphs, for `placement` (the graph checks its own). */
+const ACTOR_NAMES = [
+  "prompt_source",
+  "sampler",
+  "verifier",
+  "corrector",
+  "ref_policy",
+  "critic",
+  "learner",
+];
+
+/** The `placement` section: actor name → where it runs. */
+export const PlacementConfigSchema = z.record(z.string(), z.enum(PLACEMENTS)).superRefine(
+  (value, ctx) => {
+    for (const name of Object.keys(value)) {
+      if (!ACTOR_NAMES.includes(name)) {
+        ctx.addIssue({
+          code: "custom",
+          path: [name],
+          message: `names no actor: current value is "${name}": known actors are ${
+            ACTOR_NAMES.map((n) => `"${n}"`).join(", ")
+          }`,
+        });
+      }
+    }
+  },
+);
+
+/** `NATS_URL` from the environment, else the local server's default address. */
+function defaultNatsUrl(): string {
+  try {
+    return Deno.env.get("NATS_URL") || "nats://127.0.0.1:4222";
+  } catch {
+    return "nats://127.0.0.1:4222"; // no --allow-env
+  }
+}
+
+/** The `nats` section: the message system of `placement: { <actor>: nats }`. */
+export const NatsConfigSchema = z.object({
+  url: z.string().min(1).default(defaultNatsUrl).describe(
+    "Address of the nats-server (with JetStream, -js) that actors placed on nats talk through; default: the NATS_URL environment variable, else nats://127.0.0.1:4222",
+  ),
+  durable: z.boolean().default(false).describe(
+    "Carry the rollout stream (Sampler → Verifier) through JetStream, so the server keeps it until it is delivered",
+  ),
+}).strict();
+
 /**
  * The whole training config. Every section may be left out (or left empty) in
  * YAML and then takes its defaults; unknown sections and fields are errors.
@@ -359,6 +456,12 @@ export const TrainConfigSchema = z.object({
   eval: EvalConfigSchema.prefault({}).describe("Held-out evaluation"),
   runtime: RuntimeConfigSchema.prefault({}).describe("Actor runtime"),
   control: ControlConfigSchema.prefault({}).describe("HTTP control server and dashboard"),
+  placement: PlacementConfigSchema.default({}).describe(
+    "Where each actor runs, by name: inprocess (default), worker (a Web Worker of this process) or nats (a process of its own, through nats-server), e.g. { sampler: worker }",
+  ),
+  nats: NatsConfigSchema.prefault({}).describe(
+    "The NATS server of actors placed on nats",
+  ),
   faults: FaultsSchema.describe(
     "Injected faults, for tests of supervision: throw in actor X at step N, delay a message, kill a verifier worker",
   ),

@@ -45,6 +45,7 @@ import type {
   StepStats,
 } from "../actors/messages.ts";
 import { STATEFUL_ACTORS } from "../actors/snapshot.ts";
+import { OpenAiSampler } from "../actors/openai_sampler.ts";
 import {
   latestCheckpoint,
   liveConfigOverrides,
@@ -99,6 +100,27 @@ async function evaluate(
     meanLength: scored.rollouts.reduce((a, r) => a + r.completionIds.length, 0) / n,
     seconds: (performance.now() - t0) / 1000,
   };
+}
+
+/**
+ * The Sampler's OpenAI-compatible backend of `sampler.openai` (`sampler.backend: openai`); the
+ * server is taken to hold the starting policy, of version `version`.
+ */
+function openAiSampler(config: TrainConfig, version: number): OpenAiSampler {
+  const o = config.sampler.openai;
+  return new OpenAiSampler({
+    baseUrl: o.base_url!,
+    model: o.model,
+    ...(o.api_key === undefined ? {} : { apiKey: o.api_key }),
+    maxConcurrency: o.max_concurrency,
+    maxRetries: o.max_retries,
+    timeoutS: o.timeout_s,
+    weightSync: o.weight_sync,
+    syncDir: o.sync_dir,
+    loraName: o.lora_name,
+    reloadPath: o.reload_path,
+    serverVersion: version,
+  });
 }
 
 /** Actors of the built-in graphs that take `Configure` (live settings). */
@@ -309,6 +331,7 @@ async function main(argv: string[]): Promise<number> {
       tokenizer,
       seed: config.run.seed + (resumeFrom && !exact ? startStep * 7919 : 0),
       version,
+      ...(config.sampler.backend === "openai" ? { openai: openAiSampler(config, version) } : {}),
     },
     ...(refModel
       ? {
