@@ -21,7 +21,12 @@ import type {
 import type { Transformer } from "../model/transformer.ts";
 import type { Tokenizer } from "../model/char_tokenizer.ts";
 import { batchLogprobs, packBatch, type TokenBatch } from "../model/sampling.ts";
-import { AdamW, type AdamWState, clipByGlobalNorm, learningRateAt } from "../model/optimizer.ts";
+import {
+  AdamW,
+  type AdamWState,
+  clipByGlobalNormAsync,
+  learningRateAt,
+} from "../model/optimizer.ts";
 import { decodeSafetensors, encodeSafetensors } from "../model/safetensors.ts";
 import { removeCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
 
@@ -195,7 +200,7 @@ async function writeCheckpoint(
 ): Promise<void> {
   const { model, tokenizer } = state.input;
   const files: Record<string, Uint8Array> = {
-    [OPTIMIZER_FILE]: encodeOptimizerState(state.optimizer.getState()),
+    [OPTIMIZER_FILE]: encodeOptimizerState(await state.optimizer.getStateAsync()),
   };
   const actors: Record<string, { state: Record<string, unknown>; files: string[] }> = {};
   for (const [name, snapshot] of Object.entries(extra.actors ?? {})) {
@@ -389,11 +394,15 @@ async function accumulatePart(
   return acc;
 }
 
-/** Names of the gradients in `acc` with a NaN or infinite value. */
-function nonFiniteNames(acc: Record<string, tf.Tensor>): string[] {
-  return Object.entries(acc).filter(([, g]) =>
-    tf.tidy(() => tf.any(tf.logicalNot(tf.isFinite(g))).dataSync()[0] === 1)
-  ).map(([name]) => name);
+/** Names of the gradients in `acc` with a NaN or infinite value (no `dataSync`: webgpu). */
+async function nonFiniteNames(acc: Record<string, tf.Tensor>): Promise<string[]> {
+  const names: string[] = [];
+  for (const [name, g] of Object.entries(acc)) {
+    const bad = tf.tidy(() => tf.any(tf.logicalNot(tf.isFinite(g))));
+    if ((await bad.data())[0] === 1) names.push(name);
+    bad.dispose();
+  }
+  return names;
 }
 
 /**
@@ -401,14 +410,14 @@ function nonFiniteNames(acc: Record<string, tf.Tensor>): string[] {
  * skips the update, names the offending tensors on stderr, and after `maxConsecutiveSkips`
  * skips in a row fails the Learner.
  */
-function applyGradients(
+async function applyGradients(
   state: LearnerState,
   acc: Record<string, tf.Tensor>,
   metrics: Record<string, number>,
   step: number,
-): number {
+): Promise<number> {
   const { input } = state;
-  const { grads, norm } = clipByGlobalNorm(acc, input.maxGradNorm);
+  const { grads, norm } = await clipByGlobalNormAsync(acc, input.maxGradNorm);
   if (Number.isFinite(norm)) {
     const lr = learningRateAt(state.optimizerSteps, {
       lr: input.lr,
@@ -422,7 +431,7 @@ function applyGradients(
     state.consecutiveSkips = 0;
   } else {
     metrics["train/skipped_updates"] = (metrics["train/skipped_updates"] ?? 0) + 1;
-    const names = nonFiniteNames(acc);
+    const names = await nonFiniteNames(acc);
     const skips = (state.consecutiveSkips ?? 0) + 1;
     state.consecutiveSkips = skips;
     const where = names.length ? names.map((n) => `"${n}"`).join(", ") : "the loss";
@@ -480,7 +489,7 @@ async function trainStep(
         if (end <= start) continue;
         const slice = slicePart(whole, start, end);
         const acc = await accumulatePart(input, slice, {}, iter === 0);
-        metrics["grad_norm"] = applyGradients(state, acc, metrics, step);
+        metrics["grad_norm"] = await applyGradients(state, acc, metrics, step);
         whole.lossSum += slice.lossSum * (slice.numItemsInBatch / whole.numItemsInBatch);
         whole.entropy += slice.entropy;
         for (const [key, v] of Object.entries(slice.statSums)) {
@@ -490,11 +499,13 @@ async function trainStep(
     } else if (options.update === "joint") {
       let acc: Record<string, tf.Tensor> = {};
       for (const p of prepared) acc = await accumulatePart(input, p, acc, iter === 0);
-      if (prepared.length > 0) metrics["grad_norm"] = applyGradients(state, acc, metrics, step);
+      if (prepared.length > 0) {
+        metrics["grad_norm"] = await applyGradients(state, acc, metrics, step);
+      }
     } else {
       for (const p of prepared) {
         const acc = await accumulatePart(input, p, {}, iter === 0);
-        metrics[`${p.part.prefix}grad_norm`] = applyGradients(state, acc, metrics, step);
+        metrics[`${p.part.prefix}grad_norm`] = await applyGradients(state, acc, metrics, step);
       }
     }
   }

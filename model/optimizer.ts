@@ -183,6 +183,20 @@ export class AdamW {
     this.#step = t;
   }
 
+  /**
+   * {@linkcode AdamW.getState} that reads the moments back with `await data()`: the one to
+   * call where the backend may be webgpu, whose `dataSync()` throws.
+   */
+  async getStateAsync(): Promise<AdamWState> {
+    const m: Record<string, Float32Array> = {};
+    const v: Record<string, Float32Array> = {};
+    for (const name of this.#params.keys()) {
+      m[name] = new Float32Array(await this.#m.get(name)!.data());
+      v[name] = new Float32Array(await this.#v.get(name)!.data());
+    }
+    return { step: this.#step, m, v };
+  }
+
   /** Copies the step count and moments out (for checkpoints). */
   getState(): AdamWState {
     const m: Record<string, Float32Array> = {};
@@ -278,18 +292,61 @@ export interface ClippedGrads {
  * ```
  */
 export function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): ClippedGrads {
+  const norm = globalNorm(grads, maxNorm);
+  const normValue = typeof norm === "number" ? norm : norm.dataSync()[0]!;
+  if (typeof norm !== "number") norm.dispose();
+  return scaleToNorm(grads, maxNorm, normValue);
+}
+
+/**
+ * {@linkcode clipByGlobalNorm} that reads the norm back with `await data()`: the one to call
+ * where the backend may be webgpu, whose `dataSync()` throws.
+ *
+ * @param grads Gradients by name.
+ * @param maxNorm Largest allowed global norm; 0 disables clipping.
+ * @returns Clipped gradients (new tensors, also when unscaled) and the pre-clip norm.
+ * @throws {RangeError} When `maxNorm` is negative or not finite.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { clipByGlobalNormAsync } from "./optimizer.ts";
+ * const { norm } = await clipByGlobalNormAsync({ a: tf.tensor1d([3, 4]) }, 1);
+ * if (norm !== 5) throw new Error("wrong norm");
+ * ```
+ */
+export async function clipByGlobalNormAsync(
+  grads: Record<string, tf.Tensor>,
+  maxNorm: number,
+): Promise<ClippedGrads> {
+  const norm = globalNorm(grads, maxNorm);
+  const normValue = typeof norm === "number" ? norm : (await norm.data())[0]!;
+  if (typeof norm !== "number") norm.dispose();
+  return scaleToNorm(grads, maxNorm, normValue);
+}
+
+/** The global L2 norm of `grads` as a scalar tensor (0 when there are none). */
+function globalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): tf.Scalar | number {
   if (!(Number.isFinite(maxNorm) && maxNorm >= 0)) {
     throw new RangeError(
       `Cannot clip gradients: "maxNorm" must be >= 0: current value is ${maxNorm}`,
     );
   }
-  const entries = Object.entries(grads);
-  const norm = entries.length === 0 ? 0 : tf.tidy(() => {
-    const squares = entries.map(([, g]) => tf.sum(tf.square(tf.cast(g, "float32"))));
-    return tf.sqrt(tf.addN(squares));
+  const entries = Object.values(grads);
+  return entries.length === 0 ? 0 : tf.tidy(() => {
+    const squares = entries.map((g) => tf.sum(tf.square(tf.cast(g, "float32"))));
+    // Pairwise adds, not tf.addN: tfjs-backend-webgpu 4.22's AddN drops inputs past the
+    // fourth (8 inputs sum to what 4 do; 27 to 0).
+    return tf.sqrt(squares.reduce((a, b) => tf.add(a, b))) as tf.Scalar;
   });
-  const normValue = typeof norm === "number" ? norm : norm.dataSync()[0]!;
-  if (typeof norm !== "number") norm.dispose();
+}
+
+function scaleToNorm(
+  grads: Record<string, tf.Tensor>,
+  maxNorm: number,
+  normValue: number,
+): ClippedGrads {
+  const entries = Object.entries(grads);
   const scale = maxNorm / (normValue + 1e-6);
   const apply = maxNorm > 0 && Number.isFinite(normValue) && scale < 1;
   const out: Record<string, tf.Tensor> = {};
