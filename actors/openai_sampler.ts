@@ -235,7 +235,6 @@ export class OpenAiSampler {
       // vLLM extras: ignored by servers that do not know them.
       return_tokens_as_token_ids: true,
       stop_token_ids: [...options.stopIds],
-      skip_special_tokens: false,
       ...(params.topK > 0 && !params.greedy ? { top_k: params.topK } : {}),
     };
     const response = await this.post(url, body);
