@@ -64,6 +64,9 @@ export const RunConfigSchema = z.object({
 /** Tensor backends a run can ask for; `auto` picks the fastest one available. */
 export const BACKENDS = ["auto", "wasm", "cpu", "webgpu", "tensorflow"] as const;
 
+/** One of {@link BACKENDS}. */
+export type Backend = (typeof BACKENDS)[number];
+
 /** The `model` section: which checkpoint to start from and where to run it. */
 export const ModelConfigSchema = z.object({
   init: z.string().min(1).default("checkpoints/tiny-sft").describe(
@@ -88,7 +91,7 @@ export const ModelConfigSchema = z.object({
     "Start from a random model instead of a folder: tiny = the embedded architecture with the character tokenizer, seeded by run.seed",
   ),
   backend: z.enum(BACKENDS).default("wasm").describe(
-    "TensorFlow.js backend: auto, wasm, cpu, webgpu or tensorflow (tfjs-node)",
+    "TensorFlow.js backend: auto (the fastest available: tensorflow, webgpu on a real GPU, wasm, cpu), wasm, cpu, webgpu or tensorflow (tfjs-node); learner.backend and sampler.backend override it per actor",
   ),
   wasm_threads: z.number().int().min(0).default(0).describe(
     "Threads of the wasm backend (XNNPACK): 0 = one per core, 1 = tfjs' single-threaded build; above 1 runs tfjs' threaded build through a shim of its internals (model/wasm_threads.ts), with bit-identical results",
@@ -263,6 +266,9 @@ export const LearnerConfigSchema = z.object({
   ),
   micro_batch_size: z.number().int().min(1).default(64).describe(
     "Sequences per forward/backward pass; gradients accumulate over the step",
+  ),
+  backend: z.enum(BACKENDS).optional().describe(
+    "TensorFlow.js backend of the Learner (and the actors in its process): auto, wasm, cpu, webgpu or tensorflow (tfjs-node); absent = model.backend",
   ),
 }).strict();
 
@@ -465,7 +471,51 @@ export const TrainConfigSchema = z.object({
   faults: FaultsSchema.describe(
     "Injected faults, for tests of supervision: throw in actor X at step N, delay a message, kill a verifier worker",
   ),
-}).strict();
+}).strict().superRefine((config, ctx) => {
+  // One process (or Worker) has one tfjs backend: two actors that share it share it.
+  const { learner, sampler } = tensorBackends(config);
+  const together = (config.placement.learner ?? "inprocess") === "inprocess" &&
+    (config.placement.sampler ?? "inprocess") === "inprocess";
+  if (sampler === undefined || sampler === learner || !together) return;
+  const field = config.sampler.backend === undefined ? "learner" : "sampler";
+  const other = field === "learner" ? "sampler" : "learner";
+  ctx.addIssue({
+    code: "custom",
+    path: [field, "backend"],
+    input: field === "learner" ? learner : sampler,
+    message: `differs from ${other}.backend (${
+      JSON.stringify(field === "learner" ? sampler : learner)
+    }), but both actors run in this process, which has one tensor backend: give learner.backend and sampler.backend the same value, or run the Sampler apart (placement: { sampler: worker })`,
+  });
+});
+
+/**
+ * The tensor backend each actor computes on: `learner.backend` and `sampler.backend`, each
+ * defaulting to `model.backend`. The Sampler's is `undefined` when it samples from a server
+ * (`sampler.backend: openai`), which needs none.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tensorBackends, TrainConfigSchema } from "./config_schema.ts";
+ *
+ * const config = TrainConfigSchema.parse({ model: { backend: "cpu" } });
+ * assert.deepEqual(tensorBackends(config), { learner: "cpu", sampler: "cpu" });
+ * ```
+ */
+export function tensorBackends(
+  config: {
+    model: { backend: Backend };
+    learner: { backend?: Backend | undefined };
+    sampler: { backend?: (typeof SAMPLER_BACKENDS)[number] | undefined };
+  },
+): { learner: Backend; sampler: Backend | undefined } {
+  const sampler = config.sampler.backend ?? config.model.backend;
+  return {
+    learner: config.learner.backend ?? config.model.backend,
+    sampler: sampler === "openai" ? undefined : sampler,
+  };
+}
 
 /** A validated training config with every default filled in. */
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;

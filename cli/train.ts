@@ -14,7 +14,7 @@
  */
 import { parseTrainArgs, TRAIN_HELP } from "./args.ts";
 import { configToYaml, deriveConfig } from "./config.ts";
-import type { TrainConfig } from "./config_schema.ts";
+import { type TrainConfig, tensorBackends } from "./config_schema.ts";
 import {
   arithmeticOptions,
   formatTable,
@@ -180,7 +180,9 @@ async function main(argv: string[]): Promise<number> {
   await Deno.mkdir(runDir, { recursive: true });
   await Deno.writeTextFile(`${runDir}/config.yaml`, configToYaml(config));
 
-  const backend = await initBackend(config.model.backend, {
+  // The Learner's backend (learner.backend, else model.backend) is this process's; the
+  // config refuses a different in-process sampler.backend.
+  const backend = await initBackend(tensorBackends(config).learner, {
     wasmThreads: config.model.wasm_threads,
   });
   const init = resumeFrom ? await loadCheckpoint(resumeFrom) : await loadStartingPolicy(config);
