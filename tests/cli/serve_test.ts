@@ -1,0 +1,243 @@
+/**
+ * End to end: `deno task serve` as a real process on a free loopback port, the Sampler actor's
+ * openai backend against it, and a short `deno task train` whose LoRA updates reach it.
+ */
+import assert from "node:assert/strict";
+import { sampler } from "../../actors/sampler.ts";
+import { OpenAiSampler } from "../../actors/openai_sampler.ts";
+import type { Generate, Rollouts, SamplingParams } from "../../actors/messages.ts";
+import { initBackend } from "../../model/backend.ts";
+import { loadCheckpoint } from "../../model/checkpoint.ts";
+import { CharTokenizer } from "../../model/char_tokenizer.ts";
+import type { Transformer } from "../../model/transformer.ts";
+import { completionLogprobs, generate } from "../../model/sampling.ts";
+import { Rng } from "../../data/rng.ts";
+import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
+import {
+  makeQuery,
+  makeTinyCheckpoint,
+  maxAbsDiff,
+  recordingContext,
+  REPO_ROOT,
+  TWO_QUERIES,
+} from "../helpers.ts";
+
+await initBackend("cpu");
+
+const tokenizer = new CharTokenizer();
+
+/** The `deno task serve` command line of deno.json, run by this deno. */
+async function serveArgs(): Promise<string[]> {
+  const tasks = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`)).tasks;
+  const [deno, ...args] = (tasks.serve as string).split(" ");
+  assert.equal(deno, "deno");
+  return args.map((a) => (a.endsWith(".ts") ? `${REPO_ROOT}${a}` : a));
+}
+
+/** Starts `deno task serve` on port 0 and waits for its `serving: URL` line. */
+async function startServe(checkpoint: string, name: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      ...(await serveArgs()),
+      "--checkpoint",
+      checkpoint,
+      "--port",
+      "0",
+      "--model-name",
+      name,
+      "--set",
+      "model.backend=cpu",
+    ],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  while (!/serving: (\S+)/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`deno task serve exited before listening: ${text}`);
+    text += value;
+  }
+  clearTimeout(timer);
+  const url = /serving: (\S+)/.exec(text)![1]!;
+  // Keep draining stdout so the child never blocks on a full pipe.
+  (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+  return {
+    url,
+    line: text.trim(),
+    async close() {
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}
+
+function generateMessage(params: SamplingParams, n: number): Generate {
+  return {
+    type: "Generate",
+    purpose: "train",
+    step: 1,
+    label: "train",
+    queries: TWO_QUERIES,
+    n,
+    params,
+  };
+}
+
+async function sampleThrough(url: string, message: Generate): Promise<Rollouts> {
+  const ctx = recordingContext("sampler");
+  const openai = new OpenAiSampler({ baseUrl: url, model: "tiny", maxConcurrency: 2 });
+  const state = await sampler.init(
+    { model: null as unknown as Transformer, tokenizer, seed: 11, openai },
+    ctx,
+  );
+  await sampler.handle(state, message, ctx);
+  return ctx.only<Rollouts>("verifier");
+}
+
+Deno.test("sampler with backend openai samples from deno task serve as the model would", async () => {
+  const tmp = await Deno.makeTempDir();
+  const ckpt = await makeTinyCheckpoint(`${tmp}/tiny`, 4);
+  const { model } = await loadCheckpoint(ckpt, { trainable: false });
+  const server = await startServe(ckpt, "tiny");
+  try {
+    assert.match(
+      server.line,
+      /^serving: http:\/\/127\.0\.0\.1:\d+\/v1 \(model tiny, policy version 0\)$/,
+    );
+    for (const temperature of [1, 0.7]) {
+      const params = { maxNewTokens: 10, temperature, topP: 1, topK: 0, greedy: false };
+      const out = await sampleThrough(server.url, generateMessage(params, 3));
+      assert.deepEqual(out.rollouts.map((r) => r.queryIndex), [0, 0, 0, 1, 1, 1]);
+      assert.equal(out.policyVersion, 0);
+      const prompts = out.rollouts.map((r) => TWO_QUERIES[r.queryIndex]!.promptIds);
+      const teacher = await completionLogprobs(
+        model,
+        prompts,
+        out.rollouts.map((r) => r.completionIds),
+        { padId: tokenizer.padId, temperature },
+      );
+      out.rollouts.forEach((r, i) => {
+        assert.ok(r.completionIds.length >= 1 && r.completionIds.length <= 10);
+        assert.equal(r.text, tokenizer.decode(r.completionIds, { skipSpecialTokens: true }));
+        assert.equal(r.logprobs.length, r.completionIds.length);
+        const diff = maxAbsDiff(r.logprobs, teacher[i]!);
+        assert.ok(diff < 1e-4, `rollout ${i} at temperature ${temperature}: ${diff}`);
+        const stopped = tokenizer.stopIds.includes(r.completionIds.at(-1)!);
+        assert.equal(r.finishReason, stopped ? "stop" : "length");
+      });
+      // Different samples of one prompt (n = 3 is not one completion copied).
+      assert.ok(new Set(out.rollouts.map((r) => r.text)).size > 1);
+    }
+    const greedy = { maxNewTokens: 12, temperature: 1, topP: 1, topK: 0, greedy: true };
+    const out = await sampleThrough(server.url, generateMessage(greedy, 2));
+    for (const [q, query] of TWO_QUERIES.entries()) {
+      const [g] = await generate(model, [query.promptIds], {
+        ...greedy,
+        stopIds: tokenizer.stopIds,
+        padId: tokenizer.padId,
+        rng: new Rng(0),
+      });
+      for (const r of out.rollouts.filter((r) => r.queryIndex === q)) {
+        assert.deepEqual(r.completionIds, g!.tokens);
+        assert.ok(maxAbsDiff(r.logprobs, g!.logprobs) < 1e-4);
+      }
+    }
+  } finally {
+    await server.close();
+    model.dispose();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("deno task train with sampler.backend openai syncs LoRA weights to deno task serve", async () => {
+  const tmp = await Deno.makeTempDir();
+  const init = `${REPO_ROOT}checkpoints/tiny-sft`;
+  const server = await startServe(init, "tiny");
+  try {
+    const runDir = `${tmp}/run`;
+    const sets = [
+      `model.init=${init}`,
+      "model.backend=cpu",
+      "model.lora.r=4",
+      "model.lora.alpha=8",
+      "run.steps=1",
+      "eval.before=false",
+      "eval.after=false",
+      "control.enabled=false",
+      "grpo.beta=0",
+      "sampler.prompts_per_step=4",
+      "grpo.num_generations=4",
+      "sampler.max_new_tokens=24",
+      "learner.lr=0.05",
+      "learner.warmup_ratio=0",
+      "sampler.backend=openai",
+      `sampler.openai.base_url=${server.url}`,
+      "sampler.openai.model=tiny",
+      "sampler.openai.weight_sync=lora",
+      `sampler.openai.sync_dir=${tmp}/sync`,
+    ];
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        ...TRAIN_RUN_ARGS,
+        "--config",
+        `${REPO_ROOT}configs/smoke-grpo.yaml`,
+        ...sets.flatMap((s) => ["--set", s]),
+        "--run-dir",
+        runDir,
+      ],
+      cwd: REPO_ROOT,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const log = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, log);
+    const metrics = (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).trim().split("\n")
+      .map((l) => JSON.parse(l));
+    assert.equal(metrics.length, 1);
+    assert.equal(metrics[0].step, 1);
+    // The served models: the base, and the adapter of policy version 1.
+    const models = await (await fetch(`${server.url}/models`)).json();
+    assert.deepEqual(
+      models.data.map((m: Record<string, unknown>) => [m.id, m.parent, m.policy_version]),
+      [["tiny", null, 600], ["mgrpo-policy-v1", "tiny", 1]],
+    );
+    // The adapter served is the trained policy: its log-probs are the final checkpoint's.
+    const { model: trained } = await loadCheckpoint(`${runDir}/checkpoint-1`, { trainable: false });
+    const { model: base } = await loadCheckpoint(init, { trainable: false });
+    try {
+      const prompt = makeQuery("q", "What is 7-3?", 4).promptIds;
+      const body = { prompt: [prompt], max_tokens: 16, temperature: 0, logprobs: 0 };
+      const post = async (model: string) => {
+        const res = await fetch(`${server.url}/completions`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ ...body, model, return_token_ids: true }),
+        });
+        assert.equal(res.status, 200);
+        return (await res.json()).choices[0];
+      };
+      const choice = await post("mgrpo-policy-v1");
+      const [expected] = await completionLogprobs(trained, [prompt], [choice.token_ids], {
+        padId: tokenizer.padId,
+      });
+      assert.ok(maxAbsDiff(choice.logprobs.token_logprobs, expected!) < 1e-4);
+      const [before] = await completionLogprobs(base, [prompt], [choice.token_ids], {
+        padId: tokenizer.padId,
+      });
+      assert.ok(maxAbsDiff(before!, expected!) > 1e-4, "the step changed the policy");
+    } finally {
+      trained.dispose();
+      base.dispose();
+    }
+  } finally {
+    await server.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
