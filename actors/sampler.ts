@@ -95,8 +95,13 @@ export const sampler: ActorLogic<
         });
         const rollouts: Rollout[] = [];
         if (state.input.openai) {
+          const openai = state.input.openai;
+          // A resumed run's server still holds the starting weights: push the policy first.
+          if (openai.options.weightSync !== "none" && openai.serverVersion !== state.version) {
+            await openai.syncWeights(model, tokenizer, state.version);
+          }
           rollouts.push(
-            ...await state.input.openai.generate(
+            ...await openai.generate(
               message.queries,
               message.n,
               message.params,

@@ -103,10 +103,10 @@ async function evaluate(
 }
 
 /**
- * The Sampler's OpenAI-compatible backend of `sampler.openai` (`sampler.backend: openai`); the
- * server is taken to hold the starting policy, of version `version`.
+ * The Sampler's OpenAI-compatible backend of `sampler.openai` (`sampler.backend: openai`). The
+ * server is taken to serve `model.init` (version 0): a resumed run pushes its policy first.
  */
-function openAiSampler(config: TrainConfig, version: number): OpenAiSampler {
+function openAiSampler(config: TrainConfig): OpenAiSampler {
   const o = config.sampler.openai;
   return new OpenAiSampler({
     baseUrl: o.base_url!,
@@ -119,7 +119,6 @@ function openAiSampler(config: TrainConfig, version: number): OpenAiSampler {
     syncDir: o.sync_dir,
     loraName: o.lora_name,
     reloadPath: o.reload_path,
-    serverVersion: version,
   });
 }
 
@@ -333,7 +332,7 @@ async function main(argv: string[]): Promise<number> {
       tokenizer,
       seed: config.run.seed + (resumeFrom && !exact ? startStep * 7919 : 0),
       version,
-      ...(config.sampler.backend === "openai" ? { openai: openAiSampler(config, version) } : {}),
+      ...(config.sampler.backend === "openai" ? { openai: openAiSampler(config) } : {}),
     },
     ...(refModel
       ? {
