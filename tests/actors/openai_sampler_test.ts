@@ -354,3 +354,28 @@ Deno.test("OpenAiSampler.syncWeights() refuses lora sync of a policy without ada
     await Deno.remove(syncDir, { recursive: true });
   }
 });
+
+Deno.test("sampler.handle() of a resumed run pushes its policy before the first Generate", async () => {
+  const syncDir = await Deno.makeTempDir();
+  const server = stub((_b, path) =>
+    path === "/v1/completions" ? Response.json(RESPONSE) : new Response("Success", { status: 200 })
+  );
+  const model = makeTinyModel(2, { trainable: false });
+  attachLora(model, { r: 2, alpha: 4, targetModules: ["q_proj"] });
+  try {
+    const input = {
+      ...samplerInput(backend(server.url, { weightSync: "lora", syncDir, loraName: "pol" }), model),
+      version: 6,
+    };
+    const out = await runGenerate(input);
+    assert.deepEqual(server.requests.map((r) => [r.path, r.body.lora_name ?? r.body.model]), [
+      ["/v1/load_lora_adapter", "pol-v6"],
+      ["/v1/completions", "pol-v6"],
+    ]);
+    assert.equal(out.policyVersion, 6);
+  } finally {
+    model.dispose();
+    await server.close();
+    await Deno.remove(syncDir, { recursive: true });
+  }
+});
