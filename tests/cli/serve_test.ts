@@ -155,87 +155,133 @@ Deno.test("sampler with backend openai samples from deno task serve as the model
   }
 });
 
+/** Runs a one-step GRPO `deno task train` that samples from `url`; returns the run folder. */
+async function trainAgainst(url: string, tmp: string, init: string, sets: string[]) {
+  const runDir = `${tmp}/run`;
+  const all = [
+    `model.init=${init}`,
+    "model.backend=cpu",
+    "run.steps=1",
+    "eval.before=false",
+    "eval.after=false",
+    "control.enabled=false",
+    "grpo.beta=0",
+    "sampler.prompts_per_step=4",
+    "grpo.num_generations=4",
+    "sampler.max_new_tokens=24",
+    "learner.warmup_ratio=0",
+    "sampler.backend=openai",
+    `sampler.openai.base_url=${url}`,
+    "sampler.openai.model=tiny",
+    `sampler.openai.sync_dir=${tmp}/sync`,
+    ...sets,
+  ];
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      ...TRAIN_RUN_ARGS,
+      "--config",
+      `${REPO_ROOT}configs/smoke-grpo.yaml`,
+      ...all.flatMap((s) => ["--set", s]),
+      "--run-dir",
+      runDir,
+    ],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const log = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, log);
+  const metrics = (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).trim().split("\n")
+    .map((l) => JSON.parse(l));
+  assert.equal(metrics.length, 1);
+  assert.equal(metrics[0].step, 1);
+  return runDir;
+}
+
+/**
+ * Checks that `model` served at `url` is the run's final checkpoint (its log-probs, to 1e-4)
+ * and no longer the starting policy.
+ */
+async function assertServesCheckpoint(
+  url: string,
+  model: string,
+  checkpoint: string,
+  init: string,
+) {
+  const { model: trained } = await loadCheckpoint(checkpoint, { trainable: false });
+  const { model: base } = await loadCheckpoint(init, { trainable: false });
+  try {
+    const prompt = makeQuery("q", "What is 7-3?", 4).promptIds;
+    const res = await fetch(`${url}/completions`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({
+        model,
+        prompt: [prompt],
+        max_tokens: 16,
+        temperature: 0,
+        logprobs: 0,
+        return_token_ids: true,
+      }),
+    });
+    assert.equal(res.status, 200);
+    const choice = (await res.json()).choices[0];
+    const [expected] = await completionLogprobs(trained, [prompt], [choice.token_ids], {
+      padId: tokenizer.padId,
+    });
+    assert.ok(maxAbsDiff(choice.logprobs.token_logprobs, expected!) < 1e-4);
+    const [before] = await completionLogprobs(base, [prompt], [choice.token_ids], {
+      padId: tokenizer.padId,
+    });
+    assert.ok(maxAbsDiff(before!, expected!) > 1e-4, "the step changed the policy");
+  } finally {
+    trained.dispose();
+    base.dispose();
+  }
+}
+
+const TINY_SFT = `${REPO_ROOT}checkpoints/tiny-sft`;
+
 Deno.test("deno task train with sampler.backend openai syncs LoRA weights to deno task serve", async () => {
   const tmp = await Deno.makeTempDir();
-  const init = `${REPO_ROOT}checkpoints/tiny-sft`;
-  const server = await startServe(init, "tiny");
+  const server = await startServe(TINY_SFT, "tiny");
   try {
-    const runDir = `${tmp}/run`;
-    const sets = [
-      `model.init=${init}`,
-      "model.backend=cpu",
+    const runDir = await trainAgainst(server.url, tmp, TINY_SFT, [
       "model.lora.r=4",
       "model.lora.alpha=8",
-      "run.steps=1",
-      "eval.before=false",
-      "eval.after=false",
-      "control.enabled=false",
-      "grpo.beta=0",
-      "sampler.prompts_per_step=4",
-      "grpo.num_generations=4",
-      "sampler.max_new_tokens=24",
       "learner.lr=0.05",
-      "learner.warmup_ratio=0",
-      "sampler.backend=openai",
-      `sampler.openai.base_url=${server.url}`,
-      "sampler.openai.model=tiny",
       "sampler.openai.weight_sync=lora",
-      `sampler.openai.sync_dir=${tmp}/sync`,
-    ];
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        ...TRAIN_RUN_ARGS,
-        "--config",
-        `${REPO_ROOT}configs/smoke-grpo.yaml`,
-        ...sets.flatMap((s) => ["--set", s]),
-        "--run-dir",
-        runDir,
-      ],
-      cwd: REPO_ROOT,
-      env: { NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const log = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, log);
-    const metrics = (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).trim().split("\n")
-      .map((l) => JSON.parse(l));
-    assert.equal(metrics.length, 1);
-    assert.equal(metrics[0].step, 1);
+    ]);
     // The served models: the base, and the adapter of policy version 1.
     const models = await (await fetch(`${server.url}/models`)).json();
     assert.deepEqual(
       models.data.map((m: Record<string, unknown>) => [m.id, m.parent, m.policy_version]),
       [["tiny", null, 600], ["mgrpo-policy-v1", "tiny", 1]],
     );
-    // The adapter served is the trained policy: its log-probs are the final checkpoint's.
-    const { model: trained } = await loadCheckpoint(`${runDir}/checkpoint-1`, { trainable: false });
-    const { model: base } = await loadCheckpoint(init, { trainable: false });
-    try {
-      const prompt = makeQuery("q", "What is 7-3?", 4).promptIds;
-      const body = { prompt: [prompt], max_tokens: 16, temperature: 0, logprobs: 0 };
-      const post = async (model: string) => {
-        const res = await fetch(`${server.url}/completions`, {
-          method: "POST",
-          headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ ...body, model, return_token_ids: true }),
-        });
-        assert.equal(res.status, 200);
-        return (await res.json()).choices[0];
-      };
-      const choice = await post("mgrpo-policy-v1");
-      const [expected] = await completionLogprobs(trained, [prompt], [choice.token_ids], {
-        padId: tokenizer.padId,
-      });
-      assert.ok(maxAbsDiff(choice.logprobs.token_logprobs, expected!) < 1e-4);
-      const [before] = await completionLogprobs(base, [prompt], [choice.token_ids], {
-        padId: tokenizer.padId,
-      });
-      assert.ok(maxAbsDiff(before!, expected!) > 1e-4, "the step changed the policy");
-    } finally {
-      trained.dispose();
-      base.dispose();
-    }
+    assert.deepEqual([...Deno.readDirSync(`${tmp}/sync`)].map((e) => e.name), ["mgrpo-policy-v1"]);
+    await assertServesCheckpoint(server.url, "mgrpo-policy-v1", `${runDir}/checkpoint-1`, TINY_SFT);
+  } finally {
+    await server.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("deno task train with weight_sync checkpoint reloads deno task serve", async () => {
+  const tmp = await Deno.makeTempDir();
+  const server = await startServe(TINY_SFT, "tiny");
+  try {
+    const runDir = await trainAgainst(server.url, tmp, TINY_SFT, [
+      "learner.lr=0.005",
+      "sampler.openai.weight_sync=checkpoint",
+    ]);
+    const models = await (await fetch(`${server.url}/models`)).json();
+    assert.deepEqual(
+      models.data.map((m: Record<string, unknown>) => [m.id, m.parent, m.policy_version]),
+      [["tiny", null, 1]],
+    );
+    assert.deepEqual([...Deno.readDirSync(`${tmp}/sync`)].map((e) => e.name), ["checkpoint-v1"]);
+    await assertServesCheckpoint(server.url, "tiny", `${runDir}/checkpoint-1`, TINY_SFT);
   } finally {
     await server.close();
     await Deno.remove(tmp, { recursive: true });
