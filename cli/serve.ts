@@ -71,6 +71,12 @@ async function main(argv: string[]): Promise<number> {
     );
   }
   const host = typeof v.host === "string" ? v.host : "127.0.0.1";
+  if (!["127.0.0.1", "localhost", "::1"].includes(host) && typeof v["api-key"] !== "string") {
+    // The weight-sync endpoints read any folder this process can read.
+    console.error(
+      `serve: listening on ${host} without --api-key: anyone who can reach it can load adapters and checkpoints from this machine's files`,
+    );
+  }
   const config = loadConfig(args.config, { overrides: args.overrides });
   await initBackend(config.model.backend, { wasmThreads: config.model.wasm_threads });
   const dir = resolveRepoPath(v.checkpoint);

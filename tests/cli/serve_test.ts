@@ -287,3 +287,25 @@ Deno.test("deno task train with weight_sync checkpoint reloads deno task serve",
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("deno task serve exits 2 on a bad --port and 1 on a missing checkpoint", async () => {
+  const run = async (args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [...(await serveArgs()), ...args],
+      cwd: REPO_ROOT,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+  };
+  const bad = await run(["--checkpoint", TINY_SFT, "--port", "http"]);
+  assert.equal(bad.code, 2);
+  assert.match(
+    bad.stderr,
+    /Invalid value for --port: must be an integer in 0\.\.65535: current value is "http"/,
+  );
+  const missing = await run(["--checkpoint", "/nonexistent/ckpt", "--set", "model.backend=cpu"]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /\/nonexistent\/ckpt/);
+});
