@@ -20,7 +20,7 @@ import { decodeSafetensors, encodeSafetensors } from "../model/safetensors.ts";
 import type { Transformer } from "../model/transformer.ts";
 import { packBatch, type TokenBatch } from "../model/sampling.ts";
 import { mm } from "../model/ops.ts";
-import { AdamW, clipByGlobalNorm } from "../model/optimizer.ts";
+import { AdamW, clipByGlobalNormAsync } from "../model/optimizer.ts";
 import {
   AdaptiveKlController,
   explainedVariance,
@@ -150,10 +150,12 @@ async function criticStep(
         const byId = new Map([...state.params].map(([n, v]) => [v.name, n]));
         const named: Record<string, tf.Tensor> = {};
         for (const [id, g] of Object.entries(grads)) named[byId.get(id)!] = g;
-        const { grads: clipped, norm } = clipByGlobalNorm(named, 1.0);
-        if (Number.isFinite(norm)) state.optimizer.step(clipped, config.value_lr);
-        return { value, clip: stats.vfClipFrac };
+        return { value, clip: stats.vfClipFrac, named };
       });
+      // Clipped outside the tidy: the norm is read back with await data() (webgpu has no dataSync).
+      const { grads: clipped, norm } = await clipByGlobalNormAsync(res.named, 1.0);
+      if (Number.isFinite(norm)) state.optimizer.step(clipped, config.value_lr);
+      tf.dispose([...Object.values(res.named), ...Object.values(clipped)]);
       const [v, c] = [(await res.value.data())[0]!, (await res.clip.data())[0]!];
       tf.dispose([res.value, res.clip]);
       if (epoch === 0) clipFrac += c / k;
@@ -197,7 +199,9 @@ async function criticFiles(state: CriticState): Promise<Record<string, Uint8Arra
   }
   return {
     [VALUE_MODEL_FILE]: encodeSafetensors(weights) as Uint8Array<ArrayBuffer>,
-    [VALUE_OPTIMIZER_FILE]: encodeOptimizerState(state.optimizer.getState()) as Uint8Array<
+    [VALUE_OPTIMIZER_FILE]: encodeOptimizerState(
+      await state.optimizer.getStateAsync(),
+    ) as Uint8Array<
       ArrayBuffer
     >,
   };
