@@ -511,13 +511,22 @@ export interface OpenAiAppOptions {
  * `app.request()`.
  *
  * @example
- * ```ts ignore
- * const policy = await ServedPolicy.load("runs/x/checkpoint-16", "tiny");
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { initBackend } from "../model/backend.ts";
+ * import { createOpenAiApp, ServedPolicy } from "./openai_app.ts";
+ *
+ * await initBackend("cpu");
+ * const policy = await ServedPolicy.load("checkpoints/tiny-sft", "tiny");
  * const app = createOpenAiApp(policy);
  * const res = await app.request("/v1/completions", {
  *   method: "POST",
- *   body: JSON.stringify({ prompt: "1+1=", max_tokens: 4, temperature: 0 }),
+ *   body: JSON.stringify({ prompt: "1+1=", max_tokens: 4, temperature: 0, logprobs: 0 }),
  * });
+ * const { choices } = await res.json();
+ * assert.equal(choices.length, 1);
+ * assert.equal(choices[0].logprobs.token_logprobs.length, choices[0].logprobs.tokens.length);
+ * policy.dispose();
  * ```
  */
 export function createOpenAiApp(policy: ServedPolicy, options: OpenAiAppOptions = {}) {
