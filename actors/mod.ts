@@ -11,3 +11,4 @@ export * from "./verifier.ts";
 export * from "./ref_policy.ts";
 export * from "./learner.ts";
 export * from "./runtime/mod.ts";
+export * from "./openai_sampler.ts";

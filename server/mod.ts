@@ -7,3 +7,4 @@
 export * from "./run_control.ts";
 export * from "./app.ts";
 export * from "./serve.ts";
+export * from "./openai_app.ts";
