@@ -48,7 +48,10 @@ export interface OpenAiSamplerOptions {
   maxRetries?: number;
   /** Limit of one attempt, in seconds. @default 120 */
   timeoutS?: number;
-  /** Wait before the first retry in milliseconds; doubled at each retry. @default 250 */
+  /**
+   * Wait before the first retry in milliseconds; doubled at each retry (longer when the server
+   * sends `Retry-After`). @default 250
+   */
   backoffMs?: number;
   /** How new weights reach the server. @default "none" */
   weightSync?: WeightSync;
@@ -168,10 +171,13 @@ export class OpenAiSampler {
   async post(url: string, body: unknown): Promise<unknown> {
     const { maxRetries, backoffMs, timeoutS } = this.options;
     let last = "";
+    let retryAfterMs = 0;
     for (let attempt = 0; attempt <= maxRetries; attempt++) {
       if (attempt > 0) {
-        await new Promise((resolve) => setTimeout(resolve, backoffMs * 2 ** (attempt - 1)));
+        const wait = Math.max(backoffMs * 2 ** (attempt - 1), retryAfterMs);
+        await new Promise((resolve) => setTimeout(resolve, wait));
       }
+      retryAfterMs = 0;
       let res: Response;
       try {
         res = await this.#limit.run(() =>
@@ -198,6 +204,9 @@ export class OpenAiSampler {
         }
       }
       last = `HTTP ${res.status}: ${text.slice(0, 300)}`;
+      // A server's Retry-After (seconds) is honoured, up to 60 s.
+      const after = Number(res.headers.get("Retry-After"));
+      if (Number.isFinite(after) && after > 0) retryAfterMs = Math.min(after, 60) * 1000;
       if (!retryable(res.status)) {
         throw new Error(`Request to "${url}" failed: current value is ${last}`);
       }

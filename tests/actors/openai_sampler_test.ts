@@ -204,6 +204,23 @@ Deno.test("OpenAiSampler.post() retries 503 twice, then succeeds", async () => {
   }
 });
 
+Deno.test("OpenAiSampler.post() waits as long as a 429's Retry-After says", async () => {
+  const times: number[] = [];
+  const server = stub((_b, _p, i) => {
+    times.push(performance.now());
+    return i === 0
+      ? new Response("slow down", { status: 429, headers: { "Retry-After": "1" } })
+      : Response.json(RESPONSE);
+  });
+  try {
+    await backend(server.url).generate([QUERY], 2, PARAMS, tokenizer, new Rng(1));
+    assert.equal(times.length, 2);
+    assert.ok(times[1]! - times[0]! >= 990, `waited ${times[1]! - times[0]!} ms`);
+  } finally {
+    await server.close();
+  }
+});
+
 Deno.test("OpenAiSampler.post() gives up after max_retries and names the URL and status", async () => {
   const server = stub(() => new Response("overloaded", { status: 503 }));
   try {
