@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import {
   AdamW,
   clipByGlobalNorm,
+  clipByGlobalNormAsync,
   learningRateAt,
   type LearningRateOptions,
 } from "../../model/optimizer.ts";
@@ -219,4 +220,36 @@ Deno.test("learningRateAt() rejects out-of-range arguments", () => {
     () => learningRateAt(0, { ...LR, schedule: "exp" as LearningRateOptions["schedule"] }),
     RangeError,
   );
+});
+
+Deno.test("clipByGlobalNormAsync() gives clipByGlobalNorm()'s norm and gradients, over many tensors", async () => {
+  // Nine tensors: more than the four inputs tfjs-backend-webgpu's AddN keeps.
+  const grads = Object.fromEntries(
+    Array.from({ length: 9 }, (_, i) => [`g${i}`, tf.tensor1d([i + 1, -(i + 2)])]),
+  );
+  let squares = 0;
+  for (let i = 0; i < 9; i++) squares += (i + 1) ** 2 + (i + 2) ** 2;
+  const sync = clipByGlobalNorm(grads, 1);
+  const before = tf.memory().numTensors;
+  const viaData = await clipByGlobalNormAsync(grads, 1);
+  assertClose(viaData.norm, Math.sqrt(squares), 1e-4, "norm");
+  assert.equal(viaData.norm, sync.norm);
+  for (const name of Object.keys(grads)) {
+    assert.deepEqual(
+      Array.from(await viaData.grads[name]!.data()),
+      Array.from(sync.grads[name]!.dataSync()),
+    );
+  }
+  tf.dispose(Object.values(viaData.grads));
+  assert.equal(tf.memory().numTensors, before, "only the clipped gradients are new");
+  await assert.rejects(clipByGlobalNormAsync({}, -1), RangeError);
+});
+
+Deno.test("AdamW.getStateAsync() reads the same state as getState()", async () => {
+  const opt = new AdamW({ w: tf.variable(tf.tensor1d([1, 2])), b: tf.variable(tf.tensor1d([3])) });
+  opt.step({ w: tf.tensor1d([0.5, -1]), b: tf.tensor1d([2]) }, 0.1);
+  const state = await opt.getStateAsync();
+  assert.equal(state.step, 1);
+  assert.ok(state.m.w!.some((x) => x !== 0), "the moments moved");
+  assert.deepEqual(state, opt.getState());
 });
