@@ -49,7 +49,7 @@ export function mm(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
 }
 
 /** Whether a gradient tape is recording (inside `tf.grads`/`variableGrads`), per tfjs' engine. */
-function recordingGradients(): boolean {
+export function recordingGradients(): boolean {
   // deno-lint-ignore no-explicit-any
   const state = (tf.engine() as any).state as { gradientDepth: number } | undefined;
   return state === undefined || state.gradientDepth > 0;
@@ -65,13 +65,18 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor1D): tf.T
 }
 
 /**
- * Embedding lookup as `oneHot(ids) @ table`, differentiable on every backend
- * (wasm lacks the `UnsortedSegmentSum` kernel behind `gather`'s gradient).
+ * Embedding lookup. Where the table may need a gradient (a tape records and the table is not a
+ * frozen variable) it is `oneHot(ids) @ table`, differentiable on every backend (wasm lacks
+ * the `UnsortedSegmentSum` kernel behind `gather`'s gradient); elsewhere it is `gather`, the
+ * same rows bit for bit (`1·w + 0·…` is exact) without the `[M, V]` one-hot or the matmul's
+ * packed copy of the table (545 MB at Qwen2.5's vocabulary).
  * @param ids token ids, int32 `[M]`
  * @param table embedding table `[V, D]`
  * @returns `[M, D]`
  */
 export function embed(ids: tf.Tensor1D, table: tf.Tensor2D): tf.Tensor2D {
+  const frozen = table instanceof tf.Variable && !table.trainable;
+  if (frozen || !recordingGradients()) return tf.gather(table, ids);
   const vocab = table.shape[0];
   return mm(oneHotFloat(ids, vocab), table);
 }

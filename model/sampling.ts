@@ -10,7 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { KvCache, Transformer } from "./transformer.ts";
-import { tokenLogprobs } from "./ops.ts";
+import { mm, tokenLogprobs } from "./ops.ts";
 import type { Rng } from "../data/rng.ts";
 
 /** Options of {@link generate}. */
@@ -269,23 +269,61 @@ export function packBatch(
 
 /**
  * Teacher-forced per-token log-probs (and entropies) of a packed batch, `[n, t]` each,
- * differentiable with respect to the model's parameters. Call inside `tf.tidy`.
+ * differentiable with respect to the model's parameters. Only positions where `batch.mask` is
+ * 1 are meaningful (the others hold their log-probs, or 0 when they were not computed):
+ * weight the result by the mask. Call inside `tf.tidy`.
+ *
+ * Only the completion positions reach the LM head when that is cheaper (TRL's
+ * `logits_to_keep`): with a real vocabulary the head and the `[M, V]` log-softmax dominate,
+ * and a prompt of 300 tokens before 16 sampled ones would cost 20 times the logits. The
+ * positions are picked and put back with 0/1 matmuls, exact and differentiable on every
+ * backend (wasm has no gradient for `gather`).
  */
 export function batchLogprobs(
   model: Transformer,
   batch: TokenBatch,
   temperature = 1,
 ): { logp: tf.Tensor2D; entropy: tf.Tensor2D } {
-  const { logits } = model.forward(tf.tensor2d(batch.ids, [batch.n, batch.t], "int32"));
+  const nt = batch.n * batch.t;
+  const keep: number[] = [];
+  for (let i = 0; i < nt; i++) if (batch.mask[i]! > 0) keep.push(i);
+  const k = keep.length;
+  const ids = tf.tensor2d(batch.ids, [batch.n, batch.t], "int32");
+  // Picking costs k·nt·D multiply-adds; it saves (nt − k)·D·V in the head.
+  if (k === 0 || k * nt >= (nt - k) * model.config.vocab_size) {
+    const { logits } = model.forward(ids);
+    const { logp, entropy } = tokenLogprobs(
+      logits,
+      tf.tensor1d(batch.targets, "int32"),
+      temperature,
+    );
+    return {
+      logp: tf.reshape(tf.mul(logp, tf.tensor1d(batch.mask)), [batch.n, batch.t]) as tf.Tensor2D,
+      entropy: tf.reshape(tf.mul(entropy, tf.tensor1d(batch.mask)), [
+        batch.n,
+        batch.t,
+      ]) as tf.Tensor2D,
+    };
+  }
+  const pick = new Float32Array(k * nt); // [k, nt]: row j selects position keep[j]
+  const put = new Float32Array(nt * k); // [nt, k]: its transpose
+  const targets = new Int32Array(k);
+  keep.forEach((p, j) => {
+    pick[j * nt + p] = 1;
+    put[p * k + j] = 1;
+    targets[j] = batch.targets[p]!;
+  });
+  const { logits: hidden } = model.forward(ids, { hiddenOnly: true }); // [nt, D]
+  const kept = mm(tf.tensor2d(pick, [k, nt]), hidden); // [k, D]
   const { logp, entropy } = tokenLogprobs(
-    logits,
-    tf.tensor1d(batch.targets, "int32"),
+    model.head(kept),
+    tf.tensor1d(targets, "int32"),
     temperature,
   );
-  return {
-    logp: tf.reshape(logp, [batch.n, batch.t]) as tf.Tensor2D,
-    entropy: tf.reshape(entropy, [batch.n, batch.t]) as tf.Tensor2D,
-  };
+  const back = tf.tensor2d(put, [nt, k]);
+  const spread = (x: tf.Tensor1D) =>
+    tf.reshape(mm(back, tf.reshape(x, [k, 1]) as tf.Tensor2D), [batch.n, batch.t]) as tf.Tensor2D;
+  return { logp: spread(logp), entropy: spread(entropy) };
 }
 
 /** Teacher-forced log-probs of each completion's tokens, read back as arrays. */

@@ -15,8 +15,15 @@ import {
   ModelConfigSchema,
   ropeInverseFrequencies,
 } from "./model_config.ts";
-import { embed, mm, rmsNorm, rotateHalfMatrix, silu } from "./ops.ts";
+import { embed, mm, recordingGradients, rmsNorm, rotateHalfMatrix, silu } from "./ops.ts";
 import { Rng } from "../data/rng.ts";
+import { fitPackedWeightCache, packedWeightCache } from "./wasm_kernels.ts";
+
+/**
+ * Tokens per block of a frozen tied head when the packed-weights cache is off
+ * (`Transformer`'s `#tiedHead`).
+ */
+export const HEAD_BLOCK_ROWS = 16384;
 
 /** Per-layer key/value cache, each `[B, H_kv, S, headDim]`. */
 export interface KvCache {
@@ -57,13 +64,6 @@ export interface ForwardResult {
 function isTransposedLinear(name: string): boolean {
   return name.endsWith("_proj.weight") || name === "lm_head.weight" ||
     name.endsWith(".lora_A.weight") || name.endsWith(".lora_B.weight");
-}
-
-/** Whether a gradient tape is recording (inside `tf.grads`/`variableGrads`), per tfjs' engine. */
-function recordingGradients(): boolean {
-  // deno-lint-ignore no-explicit-any
-  const state = (tf.engine() as any).state as { gradientDepth: number } | undefined;
-  return state === undefined || state.gradientDepth > 0;
 }
 
 /**
@@ -179,16 +179,27 @@ export class Transformer {
   readonly #rot: tf.Tensor2D;
   readonly #cos: tf.Tensor2D;
   #vocabMask: tf.Tensor1D | undefined;
-  #headCache: tf.Tensor2D | undefined;
+  #headCache: tf.Tensor2D[] | undefined;
   #vocabLimit: number | undefined;
   readonly #sin: tf.Tensor2D;
   readonly #cosData: Float32Array;
   readonly #sinData: Float32Array;
   #causal = new Map<number, tf.Tensor>();
+  /** Bytes of f32 parameters this model added to {@link Transformer.#liveBytes} (0 once disposed). */
+  #bytes: number;
+  /**
+   * Bytes of f32 parameters of every live model of the process: they decide whether the wasm
+   * backend keeps XNNPACK's packed copy of each weight (`fitPackedWeightCache`), which would
+   * double a large model's footprint in the backend's 4 GB heap.
+   */
+  static #liveBytes = 0;
 
   private constructor(config: ModelConfig, params: Map<string, tf.Variable>) {
     this.config = config;
     this.params = params;
+    this.#bytes = this.numParameters * 4;
+    Transformer.#liveBytes += this.#bytes;
+    fitPackedWeightCache(Transformer.#liveBytes);
     this.lora = undefined;
     this.#headDim = headDim(config);
     const { cos, sin } = ropeTablesOf(config);
@@ -357,7 +368,7 @@ export class Transformer {
    * is assigned.
    */
   loadWeights(weights: Record<string, Float32Array>): void {
-    this.#headCache?.dispose();
+    if (this.#headCache) tf.dispose(this.#headCache);
     this.#headCache = undefined;
     for (const [name, v] of this.params) {
       const data = weights[name];
@@ -422,12 +433,15 @@ export class Transformer {
 
   /** Frees every tensor the model holds. */
   dispose(): void {
+    Transformer.#liveBytes -= this.#bytes;
+    this.#bytes = 0;
+    fitPackedWeightCache(Transformer.#liveBytes);
     for (const v of this.params.values()) v.dispose();
     this.#rot.dispose();
     this.#cos.dispose();
     this.#sin.dispose();
     this.#vocabMask?.dispose();
-    this.#headCache?.dispose();
+    if (this.#headCache) tf.dispose(this.#headCache);
     this.#headCache = undefined;
     for (const m of this.#causal.values()) m.dispose();
     this.#causal.clear();
@@ -440,15 +454,28 @@ export class Transformer {
   }
 
   /**
-   * The tied LM head `tableᵀ [D, V]`. A frozen table (a sampler's copy, a LoRA base, a
-   * reference policy) is transposed once and kept: for a 151,936-token vocabulary the
-   * transpose is 545 MB per forward, which in KV-cache sampling (a forward per token)
-   * fragments the wasm heap. A trainable table is transposed in each forward, inside the tape.
+   * The tied LM head `tableᵀ [D, V]`, as column blocks whose products are concatenated. A
+   * frozen table (a sampler's copy, a LoRA base, a reference policy) is transposed once and
+   * kept: for a 151,936-token vocabulary the transpose is 545 MB per forward, which in
+   * KV-cache sampling (a forward per token) fragments the wasm heap. With the wasm backend's
+   * packed-weights cache off (a large model, `fitPackedWeightCache`) the kept transpose is cut
+   * into blocks of {@linkcode HEAD_BLOCK_ROWS} tokens, so each product packs one block (58 MB
+   * at Qwen2.5's width) instead of the whole head. A trainable table is transposed in each
+   * forward, inside the tape.
    */
-  #tiedHead(table: tf.Tensor2D): tf.Tensor2D {
+  #tiedHead(table: tf.Tensor2D): tf.Tensor2D[] {
     const variable = this.params.get("model.embed_tokens.weight")!;
-    if (variable.trainable) return tf.transpose(table) as tf.Tensor2D;
-    if (!this.#headCache) this.#headCache = tf.keep(tf.transpose(table) as tf.Tensor2D);
+    if (variable.trainable) return [tf.transpose(table) as tf.Tensor2D];
+    if (!this.#headCache) {
+      const [v, d] = table.shape;
+      const rows = packedWeightCache() ? v : HEAD_BLOCK_ROWS;
+      const blocks: tf.Tensor2D[] = [];
+      for (let start = 0; start < v; start += rows) {
+        const n = Math.min(rows, v - start);
+        blocks.push(tf.keep(tf.tidy(() => tf.transpose(tf.slice(table, [start, 0], [n, d])))));
+      }
+      this.#headCache = blocks;
+    }
     return this.#headCache;
   }
 
@@ -522,78 +549,91 @@ export class Transformer {
       return tf.add(tf.mul(y4, cos), tf.mul(rotated, sin)) as tf.Tensor4D; // [B, T, heads, hd]
     };
 
+    // Without a tape each layer runs in a tidy of its own, so its activations are freed before
+    // the next layer runs instead of all layers' living until the forward returns (1.4 GB in a
+    // 150-token prefill of two rows on Qwen2.5-0.5B).
+    const tidyLayers = !recordingGradients();
     for (let i = 0; i < c.num_hidden_layers; i++) {
-      const p = `model.layers.${i}`;
-      const w = (n: string) => this.#p(`${p}.${n}`) as tf.Tensor2D;
-      const lora = this.lora;
-      const loraScale = lora ? lora.alpha / lora.r : 0;
-      /** A projection `n` (`self_attn.q_proj.weight`), plus its adapter: x·W + (α/r)·x·Aᵀ·Bᵀ. */
-      const proj = (x2: tf.Tensor2D, n: string, b?: tf.Tensor1D): tf.Tensor2D => {
-        const y0 = mmWeight(x2, w(n));
-        const y = b ? tf.add(y0, b) as tf.Tensor2D : y0;
-        const base = n.slice(0, -".weight".length);
-        if (!lora || !this.params.has(`${p}.${base}.lora_A.weight`)) return y;
-        const down = mm(x2, this.#p(`${p}.${base}.lora_A.weight`) as tf.Tensor2D); // [M, r]
-        // Scaled on the thin [M, r] side: a mul on [M, out] costs as much as the add.
-        const scaled = loraScale === 1 ? down : tf.mul(down, loraScale) as tf.Tensor2D;
-        const up = mm(scaled, this.#p(`${p}.${base}.lora_B.weight`) as tf.Tensor2D); // [M, out]
-        return tf.add(y, up) as tf.Tensor2D;
+      const layer = (): { x: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } => {
+        const p = `model.layers.${i}`;
+        const w = (n: string) => this.#p(`${p}.${n}`) as tf.Tensor2D;
+        const lora = this.lora;
+        const loraScale = lora ? lora.alpha / lora.r : 0;
+        /** A projection `n` (`self_attn.q_proj.weight`), plus its adapter: x·W + (α/r)·x·Aᵀ·Bᵀ. */
+        const proj = (x2: tf.Tensor2D, n: string, b?: tf.Tensor1D): tf.Tensor2D => {
+          const y0 = mmWeight(x2, w(n));
+          const y = b ? tf.add(y0, b) as tf.Tensor2D : y0;
+          const base = n.slice(0, -".weight".length);
+          if (!lora || !this.params.has(`${p}.${base}.lora_A.weight`)) return y;
+          const down = mm(x2, this.#p(`${p}.${base}.lora_A.weight`) as tf.Tensor2D); // [M, r]
+          // Scaled on the thin [M, r] side: a mul on [M, out] costs as much as the add.
+          const scaled = loraScale === 1 ? down : tf.mul(down, loraScale) as tf.Tensor2D;
+          const up = mm(scaled, this.#p(`${p}.${base}.lora_B.weight`) as tf.Tensor2D); // [M, out]
+          return tf.add(y, up) as tf.Tensor2D;
+        };
+        const bias = (n: string) =>
+          c.attention_bias ? this.#p(`${p}.${n}`) as tf.Tensor1D : undefined;
+
+        // --- attention: x = x + attn(norm1(x)) ---
+        const xn = rmsNorm(
+          x,
+          this.#p(`${p}.input_layernorm.weight`) as tf.Tensor1D,
+          c.rms_norm_eps,
+        );
+        const q = rope(proj(xn, "self_attn.q_proj.weight", bias("self_attn.q_proj.bias")), h);
+        const kNew = rope(
+          proj(xn, "self_attn.k_proj.weight", bias("self_attn.k_proj.bias")),
+          hkv,
+        );
+        const vNew = tf.reshape(
+          proj(xn, "self_attn.v_proj.weight", bias("self_attn.v_proj.bias")),
+          [b, t, hkv, hd],
+        );
+        let k = tf.transpose(kNew, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, hd]
+        let v = tf.transpose(vNew, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, hd]
+        const layerPast = past?.[i];
+        if (layerPast) {
+          k = tf.concat([layerPast.k, k], 2); // [B, Hkv, S, hd]
+          v = tf.concat([layerPast.v, v], 2);
+        }
+        const s = k.shape[2];
+        // Query heads grouped under their kv head: [B, T, Hkv, g, hd] -> [B·Hkv, g·T, hd]
+        const qg = tf.reshape(
+          tf.transpose(tf.reshape(q, [b, t, hkv, g, hd]), [0, 2, 3, 1, 4]),
+          [b * hkv, g * t, hd],
+        );
+        const scores = tf.mul(
+          tf.matMul(qg, tf.reshape(k, [b * hkv, s, hd]), false, true),
+          scale,
+        ); // [B·Hkv, g·T, S]
+        const masked = tf.add(tf.reshape(scores, [b, hkv, g, t, s]), mask);
+        const probs = tf.reshape(tf.softmax(masked, -1), [b * hkv, g * t, s]);
+        const ctxv = tf.matMul(probs, tf.reshape(v, [b * hkv, s, hd])); // [B·Hkv, g·T, hd]
+        const merged = tf.reshape(
+          tf.transpose(tf.reshape(ctxv, [b, hkv, g, t, hd]), [0, 3, 1, 2, 4]),
+          [b * t, h * hd],
+        ) as tf.Tensor2D; // [B·T, H·hd]
+        const oBias = c.o_proj_bias
+          ? this.#p(`${p}.self_attn.o_proj.bias`) as tf.Tensor1D
+          : undefined;
+        x = tf.add(x, proj(merged, "self_attn.o_proj.weight", oBias));
+
+        // --- MLP: x = x + down(silu(gate(norm2(x))) · up(norm2(x))) ---
+        const xm = rmsNorm(
+          x,
+          this.#p(`${p}.post_attention_layernorm.weight`) as tf.Tensor1D,
+          c.rms_norm_eps,
+        );
+        const gated = tf.mul(
+          silu(proj(xm, "mlp.gate_proj.weight")),
+          proj(xm, "mlp.up_proj.weight"),
+        ) as tf.Tensor2D;
+        x = tf.add(x, proj(gated, "mlp.down_proj.weight"));
+        return { x, k, v };
       };
-      const bias = (n: string) =>
-        c.attention_bias ? this.#p(`${p}.${n}`) as tf.Tensor1D : undefined;
-
-      // --- attention: x = x + attn(norm1(x)) ---
-      const xn = rmsNorm(x, this.#p(`${p}.input_layernorm.weight`) as tf.Tensor1D, c.rms_norm_eps);
-      const q = rope(proj(xn, "self_attn.q_proj.weight", bias("self_attn.q_proj.bias")), h);
-      const kNew = rope(
-        proj(xn, "self_attn.k_proj.weight", bias("self_attn.k_proj.bias")),
-        hkv,
-      );
-      const vNew = tf.reshape(
-        proj(xn, "self_attn.v_proj.weight", bias("self_attn.v_proj.bias")),
-        [b, t, hkv, hd],
-      );
-      let k = tf.transpose(kNew, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, hd]
-      let v = tf.transpose(vNew, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, hd]
-      const layerPast = past?.[i];
-      if (layerPast) {
-        k = tf.concat([layerPast.k, k], 2); // [B, Hkv, S, hd]
-        v = tf.concat([layerPast.v, v], 2);
-      }
-      if (options.returnCache) cache.push({ k, v });
-      const s = k.shape[2];
-      // Query heads grouped under their kv head: [B, T, Hkv, g, hd] -> [B·Hkv, g·T, hd]
-      const qg = tf.reshape(
-        tf.transpose(tf.reshape(q, [b, t, hkv, g, hd]), [0, 2, 3, 1, 4]),
-        [b * hkv, g * t, hd],
-      );
-      const scores = tf.mul(
-        tf.matMul(qg, tf.reshape(k, [b * hkv, s, hd]), false, true),
-        scale,
-      ); // [B·Hkv, g·T, S]
-      const masked = tf.add(tf.reshape(scores, [b, hkv, g, t, s]), mask);
-      const probs = tf.reshape(tf.softmax(masked, -1), [b * hkv, g * t, s]);
-      const ctxv = tf.matMul(probs, tf.reshape(v, [b * hkv, s, hd])); // [B·Hkv, g·T, hd]
-      const merged = tf.reshape(
-        tf.transpose(tf.reshape(ctxv, [b, hkv, g, t, hd]), [0, 3, 1, 2, 4]),
-        [b * t, h * hd],
-      ) as tf.Tensor2D; // [B·T, H·hd]
-      const oBias = c.o_proj_bias
-        ? this.#p(`${p}.self_attn.o_proj.bias`) as tf.Tensor1D
-        : undefined;
-      x = tf.add(x, proj(merged, "self_attn.o_proj.weight", oBias));
-
-      // --- MLP: x = x + down(silu(gate(norm2(x))) · up(norm2(x))) ---
-      const xm = rmsNorm(
-        x,
-        this.#p(`${p}.post_attention_layernorm.weight`) as tf.Tensor1D,
-        c.rms_norm_eps,
-      );
-      const gated = tf.mul(
-        silu(proj(xm, "mlp.gate_proj.weight")),
-        proj(xm, "mlp.up_proj.weight"),
-      ) as tf.Tensor2D;
-      x = tf.add(x, proj(gated, "mlp.down_proj.weight"));
+      const out = tidyLayers ? tf.tidy(layer) : layer();
+      x = out.x;
+      if (options.returnCache) cache.push({ k: out.k, v: out.v });
     }
 
     let hidden = rmsNorm(x, this.#p("model.norm.weight") as tf.Tensor1D, c.rms_norm_eps);
@@ -605,14 +645,26 @@ export class Transformer {
         [b, c.hidden_size],
       );
     }
-    const head = c.tie_word_embeddings
-      ? this.#tiedHead(table) // [D, V]
-      : this.#p("lm_head.weight") as tf.Tensor2D;
+    const logits = this.head(hidden);
+    return options.returnCache ? { logits, cache } : { logits };
+  }
+
+  /**
+   * The LM head on final normed hidden states `[M, D]` (what `forward` returns with
+   * `hiddenOnly`): logits `[M, V]`, ids beyond the tokenizer masked. Call inside `tf.tidy`.
+   */
+  head(hidden: tf.Tensor2D): tf.Tensor2D {
+    const c = this.config;
+    const heads = c.tie_word_embeddings
+      ? this.#tiedHead(this.#p("model.embed_tokens.weight") as tf.Tensor2D) // [D, V] in blocks
+      : [this.#p("lm_head.weight") as tf.Tensor2D];
     const headFrozen = !(this.params.get(
       c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight",
     )?.trainable ?? true);
-    const scores = headFrozen ? frozenMm(hidden, head) : mm(hidden, head); // [M, V]
-    const logits = this.#vocabMask ? tf.add(scores, this.#vocabMask) as tf.Tensor2D : scores;
-    return options.returnCache ? { logits, cache } : { logits };
+    const product = (w: tf.Tensor2D) => headFrozen ? frozenMm(hidden, w) : mm(hidden, w);
+    const scores = heads.length === 1
+      ? product(heads[0]!)
+      : tf.concat(heads.map(product), 1) as tf.Tensor2D; // [M, V]
+    return this.#vocabMask ? tf.add(scores, this.#vocabMask) as tf.Tensor2D : scores;
   }
 }

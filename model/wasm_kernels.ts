@@ -55,7 +55,14 @@ type BatchMatMulFn = (
   outId: number,
 ) => void;
 
+/**
+ * Models above this many bytes of f32 parameters run with the packed-weights cache off
+ * ({@linkcode fitPackedWeightCache}).
+ */
+export const PACKED_CACHE_MAX_MODEL_BYTES = 512 * 1024 * 1024;
+
 let stock: tf.KernelConfig | undefined;
+let packedCache = true;
 let wasmBatchMatMul: BatchMatMulFn | undefined;
 let enabled = true;
 
@@ -97,6 +104,40 @@ export function registerFastWasmKernels(): void {
  */
 export function setFastBatchMatMul(on: boolean): void {
   enabled = on;
+}
+
+/**
+ * Turns XNNPACK's packed-weights cache on or off. On (the default), a plain product's right
+ * operand — a weight — is packed into XNNPACK's layout once and the packed copy is kept as
+ * long as the tensor lives: fast, but every weight is held twice. Off, each product packs its
+ * right operand for the call and frees the copy after it: one weight's copy at a time, at the
+ * cost of packing on every call. The wasm backend's heap is at most 4 GB, so a model near
+ * 1 GB of f32 weights (Qwen2.5-0.5B: 1.98 GB) only fits with the cache off.
+ */
+export function setPackedWeightCache(on: boolean): void {
+  packedCache = on;
+}
+
+/** Whether XNNPACK's packed-weights cache is on ({@linkcode setPackedWeightCache}). */
+export function packedWeightCache(): boolean {
+  return packedCache;
+}
+
+/**
+ * Sets the packed-weights cache for the models a process holds: off when their f32
+ * parameters take more than {@linkcode PACKED_CACHE_MAX_MODEL_BYTES} bytes in all, else on.
+ * Returns whether the cache is on.
+ *
+ * @example
+ * ```ts
+ * import { fitPackedWeightCache } from "./wasm_kernels.ts";
+ * if (fitPackedWeightCache(1e9)) throw new Error("a 1 GB model packs per call");
+ * fitPackedWeightCache(0);
+ * ```
+ */
+export function fitPackedWeightCache(modelBytes: number): boolean {
+  setPackedWeightCache(modelBytes <= PACKED_CACHE_MAX_MODEL_BYTES);
+  return packedCache;
 }
 
 /** Registers `size` floats at `offset` (inside another tensor's memory) under a fresh id. */
@@ -149,7 +190,9 @@ function batchMatMul(args: {
   const k = transposeA ? a.shape[aRank - 2]! : a.shape[aRank - 1]!;
   const n = transposeB ? b.shape[bRank - 2]! : b.shape[bRank - 1]!;
   const batch = Math.max(batchA, batchB);
-  const simple = batch === 1 && !transposeA && !transposeB;
+  // A plain product goes to the stock kernel, which caches b's packed copy under b's id —
+  // unless that cache is off: then b is passed as a view under a fresh id, dropped after.
+  const simple = batch === 1 && !transposeA && !transposeB && packedCache;
   const sameOuter = batchA === batchB || batchA === 1 || batchB === 1;
   if (
     !enabled || simple || !sameOuter || a.dtype !== "float32" || b.dtype !== "float32" ||
