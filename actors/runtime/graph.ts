@@ -66,12 +66,33 @@ export interface GraphOptions {
    * @default undefined
    */
   exitWorker?: (actor: string) => void | Promise<void>;
+  /**
+   * Where actors run, by name (see `remote.ts`): when the graph is built, each named actor's
+   * logic and input are replaced by what its function returns, e.g. a proxy that forwards
+   * every message to a Worker or a NATS process. A name that is not an actor of the graph
+   * makes `build()` throw a `RangeError` listing the actors.
+   * @default {}
+   */
+  placement?: Readonly<Record<string, Placement>>;
 }
+
+/** An actor as {@linkcode GraphOptions.placement} sees it and replaces it. */
+export interface PlacedActor {
+  /** The actor's name in the graph. */
+  name: string;
+  /** Its logic, type-erased. */
+  logic: ActorLogic<unknown, { type: string }, unknown>;
+  /** What its `init` is called with. */
+  input: unknown;
+}
+
+/** Replaces an actor's logic and input when the graph is built. */
+export type Placement = (actor: PlacedActor) => Pick<PlacedActor, "logic" | "input">;
 
 /** The supervision settings of {@linkcode GraphOptions} a run's config sets. */
 export type Supervision = Pick<
   GraphOptions,
-  "maxRestarts" | "restartDelayMs" | "faults" | "exitWorker"
+  "maxRestarts" | "restartDelayMs" | "faults" | "exitWorker" | "placement"
 >;
 
 /** Options for {@linkcode GraphBuilder.actor} and {@linkcode GraphBuilder.sink}. */
@@ -293,6 +314,14 @@ export class GraphBuilder {
         );
       }
     }
+    const placement = this.#options.placement ?? {};
+    for (const name of Object.keys(placement)) {
+      if (!names.includes(name)) {
+        throw new RangeError(
+          `Cannot build graph: field "placement.${name}" names no actor: current value is "${name}": ${known}`,
+        );
+      }
+    }
     const faults = parseFaults(this.#options.faults ?? []);
     for (const [i, fault] of faults.entries()) {
       if (!names.includes(fault.actor)) {
@@ -302,8 +331,10 @@ export class GraphBuilder {
       }
     }
     const exitWorker = this.#options.exitWorker;
-    const actors = this.#actors.map((spec): ActorSpec => {
-      const override = overrides[spec.name];
+    const actors = this.#actors.map((original): ActorSpec => {
+      const override = overrides[original.name];
+      const place = placement[original.name];
+      const spec = place ? { ...original, ...place(original) } : original;
       return {
         ...spec,
         logic: withFaults(spec.logic, faults, {

@@ -9,3 +9,4 @@ export * from "./channel.ts";
 export * from "./actor.ts";
 export * from "./graph.ts";
 export * from "./faults.ts";
+export * from "./remote.ts";
