@@ -33,6 +33,12 @@ export interface SamplerInput {
    * `model`; `Weights` then update `model` and push it to the server. @default undefined
    */
   openai?: OpenAiSampler;
+  /**
+   * How many policy versions the weights may lag behind a training `Generate` for step s
+   * (which wants version s - 1): a `Generate` further behind fails the Sampler rather than
+   * sample off-policy (`sampler.max_staleness`). Unchecked when absent. @default undefined
+   */
+  maxStaleness?: number;
 }
 
 /** State of {@link sampler}. */
@@ -83,6 +89,13 @@ export const sampler: ActorLogic<
         state.input.version = state.version;
         return state;
       case "Generate": {
+        const lag = message.step - 1 - state.version;
+        const maxStaleness = state.input.maxStaleness;
+        if (message.purpose === "train" && maxStaleness !== undefined && lag > maxStaleness) {
+          throw new RangeError(
+            `Cannot sample step ${message.step}: the weights are ${lag} versions old (version ${state.version}), more than sampler.max_staleness: current value is ${maxStaleness}`,
+          );
+        }
         const t0 = performance.now();
         const { model, tokenizer } = state.input;
         const prompts: number[][] = [];

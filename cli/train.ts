@@ -64,6 +64,8 @@ import {
   startControlServer,
 } from "../server/serve.ts";
 import { ActorFailedError, type Graph } from "../actors/runtime/mod.ts";
+import type { AlgorithmPlugin } from "../algorithms/registry.ts";
+import { placeActors, wasmThreadsFor } from "./actor.ts";
 import type { Tokenizer } from "../model/char_tokenizer.ts";
 
 /** Held-out evaluation of the policy the Sampler holds, routed through the graph. */
@@ -146,7 +148,20 @@ function configureMessage(config: TrainConfig): Configure {
   return message;
 }
 
-async function main(argv: string[]): Promise<number> {
+/** Options of {@linkcode main}. */
+export interface TrainMainOptions {
+  /**
+   * Serve one actor instead of running the loop (`cli/actor.ts`): called with everything the
+   * graph is built from, once it is built exactly as a coordinator builds it.
+   * @default undefined
+   */
+  host?: (
+    built: { config: TrainConfig; plugin: AlgorithmPlugin; graphInput: AlgorithmGraphInput },
+  ) => Promise<number>;
+}
+
+/** `deno task train` with `argv` as its command line; resolves to the exit code. */
+export async function main(argv: string[], options: TrainMainOptions = {}): Promise<number> {
   const args = parseTrainArgs(argv);
   if (args.help) {
     console.log(TRAIN_HELP);
@@ -182,7 +197,7 @@ async function main(argv: string[]): Promise<number> {
   // The Learner's backend (learner.backend, else model.backend) is this process's; the
   // config refuses a different in-process sampler.backend.
   const backend = await initBackend(tensorBackends(config).learner, {
-    wasmThreads: config.model.wasm_threads,
+    wasmThreads: wasmThreadsFor(config),
   });
   const init = resumeFrom ? await loadCheckpoint(resumeFrom) : await loadStartingPolicy(config);
   const tokenizer = init.tokenizer;
@@ -332,6 +347,7 @@ async function main(argv: string[]): Promise<number> {
       tokenizer,
       seed: config.run.seed + (resumeFrom && !exact ? startStep * 7919 : 0),
       version,
+      maxStaleness: config.sampler.max_staleness,
       ...(config.sampler.backend === "openai" ? { openai: openAiSampler(config) } : {}),
     },
     ...(refModel
@@ -393,8 +409,18 @@ async function main(argv: string[]): Promise<number> {
         }
         scorer.killWorker();
       },
+      // Actors placed in a Worker or on NATS (`placement:`): proxies that forward to them.
+      placement: placeActors(config, { configPath: args.config, overrides: args.overrides }),
     },
   };
+  if (options.host) {
+    try {
+      return await options.host({ config, plugin, graphInput });
+    } finally {
+      metricsFile.close();
+      await scorer.close();
+    }
+  }
   const graph = plugin.buildGraph(graphInput);
 
   const controlOptions: LoopControlOptions = {
@@ -654,4 +680,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) await runMain(main);
+if (import.meta.main) await runMain((argv) => main(argv));

@@ -222,9 +222,12 @@ function proxyLogic(
       };
       memory.state = state;
       state.port.onFrame((raw) => onProxyFrame(name, state, raw));
-      const reply = await control(state, fresh ? { k: "init", patch: memory.patch ?? {} } : {
-        k: "init",
-      });
+      const reply = await control(
+        state,
+        fresh ? { k: "init", patch: memory.patch ?? {} } : {
+          k: "init",
+        },
+      );
       if (reply.k === "failed") throw new Error(reply.error);
       if (fresh && memory.lastWeights !== undefined) await call(state, memory.lastWeights);
       return state;
