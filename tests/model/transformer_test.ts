@@ -182,3 +182,73 @@ Deno.test("limitVocabulary() makes ids beyond the tokenizer impossible, in clone
   model.dispose();
   copy.dispose();
 });
+
+Deno.test("batchLogprobs() sends only completion positions to the head, with the full forward's values and gradients", () => {
+  // Long prompts, short completions: 2 rows of t = 22, 5 completion tokens, V = 17, so the
+  // picked path runs (5·44 < 39·17); the reference is the head on every position.
+  const prompt = (n: number, from: number) =>
+    Array.from({ length: n }, (_, i) => 1 + (from + i) % 16);
+  const b = packBatch([prompt(20, 0), prompt(18, 5)], [[3, 4], [5, 6, 7]], 0);
+  const m = model();
+  const vars = [...m.params.values()];
+  const mask = tf.tensor2d(b.mask, [b.n, b.t]);
+  const loss = (logp: tf.Tensor2D) => tf.neg(tf.sum(tf.mul(logp, mask))) as tf.Scalar;
+  const picked = tf.variableGrads(() => loss(batchLogprobs(m, b).logp), vars);
+  const full = tf.variableGrads(() => {
+    const { logits } = m.forward(tf.tensor2d(b.ids, [b.n, b.t], "int32"));
+    const logp = tf.reshape(
+      tf.sum(tf.mul(tf.logSoftmax(logits), tf.oneHot(tf.tensor1d(b.targets, "int32"), 17)), -1),
+      [b.n, b.t],
+    ) as tf.Tensor2D;
+    return loss(logp);
+  }, vars);
+  const values = tf.tidy(() => batchLogprobs(m, b).logp);
+  const reference = tf.tidy(() => {
+    const { logits } = m.forward(tf.tensor2d(b.ids, [b.n, b.t], "int32"));
+    return tf.sum(
+      tf.mul(tf.logSoftmax(logits), tf.oneHot(tf.tensor1d(b.targets, "int32"), 17)),
+      -1,
+    );
+  });
+  const got = values.dataSync(), want = reference.dataSync();
+  let compared = 0;
+  for (let i = 0; i < b.mask.length; i++) {
+    if (b.mask[i]! === 0) {
+      assert.equal(got[i], 0); // not computed
+      continue;
+    }
+    assert.ok(Math.abs(got[i]! - want[i]!) < 1e-5, `position ${i}: ${got[i]} vs ${want[i]}`);
+    compared++;
+  }
+  assert.equal(compared, 5);
+  assert.ok(Math.abs(picked.value.dataSync()[0]! - full.value.dataSync()[0]!) < 1e-4);
+  for (const [name, g] of Object.entries(full.grads)) {
+    assert.ok(maxAbsDiff(picked.grads[name]!.dataSync(), g.dataSync()) < 1e-4, name);
+  }
+  tf.dispose([mask, values, reference, picked.value, full.value]);
+  tf.dispose([...Object.values(picked.grads), ...Object.values(full.grads)]);
+  m.dispose();
+});
+
+Deno.test("Transformer.forward() without a tape frees each layer's activations before the next", () => {
+  const m = model();
+  const ids = tf.tensor2d([[1, 2, 3, 4, 5, 6]], [1, 6], "int32");
+  // Tensors alive when the forward returns inside a tidy: with per-layer tidies only each
+  // layer's output (and the kv pair) survives, not the ~40 intermediates of every layer.
+  let inside = 0, taped = 0;
+  tf.tidy(() => {
+    const before = tf.memory().numTensors;
+    m.forward(ids);
+    inside = tf.memory().numTensors - before;
+  });
+  const g = tf.variableGrads(() => {
+    const before = tf.memory().numTensors;
+    const { logits } = m.forward(ids);
+    taped = tf.memory().numTensors - before;
+    return tf.sum(logits) as tf.Scalar;
+  }, [...m.params.values()]);
+  tf.dispose([g.value, ...Object.values(g.grads), ids]);
+  m.dispose();
+  assert.ok(inside < 25, `${inside} tensors alive after an untaped forward`);
+  assert.ok(taped > 2 * inside, `taped ${taped} vs untaped ${inside}`);
+});

@@ -1,9 +1,17 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../model/backend.ts";
-import { MIN_ITEM_FLOPS, setFastBatchMatMul } from "../../model/wasm_kernels.ts";
+import {
+  fitPackedWeightCache,
+  MIN_ITEM_FLOPS,
+  PACKED_CACHE_MAX_MODEL_BYTES,
+  packedWeightCache,
+  setFastBatchMatMul,
+  setPackedWeightCache,
+} from "../../model/wasm_kernels.ts";
+import { HEAD_BLOCK_ROWS, Transformer } from "../../model/transformer.ts";
 import { batchLogprobs, packBatch } from "../../model/sampling.ts";
-import { makeTinyModel, maxAbsDiff } from "../helpers.ts";
+import { makeTinyModel, maxAbsDiff, TINY_TEST_CONFIG } from "../helpers.ts";
 
 await initBackend("wasm");
 
@@ -118,5 +126,68 @@ Deno.test("a model's log-probs and gradients are the same with the fast kernel",
   } finally {
     setFastBatchMatMul(true);
     model.dispose();
+  }
+});
+
+Deno.test("setPackedWeightCache() off gives the same products and keeps no packed copy", async () => {
+  // deno-lint-ignore no-explicit-any
+  const heapBytes = () => (tf.backend() as any).wasm.HEAPU8.buffer.byteLength as number;
+  const a = values([64, 96], 3);
+  try {
+    setPackedWeightCache(true);
+    const weight = values([96, 128], 4); // a weight: packed once, kept while it lives
+    const cached = await tf.matMul(a, weight).data();
+    setPackedWeightCache(false);
+    const perCall = await tf.matMul(a, weight).data();
+    assert.deepEqual(perCall, cached); // bit for bit
+    // 50 live [512, 512] weights (1 MB each): with the cache on their products would keep 50
+    // packed copies (50 MB); off, each copy is freed after its product.
+    const weights = Array.from({ length: 50 }, (_, i) => values([512, 512], 10 + i));
+    const x = values([4, 512], 6);
+    tf.dispose(tf.matMul(x, weights[0]!));
+    const heap = heapBytes();
+    for (const w of weights) tf.dispose(tf.matMul(x, w));
+    assert.ok(heapBytes() - heap < 16 * 2 ** 20, `heap grew ${heapBytes() - heap} bytes`);
+    tf.dispose([...weights, x]);
+    tf.dispose([a, weight]);
+  } finally {
+    setPackedWeightCache(true);
+  }
+});
+
+Deno.test("fitPackedWeightCache() turns the cache off above PACKED_CACHE_MAX_MODEL_BYTES", () => {
+  try {
+    assert.equal(fitPackedWeightCache(PACKED_CACHE_MAX_MODEL_BYTES), true);
+    assert.equal(packedWeightCache(), true);
+    assert.equal(fitPackedWeightCache(PACKED_CACHE_MAX_MODEL_BYTES + 1), false);
+    assert.equal(packedWeightCache(), false);
+  } finally {
+    setPackedWeightCache(true);
+  }
+});
+
+Deno.test("a frozen tied head in blocks (cache off) gives the logits of the whole head", async () => {
+  // A vocabulary over HEAD_BLOCK_ROWS: with the cache off the head is cut into two blocks.
+  const config = {
+    ...TINY_TEST_CONFIG,
+    vocab_size: HEAD_BLOCK_ROWS + 1000,
+    tie_word_embeddings: true,
+  };
+  const whole = Transformer.create(config, { seed: 5, trainable: false });
+  const blocks = Transformer.create(config, { seed: 5, trainable: false });
+  const ids = tf.tensor2d([[1, 17000, 3, 16384], [5, 6, 7, 8]], [2, 4], "int32");
+  try {
+    setPackedWeightCache(true);
+    const a = tf.tidy(() => whole.forward(ids).logits);
+    setPackedWeightCache(false);
+    const b = tf.tidy(() => blocks.forward(ids).logits);
+    assert.deepEqual(b.shape, [8, HEAD_BLOCK_ROWS + 1000]);
+    assert.ok(maxAbsDiff(await a.data(), await b.data()) < 1e-6);
+    tf.dispose([a, b]);
+  } finally {
+    setPackedWeightCache(true);
+    tf.dispose(ids);
+    whole.dispose();
+    blocks.dispose();
   }
 });
