@@ -19,8 +19,8 @@ import { DEFAULT_CONFIG_PATH, type TrainConfig } from "./config_schema.ts";
 import { REPO_ROOT, runMain } from "./common.ts";
 import { main as trainMain } from "./train.ts";
 import {
-  type Placement,
   type PlacedActor,
+  type Placement,
   type Port,
   remoteActor,
   serveActor,
@@ -38,7 +38,8 @@ import {
 } from "../actors/runtime/nats_transport.ts";
 
 /** `deno task actor --help`. */
-export const ACTOR_HELP = `Usage: deno task actor <name> [--config FILE] [--nats URL] [--set KEY=VALUE]...
+export const ACTOR_HELP =
+  `Usage: deno task actor <name> [--config FILE] [--nats URL] [--set KEY=VALUE]...
 
 Runs the actor <name> (sampler, verifier, learner, ref_policy, ...) of the config's graph in
 this process, for a coordinator that places it on NATS (placement: { <name>: nats }).
@@ -98,7 +99,7 @@ export function placeActors(
       throw new ConfigError(display, [{
         field: `placement.${name}`,
         message:
-          `cannot place the ${name} on "${where}" with sampler.share_weights: true (the Sampler and the Learner would need one model object): current value is "${where}"`,
+          `field "placement.${name}" cannot be "${where}" with sampler.share_weights: true (the Sampler and the Learner would need one model object): current value is "${where}"`,
       }]);
     }
     const argv = hostArgv(options);
@@ -163,7 +164,18 @@ export async function hostActor(
         if (!found) throw new Error(`Cannot serve actor "${name}": not built`);
         const port = await connectPort(config);
         ready();
-        await serveActor(name, found.logic, found.input, port);
+        // MGRPO_ACTOR_TRACE=1 prints each message as it is handled (tests time a kill by it).
+        const trace = Deno.env.get("MGRPO_ACTOR_TRACE") === "1";
+        await serveActor(name, found.logic, found.input, port, {
+          ...(trace
+            ? {
+              onHandle: (m) => {
+                const { step, purpose } = m as { step?: number; purpose?: string };
+                console.error(`actor ${name}: handling ${m.type} ${purpose ?? ""} ${step ?? ""}`);
+              },
+            }
+            : {}),
+        });
         return 0;
       },
     });

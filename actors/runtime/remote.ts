@@ -373,6 +373,11 @@ export interface ServeOptions {
    * @default undefined
    */
   signal?: AbortSignal;
+  /**
+   * Called with each valid message before it is handled (for tracing).
+   * @default undefined
+   */
+  onHandle?: (message: AnyMessage) => void;
 }
 
 /**
@@ -435,6 +440,7 @@ export function serveActor<State, Msg extends AnyMessage, Input>(
         try {
           const message = parseMessage(frame.message, "the coordinator") as Msg;
           if (!hasState) throw new Error(`Cannot handle "${message.type}": not initialised`);
+          options.onHandle?.(message);
           const next = await logic.handle(state as State, message, ctx);
           if (next !== undefined) state = next;
         } catch (e) {
@@ -528,6 +534,7 @@ export function memoryPorts(): [Port, Port] {
     onFrame: self.set,
     lost: self.lost.promise,
     close() {
+      self.lost.resolve(new Error("this end was closed"));
       other.lost.resolve(new Error("the other end closed the port"));
       return Promise.resolve();
     },

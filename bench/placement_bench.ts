@@ -1,0 +1,87 @@
+/**
+ * `deno task bench:placement [--steps N] [--config FILE]`: step time of the embedded default
+ * (or FILE) with every actor in-process vs the Sampler in a Web Worker
+ * (`placement.sampler=worker`), each a real `cli/train.ts` run without evaluations. Prints
+ * one JSON object: the median `time/step` of each (the first step, which warms up, left
+ * out), their ratio `worker / inprocess` (below 1: the Worker is faster), and whether both
+ * runs computed the same metrics.
+ *
+ * @module
+ */
+import { TRAIN_RUN_ARGS } from "../cli/common.ts";
+
+function flag(name: string, fallback: string): string {
+  const i = Deno.args.indexOf(name);
+  return i >= 0 && Deno.args[i + 1] !== undefined ? Deno.args[i + 1]! : fallback;
+}
+
+const steps = Number(flag("--steps", "4"));
+const config = flag("--config", "configs/tiny-mgrpo.yaml");
+
+async function run(label: string, sets: string[]): Promise<Record<string, number>[]> {
+  const dir = await Deno.makeTempDir({ prefix: `bench-placement-${label}-` });
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        ...TRAIN_RUN_ARGS,
+        "--config",
+        config,
+        ...[
+          `run.steps=${steps}`,
+          "eval.before=false",
+          "eval.after=false",
+          "control.enabled=false",
+          ...sets,
+        ].flatMap((s) => ["--set", s]),
+        "--run-dir",
+        dir,
+      ],
+      cwd: new URL("../", import.meta.url).pathname,
+      env: { NO_COLOR: "1" },
+    }).output();
+    if (out.code !== 0) {
+      throw new Error(`The ${label} run failed:\n${new TextDecoder().decode(out.stderr)}`);
+    }
+    return (await Deno.readTextFile(`${dir}/metrics.jsonl`)).split("\n").filter((l) => l)
+      .map((l) => JSON.parse(l) as Record<string, number>);
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function stepTimes(records: Record<string, number>[]): number[] {
+  const times = records.map((r) => r["time/step"]).filter((t): t is number => t !== undefined);
+  return times.length > 1 ? times.slice(1) : times;
+}
+
+function numbers(records: Record<string, number>[]): string {
+  return JSON.stringify(
+    records.map((r) =>
+      Object.fromEntries(Object.entries(r).filter(([k]) => !/^(time|throughput|queue)\//.test(k)))
+    ),
+  );
+}
+
+const inprocess = await run("inprocess", []);
+const worker = await run("worker", ["placement.sampler=worker"]);
+const a = median(stepTimes(inprocess));
+const b = median(stepTimes(worker));
+console.log(JSON.stringify(
+  {
+    config,
+    steps,
+    cores: navigator.hardwareConcurrency,
+    inprocess_step_s: Number(a.toFixed(3)),
+    worker_step_s: Number(b.toFixed(3)),
+    ratio_worker_over_inprocess: Number((b / a).toFixed(3)),
+    same_metrics: numbers(inprocess) === numbers(worker),
+  },
+  null,
+  2,
+));
