@@ -1,0 +1,221 @@
+/**
+ * The NATS transport against a real nats-server (`.ci/run` starts one and sets NATS_URL; else
+ * the test starts `nats-server` from PATH; with CI=true a missing server fails the tests):
+ * the frame codec, a remote actor attached through the server, weights through the object
+ * store, and rollouts through JetStream when durable.
+ */
+import assert from "node:assert/strict";
+import {
+  type ActorLogic,
+  GraphBuilder,
+  remoteActor,
+  serveActor,
+} from "../../../actors/runtime/mod.ts";
+import {
+  closeNatsConnections,
+  decodeFrame,
+  encodeFrame,
+  natsConnect,
+  natsHostPort,
+} from "../../../actors/runtime/nats_transport.ts";
+
+/** A reachable nats-server: NATS_URL, or one started from PATH; undefined when neither. */
+async function natsServer(): Promise<{ url: string; stop(): Promise<void> } | undefined> {
+  const env = Deno.env.get("NATS_URL");
+  if (env) return { url: env, stop: () => Promise.resolve() };
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const store = await Deno.makeTempDir({ prefix: "nats-test-" });
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("nats-server", {
+      args: ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", store],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  } catch (error) {
+    await Deno.remove(store, { recursive: true });
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  for (let i = 0; i < 100; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    async stop() {
+      child.kill();
+      await child.status;
+      await Deno.remove(store, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+const CI = Deno.env.get("CI") === "true";
+const server = await natsServer().catch(() => undefined);
+if (server === undefined && CI) {
+  throw new Error("Cannot test the NATS transport: no NATS_URL and no nats-server on PATH (CI)");
+}
+const ignore = server === undefined;
+
+Deno.test("encodeFrame() round-trips typed arrays and every number exactly", () => {
+  const value = {
+    k: "handle",
+    message: {
+      type: "Rollouts",
+      x: [0.1, -0, NaN, Infinity, -Infinity, 1e-310, 2 ** 53],
+      w: new Float32Array([Math.PI, -1]),
+      u: new Uint8Array([1, 2, 3]),
+      s: "ünïcode",
+      nested: [{ a: null, b: true }],
+    },
+  };
+  const back = decodeFrame(encodeFrame(value)) as typeof value;
+  assert.deepEqual(back, value);
+  assert.ok(Object.is(back.message.x[1], -0));
+  assert.ok(back.message.w instanceof Float32Array);
+  assert.throws(() => decodeFrame(new Uint8Array([1])), SyntaxError);
+});
+
+type Msg = { type: string; version?: number; tensors?: Record<string, Float32Array> };
+
+/** Echoes what it gets to `out`: Weights as their version and tensor sums. */
+const echo: ActorLogic<void, Msg> = {
+  init() {},
+  async handle(_s, message, ctx) {
+    if (message.type === "Weights") {
+      const sums = Object.values(message.tensors ?? {}).map((t) => t.reduce((a, b) => a + b, 0));
+      await ctx.send("out", { type: "Next", step: (message.version ?? 0) + 1 + sums[0]! });
+    } else {
+      await ctx.send("out", message);
+    }
+  },
+};
+
+Deno.test({
+  name: "natsConnect() reaches an actor process through nats-server, weights in the object store",
+  ignore,
+  async fn() {
+    const session = `t${crypto.randomUUID().slice(0, 8)}`;
+    const options = { url: server!.url, session };
+    // The "process" of the actor: here in this process, connected only through the server.
+    const hostPort = await natsHostPort("echo", options);
+    const served = serveActor("echo", echo, undefined, hostPort);
+    const graph = new GraphBuilder({
+      placement: {
+        echo: remoteActor("echo", {
+          connect: natsConnect("echo", {
+            ...options,
+            spawn: () => {
+              throw new Error("the host is already running");
+            },
+          }),
+        }),
+      },
+    }).actor("echo", echo, undefined).sink("out").build();
+    await graph.start();
+    const out = graph.sink<{ type: string; step: number }>("out");
+    await graph.send("echo", { type: "Next", step: 7 });
+    assert.deepEqual(await out.receive(), { type: "Next", step: 7 });
+    // 300 000 floats, over the 1 MB message limit: through the object store, in chunks.
+    const big = new Float32Array(300_000).fill(0.5);
+    await graph.send("echo", { type: "Weights", version: 4, tensors: { w: big } });
+    assert.deepEqual(await out.receive(), { type: "Next", step: 4 + 1 + 150_000 });
+    await graph.stop();
+    await graph.done;
+    await served;
+  },
+});
+
+Deno.test({
+  name: "natsConnect() with durable carries rollouts through JetStream",
+  ignore,
+  async fn() {
+    const session = `t${crypto.randomUUID().slice(0, 8)}`;
+    const options = { url: server!.url, session, durable: true };
+    const hostPort = await natsHostPort("echo", options);
+    const served = serveActor("echo", echo, undefined, hostPort);
+    const graph = new GraphBuilder({
+      placement: {
+        echo: remoteActor("echo", {
+          connect: natsConnect("echo", {
+            ...options,
+            spawn: () => {
+              throw new Error("the host is already running");
+            },
+          }),
+        }),
+      },
+    }).actor("echo", echo, undefined).sink("out").build();
+    await graph.start();
+    const rollouts = {
+      type: "Rollouts",
+      purpose: "train",
+      step: 1,
+      label: "",
+      queries: [{ id: "q", question: "1+1", answer: 2, prompt: "p", promptIds: [1, 2] }],
+      n: 1,
+      policyVersion: 0,
+      rollouts: [{
+        queryIndex: 0,
+        completionIds: [3],
+        logprobs: [-0.25],
+        text: "2",
+        finishReason: "stop",
+      }],
+      timings: { sampler: 0.5 },
+    };
+    await graph.send("echo", rollouts);
+    assert.deepEqual(await graph.sink("out").receive(), rollouts);
+    await graph.stop();
+    await graph.done;
+    await served;
+  },
+});
+
+Deno.test({
+  name: "natsConnect() reports a host process that exits",
+  ignore,
+  async fn() {
+    const session = `t${crypto.randomUUID().slice(0, 8)}`;
+    const lost: string[] = [];
+    let child: Deno.ChildProcess | undefined;
+    const graph = new GraphBuilder({
+      placement: {
+        echo: remoteActor("echo", {
+          connect: natsConnect("echo", {
+            url: server!.url,
+            session,
+            startTimeoutMs: 2000,
+            spawn: () => (child = new Deno.Command(Deno.execPath(), {
+              args: ["eval", "await new Promise((r) => setTimeout(r, 100))"],
+              stdout: "null",
+              stderr: "null",
+            }).spawn()),
+          }),
+          onLost: (actor, cause) => lost.push(`${actor}: ${cause.message}`),
+        }),
+      },
+    }).actor("echo", echo, undefined).build();
+    // The spawned process never answers and exits: init fails naming the actor.
+    const error = await graph.start().catch((e) => e);
+    assert.match(String(error), /actor "echo"/);
+    await child?.status;
+    await graph.done.catch(() => {});
+  },
+});
+
+Deno.test({
+  name: "nats transport tests release the server",
+  ignore,
+  async fn() {
+    await closeNatsConnections();
+    await server!.stop();
+  },
+});
