@@ -199,6 +199,8 @@ function proxyLogic(
         void port.lost.then((cause) => {
           if (memory.port !== port) return;
           memory.port = undefined;
+          // Its subscriptions go: a replacement host's frames must reach only the new state.
+          void port.close().catch(() => {});
           const state = memory.state;
           options.onLost?.(name, cause);
           if (state === undefined || state.port !== port) return;
@@ -247,20 +249,22 @@ function proxyLogic(
     },
     async close(state) {
       const { memory } = state;
-      if (memory.state === state) memory.state = undefined;
-      if (state.lost || memory.port !== state.port) return;
       const stopping = state.ctx.signal.aborted;
+      const live = !state.lost && memory.port === state.port;
       // A host that ends because we asked it to is not lost.
-      if (stopping) memory.port = undefined;
-      try {
-        await withTimeout(
-          control(state, { k: "close", exit: stopping }),
-          options.closeTimeoutMs ?? 2000,
-        );
-      } catch {
-        // A host that does not confirm is ended below.
+      if (live && stopping) memory.port = undefined;
+      if (live) {
+        try {
+          await withTimeout(
+            control(state, { k: "close", exit: stopping }),
+            options.closeTimeoutMs ?? 2000,
+          );
+        } catch {
+          // A host that does not confirm is ended below.
+        }
+        if (stopping) await state.port.close();
       }
-      if (stopping) await state.port.close();
+      if (memory.state === state) memory.state = undefined;
     },
   };
 }
@@ -290,6 +294,7 @@ async function call(state: ProxyState, message: AnyMessage, skip = 0): Promise<v
 }
 
 function onProxyFrame(name: string, state: ProxyState, raw: unknown): void {
+  if (state.lost || state.memory.state !== state) return; // a replaced host's late frames
   const parsed = FrameSchema.safeParse(raw);
   if (!parsed.success) {
     const error = new TypeError(
