@@ -15,7 +15,7 @@
  */
 import { ArgsError } from "./args.ts";
 import { ConfigError } from "./config.ts";
-import { DEFAULT_CONFIG_PATH, type TrainConfig } from "./config_schema.ts";
+import { DEFAULT_CONFIG_PATH, natsUrl, type TrainConfig } from "./config_schema.ts";
 import { REPO_ROOT, runMain } from "./common.ts";
 import { main as trainMain } from "./train.ts";
 import {
@@ -110,7 +110,7 @@ export function placeActors(
       });
       continue;
     }
-    const url = config.nats.url;
+    const url = natsUrl(config);
     placement[name] = remoteActor(name, {
       connect: natsConnect(name, {
         url,
@@ -206,7 +206,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const code = await hostActor(name, rest, (config) =>
     natsHostPort(name, {
-      url: url ?? config.nats.url,
+      url: url ?? natsUrl(config),
       session: natsSession(config.run.name),
       durable: config.nats.durable,
     }), () => console.error(`actor ${name}: ready (pid ${Deno.pid})`));

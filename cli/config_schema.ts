@@ -400,8 +400,12 @@ export const PlacementConfigSchema = z.record(z.string(), z.enum(PLACEMENTS)).su
   },
 );
 
-/** `NATS_URL` from the environment, else the local server's default address. */
-function defaultNatsUrl(): string {
+/**
+ * The nats-server address of a config: `nats.url`, else the `NATS_URL` environment variable,
+ * else the local server's default address.
+ */
+export function natsUrl(config: { nats: { url: string } }): string {
+  if (config.nats.url !== "") return config.nats.url;
   try {
     return Deno.env.get("NATS_URL") || "nats://127.0.0.1:4222";
   } catch {
@@ -411,8 +415,8 @@ function defaultNatsUrl(): string {
 
 /** The `nats` section: the message system of `placement: { <actor>: nats }`. */
 export const NatsConfigSchema = z.object({
-  url: z.string().min(1).default(defaultNatsUrl).describe(
-    "Address of the nats-server (with JetStream, -js) that actors placed on nats talk through; default: the NATS_URL environment variable, else nats://127.0.0.1:4222",
+  url: z.string().default("").describe(
+    'Address of the nats-server (with JetStream, -js) that actors placed on nats talk through; "" = the NATS_URL environment variable, else nats://127.0.0.1:4222',
   ),
   durable: z.boolean().default(false).describe(
     "Carry the rollout stream (Sampler → Verifier) through JetStream, so the server keeps it until it is delivered",

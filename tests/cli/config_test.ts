@@ -132,7 +132,7 @@ Deno.test("loadConfig() names an unknown section", () => {
   assert.equal(
     error.message,
     'Cannot load config "x.yaml": line 2, field "learnr" is not a known field: known fields are ' +
-      '"run", "model", "task", "prompts", "algorithm", "plugins", "grpo", "mgrpo", "ppo", "reward", "sampler", "learner", "eval", "runtime", "control", "faults"',
+      '"run", "model", "task", "prompts", "algorithm", "plugins", "grpo", "mgrpo", "ppo", "reward", "sampler", "learner", "eval", "runtime", "control", "placement", "nats", "faults"',
   );
 });
 
