@@ -267,6 +267,9 @@ export const LearnerConfigSchema = z.object({
   micro_batch_size: z.number().int().min(1).default(64).describe(
     "Sequences per forward/backward pass; gradients accumulate over the step",
   ),
+  gradient_checkpointing: z.boolean().default(false).describe(
+    "Recompute each layer's activations in the backward instead of keeping them (TRL gradient_checkpointing): activation memory drops to one [B·T, D] tensor per layer, for one more forward per step; same results",
+  ),
   backend: z.enum(BACKENDS).optional().describe(
     "TensorFlow.js backend of the Learner (and the actors in its process): auto, wasm, cpu, webgpu or tensorflow (tfjs-node); absent = model.backend",
   ),

@@ -203,6 +203,7 @@ export async function main(argv: string[], options: TrainMainOptions = {}): Prom
   const tokenizer = init.tokenizer;
   // Ids beyond the tokenizer (a padded embedding table) are never sampled nor scored.
   init.model.limitVocabulary(tokenizer.vocabSize);
+  init.model.gradientCheckpointing = config.learner.gradient_checkpointing;
   const lora = config.model.lora;
   if (lora.r > 0 && !init.model.lora) {
     // A resumed LoRA checkpoint brings its adapters; a new run attaches fresh ones.

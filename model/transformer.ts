@@ -175,6 +175,13 @@ export class Transformer {
    * `<projection>.lora_A.weight` and `.lora_B.weight` are then in {@link params}.
    */
   lora: LoraSettings | undefined;
+  /**
+   * Recompute each layer's activations in the backward instead of keeping them (TRL's
+   * `gradient_checkpointing`): under a gradient tape, activation memory drops to one
+   * `[B·T, D]` tensor per layer, for one more forward per step. Results are the same.
+   * @default false
+   */
+  gradientCheckpointing = false;
   readonly #headDim: number;
   readonly #rot: tf.Tensor2D;
   readonly #cos: tf.Tensor2D;
@@ -540,13 +547,16 @@ export class Transformer {
     let x = embed(tf.reshape(ids, [b * t]) as tf.Tensor1D, table); // [B·T, D]
     const cache: KvCache[] = [];
 
-    const rope = (y: tf.Tensor2D, heads: number): tf.Tensor4D => {
+    /** The tensors a layer reads besides its input and weights (a checkpointed layer keeps them). */
+    type LayerConsts = [cos: tf.Tensor, sin: tf.Tensor, mask: tf.Tensor];
+    const consts: LayerConsts = [cos, sin, mask];
+    const rope = (y: tf.Tensor2D, heads: number, [cs, sn]: LayerConsts): tf.Tensor4D => {
       const y4 = tf.reshape(y, [b, t, heads, hd]);
       const rotated = tf.reshape(
         mm(tf.reshape(y, [b * t * heads, hd]) as tf.Tensor2D, this.#rot),
         [b, t, heads, hd],
       );
-      return tf.add(tf.mul(y4, cos), tf.mul(rotated, sin)) as tf.Tensor4D; // [B, T, heads, hd]
+      return tf.add(tf.mul(y4, cs), tf.mul(rotated, sn)) as tf.Tensor4D; // [B, T, heads, hd]
     };
 
     // Without a tape each layer runs in a tidy of its own, so its activations are freed before
@@ -554,7 +564,10 @@ export class Transformer {
     // 150-token prefill of two rows on Qwen2.5-0.5B).
     const tidyLayers = !recordingGradients();
     for (let i = 0; i < c.num_hidden_layers; i++) {
-      const layer = (): { x: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } => {
+      const layer = (
+        x: tf.Tensor2D,
+        lc: LayerConsts,
+      ): { x: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } => {
         const p = `model.layers.${i}`;
         const w = (n: string) => this.#p(`${p}.${n}`) as tf.Tensor2D;
         const lora = this.lora;
@@ -580,10 +593,11 @@ export class Transformer {
           this.#p(`${p}.input_layernorm.weight`) as tf.Tensor1D,
           c.rms_norm_eps,
         );
-        const q = rope(proj(xn, "self_attn.q_proj.weight", bias("self_attn.q_proj.bias")), h);
+        const q = rope(proj(xn, "self_attn.q_proj.weight", bias("self_attn.q_proj.bias")), h, lc);
         const kNew = rope(
           proj(xn, "self_attn.k_proj.weight", bias("self_attn.k_proj.bias")),
           hkv,
+          lc,
         );
         const vNew = tf.reshape(
           proj(xn, "self_attn.v_proj.weight", bias("self_attn.v_proj.bias")),
@@ -606,7 +620,7 @@ export class Transformer {
           tf.matMul(qg, tf.reshape(k, [b * hkv, s, hd]), false, true),
           scale,
         ); // [B·Hkv, g·T, S]
-        const masked = tf.add(tf.reshape(scores, [b, hkv, g, t, s]), mask);
+        const masked = tf.add(tf.reshape(scores, [b, hkv, g, t, s]), lc[2]);
         const probs = tf.reshape(tf.softmax(masked, -1), [b * hkv, g * t, s]);
         const ctxv = tf.matMul(probs, tf.reshape(v, [b * hkv, s, hd])); // [B·Hkv, g·T, hd]
         const merged = tf.reshape(
@@ -631,7 +645,12 @@ export class Transformer {
         x = tf.add(x, proj(gated, "mlp.down_proj.weight"));
         return { x, k, v };
       };
-      const out = tidyLayers ? tf.tidy(layer) : layer();
+      if (!tidyLayers && this.gradientCheckpointing && !options.returnCache && !past) {
+        x = this.#checkpointed(i, (xIn, lc) => layer(xIn, lc).x, x, consts);
+        continue;
+      }
+      const xIn = x;
+      const out = tidyLayers ? tf.tidy(() => layer(xIn, consts)) : layer(xIn, consts);
       x = out.x;
       if (options.returnCache) cache.push({ k: out.k, v: out.v });
     }
@@ -647,6 +666,58 @@ export class Transformer {
     }
     const logits = this.head(hidden);
     return options.returnCache ? { logits, cache } : { logits };
+  }
+
+  /**
+   * Layer `i` under gradient checkpointing: the forward keeps only the layer's input; the
+   * backward runs the layer again under a tape of its own and returns the gradients of the
+   * input and of the layer's trainable parameters. Activation memory drops from every
+   * layer's intermediates to one `[B·T, D]` input per layer, for one more forward per step.
+   */
+  #checkpointed<C extends tf.Tensor[]>(
+    i: number,
+    layer: (x: tf.Tensor2D, consts: C) => tf.Tensor2D,
+    x: tf.Tensor2D,
+    consts: C,
+  ): tf.Tensor2D {
+    const prefix = `model.layers.${i}.`;
+    const vars = [...this.params].filter(([n, v]) => n.startsWith(prefix) && v.trainable)
+      .map(([, v]) => v);
+    const f = tf.customGrad(
+      // deno-lint-ignore no-explicit-any
+      ((...args: any[]) => {
+        const save = args[args.length - 1] as tf.GradSaveFunc;
+        const input = args[0] as tf.Tensor2D;
+        // The forward's own tensors (RoPE rows, mask) are freed when it returns: keep copies.
+        save([input, ...consts]);
+        return {
+          value: layer(input, consts), // not taped: customGrad's forward runs as one kernel
+          gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
+            // The outer backward has closed its tape; a nested one replaces the engine's
+            // record of it, which the outer backward reads when it ends: put it back.
+            // deno-lint-ignore no-explicit-any
+            const state = (tf.engine() as any).state as { activeTape: unknown };
+            const outer = state.activeTape;
+            const x0 = tf.variable(saved[0]!, true);
+            try {
+              const { value, grads } = tf.variableGrads(
+                () =>
+                  tf.sum(
+                    tf.mul(layer(x0 as unknown as tf.Tensor2D, saved.slice(1) as C), dy),
+                  ) as tf.Scalar,
+                [x0, ...vars],
+              );
+              value.dispose();
+              return [x0, ...vars].map((v) => grads[v.name] ?? tf.zerosLike(v));
+            } finally {
+              x0.dispose();
+              state.activeTape = outer;
+            }
+          },
+        };
+      }) as never,
+    ) as unknown as (...inputs: tf.Tensor[]) => tf.Tensor2D;
+    return f(x, ...vars);
   }
 
   /**

@@ -12,6 +12,13 @@
  * too small to pay for a call (fewer than {@linkcode MIN_ITEM_FLOPS} multiply-adds) keep the
  * stock path.
  *
+ * **Identity.** The stock kernel copies its input, and `tf.clone` — which the gradient tape
+ * calls on every tensor it saves for the backward — is Identity: under a tape every weight a
+ * product reads and every saved activation was copied (a second copy of a 494M-parameter
+ * model's weights, 2 GB, in the first forward). This kernel shares the input's memory and
+ * counts a reference, as tfjs' cpu backend and the wasm backend's own Reshape do; tensors are
+ * never written in place, so a shared buffer reads as the copy would.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
@@ -76,6 +83,18 @@ export function registerFastWasmKernels(): void {
   if (!stock) {
     throw new Error("Cannot register the fast wasm kernels: the wasm backend has no BatchMatMul");
   }
+  tf.unregisterKernel("Identity", "wasm");
+  tf.registerKernel({
+    kernelName: "Identity",
+    backendName: "wasm",
+    kernelFunc: (({ inputs: { x }, backend }: {
+      inputs: { x: tf.TensorInfo };
+      backend: { incRef(dataId: object): void };
+    }) => {
+      backend.incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    }) as unknown as tf.KernelFunc,
+  });
   tf.unregisterKernel("BatchMatMul", "wasm");
   tf.registerKernel({
     kernelName: "BatchMatMul",

@@ -252,3 +252,43 @@ Deno.test("Transformer.forward() without a tape frees each layer's activations b
   assert.ok(inside < 25, `${inside} tensors alive after an untaped forward`);
   assert.ok(taped > 2 * inside, `taped ${taped} vs untaped ${inside}`);
 });
+
+Deno.test("Transformer.gradientCheckpointing gives the same loss and gradients, with fewer tensors kept", () => {
+  const b = packBatch([[1, 2, 3, 4, 5], [6, 7]], [[8, 9], [10, 11, 12]], 0);
+  const run = (checkpointing: boolean, trainable: boolean) => {
+    const m = model();
+    if (!trainable) {
+      // A LoRA-like case: the layers' base weights frozen, their norms trainable.
+      for (const [n, v] of m.params) {
+        if (n.endsWith("_proj.weight")) m.params.set(n, tf.variable(v, false));
+      }
+    }
+    m.gradientCheckpointing = checkpointing;
+    const named = [...m.params].filter(([, v]) => v.trainable);
+    const vars = named.map(([, v]) => v);
+    let kept = 0;
+    const { value, grads } = tf.variableGrads(() => {
+      const before = tf.memory().numTensors;
+      const { logp } = batchLogprobs(m, b);
+      kept = tf.memory().numTensors - before;
+      return tf.neg(tf.sum(tf.mul(logp, tf.tensor2d(b.mask, [b.n, b.t])))) as tf.Scalar;
+    }, vars);
+    const out = {
+      loss: value.dataSync()[0]!,
+      grads: Object.fromEntries(named.map(([n, v]) => [n, grads[v.name]!.dataSync().slice()])),
+      kept,
+    };
+    tf.dispose([value, ...Object.values(grads)]);
+    m.dispose();
+    return out;
+  };
+  for (const trainable of [true, false]) {
+    const plain = run(false, trainable), ckpt = run(true, trainable);
+    assert.equal(ckpt.loss, plain.loss);
+    assert.deepEqual(Object.keys(ckpt.grads).sort(), Object.keys(plain.grads).sort());
+    for (const [name, g] of Object.entries(plain.grads)) {
+      assert.ok(maxAbsDiff(ckpt.grads[name]!, g) < 1e-6, `${name} (trainable base: ${trainable})`);
+    }
+    assert.ok(ckpt.kept * 2 < plain.kept, `kept ${ckpt.kept} vs ${plain.kept}`);
+  }
+});
