@@ -45,6 +45,7 @@ export const TRAIN_RUN_ARGS: readonly string[] = [
   "--allow-env",
   "--allow-run",
   "--allow-net",
+  "--allow-ffi", // the optional tensorflow backend (tfjs-node) is a Node-API addon
   `${REPO_ROOT}cli/train.ts`,
 ];
 
