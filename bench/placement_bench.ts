@@ -1,10 +1,12 @@
 /**
- * `deno task bench:placement [--steps N] [--config FILE]`: step time of the embedded default
- * (or FILE) with every actor in-process vs the Sampler in a Web Worker
- * (`placement.sampler=worker`), each a real `cli/train.ts` run without evaluations. Prints
- * one JSON object: the median `time/step` of each (the first step, which warms up, left
- * out), their ratio `worker / inprocess` (below 1: the Worker is faster), and whether both
- * runs computed the same metrics.
+ * `deno task bench:placement [--steps N] [--config FILE] [--variants a,b,c]`: step time of
+ * the embedded default (or FILE) with every actor in-process (`inprocess`: the config's wasm
+ * threads, one per core by default; `inprocess_1t`: one wasm thread) vs the Sampler in a Web
+ * Worker (`worker`: `placement.sampler=worker`, one wasm thread in each of the two threads),
+ * each a real `cli/train.ts` run without evaluations. Prints one JSON object: the median
+ * `time/step` of each (the first step, which warms up, left out), the ratios
+ * `worker / inprocess` and `worker / inprocess_1t` (below 1: the Worker is faster), and whether
+ * the runs computed the same metrics.
  *
  * @module
  */
@@ -17,6 +19,12 @@ function flag(name: string, fallback: string): string {
 
 const steps = Number(flag("--steps", "4"));
 const config = flag("--config", "configs/tiny-mgrpo.yaml");
+const variants = flag("--variants", "inprocess,inprocess_1t,worker").split(",");
+const SETS: Record<string, string[]> = {
+  inprocess: [],
+  inprocess_1t: ["model.wasm_threads=1"],
+  worker: ["placement.sampler=worker"],
+};
 
 async function run(label: string, sets: string[]): Promise<Record<string, number>[]> {
   const dir = await Deno.makeTempDir({ prefix: `bench-placement-${label}-` });
@@ -68,19 +76,28 @@ function numbers(records: Record<string, number>[]): string {
   );
 }
 
-const inprocess = await run("inprocess", []);
-const worker = await run("worker", ["placement.sampler=worker"]);
-const a = median(stepTimes(inprocess));
-const b = median(stepTimes(worker));
+const results: Record<string, Record<string, number>[]> = {};
+for (const name of variants) {
+  const sets = SETS[name];
+  if (!sets) throw new RangeError(`Unknown variant "${name}": known are ${Object.keys(SETS)}`);
+  results[name] = await run(name, sets);
+}
+const step: Record<string, number> = {};
+for (const [name, records] of Object.entries(results)) step[name] = median(stepTimes(records));
+const ratio = (a: string, b: string) =>
+  step[a] !== undefined && step[b] !== undefined
+    ? Number((step[a]! / step[b]!).toFixed(3))
+    : undefined;
+const runs = Object.values(results).map(numbers);
 console.log(JSON.stringify(
   {
     config,
     steps,
     cores: navigator.hardwareConcurrency,
-    inprocess_step_s: Number(a.toFixed(3)),
-    worker_step_s: Number(b.toFixed(3)),
-    ratio_worker_over_inprocess: Number((b / a).toFixed(3)),
-    same_metrics: numbers(inprocess) === numbers(worker),
+    step_s: Object.fromEntries(Object.entries(step).map(([k, v]) => [k, Number(v.toFixed(3))])),
+    ratio_worker_over_inprocess: ratio("worker", "inprocess"),
+    ratio_worker_over_inprocess_1t: ratio("worker", "inprocess_1t"),
+    same_metrics: runs.every((r) => r === runs[0]),
   },
   null,
   2,

@@ -66,6 +66,11 @@ export interface PlaceOptions {
   /** The `--set` overrides, in command-line order. */
   overrides: readonly string[];
   /**
+   * The run folder a resumed run continues (`--resume`): hosts load the same checkpoint.
+   * @default undefined
+   */
+  resume?: string;
+  /**
    * Told when an actor's host is lost (before the supervisor reports or restarts it).
    * @default prints `actor "<name>": <cause>` on stderr
    */
@@ -74,11 +79,11 @@ export interface PlaceOptions {
 
 /** The command line a host rebuilds the coordinator's config from. */
 function hostArgv(options: PlaceOptions): string[] {
-  return [
-    "--config",
-    options.configPath ?? DEFAULT_CONFIG_PATH,
-    ...options.overrides.flatMap((o) => ["--set", o]),
-  ];
+  // A resumed run's config is the one in its folder, which --resume reads.
+  const config = options.resume === undefined
+    ? ["--config", options.configPath ?? DEFAULT_CONFIG_PATH]
+    : ["--resume", options.resume];
+  return [...config, ...options.overrides.flatMap((o) => ["--set", o])];
 }
 
 /**

@@ -411,7 +411,11 @@ export async function main(argv: string[], options: TrainMainOptions = {}): Prom
         scorer.killWorker();
       },
       // Actors placed in a Worker or on NATS (`placement:`): proxies that forward to them.
-      placement: placeActors(config, { configPath: args.config, overrides: args.overrides }),
+      placement: placeActors(config, {
+        configPath: args.config,
+        overrides: args.overrides,
+        ...(args.resume ? { resume: args.resume } : {}),
+      }),
     },
   };
   if (options.host) {

@@ -144,3 +144,21 @@ Deno.test("sampler.handle() loads Weights: the version and the outputs change", 
   model.dispose();
   other.dispose();
 });
+
+Deno.test("sampler.handle() refuses a training Generate further behind than maxStaleness", async () => {
+  const model = makeTinyModel(1, { trainable: false });
+  const ctx = recordingContext("sampler");
+  // Step 2 wants version 1; the weights are version 0.
+  const stale = await sampler.init({ model, tokenizer, seed: 3, maxStaleness: 0 }, ctx);
+  await assert.rejects(
+    Promise.resolve(sampler.handle(stale, generateMessage(), ctx)),
+    /Cannot sample step 2: the weights are 1 versions old \(version 0\), more than sampler\.max_staleness: current value is 0/,
+  );
+  assert.equal(ctx.sent.length, 0);
+  // One version of lag is allowed with maxStaleness 1, and always for evaluations.
+  const lenient = await sampler.init({ model, tokenizer, seed: 3, maxStaleness: 1 }, ctx);
+  await sampler.handle(lenient, generateMessage(), ctx);
+  const onPolicy = await sampler.init({ model, tokenizer, seed: 3, maxStaleness: 0 }, ctx);
+  await sampler.handle(onPolicy, { ...generateMessage(), purpose: "eval" }, ctx);
+  assert.equal(ctx.sent.length, 2);
+});
