@@ -163,7 +163,8 @@ async function noActorsLeft(name: string, withinMs: number): Promise<string[]> {
 const unique = () => `nats-${crypto.randomUUID().slice(0, 8)}`;
 
 Deno.test({
-  name: "smoke-nats: Sampler, Verifier and Learner in three processes train as in-process",
+  name:
+    "smoke-nats: Sampler, Verifier and Learner in three processes train as in-process (also durable)",
   ignore,
   async fn() {
     const tmp = await Deno.makeTempDir({ prefix: "nats-train-" });
@@ -183,6 +184,10 @@ Deno.test({
       assert.deepEqual(b.map((r) => r["policy_version/sampler"]), [0, 1, undefined]);
       assert.deepEqual(b.map(numbers), a.map(numbers));
       assert.deepEqual(await noActorsLeft(name, 5000), []);
+      // nats.durable: the rollouts go through a JetStream stream; still the same run.
+      const durable = await train(`${tmp}/durable`, [`run.name=${name}-d`, "nats.durable=true"]);
+      assert.equal(durable.code, 0, durable.log);
+      assert.deepEqual((await records(`${tmp}/durable`)).map(numbers), a.map(numbers));
     } finally {
       await Deno.remove(tmp, { recursive: true });
     }
