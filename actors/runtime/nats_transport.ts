@@ -7,7 +7,7 @@
  * so a peer that is gone answers at once with "no responders"; `.alive` and `.calive` answer
  * liveness pings. New policy weights go into the NATS object store (bucket
  * `mgrpo_<session>`, chunked, one object per version, the last two kept) and the frame
- * carries only the object's name. With `durable`, rollouts go through a JetStream stream
+ * carries only the object's name; so does any other message too big for one NATS message. With `durable`, rollouts go through a JetStream stream
  * (the server stores them until they are read) and the frame carries their sequence number.
  * Frames are a binary encoding (JSON for the structure, raw bytes for typed arrays): see
  * {@linkcode encodeFrame}. The protocol on top is `remote.ts`'s.
@@ -305,15 +305,23 @@ class NatsPort implements Port {
   async #outgoing(frame: Frame): Promise<Uint8Array> {
     if (frame.k !== "handle" && frame.k !== "send") return encodeFrame(frame);
     const message = frame.message as { type?: string; version?: number; tensors?: object };
-    if (message?.type === "Weights" && Object.keys(message.tensors ?? {}).length > 0) {
+    const weights = message?.type === "Weights" && Object.keys(message.tensors ?? {}).length > 0;
+    const encoded = encodeFrame(message);
+    // Weights, and anything else too big for one NATS message (a checkpoint's actor files):
+    // an object of the store, in chunks; the frame names it.
+    if (weights || encoded.byteLength > this.#nc.info!.max_payload / 2) {
       const store = await this.#bucket();
-      const name = `${this.#actor}.weights.v${message.version}.${crypto.randomUUID()}`;
-      await store.putBlob({ name, options: { max_chunk_size: 128 * 1024 } }, encodeFrame(message));
-      this.#weightNames.push(name);
-      while (this.#weightNames.length > 2) {
-        await store.delete(this.#weightNames.shift()!).catch(() => {});
+      const name = weights
+        ? `${this.#actor}.weights.v${message.version}.${crypto.randomUUID()}`
+        : `${this.#actor}.${message?.type}.${crypto.randomUUID()}`;
+      await store.putBlob({ name, options: { max_chunk_size: 128 * 1024 } }, encoded);
+      if (weights) {
+        this.#weightNames.push(name);
+        while (this.#weightNames.length > 2) {
+          await store.delete(this.#weightNames.shift()!).catch(() => {});
+        }
       }
-      return encodeFrame({ ...frame, message: { $object: name } });
+      return encodeFrame({ ...frame, message: { $object: name, $keep: weights } });
     }
     if (this.#options.durable && message?.type === "Rollouts") {
       const ack = await this.#js.publish(this.#names.rollouts, encodeFrame(message));
@@ -327,8 +335,11 @@ class NatsPort implements Port {
     if ((f?.k !== "handle" && f?.k !== "send") || typeof f.message !== "object") return frame;
     const ref = f.message;
     if (typeof ref?.$object === "string") {
-      const blob = await (await this.#bucket()).getBlob(ref.$object);
-      if (blob === null) throw new Error(`Cannot read weights "${ref.$object}": no such object`);
+      const store = await this.#bucket();
+      const blob = await store.getBlob(ref.$object);
+      if (blob === null) throw new Error(`Cannot read object "${ref.$object}": no such object`);
+      // Weights are removed by their sender (it keeps the last two), the rest by the reader.
+      if (ref.$keep !== true) await store.delete(ref.$object).catch(() => {});
       return { ...f, message: decodeFrame(blob) };
     }
     if (typeof ref?.$stream === "number") {

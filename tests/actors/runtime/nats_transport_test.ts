@@ -127,6 +127,16 @@ Deno.test({
     const big = new Float32Array(300_000).fill(0.5);
     await graph.send("echo", { type: "Weights", version: 4, tensors: { w: big } });
     assert.deepEqual(await out.receive(), { type: "Next", step: 4 + 1 + 150_000 });
+    // Any message over NATS's 1 MB limit goes through the object store too.
+    const files = { "value.safetensors": new Uint8Array(2_000_000).fill(3) };
+    const checkpoint = {
+      type: "Checkpoint",
+      step: 1,
+      path: "x",
+      actors: { c: { state: {}, files } },
+    };
+    await graph.send("echo", checkpoint);
+    assert.deepEqual(await out.receive(), checkpoint);
     await graph.stop();
     await graph.done;
     await served;
