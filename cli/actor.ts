@@ -143,16 +143,26 @@ export function placeActors(
   return placement;
 }
 
+/** Options of {@linkcode hostActor}. */
+export interface HostActorOptions {
+  /** Train's command line that describes the run (`--config`, `--set`, `--resume`). */
+  argv: readonly string[];
+  /** The port to serve the actor on, once the config is known. */
+  connect: (config: TrainConfig) => Promise<Port>;
+  /**
+   * Called once the actor is built and its port open.
+   * @default does nothing
+   */
+  ready?: () => void;
+}
+
 /**
- * Builds the actor `name` of the graph that `argv` (train's command line) describes and
- * serves it on the port `connectPort` returns; `ready` is called once it is built.
+ * Builds the actor `name` of the graph that `options.argv` describes, exactly as the
+ * coordinator builds its own actors, and serves it on the port `options.connect` returns.
+ * Resolves to the exit code once the coordinator closes it or goes away.
  */
-export async function hostActor(
-  name: string,
-  argv: readonly string[],
-  connectPort: (config: TrainConfig) => Promise<Port>,
-  ready: () => void = () => {},
-): Promise<number> {
+export async function hostActor(name: string, options: HostActorOptions): Promise<number> {
+  const { argv, connect: connectPort, ready = () => {} } = options;
   // The host writes nothing of the run: its copy of the run folder is a temporary one.
   const runDir = await Deno.makeTempDir({ prefix: `mgrpo-actor-${name}-` });
   try {
@@ -171,7 +181,7 @@ export async function hostActor(
         ready();
         // MGRPO_ACTOR_TRACE=1 prints each message as it is handled (tests time a kill by it).
         const trace = Deno.env.get("MGRPO_ACTOR_TRACE") === "1";
-        await serveActor(name, found.logic, found.input, port, {
+        await serveActor(found, port, {
           ...(trace
             ? {
               onHandle: (m) => {
@@ -209,12 +219,16 @@ export async function main(argv: string[]): Promise<number> {
     }
     rest.splice(i, 2);
   }
-  const code = await hostActor(name, rest, (config) =>
-    natsHostPort(name, {
-      url: url ?? natsUrl(config),
-      session: natsSession(config.run.name),
-      durable: config.nats.durable,
-    }), () => console.error(`actor ${name}: ready (pid ${Deno.pid})`));
+  const code = await hostActor(name, {
+    argv: rest,
+    connect: (config) =>
+      natsHostPort(name, {
+        url: url ?? natsUrl(config),
+        session: natsSession(config.run.name),
+        durable: config.nats.durable,
+      }),
+    ready: () => console.error(`actor ${name}: ready (pid ${Deno.pid})`),
+  });
   await closeNatsConnections();
   return code;
 }
@@ -228,7 +242,7 @@ if (inWorker) {
     // The threaded wasm build cannot start a second time in one process (it hangs): a Worker's
     // actor computes on its own thread, which is the point of placing it there.
     const single = [...argv, "--set", "model.wasm_threads=1"];
-    await hostActor(actor, single, () => Promise.resolve(port), ready);
+    await hostActor(actor, { argv: single, connect: () => Promise.resolve(port), ready });
   });
 } else if (import.meta.main) {
   await runMain(main).catch((e) => {

@@ -158,7 +158,7 @@ interface ProxyState {
  *   },
  * };
  * const [proxySide, hostSide] = memoryPorts();
- * const served = serveActor("forward", forward, undefined, hostSide);
+ * const served = serveActor({ name: "forward", logic: forward, input: undefined }, hostSide);
  * const graph = new GraphBuilder({
  *   placement: { forward: remoteActor("forward", { connect: () => Promise.resolve(proxySide) }) },
  * }).actor("forward", forward, undefined).sink("out").build();
@@ -386,18 +386,17 @@ export interface ServeOptions {
 }
 
 /**
- * Runs the actor `name` (its real `logic` and `input`) for a proxy on the other end of
- * `port`. Frames are handled one at a time; the actor's `ctx.send` calls are relayed to the
- * proxy and wait for its acknowledgement. Resolves when the proxy closes the host for good
- * or the port is lost.
+ * Runs `actor` (its name, real logic and input) for a proxy on the other end of `port`.
+ * Frames are handled one at a time; the actor's `ctx.send` calls are relayed to the proxy and
+ * wait for its acknowledgement. Resolves when the proxy closes the host for good or the port
+ * is lost.
  */
 export function serveActor<State, Msg extends AnyMessage, Input>(
-  name: string,
-  logic: ActorLogic<State, Msg, Input>,
-  input: Input,
+  actor: { name: string; logic: ActorLogic<State, Msg, Input>; input: Input },
   port: Port,
   options: ServeOptions = {},
 ): Promise<void> {
+  const { name, logic, input } = actor;
   const finished = Promise.withResolvers<void>();
   const controller = new AbortController();
   const end = () => {

@@ -106,7 +106,7 @@ Deno.test({
     const options = { url: server!.url, session };
     // The "process" of the actor: here in this process, connected only through the server.
     const hostPort = await natsHostPort("echo", options);
-    const served = serveActor("echo", echo, undefined, hostPort);
+    const served = serveActor({ name: "echo", logic: echo, input: undefined }, hostPort);
     const graph = new GraphBuilder({
       placement: {
         echo: remoteActor("echo", {
@@ -150,7 +150,7 @@ Deno.test({
     const session = `t${crypto.randomUUID().slice(0, 8)}`;
     const options = { url: server!.url, session, durable: true };
     const hostPort = await natsHostPort("echo", options);
-    const served = serveActor("echo", echo, undefined, hostPort);
+    const served = serveActor({ name: "echo", logic: echo, input: undefined }, hostPort);
     const graph = new GraphBuilder({
       placement: {
         echo: remoteActor("echo", {

@@ -28,7 +28,7 @@ const twice: ActorLogic<{ handled: number }, Next, { seen: number }> = {
 };
 
 function hostOn(port: Port, logic: ActorLogic<unknown, Next, unknown>, input: unknown) {
-  return serveActor("twice", logic, input, port);
+  return serveActor({ name: "twice", logic, input }, port);
 }
 
 Deno.test("remoteActor() relays the host's sends in order, with backpressure", async () => {
@@ -60,7 +60,7 @@ Deno.test("serveActor() rejects a bad message with the schema's error, before ha
       handled++;
     },
   };
-  const served = serveActor("counting", counting, undefined, hostSide);
+  const served = serveActor({ name: "counting", logic: counting, input: undefined }, hostSide);
   const graph = new GraphBuilder({
     placement: {
       counting: remoteActor("counting", { connect: () => Promise.resolve(proxySide) }),
@@ -84,7 +84,7 @@ Deno.test("remoteActor() rejects a bad message the host sends, and it is never d
       await ctx.send("out", { type: "Rollouts", step: 1 }); // most fields missing
     },
   };
-  const served = serveActor("bad", bad, undefined, hostSide);
+  const served = serveActor({ name: "bad", logic: bad, input: undefined }, hostSide);
   const graph = new GraphBuilder({
     placement: { bad: remoteActor("bad", { connect: () => Promise.resolve(proxySide) }) },
   }).actor("bad", bad, undefined).sink("out").build();
@@ -121,7 +121,7 @@ Deno.test("a lost host is reported with the actor's name; with a restart nothing
         return { handled: state.handled + 1 };
       },
     };
-    void serveActor("twice", logic, { seen: 0 }, hostSide);
+    void serveActor({ name: "twice", logic, input: { seen: 0 } }, hostSide);
     if (connects === 1) first = { kill: () => void hostSide.close() };
     return Promise.resolve(proxySide);
   };
@@ -153,7 +153,7 @@ Deno.test("a lost host is reported with the actor's name; with a restart nothing
 
 Deno.test("a lost host without restarts fails the graph naming the actor", async () => {
   const [proxySide, hostSide] = memoryPorts();
-  const served = serveActor("twice", twice as never, { seen: 0 }, hostSide);
+  const served = serveActor({ name: "twice", logic: twice as never, input: { seen: 0 } }, hostSide);
   const graph = new GraphBuilder({
     placement: { twice: remoteActor("twice", { connect: () => Promise.resolve(proxySide) }) },
   }).actor("twice", twice, { seen: 0 }).sink("out").build();
