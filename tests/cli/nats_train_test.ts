@@ -101,11 +101,34 @@ class Proc {
     }
   }
 
-  /** When a line matching `re` was (or will be) printed. */
-  waitFor(re: RegExp): Promise<number> {
+  /** When a line matching `re` was (or will be) printed; rejects after `ms` with the log. */
+  waitFor(re: RegExp, ms = 120_000): Promise<number> {
     const seen = this.lines.find((l) => re.test(l.text));
     if (seen) return Promise.resolve(seen.at);
-    return new Promise((resolve) => this.#waiters.push({ re, resolve }));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters.splice(this.#waiters.findIndex((w) => w.re === re), 1);
+        reject(new Error(`No line matched ${re} within ${ms} ms:\n${this.log}`));
+      }, ms);
+      this.#waiters.push({
+        re,
+        resolve: (at) => {
+          clearTimeout(timer);
+          resolve(at);
+        },
+      });
+    });
+  }
+
+  /** Ends the process if it still runs (after a failed assertion). */
+  async end(): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await this.child.status;
+    await this.drained;
   }
 
   get log(): string {
@@ -126,7 +149,9 @@ function trainArgs(runDir: string, sets: string[]): string[] {
 
 async function train(runDir: string, sets: string[]): Promise<{ code: number; log: string }> {
   const proc = new Proc(trainArgs(runDir, sets), { NATS_URL: server!.url });
+  const timer = setTimeout(() => void proc.end(), 180_000); // a hung run fails the test
   const { code } = await proc.child.status;
+  clearTimeout(timer);
   await proc.drained;
   return { code, log: proc.log };
 }
@@ -212,25 +237,26 @@ async function killSamplerRun(runDir: string, name: string, sets: string[]) {
     server!.url,
     ...overrides.flatMap((s) => ["--set", s]),
   ], env);
-  await sampler.waitFor(/actor sampler: ready/);
-  const coordinator = new Proc(trainArgs(runDir, overrides.slice(0)), {
-    NATS_URL: server!.url,
-  });
-  await sampler.waitFor(/handling Generate train 2/);
-  sampler.child.kill("SIGKILL");
-  const killedAt = performance.now();
-  await sampler.child.status;
-  await sampler.drained;
-  const reportedAt = await coordinator.waitFor(/actor "sampler": The host of actor "sampler"/);
-  const { code } = await coordinator.child.status;
-  const exitedAt = performance.now();
-  await coordinator.drained;
-  return {
-    code,
-    log: coordinator.log,
-    reportMs: reportedAt - killedAt,
-    exitMs: exitedAt - killedAt,
-  };
+  let coordinator: Proc | undefined;
+  try {
+    await sampler.waitFor(/actor sampler: ready/);
+    coordinator = new Proc(trainArgs(runDir, overrides.slice(0)), { NATS_URL: server!.url });
+    await sampler.waitFor(/handling Generate train 2/);
+    sampler.child.kill("SIGKILL");
+    const killedAt = performance.now();
+    await sampler.child.status;
+    await sampler.drained;
+    const reportedAt = await coordinator.waitFor(/actor "sampler": The host of actor "sampler"/);
+    const { code } = await coordinator.child.status;
+    const exitedAt = performance.now();
+    await coordinator.drained;
+    const log = coordinator.log;
+    return { code, log, reportMs: reportedAt - killedAt, exitMs: exitedAt - killedAt };
+  } catch (error) {
+    await sampler.end();
+    await coordinator?.end();
+    throw error;
+  }
 }
 
 Deno.test({
@@ -241,6 +267,7 @@ Deno.test({
     const name = unique();
     try {
       const run = await killSamplerRun(`${tmp}/run`, name, []);
+      console.log(`the loss was reported ${Math.round(run.reportMs)} ms after the kill`);
       assert.ok(run.reportMs < 5000, `reported after ${run.reportMs} ms:\n${run.log}`);
       assert.equal(run.code, 1, run.log);
       assert.match(
@@ -268,6 +295,7 @@ Deno.test({
     try {
       const restarts = ["runtime.max_restarts={sampler: 1}"];
       const run = await killSamplerRun(`${tmp}/run`, name, restarts);
+      console.log(`the loss was reported ${Math.round(run.reportMs)} ms after the kill`);
       assert.ok(run.reportMs < 5000, `reported after ${run.reportMs} ms:\n${run.log}`);
       assert.equal(run.code, 0, run.log);
       const local = await train(`${tmp}/local`, [

@@ -20,6 +20,7 @@ async function train(runDir: string, sets: string[]): Promise<{ code: number; lo
     ],
     cwd: REPO_ROOT,
     env: { NO_COLOR: "1" },
+    signal: AbortSignal.timeout(180_000), // a hung run fails the test instead of blocking it
   }).output();
   const log = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
   return { code: out.code, log };
