@@ -15,7 +15,7 @@
  */
 import { ArgsError } from "./args.ts";
 import { ConfigError } from "./config.ts";
-import { DEFAULT_CONFIG_PATH, natsUrl, type TrainConfig } from "./config_schema.ts";
+import { DEFAULT_CONFIG_PATH, natsUrl, tensorBackends, type TrainConfig } from "./config_schema.ts";
 import { REPO_ROOT, runMain } from "./common.ts";
 import { main as trainMain } from "./train.ts";
 import {
@@ -167,6 +167,11 @@ export async function hostActor(name: string, options: HostActorOptions): Promis
   const runDir = await Deno.makeTempDir({ prefix: `mgrpo-actor-${name}-` });
   try {
     return await trainMain([...argv, "--run-dir", runDir], {
+      // A Sampler placed apart computes on its own backend (sampler.backend).
+      backend: (config) => {
+        const backends = tensorBackends(config);
+        return name === "sampler" ? backends.sampler ?? backends.learner : backends.learner;
+      },
       host: async ({ config, plugin, graphInput }) => {
         let found: PlacedActor | undefined;
         plugin.buildGraph({

@@ -14,7 +14,7 @@
  */
 import { parseTrainArgs, TRAIN_HELP } from "./args.ts";
 import { configToYaml, deriveConfig } from "./config.ts";
-import { type TrainConfig, tensorBackends } from "./config_schema.ts";
+import { type Backend, tensorBackends, type TrainConfig } from "./config_schema.ts";
 import {
   arithmeticOptions,
   formatTable,
@@ -158,6 +158,11 @@ export interface TrainMainOptions {
   host?: (
     built: { config: TrainConfig; plugin: AlgorithmPlugin; graphInput: AlgorithmGraphInput },
   ) => Promise<number>;
+  /**
+   * The tensor backend this process starts (a host's: its actor's).
+   * @default the Learner's, `tensorBackends(config).learner`
+   */
+  backend?: (config: TrainConfig) => Backend;
 }
 
 /** `deno task train` with `argv` as its command line; resolves to the exit code. */
@@ -196,7 +201,7 @@ export async function main(argv: string[], options: TrainMainOptions = {}): Prom
 
   // The Learner's backend (learner.backend, else model.backend) is this process's; the
   // config refuses a different in-process sampler.backend.
-  const backend = await initBackend(tensorBackends(config).learner, {
+  const backend = await initBackend(options.backend?.(config) ?? tensorBackends(config).learner, {
     wasmThreads: wasmThreadsFor(config),
   });
   const init = resumeFrom ? await loadCheckpoint(resumeFrom) : await loadStartingPolicy(config);
