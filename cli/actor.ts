@@ -174,13 +174,21 @@ export async function hostActor(name: string, options: HostActorOptions): Promis
       },
       host: async ({ config, plugin, graphInput }) => {
         let found: PlacedActor | undefined;
-        plugin.buildGraph({
-          ...graphInput,
-          supervision: {
-            // Faults and restarts are the coordinator's; here the actor runs as written.
-            placement: { [name]: (actor) => (found = actor) },
-          },
-        });
+        try {
+          plugin.buildGraph({
+            ...graphInput,
+            supervision: {
+              // Faults and restarts are the coordinator's; here the actor runs as written.
+              placement: { [name]: (actor) => (found = actor) },
+            },
+          });
+        } catch (e) {
+          if (!(e instanceof RangeError) || !e.message.includes(`"placement.${name}"`)) throw e;
+          const known = e.message.split(": ").pop();
+          throw new ArgsError(
+            `Cannot serve actor "${name}": the ${config.algorithm} graph has none: ${known}`,
+          );
+        }
         if (!found) throw new Error(`Cannot serve actor "${name}": not built`);
         const port = await connectPort(config);
         ready();
