@@ -185,13 +185,18 @@ export function loadConfig(path: string | undefined, options: LoadConfigOptions 
   }
 
   const sections = options.sections ?? {};
-  const schema = Object.keys(sections).length === 0 ? TrainConfigSchema : TrainConfigSchema.extend({
-    algorithm: z.enum([...ALGORITHMS, ...Object.keys(sections)] as [string, ...string[]])
-      .default(TrainConfigSchema.shape.algorithm.def.defaultValue),
-    ...Object.fromEntries(
-      Object.entries(sections).map(([name, s]) => [name, (s as z.ZodObject).prefault({})]),
-    ),
-  });
+  const schema = Object.keys(sections).length === 0
+    ? TrainConfigSchema
+    : (TrainConfigSchema as unknown as z.ZodObject)
+      // safeExtend keeps the whole-config refinements (extend refuses a refined object); the
+      // algorithm field widens to the plug-ins' names, hence the untyped view.
+      .safeExtend({
+        algorithm: z.enum([...ALGORITHMS, ...Object.keys(sections)] as [string, ...string[]])
+          .default(TrainConfigSchema.shape.algorithm.def.defaultValue),
+        ...Object.fromEntries(
+          Object.entries(sections).map(([name, s]) => [name, (s as z.ZodObject).prefault({})]),
+        ),
+      });
   const result = schema.safeParse(data, { reportInput: true });
   if (result.success) return result.data as TrainConfig;
 

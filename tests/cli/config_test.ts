@@ -31,7 +31,7 @@ function configError(fn: () => unknown): ConfigError {
 }
 
 const LEARNER_FIELDS = '"lr", "lr_schedule", "warmup_ratio", "min_lr_ratio", "weight_decay", ' +
-  '"adam_beta1", "adam_beta2", "adam_eps", "max_consecutive_skips", "max_grad_norm", "micro_batch_size", "backend"';
+  '"adam_beta1", "adam_beta2", "adam_eps", "max_consecutive_skips", "max_grad_norm", "micro_batch_size", "gradient_checkpointing", "backend"';
 
 // --- the embedded configs ---
 

@@ -154,7 +154,7 @@ Deno.test("train.ts exits 2 with the config error and starts no run for a bad co
       [
         "unknown field",
         ["--config", `${tmp}/unknown_field.yaml`],
-        `Cannot load config "${tmp}/unknown_field.yaml": line 4, field "learner.learning_rate" is not a known field: known fields are "lr", "lr_schedule", "warmup_ratio", "min_lr_ratio", "weight_decay", "adam_beta1", "adam_beta2", "adam_eps", "max_consecutive_skips", "max_grad_norm", "micro_batch_size"`,
+        `Cannot load config "${tmp}/unknown_field.yaml": line 4, field "learner.learning_rate" is not a known field: known fields are "lr", "lr_schedule", "warmup_ratio", "min_lr_ratio", "weight_decay", "adam_beta1", "adam_beta2", "adam_eps", "max_consecutive_skips", "max_grad_norm", "micro_batch_size", "gradient_checkpointing", "backend"`,
       ],
       [
         "negative lr in the file",

@@ -80,6 +80,11 @@ Deno.test({
         "eval.after=false",
         "control.enabled=false",
         "sampler.share_weights=true", // one copy of 494M parameters
+        // Full fine-tuning cannot fit the wasm backend's 4 GB heap (2 GB of weights, 4 GB of
+        // AdamW moments): LoRA trains 4.4M adapter parameters on the frozen base.
+        "model.lora.r=8",
+        "learner.micro_batch_size=1",
+        "learner.gradient_checkpointing=true", // activations of one layer at a time
         // e.g. "model.backend=cpu": space-separated extra overrides
         ...(Deno.env.get("MGRPO_SLOW_SETS")?.split(" ").filter((s) => s) ?? []),
       ];
