@@ -18,44 +18,7 @@ import {
   natsConnect,
   natsHostPort,
 } from "../../../actors/runtime/nats_transport.ts";
-
-/** A reachable nats-server: NATS_URL, or one started from PATH; undefined when neither. */
-async function natsServer(): Promise<{ url: string; stop(): Promise<void> } | undefined> {
-  const env = Deno.env.get("NATS_URL");
-  if (env) return { url: env, stop: () => Promise.resolve() };
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  const store = await Deno.makeTempDir({ prefix: "nats-test-" });
-  let child: Deno.ChildProcess;
-  try {
-    child = new Deno.Command("nats-server", {
-      args: ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", store],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-  } catch (error) {
-    await Deno.remove(store, { recursive: true });
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
-  for (let i = 0; i < 100; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    async stop() {
-      child.kill();
-      await child.status;
-      await Deno.remove(store, { recursive: true }).catch(() => {});
-    },
-  };
-}
+import { natsServer } from "../../helpers.ts";
 
 const CI = Deno.env.get("CI") === "true";
 const server = await natsServer().catch(() => undefined);
