@@ -347,20 +347,53 @@ export const TWO_GROUPS: HandRollout[] = [
   { query: 1, text: "<think>x</think>1", reward: 0 },
 ];
 
-/**
- * The step records of a run's `metrics.jsonl` (evaluation lines left out), without the
- * wall-clock fields (`time/*`, `throughput/*`, `queue/*`) and the restart counters, which
- * differ between runs that compute the same thing.
- */
-export async function stepRecords(runDir: string): Promise<Record<string, number>[]> {
+/** Every line of a run's `metrics.jsonl`, evaluation lines included. */
+export async function metricsRecords(runDir: string): Promise<Record<string, number>[]> {
   return (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).split("\n").filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as Record<string, number>)
-    .filter((r) => !("eval/accuracy" in r))
-    .map((r) =>
-      Object.fromEntries(
-        Object.entries(r).filter(([k]) => !/^(time|throughput|queue|restarts)\//.test(k)),
-      )
-    );
+    .map((l) => JSON.parse(l) as Record<string, number>);
+}
+
+/**
+ * A metrics record without the fields that differ between runs that compute the same thing:
+ * wall-clock (`time/*`, `throughput/*`), mailbox depths (`queue/*`) and restart counters.
+ */
+export function comparable(record: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(record).filter(([k]) => !/^(time|throughput|queue|restarts)\//.test(k)),
+  );
+}
+
+/** The step records of a run's `metrics.jsonl` (evaluation lines left out), {@link comparable}. */
+export async function stepRecords(runDir: string): Promise<Record<string, number>[]> {
+  return (await metricsRecords(runDir)).filter((r) => !("eval/accuracy" in r)).map(comparable);
+}
+
+/**
+ * Runs `cli/train.ts` as a process of its own on `config` with `--set` overrides into
+ * `runDir`; resolves to its exit code and its stdout and stderr. A run still going after
+ * `timeoutMs` is killed, so a hung run fails its test instead of blocking the suite.
+ */
+export async function runTrain(
+  runDir: string,
+  config: string,
+  sets: readonly string[],
+  options: { timeoutMs?: number } = {},
+): Promise<{ code: number; log: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      ...TRAIN_RUN_ARGS,
+      "--config",
+      config,
+      ...sets.flatMap((s) => ["--set", s]),
+      "--run-dir",
+      runDir,
+    ],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+    ...(options.timeoutMs ? { signal: AbortSignal.timeout(options.timeoutMs) } : {}),
+  }).output();
+  const log = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  return { code: out.code, log };
 }
 
 /** A reachable nats-server: NATS_URL, or one started from PATH; undefined when neither. */

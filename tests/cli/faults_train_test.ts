@@ -3,38 +3,19 @@
  * restart left the run completes and every step trains on all of its rollouts, once.
  */
 import assert from "node:assert/strict";
-import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
-import { REPO_ROOT } from "../helpers.ts";
+import { comparable, metricsRecords, runTrain } from "../helpers.ts";
 
-async function train(runDir: string, sets: string[]): Promise<{ code: number; log: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      ...TRAIN_RUN_ARGS,
-      "--config",
-      "configs/smoke-grpo.yaml",
-      ...["run.steps=3", "eval.before=false", "eval.after=false", "control.enabled=false"]
-        .concat(sets).flatMap((s) => ["--set", s]),
-      "--run-dir",
-      runDir,
-    ],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1" },
-  }).output();
-  const log = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  return { code: out.code, log };
+function train(runDir: string, sets: string[]): Promise<{ code: number; log: string }> {
+  const common = ["run.steps=3", "eval.before=false", "eval.after=false", "control.enabled=false"];
+  return runTrain(runDir, "configs/smoke-grpo.yaml", [...common, ...sets]);
 }
 
 async function steps(runDir: string): Promise<Record<string, number>[]> {
-  return (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).split("\n").filter((l) => l)
-    .map((l) => JSON.parse(l) as Record<string, number>).filter((r) => !("eval/accuracy" in r));
+  return (await metricsRecords(runDir)).filter((r) => !("eval/accuracy" in r));
 }
 
 /** A step record without wall-clock fields and restart counters. */
-function numbers(record: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(
-    Object.entries(record).filter(([k]) => !/^(time|throughput|queue|restarts)\//.test(k)),
-  );
-}
+const numbers = comparable;
 
 Deno.test("actors that throw at step 2 are restarted and the run equals a run without the fault", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "faults-" });

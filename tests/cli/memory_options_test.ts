@@ -4,28 +4,12 @@
  * hold anyway) and `learner.gradient_checkpointing` (activations recomputed in the backward).
  */
 import assert from "node:assert/strict";
-import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
-import { REPO_ROOT, stepRecords } from "../helpers.ts";
+import { runTrain, stepRecords } from "../helpers.ts";
 
 async function runSteps(runDir: string, sets: string[]): Promise<Record<string, number>[]> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      ...TRAIN_RUN_ARGS,
-      "--config",
-      "configs/smoke-mgrpo.yaml",
-      ...[
-        "run.steps=3",
-        ...sets,
-        "eval.before=false",
-        "eval.after=false",
-        "control.enabled=false",
-      ].flatMap((s) => ["--set", s]),
-      "--run-dir",
-      runDir,
-    ],
-    cwd: REPO_ROOT,
-  }).output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const common = ["run.steps=3", "eval.before=false", "eval.after=false", "control.enabled=false"];
+  const run = await runTrain(runDir, "configs/smoke-mgrpo.yaml", [...common, ...sets]);
+  assert.equal(run.code, 0, run.log);
   return await stepRecords(runDir);
 }
 

@@ -4,39 +4,19 @@
  * wall-clock ones), and a bad placement is refused naming the field.
  */
 import assert from "node:assert/strict";
-import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
-import { REPO_ROOT } from "../helpers.ts";
+import { comparable, metricsRecords, runTrain } from "../helpers.ts";
 
-async function train(runDir: string, sets: string[]): Promise<{ code: number; log: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      ...TRAIN_RUN_ARGS,
-      "--config",
-      "configs/smoke-grpo.yaml",
-      ...["run.steps=2", "eval.before=false", "control.enabled=false", "model.wasm_threads=1"]
-        .concat(sets).flatMap((s) => ["--set", s]),
-      "--run-dir",
-      runDir,
-    ],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1" },
-    signal: AbortSignal.timeout(180_000), // a hung run fails the test instead of blocking it
-  }).output();
-  const log = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  return { code: out.code, log };
+function train(runDir: string, sets: string[]): Promise<{ code: number; log: string }> {
+  const common = ["run.steps=2", "eval.before=false", "control.enabled=false"];
+  return runTrain(runDir, "configs/smoke-grpo.yaml", [...common, "model.wasm_threads=1", ...sets], {
+    timeoutMs: 180_000,
+  });
 }
 
-async function records(runDir: string): Promise<Record<string, number>[]> {
-  return (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).split("\n").filter((l) => l)
-    .map((l) => JSON.parse(l) as Record<string, number>);
-}
+const records = metricsRecords;
 
 /** A record without wall-clock fields and scheduling artefacts (mailbox depths). */
-function numbers(record: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(
-    Object.entries(record).filter(([k]) => !/^(time|throughput|queue)\//.test(k)),
-  );
-}
+const numbers = comparable;
 
 Deno.test("placement.sampler=worker trains exactly as the in-process Sampler", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "worker-train-" });
