@@ -10,7 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { KvCache, Transformer } from "./transformer.ts";
-import { mm, tokenLogprobs } from "./ops.ts";
+import { tokenLogprobs } from "./ops.ts";
 import type { Rng } from "../data/rng.ts";
 
 /** Options of {@link generate}. */
@@ -276,8 +276,9 @@ export function packBatch(
  * Only the completion positions reach the LM head when that is cheaper (TRL's
  * `logits_to_keep`): with a real vocabulary the head and the `[M, V]` log-softmax dominate,
  * and a prompt of 300 tokens before 16 sampled ones would cost 20 times the logits. The
- * positions are picked and put back with 0/1 matmuls, exact and differentiable on every
- * backend (wasm has no gradient for `gather`).
+ * positions are picked and put back as slices of their runs (a completion is one run per
+ * row), exact and differentiable on every backend (wasm has no gradient for `gather`), in
+ * memory linear in the batch.
  */
 export function batchLogprobs(
   model: Transformer,
@@ -289,7 +290,8 @@ export function batchLogprobs(
   for (let i = 0; i < nt; i++) if (batch.mask[i]! > 0) keep.push(i);
   const k = keep.length;
   const ids = tf.tensor2d(batch.ids, [batch.n, batch.t], "int32");
-  // Picking costs k·nt·D multiply-adds; it saves (nt − k)·D·V in the head.
+  // Pick when the skipped head work, (nt − k)·V per hidden unit, outweighs k·nt: many
+  // positions and a real vocabulary, not the embedded model's 101 ids.
   if (k === 0 || k * nt >= (nt - k) * model.config.vocab_size) {
     const { logits } = model.forward(ids);
     const { logp, entropy } = tokenLogprobs(
@@ -305,24 +307,35 @@ export function batchLogprobs(
       ]) as tf.Tensor2D,
     };
   }
-  const pick = new Float32Array(k * nt); // [k, nt]: row j selects position keep[j]
-  const put = new Float32Array(nt * k); // [nt, k]: its transpose
-  const targets = new Int32Array(k);
-  keep.forEach((p, j) => {
-    pick[j * nt + p] = 1;
-    put[p * k + j] = 1;
-    targets[j] = batch.targets[p]!;
-  });
+  // Maximal runs [start, end) of kept positions in the flat [nt] order.
+  const runs: [number, number][] = [];
+  for (const p of keep) {
+    const last = runs[runs.length - 1];
+    if (last && last[1] === p) last[1] = p + 1;
+    else runs.push([p, p + 1]);
+  }
+  const targets = Int32Array.from(keep, (p) => batch.targets[p]!);
   const { logits: hidden } = model.forward(ids, { hiddenOnly: true }); // [nt, D]
-  const kept = mm(tf.tensor2d(pick, [k, nt]), hidden); // [k, D]
+  const d = hidden.shape[1];
+  const kept = tf.concat(runs.map(([a, e]) => tf.slice(hidden, [a, 0], [e - a, d])), 0); // [k, D]
   const { logp, entropy } = tokenLogprobs(
-    model.head(kept),
+    model.head(kept as tf.Tensor2D),
     tf.tensor1d(targets, "int32"),
     temperature,
   );
-  const back = tf.tensor2d(put, [nt, k]);
-  const spread = (x: tf.Tensor1D) =>
-    tf.reshape(mm(back, tf.reshape(x, [k, 1]) as tf.Tensor2D), [batch.n, batch.t]) as tf.Tensor2D;
+  /** `[k]` values back at their positions of `[n, t]`, 0 elsewhere. */
+  const spread = (x: tf.Tensor1D): tf.Tensor2D => {
+    const parts: tf.Tensor1D[] = [];
+    let at = 0, taken = 0;
+    for (const [a, e] of runs) {
+      if (a > at) parts.push(tf.zeros([a - at]));
+      parts.push(tf.slice(x, [taken], [e - a]));
+      taken += e - a;
+      at = e;
+    }
+    if (nt > at) parts.push(tf.zeros([nt - at]));
+    return tf.reshape(tf.concat(parts, 0), [batch.n, batch.t]);
+  };
   return { logp: spread(logp), entropy: spread(entropy) };
 }
 
