@@ -61,6 +61,28 @@ const echo: ActorLogic<void, Msg> = {
   },
 };
 
+/**
+ * The `echo` actor served in this process through nats-server alone (its "process"), and a
+ * graph whose `echo` is a proxy to it, feeding the sink `out`.
+ */
+async function echoOverNats(options: { url: string; session: string; durable?: boolean }) {
+  const hostPort = await natsHostPort("echo", options);
+  const served = serveActor({ name: "echo", logic: echo, input: undefined }, hostPort);
+  const graph = new GraphBuilder({
+    placement: {
+      echo: remoteActor("echo", {
+        connect: natsConnect("echo", {
+          ...options,
+          spawn: () => {
+            throw new Error("the host is already running");
+          },
+        }),
+      }),
+    },
+  }).actor("echo", echo, undefined).sink("out").build();
+  return { graph, served };
+}
+
 Deno.test({
   name: "natsConnect() reaches an actor process through nats-server, weights in the object store",
   ignore,
@@ -68,20 +90,7 @@ Deno.test({
     const session = `t${crypto.randomUUID().slice(0, 8)}`;
     const options = { url: server!.url, session };
     // The "process" of the actor: here in this process, connected only through the server.
-    const hostPort = await natsHostPort("echo", options);
-    const served = serveActor({ name: "echo", logic: echo, input: undefined }, hostPort);
-    const graph = new GraphBuilder({
-      placement: {
-        echo: remoteActor("echo", {
-          connect: natsConnect("echo", {
-            ...options,
-            spawn: () => {
-              throw new Error("the host is already running");
-            },
-          }),
-        }),
-      },
-    }).actor("echo", echo, undefined).sink("out").build();
+    const { graph, served } = await echoOverNats(options);
     await graph.start();
     const out = graph.sink<{ type: string; step: number }>("out");
     await graph.send("echo", { type: "Next", step: 7 });
@@ -112,20 +121,7 @@ Deno.test({
   async fn() {
     const session = `t${crypto.randomUUID().slice(0, 8)}`;
     const options = { url: server!.url, session, durable: true };
-    const hostPort = await natsHostPort("echo", options);
-    const served = serveActor({ name: "echo", logic: echo, input: undefined }, hostPort);
-    const graph = new GraphBuilder({
-      placement: {
-        echo: remoteActor("echo", {
-          connect: natsConnect("echo", {
-            ...options,
-            spawn: () => {
-              throw new Error("the host is already running");
-            },
-          }),
-        }),
-      },
-    }).actor("echo", echo, undefined).sink("out").build();
+    const { graph, served } = await echoOverNats(options);
     await graph.start();
     const rollouts = {
       type: "Rollouts",
