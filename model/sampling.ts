@@ -15,7 +15,10 @@ import type { Rng } from "../data/rng.ts";
 
 /** Options of {@link generate}. */
 export interface GenerateOptions {
-  /** Most tokens generated per prompt. */
+  /**
+   * Most tokens generated per prompt; a row also stops where its own prompt and completion
+   * fill the context.
+   */
   maxNewTokens: number;
   /** Softmax temperature (> 0). @default 1 */
   temperature?: number;
@@ -39,7 +42,10 @@ export interface Generation {
   tokens: number[];
   /** `log π(token)` under the sampling policy, one per token. */
   logprobs: number[];
-  /** `stop` when a stop token ended it, `length` when it hit `maxNewTokens` or the context. */
+  /**
+   * `stop` when a stop token ended it, `length` when it hit its budget: `maxNewTokens`, or
+   * the context left after its own prompt.
+   */
   finishReason: "stop" | "length";
 }
 
@@ -97,8 +103,18 @@ export function sampleToken(
 
 /**
  * Generates completions for a batch of prompts with a KV cache. Prompts are left-padded;
- * each row's positions start at 0 at its first real token and padded keys are masked, so a
- * row's result does not depend on the others in the batch.
+ * each row's positions start at 0 at its first real token and padded keys are masked, and
+ * each row has its own budget, `min(maxNewTokens, context − its prompt length)`, so a row's
+ * result does not depend on the others in the batch. (Greedy rows match exactly; sampled rows
+ * draw from the shared `options.rng` in row order, so which draws a row gets depends on the
+ * batch, but not the distribution it samples from.)
+ *
+ * A row that reaches its budget ends with `finishReason: "length"`; until the whole batch is
+ * done, a finished row is fed padding, which only its own discarded outputs attend to. The KV
+ * cache then grows past the context for short rows; positions stay within it.
+ *
+ * @throws {RangeError} When a prompt is empty, or leaves no room in the context (its length
+ * is at least `max_position_embeddings`), naming the row and its length
  */
 export async function generate(
   model: Transformer,
@@ -108,16 +124,17 @@ export async function generate(
   const b = prompts.length;
   if (b === 0) return [];
   const ctx = model.config.max_position_embeddings;
+  prompts.forEach((p, r) => {
+    if (p.length === 0) throw new RangeError(`Cannot generate from an empty prompt: row ${r}`);
+    if (p.length >= ctx) {
+      throw new RangeError(
+        `Prompt ${r} too long: must be shorter than the context of ${ctx} tokens: current value is ${p.length} tokens`,
+      );
+    }
+  });
   const promptLen = Math.max(...prompts.map((p) => p.length));
-  if (prompts.some((p) => p.length === 0)) {
-    throw new RangeError("Cannot generate from an empty prompt");
-  }
-  if (promptLen >= ctx) {
-    throw new RangeError(
-      `Prompt too long: must be shorter than the context of ${ctx} tokens: current value is ${promptLen}`,
-    );
-  }
-  const maxNew = Math.min(options.maxNewTokens, ctx - promptLen);
+  // Each row's own budget: its tokens must fit in the context after its own prompt.
+  const budgets = prompts.map((p) => Math.min(options.maxNewTokens, ctx - p.length));
   const sampling = {
     temperature: options.temperature ?? 1,
     topP: options.topP ?? 1,
@@ -132,7 +149,7 @@ export async function generate(
     logprobs: [],
     finishReason: "length",
   }));
-  const done = new Array<boolean>(b).fill(false);
+  const done = budgets.map((n) => n <= 0);
 
   // Prefill: [B, P] left-padded, causal mask plus padded keys.
   const ids = new Int32Array(b * promptLen).fill(options.padId);
@@ -166,7 +183,7 @@ export async function generate(
   }
 
   try {
-    for (let step = 0; step < maxNew; step++) {
+    for (let step = 0; !done.every(Boolean); step++) {
       const rows = (await logits.data()) as Float32Array;
       logits.dispose();
       const v = rows.length / b;
@@ -180,18 +197,22 @@ export async function generate(
         if (stop.has(id)) {
           done[r] = true;
           out[r]!.finishReason = "stop";
+        } else if (out[r]!.tokens.length >= budgets[r]!) {
+          done[r] = true; // finishReason stays "length"
         }
       }
-      if (done.every(Boolean) || step === maxNew - 1) {
+      if (done.every(Boolean)) {
         logits = tf.zeros([1, 1]);
         break;
       }
-      // Decode one token per row at position promptLength + step.
+      // Decode one token per row at position (its prompt length) + step. A live row's
+      // position is below the context since its budget fits there; a finished row's padding
+      // may be past it, so it goes at position 0 (its outputs are discarded).
       const s = promptLen + step + 1;
       const pos = new Int32Array(b);
       const maskData = new Float32Array(b * s);
       for (let r = 0; r < b; r++) {
-        pos[r] = promptLen - pads[r]! + step;
+        pos[r] = done[r] ? 0 : promptLen - pads[r]! + step;
         for (let k = 0; k < pads[r]!; k++) maskData[r * s + k] = -1e9;
       }
       const old = cache;

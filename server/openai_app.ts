@@ -315,6 +315,10 @@ async function parseBody<T extends z.ZodType>(c: Context, schema: T): Promise<z.
 interface SampleRequest {
   prompts: number[][];
   n: number;
+  /**
+   * Most tokens per completion; each prompt's completions also stop, with `length`, where
+   * that prompt and its completion fill the context, whatever the other prompts' lengths.
+   */
   maxTokens: number;
   temperature: number;
   topP: number;

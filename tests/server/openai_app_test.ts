@@ -119,6 +119,22 @@ Deno.test("POST /v1/completions at temperature 0 equals in-process greedy genera
   });
 });
 
+Deno.test("POST /v1/completions gives each prompt of a batch its own room in the context", async () => {
+  // 254 of the 256 positions: room for 2 tokens, which must not cut the short prompt too.
+  const long = Array.from({ length: 254 }, (_, i) => PROMPT[i % PROMPT.length]!);
+  const json = await ok("/v1/completions", {
+    prompt: [long, PROMPT],
+    max_tokens: 12,
+    temperature: 0,
+    return_token_ids: true,
+  });
+  const g = await greedy(PROMPT, 12);
+  assert.ok(g.tokens.length > 2, `a greedy completion longer than 2 tokens: ${g.tokens}`);
+  assert.ok(json.choices[0].token_ids.length <= 2);
+  assert.deepEqual(json.choices[1].token_ids, g.tokens);
+  assert.equal(json.choices[1].finish_reason, g.finishReason);
+});
+
 Deno.test("POST /v1/completions cuts the text at a stop string", async () => {
   const g = await greedy(PROMPT, 12);
   const text = tokenizer.decode(g.tokens, { skipSpecialTokens: true });
