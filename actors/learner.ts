@@ -57,6 +57,17 @@ export interface LossInputs {
   mask: tf.Tensor2D;
 }
 
+/** What the Learner tells an algorithm about a batch besides its rollouts. */
+export interface AdvantageOptions {
+  /**
+   * The rollouts the sender selected for the update (a training part's `keep`), one flag per
+   * rollout; all when absent. A dropped rollout trains on nothing: the algorithm returns
+   * `keep` false for it and leaves it out of every statistic of the others (a group mean, a
+   * batch std), so the advantages are those of the selected rollouts alone.
+   */
+  keep?: readonly boolean[];
+}
+
 /** What the Learner needs from an algorithm. */
 export interface PolicyAlgorithm {
   /**
@@ -64,8 +75,8 @@ export interface PolicyAlgorithm {
    * coefficients it has (GRPO: β, ε; PPO: the clip range) and ignores the rest.
    */
   configure?(settings: Configure): void;
-  /** Advantages of a scored batch. */
-  advantages(scored: Scored): AdvantageResult;
+  /** Advantages of a scored batch, of the rollouts `options.keep` selects. */
+  advantages(scored: Scored, options?: AdvantageOptions): AdvantageResult;
   /**
    * The loss of one micro-batch, already weighted so that summing the micro-batch losses
    * gives the loss of the whole batch. `rowFraction` = micro-batch rows / batch rows,
@@ -244,7 +255,9 @@ function preparePart(
   metrics: Record<string, number>,
 ): PreparedPart | undefined {
   const { scored, prefix } = part;
-  const adv = input.algorithm.advantages(scored);
+  // The sender's selection goes to the algorithm, so that the rows it drops enter no
+  // statistic of the rows that train (GRPO's batch std); the filter below enforces it too.
+  const adv = input.algorithm.advantages(scored, part.keep ? { keep: part.keep } : {});
   const kept = scored.rollouts.map((r, i) => ({ r, i }))
     .filter(({ i }) => adv.keep[i] && (part.keep?.[i] ?? true));
   const rewards = scored.verdicts.flatMap((v) => (v.reward === null ? [] : [v.reward]));

@@ -154,14 +154,19 @@ export function grpoAlgorithm(initial: GrpoConfig, maxCompletionLength: number):
         ...(settings.epsilon === undefined ? {} : { epsilon: settings.epsilon }),
       };
     },
-    advantages(scored) {
+    advantages(scored, options = {}) {
       // A skipped sample (every reward function abstained) is NaN: out of its group's mean
-      // and std, advantage 0, and out of the loss.
+      // and std, advantage 0, and out of the loss. A rollout the sender dropped
+      // (`options.keep`, e.g. a discarded MGRPO Layer-2 group) is treated the same way.
       const rewards = scored.verdicts.map((v) => v.reward ?? NaN);
-      const advantages = groupAdvantages(rewards, scored.n, config.scale_rewards);
+      const advantages = keptGroupAdvantages(rewards, scored.n, {
+        scaleRewards: config.scale_rewards,
+        ...(options.keep ? { keep: options.keep } : {}),
+      });
       const zero = zeroVarianceGroups(rewards, scored.n);
       const keep = rewards.map((r, i) =>
-        !Number.isNaN(r) && !(config.filter_groups && zero[Math.floor(i / scored.n)])
+        (options.keep?.[i] ?? true) && !Number.isNaN(r) &&
+        !(config.filter_groups && zero[Math.floor(i / scored.n)])
       );
       return {
         advantages,
@@ -280,6 +285,65 @@ export function groupAdvantages(
     }
   }
   return advantages;
+}
+
+/** Options of {@linkcode keptGroupAdvantages}. */
+export interface KeptGroupOptions {
+  /** Std scaling: `"group"`, `"batch"` or `"none"`, as in {@linkcode groupAdvantages}. */
+  scaleRewards: ScaleRewards;
+  /**
+   * One flag per completion: `false` drops it from the update.
+   *
+   * @default all kept
+   */
+  keep?: ArrayLike<boolean>;
+}
+
+/**
+ * {@linkcode groupAdvantages} of the kept completions alone: a dropped completion is left out
+ * of its group's mean and std and of the batch std, exactly like a `NaN` reward, and gets
+ * advantage 0 (it must also be left out of the loss: its 0 is not a learning signal). A group
+ * with every completion dropped gets all zeros; the others get the advantages they would get
+ * in a batch of the kept groups alone. For `"batch"` scaling the std is thus taken over the
+ * rewards that are trained on. GRPO's Learner side computes its advantages with this, and so
+ * does MGRPO's Layer 2 (`layer2Advantages`, where the dropped groups are the discarded q'_i).
+ *
+ * @param rewards One scalar reward per completion, `groupSize` consecutive completions per prompt.
+ * @param groupSize G, the completions per prompt.
+ * @param options The std scaling and the kept completions.
+ * @returns One advantage per completion, 0 for a dropped one.
+ * @throws {RangeError} When `groupSize` is not a positive integer or does not divide the number of rewards.
+ * @throws {TypeError} When `keep` does not hold one flag per reward.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { keptGroupAdvantages } from "./grpo.ts";
+ *
+ * // Group 1 is dropped: its rewards do not enter the batch std, which is that of [1, 0]
+ * // (sqrt(0.5) = 0.70711): ±0.5 / (0.70711 + 1e-4) = ±0.70701.
+ * const a = keptGroupAdvantages([1, 0, 1, 1], 2, {
+ *   scaleRewards: "batch",
+ *   keep: [true, true, false, false],
+ * });
+ * assert.ok(Math.abs(a[0]! - 0.70701) < 1e-4 && Math.abs(a[1]! + 0.70701) < 1e-4);
+ * assert.deepEqual([a[2], a[3]], [0, 0]);
+ * ```
+ */
+export function keptGroupAdvantages(
+  rewards: ArrayLike<number>,
+  groupSize: number,
+  options: KeptGroupOptions,
+): Float32Array {
+  const { keep, scaleRewards } = options;
+  if (keep === undefined) return groupAdvantages(rewards, groupSize, scaleRewards);
+  if (keep.length !== rewards.length) {
+    throw new TypeError(
+      `Cannot compute kept-group advantages: keep must hold one flag per reward (${rewards.length}): current length is ${keep.length}`,
+    );
+  }
+  const kept = Float64Array.from(rewards, (r, i) => (keep[i] ? r : NaN));
+  return groupAdvantages(kept, groupSize, scaleRewards);
 }
 
 /**

@@ -15,9 +15,9 @@ import { type ChatMessage, renderChat } from "../prompts/chat_template.ts";
 import { GUIDE_PHRASES } from "../prompts/system_prompts.ts";
 import {
   buildGrpoGraph,
-  groupAdvantages,
   type GrpoGraphInput,
   grpoGraphInput,
+  keptGroupAdvantages,
   type ScaleRewards,
 } from "./grpo.ts";
 import type { AlgorithmPlugin } from "./registry.ts";
@@ -538,10 +538,14 @@ export function twoTurnMetrics(table: readonly TwoTurnVerdict[]): TwoTurnMetrics
 // --- advantages ---
 
 /**
- * Layer-2 advantages (Eq. 6): GRPO within each kept q'_i group, over its H corrections, with
- * {@linkcode groupAdvantages}; a discarded group gets all zeros (and must also be masked out
- * of the loss: its zeros are not a learning signal). For `"batch"` scaling the std is taken
- * over the rewards of the KEPT groups only, the Layer-2 batch that is trained on.
+ * Layer-2 advantages (Eq. 6): GRPO within each kept q'_i group, over its H corrections; a
+ * discarded group gets all zeros (and must also be masked out of the loss: its zeros are not
+ * a learning signal). For `"batch"` scaling the std is taken over the rewards of the KEPT
+ * groups only, the Layer-2 batch that is trained on.
+ *
+ * This is {@linkcode keptGroupAdvantages} with one flag per group instead of per correction,
+ * the function GRPO's Learner side calls: the Learner hands the Layer-2 part's selection to
+ * the algorithm, so these are exactly the advantages that train.
  *
  * @param rewards R(õ_ij): for each q'_i, the rewards of its H corrections.
  * @param keep One flag per q'_i (from {@linkcode selectLayer2Groups}).
@@ -564,13 +568,9 @@ export function layer2Advantages(
   scaleRewards: ScaleRewards,
 ): Float32Array[] {
   const h = checkGroupShape("compute Layer-2 advantages", keep.length, rewards, "rewards");
-  const kept = rewards.filter((_, i) => keep[i]).flat(); // [K · H]
-  const advantages = groupAdvantages(kept, Math.max(1, h), scaleRewards);
-  let k = 0;
-  return rewards.map((_, i) => {
-    if (!keep[i]) return new Float32Array(h);
-    const group = advantages.slice(k * h, (k + 1) * h);
-    k++;
-    return group;
+  const advantages = keptGroupAdvantages(rewards.flat(), Math.max(1, h), { // [N · H]
+    scaleRewards,
+    keep: rewards.flatMap((group, i) => group.map(() => keep[i]!)),
   });
+  return rewards.map((_, i) => advantages.slice(i * h, (i + 1) * h)); // [N][H]
 }

@@ -187,7 +187,7 @@ export function ppoAlgorithm(initial: PpoConfig): PolicyAlgorithm {
     configure(settings) {
       if (settings.cliprange !== undefined) config = { ...config, cliprange: settings.cliprange };
     },
-    advantages(scored) {
+    advantages(scored, options = {}) {
       if (scored.tokenAdvantages === undefined) {
         throw new TypeError(
           "Cannot train PPO: the batch has no per-token advantages (is the Critic in the graph?)",
@@ -196,7 +196,9 @@ export function ppoAlgorithm(initial: PpoConfig): PolicyAlgorithm {
       return {
         advantages: new Float32Array(scored.rollouts.length),
         tokenAdvantages: scored.tokenAdvantages,
-        keep: scored.verdicts.map((v) => v.reward !== null),
+        // The Critic whitened GAE over the whole batch before any selection, so `options.keep`
+        // can only mask rows out of the loss (PPO's graph has no sender that selects rows).
+        keep: scored.verdicts.map((v, i) => (options.keep?.[i] ?? true) && v.reward !== null),
         metrics: {},
       };
     },

@@ -100,8 +100,11 @@ export function leaveOneOutAdvantages(rewards: ArrayLike<number>, groupSize: num
 /** RLOO's side of the Learner: leave-one-out advantages, GRPO's clipped surrogate (β = 0). */
 export function rlooAlgorithm(config: RlooConfig, maxCompletionLength: number): PolicyAlgorithm {
   return {
-    advantages(scored) {
-      const rewards = scored.verdicts.map((v) => v.reward ?? NaN);
+    advantages(scored, options = {}) {
+      // A rollout the sender dropped is out of its group's baselines, like a skipped one.
+      const rewards = scored.verdicts.map((v, i) =>
+        (options.keep?.[i] ?? true) ? (v.reward ?? NaN) : NaN
+      );
       return {
         advantages: leaveOneOutAdvantages(rewards, scored.n),
         keep: rewards.map((r) => !Number.isNaN(r)),

@@ -26,7 +26,7 @@ Deno.test("learner skips a non-finite update, names the tensors, and stops after
   const base = makeLearnerInput(model, { learner: { maxConsecutiveSkips: 2 } });
   // The GRPO loss times NaN: every gradient is NaN.
   const poisoned: PolicyAlgorithm = {
-    advantages: (scored) => base.algorithm.advantages(scored),
+    advantages: (scored, options) => base.algorithm.advantages(scored, options),
     loss(inputs, scale) {
       const out = base.algorithm.loss(inputs, scale);
       return { ...out, loss: tf.mul(out.loss, NaN) as tf.Scalar };
@@ -69,7 +69,7 @@ Deno.test("learner resets the skip count after a finite update", async () => {
   const base = makeLearnerInput(model, { learner: { maxConsecutiveSkips: 2 } });
   let poison = true;
   const flaky: PolicyAlgorithm = {
-    advantages: (scored) => base.algorithm.advantages(scored),
+    advantages: (scored, options) => base.algorithm.advantages(scored, options),
     loss(inputs, scale) {
       const out = base.algorithm.loss(inputs, scale);
       return poison ? { ...out, loss: tf.mul(out.loss, Infinity) as tf.Scalar } : out;

@@ -5,14 +5,17 @@ import {
   encodeOptimizerState,
   learner,
   OPTIMIZER_FILE,
+  type PolicyAlgorithm,
 } from "../../actors/learner.ts";
 import type {
   Checkpoint,
   CheckpointSaved,
   Query,
   StepStats,
+  TrainBatch,
   Weights,
 } from "../../actors/messages.ts";
+import { layer2Advantages } from "../../algorithms/mgrpo.ts";
 import { initBackend } from "../../model/backend.ts";
 import { loadCheckpoint } from "../../model/checkpoint.ts";
 import { completionLogprobs } from "../../model/sampling.ts";
@@ -210,6 +213,74 @@ Deno.test("learner.handle() with filter_groups leaves zero-variance groups out o
   assert.equal(weightsDiff(before, await weightsOf(model)), 0);
   assert.equal(state.optimizerSteps, 1);
   assert.deepEqual(ctx.to<Weights>("sampler").map((w) => w.version), [1, 2]);
+  learner.close!(state);
+  model.dispose();
+});
+
+Deno.test("learner.handle() trains a Layer-2 part on layer2Advantages() of its kept groups (batch std)", async () => {
+  const model = makeTinyModel(5);
+  const base = makeLearnerInput(model, { grpo: { scale_rewards: "batch" } });
+  // The advantages each loss call trains on, one array per part (one micro-batch each).
+  const trained: number[][] = [];
+  const recording: PolicyAlgorithm = {
+    advantages: (scored, options) => base.algorithm.advantages(scored, options),
+    loss(inputs, scale) {
+      trained.push([...inputs.advantages.dataSync()]);
+      return base.algorithm.loss(inputs, scale);
+    },
+  };
+  const ctx = recordingContext("learner");
+  const state = await learner.init({ ...base, algorithm: recording }, ctx);
+  const layer1 = await makeScored(model, QUERIES, MIXED, { n: 2 });
+  // H = 2 corrections of three q'_i: q'_0 kept, q'_1 discarded (o_1 wrong and both
+  // corrections wrong), q'_2 kept. Completions of different lengths, so the loss sees A.
+  const corrections = [0, 1, 2].map((i) => makeQuery(`q${i}'`, QUERIES[0]!.question, 5));
+  const rewards = [[1, 0], [0, 0], [1, 1]];
+  const layer2 = await makeScored(model, corrections, [
+    { query: 0, text: "<think>2+3=5</think>5", reward: 1 },
+    { query: 0, text: "<think>2+3=6, so 6</think>6", reward: 0 },
+    { query: 1, text: "<think>2+3=7</think>7", reward: 0 },
+    { query: 1, text: "<think>2+3=4</think>4", reward: 0 },
+    { query: 2, text: "<think>yes</think>5", reward: 1 },
+    { query: 2, text: "<think>2+3 is 5</think>5", reward: 1 },
+  ], { n: 2 });
+  const batch: TrainBatch = {
+    type: "TrainBatch",
+    step: 1,
+    update: "joint",
+    metrics: {},
+    parts: [
+      { scored: layer1, weight: 1, prefix: "" },
+      {
+        scored: { ...layer2, label: "layer2" },
+        weight: 1,
+        prefix: "layer2/",
+        keep: [true, true, false, false, true, true],
+      },
+    ],
+  };
+  await learner.handle(state, batch, ctx);
+
+  // Kept rewards [1, 0, 1, 1]: mean 0.75, Σ(r − mean)² = 3·0.0625 + 0.5625 = 0.75, unbiased
+  // std sqrt(0.75 / 3) = 0.5 → q'_0: ±(1 − 0.5) / (0.5 + 1e-4) = ±0.99980; q'_2: 0 / 0.5001 = 0.
+  const expected = [0.99980, -0.99980, 0, 0];
+  assert.equal(trained.length, 2);
+  const l2 = trained[1]!; // the rows of q'_0 and q'_2
+  for (let k = 0; k < expected.length; k++) assertClose(l2[k]!, expected[k]!, 1e-5, `row ${k}`);
+  const [a0, , a2] = layer2Advantages(rewards, [true, false, true], "batch");
+  assert.deepEqual(l2, [...a0!, ...a2!]);
+  // The old path (the std over all six rewards [1, 0, 0, 0, 1, 1]: mean 0.5, Σ = 6·0.25 = 1.5,
+  // std sqrt(1.5 / 5) = 0.547723) trained q'_0 on ±0.5 / 0.547823 = ±0.91270 instead.
+  assert.ok(Math.abs(l2[0]! - 0.91270) > 0.05, `row 0 trained on ${l2[0]}`);
+
+  const m = ctx.only<StepStats>("stats").metrics;
+  assert.equal(m["layer2/train/rows"], 4);
+  const lengths = layer2.rollouts.map((r) => r.completionIds.length);
+  assertClose(
+    m["layer2/loss/policy"]!,
+    lossAtRatioOne([0.99980, -0.99980, 0, 0, 0, 0], lengths, [0, 1, 4, 5]),
+    1e-5,
+  );
   learner.close!(state);
   model.dispose();
 });

@@ -2,12 +2,15 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import {
   groupAdvantages,
+  grpoAlgorithm,
   GrpoConfigSchema,
   grpoLoss,
   type GrpoLossInputs,
   type GrpoLossOptions,
+  keptGroupAdvantages,
   zeroVarianceGroups,
 } from "../../algorithms/grpo.ts";
+import type { Scored } from "../../actors/messages.ts";
 import golden from "../fixtures/trl_grpo_golden.json" with { type: "json" };
 
 tf.enableProdMode();
@@ -126,6 +129,93 @@ Deno.test("groupAdvantages() rejects a group size that does not divide the batch
     ),
   );
   assert.throws(() => groupAdvantages([1, 0], 0, "group"), RangeError);
+});
+
+Deno.test("keptGroupAdvantages() equals groupAdvantages() of the kept groups alone", () => {
+  // Groups of 2: [1, 0] kept, [0, 0] dropped, [1, 0.5] kept.
+  const rewards = [1, 0, 0, 0, 1, 0.5];
+  const keep = [true, true, false, false, true, true];
+  for (const scale of ["group", "batch", "none"] as const) {
+    const a = keptGroupAdvantages(rewards, 2, { scaleRewards: scale, keep });
+    const alone = groupAdvantages([1, 0, 1, 0.5], 2, scale);
+    assert.deepEqual([...a], [alone[0], alone[1], 0, 0, alone[2], alone[3]], scale);
+  }
+  // Without keep it is groupAdvantages() itself.
+  assert.deepEqual(
+    keptGroupAdvantages(rewards, 2, { scaleRewards: "batch" }),
+    groupAdvantages(rewards, 2, "batch"),
+  );
+  // A dropped completion inside a kept group is out of its group's mean, like a NaN reward.
+  assert.deepEqual(
+    keptGroupAdvantages([1, 0, 0.5], 3, { scaleRewards: "none", keep: [true, false, true] }),
+    Float32Array.from([0.25, 0, -0.25]),
+  );
+});
+
+Deno.test("keptGroupAdvantages() rejects a keep mask of the wrong length", () => {
+  assert.throws(
+    () => keptGroupAdvantages([1, 0], 2, { scaleRewards: "group", keep: [true] }),
+    new TypeError(
+      "Cannot compute kept-group advantages: keep must hold one flag per reward (2): current length is 1",
+    ),
+  );
+});
+
+/** A scored batch with these rewards, `n` rollouts per query, for the algorithm alone. */
+function scoredWith(rewards: (number | null)[], n: number): Scored {
+  return {
+    type: "Scored",
+    purpose: "train",
+    step: 1,
+    label: "layer2",
+    queries: Array.from({ length: rewards.length / n }, (_, q) => ({
+      id: `q${q}`,
+      question: "?",
+      answer: 5,
+      prompt: "p",
+      promptIds: [1],
+    })),
+    n,
+    policyVersion: 0,
+    timings: {},
+    rollouts: rewards.map((_, i) => ({
+      queryIndex: Math.floor(i / n),
+      completionIds: [2],
+      logprobs: [-1],
+      text: "5",
+      finishReason: "stop",
+    })),
+    verdicts: rewards.map((reward) => ({
+      reward,
+      correct: reward === 1,
+      parsed: "5",
+      reason: "",
+    })),
+  };
+}
+
+Deno.test("grpoAlgorithm().advantages() leaves rows outside options.keep out of the batch std", () => {
+  const algorithm = grpoAlgorithm(GrpoConfigSchema.parse({ scale_rewards: "batch" }), 8);
+  // Groups of 2: [1, 0] kept, [0, 0] dropped by the sender, [1, 1] kept.
+  const scored = scoredWith([1, 0, 0, 0, 1, 1], 2);
+  const keep = [true, true, false, false, true, true];
+  const adv = algorithm.advantages(scored, { keep });
+  // Kept rewards [1, 0, 1, 1]: mean 0.75, Σ(r − mean)² = 3·0.0625 + 0.5625 = 0.75,
+  // unbiased std sqrt(0.75 / 3) = 0.5 → group 0: ±0.5 / (0.5 + 1e-4) = ±0.99980.
+  assertAllClose(adv.advantages, [0.99980, -0.99980, 0, 0, 0, 0], 1e-5);
+  assert.deepEqual(adv.keep, keep);
+  // Without the mask all six rewards set the std: mean 0.5, Σ = 6·0.25 = 1.5,
+  // std sqrt(1.5 / 5) = 0.547723 → ±0.5 / 0.547823 = ±0.91270.
+  const all = algorithm.advantages(scored);
+  assertAllClose(all.advantages, [0.91270, -0.91270, 0, 0, 0, 0], 1e-5);
+  assert.deepEqual(all.keep, [true, true, true, true, true, true]);
+  // filter_groups still drops a zero-variance group among the kept ones, a skipped sample
+  // still drops its row.
+  const filtered = grpoAlgorithm(GrpoConfigSchema.parse({ filter_groups: true }), 8)
+    .advantages(scored, { keep });
+  assert.deepEqual(filtered.keep, [true, true, false, false, false, false]);
+  const skipped = algorithm.advantages(scoredWith([1, 0, 0, 0, null, 1], 2), { keep });
+  assert.deepEqual(skipped.keep, [true, true, false, false, false, true]);
 });
 
 Deno.test("zeroVarianceGroups() flags groups whose rewards are all equal", () => {

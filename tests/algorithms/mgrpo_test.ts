@@ -12,6 +12,7 @@ import {
   selectLayer2Groups,
   twoTurnMetrics,
 } from "../../algorithms/mgrpo.ts";
+import { keptGroupAdvantages } from "../../algorithms/grpo.ts";
 import { Rng } from "../../data/rng.ts";
 import { GUIDE_PHRASES } from "../../prompts/system_prompts.ts";
 import { verifyIntegerAnswer } from "../../verifiers/integer_answer.ts";
@@ -319,4 +320,15 @@ Deno.test("layer2Advantages() takes the batch std over kept groups only", () => 
   assert.deepEqual(layer2Advantages([], [], "batch"), []);
   assert.throws(() => layer2Advantages([[1, 0], [1]], [true, true], "group"), /rewards\[1\]/);
   assert.throws(() => layer2Advantages([[1, 0]], [true, true], "group"), TypeError);
+});
+
+Deno.test("layer2Advantages() is keptGroupAdvantages() with each group's flag on its H rows", () => {
+  // The function GRPO's Learner side calls with a Layer-2 part's per-rollout keep.
+  const keep = L2_KEEP.flatMap((k) => [k, k, k, k]);
+  for (const scale of ["group", "batch", "none"] as const) {
+    const grpo = keptGroupAdvantages(L2_REWARDS.flat(), 4, { scaleRewards: scale, keep });
+    assert.deepEqual(layer2Advantages(L2_REWARDS, L2_KEEP, scale).flatMap((g) => [...g]), [
+      ...grpo,
+    ], scale);
+  }
 });
