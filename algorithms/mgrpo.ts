@@ -28,8 +28,8 @@ import type { Graph } from "../actors/runtime/mod.ts";
 /**
  * The default SystemPrompt_L2 of Eq. 5, written in the style of the paper's Table 1 (which
  * shows only the Layer-1 prompt). It tells the model that its turn already holds its previous
- * attempt and that it must restate the final answer after a new `</think>`: the verifier reads
- * the answer after the LAST `</think>` of the whole turn (see {@linkcode layer2Answer}).
+ * attempt and that it must restate the final answer after a new `</think>`: the verifier scores
+ * the correction's own text alone, not o_i before it (see {@linkcode layer2Answer}).
  */
 export const LAYER2_SYSTEM_PROMPT: string = [
   "You are a helpful AI assistant. A conversation between User and Assistant.",
@@ -214,20 +214,20 @@ export function drawGuidePhrase(rng: Rng, phrases: readonly string[]): string {
 }
 
 /**
- * The full assistant text of a correction õ_ij whose final answer the verifier scores:
- * `layer1Output + separator + guidePhrase + continuation`, i.e. the part of the assistant
- * turn the model was given in q'_i plus what it generated.
+ * The assistant text of Eq. 5's q'_i followed by a continuation:
+ * `layer1Output + separator + guidePhrase + continuation`. With `continuation = ""` it is
+ * what the assistant turn of q'_i holds when the model starts its correction (o_i, the
+ * separator and p_guide); with a correction's continuation it is the whole assistant turn.
  *
- * Why the whole turn and not only the continuation: the verifier reads the answer after the
- * LAST `</think>`. When the continuation writes a new `</think>` and answer, that answer is
- * scored. When it writes none, the last `</think>` is o_i's, so the Layer-1 answer stands
- * (a confirmation): the scored text is then `ans_i` followed by the separator, the phrase and
- * the continuation, which a lenient extractor (last number, `\boxed{}`) reads as ans_i. With
- * the exact-integer verifier of this repo (`verifyIntegerAnswer`) that trailing text makes the
- * answer unparsable, so there a confirmation must restate the answer after a new `</think>`
- * (as {@linkcode LAYER2_SYSTEM_PROMPT} asks), and a truncated continuation scores 0. Scoring
- * the continuation alone would lose the Layer-1 answer in the lenient case. Note that a format
- * reward that demands exactly one `<think>…</think>` block must score the continuation alone.
+ * That whole turn is NOT what the verifier scores. A correction õ_ij is scored on its
+ * continuation alone, the text the Sampler generated for the Layer-2 rollout: o_i sits in the
+ * prompt q'_i, and its answer ans_i must not count as the correction's answer. A correction
+ * must therefore state its own final answer after its own `</think>` (as
+ * {@linkcode LAYER2_SYSTEM_PROMPT} asks), also when it confirms ans_i: a continuation that
+ * states no answer (e.g. one cut off by the token budget) scores as wrong even when o_i was
+ * right. Scoring the whole turn would instead let a lenient extractor (last number,
+ * `\boxed{}`) read ans_i back out of the prompt and credit a confirmation the model never
+ * made, and would show a format reward two `<think>…</think>` blocks.
  *
  * @example
  * ```ts

@@ -2,6 +2,9 @@ import assert from "node:assert/strict";
 import { verifier } from "../../actors/verifier.ts";
 import type { Query, Rollout, Rollouts, Scored } from "../../actors/messages.ts";
 import { correctReward, createScorer, type RewardSample } from "../../verifiers/reward.ts";
+import { buildLayer2Prompt, layer2Answer } from "../../algorithms/mgrpo.ts";
+import { buildChecker } from "../../cli/rewards.ts";
+import { RewardConfigSchema } from "../../cli/config_schema.ts";
 import { recordingContext } from "../helpers.ts";
 
 type VerifierState = Awaited<ReturnType<typeof verifier.init>>;
@@ -146,6 +149,55 @@ Deno.test("verifier.handle() runs an injected scorer on prompt, completion, gold
   // 1·1 + 0.5·0.5 (the abstaining function is left out of the sum); 1·0 + 0.5·0.2.
   assert.deepEqual(verdicts.map((v) => v.reward), [1.25, 0.1]);
   assert.deepEqual(verdicts[0]!.components, { correct: 1, length: 0.5, abstain: null });
+});
+
+Deno.test("verifier.handle() scores a Layer-2 correction on its continuation, not on o_i in q'_i", async () => {
+  // reward.checker: math, as the CLI builds it (a Worker pool, closed below).
+  const { checker, close } = buildChecker(
+    RewardConfigSchema.parse({ checker: "math", workers: 1 }),
+  );
+  try {
+    const score = createScorer(checker, [{ name: "correct", fn: correctReward, weight: 1 }]);
+    // o_i is right, and q'_i holds it: the Layer-1 answer in the prompt is 5.
+    const layer1Output = "<think>2+3=5</think>\\boxed{5}";
+    assert.equal((await checker(layer1Output, "5")).correct, true);
+    // Scored on the whole assistant turn, a correction with no answer would be credited with
+    // o_i's \boxed{5}, which the math checker finds after the guide phrase.
+    const wholeTurn = layer2Answer(layer1Output, "\n", "Wait.", " let me see");
+    assert.equal((await checker(wholeTurn, "5")).correct, true);
+    const prompt = buildLayer2Prompt("What is 2 + 3?", layer1Output, "Wait.", { systemPrompt: "" });
+    const query: Query = {
+      id: "q0",
+      question: "What is 2 + 3?",
+      answer: 5,
+      prompt,
+      promptIds: [1],
+    };
+    const ctx = recordingContext("verifier");
+    await verifier.handle(
+      verifier.init({ trainTarget: "corrector", score }, ctx) as VerifierState,
+      {
+        ...rollouts("train", []),
+        label: "layer2",
+        queries: [query],
+        // The Sampler's texts of two corrections õ_01, õ_02: what follows p_guide.
+        rollouts: [rollout(0, " let me see"), rollout(0, " 2+3=5</think>5")],
+      },
+      ctx,
+    );
+    const verdicts = ctx.only<Scored>("corrector").verdicts;
+    // No answer of its own: wrong, o_i's 5 in the prompt does not count for it.
+    assert.equal(verdicts[0]!.reward, 0);
+    assert.equal(verdicts[0]!.correct, false);
+    assert.notEqual(verdicts[0]!.parsed, "5");
+    // Its own </think> and answer: right.
+    assert.deepEqual(
+      [verdicts[1]!.reward, verdicts[1]!.correct, verdicts[1]!.parsed],
+      [1, true, "5"],
+    );
+  } finally {
+    await close();
+  }
 });
 
 Deno.test("verifier.handle() rejects a message of another type", async () => {

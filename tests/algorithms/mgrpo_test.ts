@@ -115,11 +115,11 @@ Deno.test("layer2Answer() is the prompt's assistant text plus the continuation",
     full,
     "<think>2+3=6</think>6\nWait, let me double-check that. 2+3=5, not 6.</think>5",
   );
-  // The verifier reads the answer after the LAST </think>: the corrected 5.
-  assert.equal(verifyIntegerAnswer(full, 5).correct, true);
-  // No new </think>: the phrase sits in the answer region, which the exact verifier rejects.
-  const unfinished = layer2Answer("<think>2+3=5</think>5", "\n", PHRASE, " Yes.");
-  assert.equal(verifyIntegerAnswer(unfinished, 5).correct, false);
+  // The verifier scores the continuation alone (the Sampler's text): the corrected 5.
+  assert.equal(verifyIntegerAnswer(" 2+3=5, not 6.</think>5", 5).correct, true);
+  // o_i's answer in the prompt is right, yet a continuation with no answer of its own is wrong.
+  assert.equal(verifyIntegerAnswer("<think>2+3=5</think>5", 5).correct, true);
+  assert.equal(verifyIntegerAnswer(" Yes.", 5).correct, false);
 });
 
 Deno.test("drawGuidePhrase() is deterministic for a seed and draws only from the pool", () => {
