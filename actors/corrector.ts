@@ -1,7 +1,7 @@
 /**
  * Corrector (MGRPO Layer 2): for every scored Layer-1 response o_i it builds
  * q'_i = SystemPrompt_L2 + user q + assistant o_i + p_guide (Eq. 5, a guide phrase drawn at
- * random from the pool) and asks the Sampler for H corrections each. When the scored
+ * random from the pool; or the appendix form with `mgrpo.guide_position: in_think`) and asks the Sampler for H corrections each. When the scored
  * corrections come back it classifies each (o_i, õ_ij), selects the Layer-2 groups (the
  * paper's rule by default) and sends both layers to the Learner as one training batch.
  *
@@ -112,6 +112,7 @@ export const corrector: ActorLogic<
             const text = buildLayer2Prompt(q.question, r.text, phrase, {
               systemPrompt: layer2SystemPrompt(config.layer2_system_prompt),
               separator: config.guide_separator,
+              position: config.guide_position,
               ...(state.input.template === undefined ? {} : { template: state.input.template }),
             });
             return {

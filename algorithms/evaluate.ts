@@ -205,34 +205,58 @@ function encodePrompt(tokenizer: Tokenizer, text: string): number[] | string {
 /** Options of {@link evaluateSelfCorrection}. */
 export interface SelfCorrectionOptions extends EvaluateOptions {
   /**
-   * Renders the correction prompt: the question, the assistant text so far and a guide
-   * phrase (Eq. 5, e.g. `buildLayer2Prompt`).
+   * Builds a correction query from the question, the assistant text so far and a guide
+   * phrase: the prompt text to continue, and the assistant text it holds (the text the next
+   * round's continuation is appended to), e.g. with `buildLayer2Prompt` and `layer2Assistant`.
    */
-  renderCorrection: (question: string, assistantText: string, phrase: string) => string;
-  /** Guide phrases; one is drawn per problem and round with the seeded RNG. */
+  buildCorrection: (
+    question: string,
+    assistantText: string,
+    phrase: string,
+  ) => { prompt: string; assistant: string };
+  /** Guide phrases; one is drawn per problem and round, in problem order, with the seeded RNG. */
   phrases: readonly string[];
-  /** Text between the assistant text and the phrase. @default "\n" */
-  separator?: string;
-  /** Correction rounds after the first answer: 1 gives t1 and t1', 2 adds t2. @default 2 */
+  /**
+   * Correction rounds after the first answer: 1 gives the first answer and one guided
+   * correction; 2 adds a second correction of the corrected text (the paper's intrinsic
+   * baseline). @default 1
+   */
   rounds?: 1 | 2;
+  /**
+   * Longest correction prompt in tokens; 0 = the context minus one. A longer one is handled
+   * by `onLongPrompt`. @default 0
+   */
+  maxPromptTokens?: number;
+  /**
+   * `reject`: a correction prompt that does not fit is not generated from, is scored wrong and
+   * counted in `overflow`; `truncate`: its last `maxPromptTokens` tokens are kept and counted
+   * in `truncated`. @default "reject"
+   */
+  onLongPrompt?: "reject" | "truncate";
 }
 
 /** Per problem: correct after the first answer and after each correction round. */
 export interface SelfCorrectionResult {
-  /** One row per problem: `[t1, t1', t2?]`. */
-  verdicts: { t1: boolean; t1Prime: boolean; t2?: boolean }[];
+  /** One row per problem: `[first answer, after correction 1, after correction 2?]`. */
+  verdicts: boolean[][];
   /** The completions of every round, per problem. */
   completions: string[][];
-  /** Correction prompts that did not fit the model's context (counted as wrong). */
+  /** Correction prompts that did not fit the context and were rejected (scored wrong). */
   overflow: number;
+  /** Correction prompts cut to their last `maxPromptTokens` tokens (`onLongPrompt: truncate`). */
+  truncated: number;
+  /** Correction rows whose token budget (context − prompt) was below `maxNewTokens`. */
+  shortBudget: number;
 }
 
 /**
- * Two-turn (solve → self-correct) evaluation, the protocol of the paper's Table 2 and of
- * its intrinsic self-correction baseline: the policy answers; then, shown its own answer and
- * a guide phrase with the assistant turn left open, it continues; a second round repeats this
- * on the text so far. Each round is scored on what the policy wrote in that round (the answer
- * after its last `</think>`), as the Verifier scores Layer-2 corrections in training.
+ * Guided self-correction evaluation: the policy answers; then, shown its own answer and a
+ * guide phrase with the assistant turn left open (Eq. 5, or the appendix form), it continues;
+ * a second round (`rounds: 2`) repeats this on the text so far. Each round is scored on what
+ * the policy wrote in that round (the answer after its own `</think>`), as the Verifier scores
+ * Layer-2 corrections in training. Every row gets its own token budget, and the guide phrases
+ * are drawn in problem order from their own stream, so greedy verdicts do not depend on the
+ * batch size.
  */
 export async function evaluateSelfCorrection(
   model: Transformer,
@@ -240,40 +264,48 @@ export async function evaluateSelfCorrection(
   problems: readonly EvalProblem[],
   options: SelfCorrectionOptions,
 ): Promise<SelfCorrectionResult> {
-  const rng = new Rng(options.seed ?? 0).fork("self-correction");
-  const separator = options.separator ?? "\n";
-  const rounds = options.rounds ?? 2;
+  const phraseRng = new Rng(options.seed ?? 0).fork("self-correction");
+  const sampleRng = new Rng(options.seed ?? 0).fork("self-correction-sampling");
+  const rounds = options.rounds ?? 1;
   const checker = options.checker ?? integerChecker;
+  const ctx = model.config.max_position_embeddings;
+  const maxPrompt = options.maxPromptTokens || ctx - 1;
+  const maxNew = options.maxNewTokens ?? 48;
   const first = await evaluatePolicy(model, tokenizer, problems, { ...options, n: 1 });
   const completions = first.samples.map((s) => [s.completion]);
   const correct = first.samples.map((s) => [s.correct]);
   const assistant = first.samples.map((s) => s.completion);
   const batchSize = options.batchSize ?? 100;
-  let overflow = 0;
+  let overflow = 0, truncated = 0, shortBudget = 0;
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < problems.length; i += batchSize) {
       const chunk = problems.slice(i, i + batchSize);
-      const prompts: number[][] = [];
-      const prefixes: string[] = [];
+      const prompts: (number[] | undefined)[] = [];
+      const held: string[] = [];
       chunk.forEach((p, j) => {
-        const phrase = rng.pick(options.phrases);
-        const prefix = assistant[i + j]!;
-        prefixes.push(`${prefix}${separator}${phrase}`);
-        const ids = encodePrompt(tokenizer, options.renderCorrection(p.question, prefix, phrase));
-        prompts.push(typeof ids === "string" ? [] : ids);
+        const phrase = phraseRng.pick(options.phrases);
+        const built = options.buildCorrection(p.question, assistant[i + j]!, phrase);
+        held.push(built.assistant);
+        const ids = encodePrompt(tokenizer, built.prompt);
+        if (typeof ids === "string" || ids.length === 0) {
+          prompts.push(undefined);
+        } else if (ids.length > maxPrompt) {
+          if (options.onLongPrompt === "truncate") {
+            truncated++;
+            prompts.push(ids.slice(ids.length - maxPrompt));
+          } else {
+            prompts.push(undefined);
+          }
+        } else {
+          prompts.push(ids);
+        }
       });
-      // A prompt that leaves no room in the context (or could not be encoded) cannot be
-      // continued: counted as wrong.
-      const limit = model.config.max_position_embeddings - 1;
-      const fits = prompts.map((p) => p.length > 0 && p.length < limit);
-      const gens = await generate(
-        model,
-        prompts.filter((_, j) => fits[j]),
-        generateOptions(tokenizer, options, rng),
-      );
+      const runnable = prompts.filter((p): p is number[] => p !== undefined);
+      shortBudget += runnable.filter((p) => ctx - p.length < maxNew).length;
+      const gens = await generate(model, runnable, generateOptions(tokenizer, options, sampleRng));
       let k = 0;
       const texts = chunk.map((_, j) => {
-        const gen = fits[j] ? gens[k++] : undefined;
+        const gen = prompts[j] ? gens[k++] : undefined;
         if (!gen) overflow++;
         return gen ? tokenizer.decode(gen.tokens, { skipSpecialTokens: true }) : undefined;
       });
@@ -287,17 +319,9 @@ export async function evaluateSelfCorrection(
         const text = texts[j] ?? "";
         completions[i + j]!.push(text);
         correct[i + j]!.push(verdicts[j]?.correct ?? false);
-        assistant[i + j] = `${prefixes[j]}${text}`;
+        assistant[i + j] = `${held[j]}${text}`;
       });
     }
   }
-  return {
-    verdicts: correct.map((c) => ({
-      t1: c[0]!,
-      t1Prime: c[1]!,
-      ...(rounds === 2 ? { t2: c[2]! } : {}),
-    })),
-    completions,
-    overflow,
-  };
+  return { verdicts: correct, completions, overflow, truncated, shortBudget };
 }

@@ -21,6 +21,7 @@ import {
   type ScaleRewards,
 } from "./grpo.ts";
 import type { AlgorithmPlugin } from "./registry.ts";
+import { mcnemarExactP } from "./self_correction.ts";
 import type { Graph } from "../actors/runtime/mod.ts";
 
 // --- config ---
@@ -59,7 +60,10 @@ export const MgrpoConfigSchema = z.object({
     'SystemPrompt_L2 of Eq. 5: "" leaves the system turn out (the embedded model\'s context is short), "table1" is LAYER2_SYSTEM_PROMPT (Table 1\'s style, for real models), anything else is used as written',
   ),
   guide_separator: z.string().default("\n").describe(
-    'Text between o_i and p_guide in q\'_i (e.g. "\\n<think>" to open a new thought)',
+    "Text between o_i (or thought_i, with guide_position: in_think) and p_guide in q'_i",
+  ),
+  guide_position: z.enum(["after_answer", "in_think"]).default("after_answer").describe(
+    'Where p_guide goes in q\'_i: "after_answer" is Eq. 5 (<think>thought_i</think>ans_i + p_guide); "in_think" is the form of the paper\'s appendix example (Table 3): <think>thought_i + p_guide, the thought left open and ans_i dropped',
   ),
   selection: z.enum(["paper", "keep_all"]).default("paper").describe(
     'Layer-2 group selection: "paper" discards q\'_i when o_i and all H corrections are wrong; "keep_all" keeps every group',
@@ -128,7 +132,10 @@ export function layer2SystemPrompt(value: string): string {
   return value === "table1" ? LAYER2_SYSTEM_PROMPT : value;
 }
 
-/** Options of {@linkcode buildLayer2Prompt}. */
+/** Where p_guide goes in q'_i: Eq. 5's `after_answer`, or the appendix's `in_think`. */
+export type GuidePosition = "after_answer" | "in_think";
+
+/** Options of {@linkcode buildLayer2Prompt} and {@linkcode layer2Assistant}. */
 export interface Layer2PromptOptions {
   /**
    * SystemPrompt_L2; `""` leaves the system message out.
@@ -143,25 +150,78 @@ export interface Layer2PromptOptions {
    */
   template?: string;
   /**
-   * Text between o_i and p_guide.
+   * Text between o_i (or thought_i) and p_guide.
    *
    * @default {"\n"}
    */
   separator?: string;
+  /**
+   * `"after_answer"`: Eq. 5, `<think>thought_i</think>ans_i` + separator + p_guide.
+   * `"in_think"`: the paper's appendix example (Table 3), `<think>thought_i` + separator +
+   * p_guide: the thought stays open and `</think>ans_i` is dropped, so the correction
+   * continues the reasoning and writes its own `</think>` and answer.
+   *
+   * @default {"after_answer"}
+   */
+  position?: GuidePosition;
+}
+
+/**
+ * The assistant text q'_i holds after the chat prefix: o_i (or, `in_think`, its thought
+ * without `</think>ans_i`), the separator and p_guide. A response with no `</think>` (cut
+ * off by the token budget) is kept whole in both positions.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { layer2Assistant } from "./mgrpo.ts";
+ *
+ * const o = "<think>9-6=2 2+4=6</think>6";
+ * assert.equal(layer2Assistant(o, "Check.", { separator: " " }), "<think>9-6=2 2+4=6</think>6 Check.");
+ * assert.equal(
+ *   layer2Assistant(o, "Check.", { separator: " ", position: "in_think" }),
+ *   "<think>9-6=2 2+4=6 Check.",
+ * );
+ * ```
+ */
+export function layer2Assistant(
+  layer1Output: string,
+  guidePhrase: string,
+  options: Pick<Layer2PromptOptions, "separator" | "position"> = {},
+): string {
+  const { separator = "\n", position = "after_answer" } = options;
+  switch (position) {
+    case "after_answer":
+      return layer2Answer(layer1Output, separator, guidePhrase, "");
+    case "in_think": {
+      const close = layer1Output.lastIndexOf("</think>");
+      const thought = close < 0 ? layer1Output : layer1Output.slice(0, close);
+      return thought + separator + guidePhrase;
+    }
+    default:
+      throw new RangeError(
+        `Unknown guide position: "${position as string}" (expected "after_answer" or "in_think")`,
+      );
+  }
 }
 
 /**
  * Builds the Layer-2 query q'_i of Eq. 5:
- * SystemPrompt_L2 + User: [q] + Assistant: [`<think>thought_i</think>ans_i`] + p_guide.
+ * SystemPrompt_L2 + User: [q] + Assistant: [`<think>thought_i</think>ans_i`] + p_guide
+ * (or, with `position: "in_think"`, the appendix form `<think>thought_i` + p_guide).
  *
- * The assistant turn is rendered with `continueFinalMessage`: it stays open (no end-of-turn
- * marker), so the model continues right after the guide phrase, in the same turn.
+ * The chat template renders the system and user turns and the opening of the assistant turn
+ * (its generation prompt, exactly what o_i was sampled after in Layer 1); o_i is appended to
+ * it verbatim. The assistant turn stays open (no end-of-turn marker), so the model continues
+ * right after the guide phrase. o_i is never passed through the template as a message: a
+ * template that strips reasoning from assistant messages (DeepSeek-R1-Distill's keeps only
+ * the text after `</think>`) would drop thought_i from q'_i.
  *
  * @param question The original problem q.
  * @param layer1Output The full Layer-1 response o_i as the Sampler decodes it (special tokens
  * skipped, so without `<|im_end|>`), e.g. `<think>…</think>42`.
  * @param guidePhrase p_guide, usually from {@linkcode drawGuidePhrase}.
- * @param options System prompt, chat template and separator.
+ * @param options System prompt, chat template, separator and position.
  * @returns The prompt text to tokenize and sample H corrections from.
  *
  * @example
@@ -182,20 +242,17 @@ export function buildLayer2Prompt(
   guidePhrase: string,
   options: Layer2PromptOptions = {},
 ): string {
-  const { systemPrompt = LAYER2_SYSTEM_PROMPT, separator = "\n" } = options;
+  const { systemPrompt = LAYER2_SYSTEM_PROMPT } = options;
   const messages: ChatMessage[] = [];
   if (systemPrompt !== "") messages.push({ role: "system", content: systemPrompt });
   messages.push({ role: "user", content: question });
-  messages.push({
-    role: "assistant",
-    content: layer2Answer(layer1Output, separator, guidePhrase, ""),
-  });
-  return renderChat(
+  const prefix = renderChat(
     messages,
     options.template === undefined
-      ? { continueFinalMessage: true }
-      : { template: options.template, continueFinalMessage: true },
+      ? { addGenerationPrompt: true }
+      : { template: options.template, addGenerationPrompt: true },
   );
+  return prefix + layer2Assistant(layer1Output, guidePhrase, options);
 }
 
 /**
@@ -476,14 +533,18 @@ export interface TwoTurnMetrics {
   delta_i_to_c?: number;
   /** Δ^{c→i}(t1', t2) = #{t1' ∧ ¬t2} / N. */
   delta_c_to_i?: number;
+  /** McNemar's exact two-sided p of t1' against t2 on the N problems. */
+  mcnemar_p?: number;
 }
 
 /**
  * Evaluation metrics of a two-turn (solve → self-correct) run, the columns of the paper's
  * Table 2: Acc@t1, Acc@t1', Acc@t2, Δ(t1', t2), Δ^{i→c}(t1', t2), Δ^{c→i}(t1', t2), each
- * a fraction of all N problems, so Δ(t1', t2) = Δ^{i→c} − Δ^{c→i}. For the intrinsic
- * self-correction baseline t1' is the answer after the first correction prompt and t2 after
- * the second; for MGRPO, t1 and t1' come from the policy before the update and t2 after it.
+ * a fraction of all N problems, so Δ(t1', t2) = Δ^{i→c} − Δ^{c→i}, and McNemar's exact p of
+ * t1' against t2. For the intrinsic self-correction baseline t1' is the answer after the first
+ * correction prompt and t2 after the second; for MGRPO (the paper's Table 2 caption) t1 and t1'
+ * are the first answer and one correction of the policy before Layer-2 training, and t2 one
+ * correction of the policy after MGRPO (see `docs/self-correction.md`).
  *
  * @throws {RangeError} When the table is empty.
  * @throws {TypeError} When some rows have `t2` and others do not (the message names the index).
@@ -532,6 +593,7 @@ export function twoTurnMetrics(table: readonly TwoTurnVerdict[]): TwoTurnMetrics
     delta_t1_prime_t2: (t2 - t1Prime) / n,
     delta_i_to_c: iToC / n,
     delta_c_to_i: cToI / n,
+    mcnemar_p: mcnemarExactP(cToI, iToC),
   };
 }
 

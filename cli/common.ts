@@ -15,8 +15,10 @@ import {
   type SelfCorrectionOptions,
   type SelfCorrectionResult,
 } from "../algorithms/evaluate.ts";
+import { type CorrectionMetrics, correctionMetrics } from "../algorithms/self_correction.ts";
 import {
   buildLayer2Prompt,
+  layer2Assistant,
   layer2SystemPrompt,
   type TwoTurnMetrics,
   twoTurnMetrics,
@@ -25,7 +27,7 @@ import { loadCheckpoint, type LoadedCheckpoint } from "../model/checkpoint.ts";
 import { Transformer } from "../model/transformer.ts";
 import { TINY_MODEL_CONFIG } from "../model/model_config.ts";
 import { CharTokenizer } from "../model/char_tokenizer.ts";
-import { heldOutProblems, problemKey } from "../data/arithmetic.ts";
+import { devProblems, heldOutProblems, problemKey } from "../data/arithmetic.ts";
 import type { ArithmeticOptions, ArithmeticProblem } from "../data/arithmetic.ts";
 import type { AnswerChecker } from "../verifiers/reward.ts";
 import { type BadLine, epochOrder, loadProblemsJsonl } from "../data/jsonl_dataset.ts";
@@ -79,13 +81,36 @@ export function arithmeticOptions(task: TrainConfig["task"]): Partial<Arithmetic
   return { minSteps: task.min_steps, maxSteps: task.max_steps, maxOperand: task.max_operand };
 }
 
-/** The fixed held-out problems and their keys (to keep them out of training data). */
-export function heldOut(task: TrainConfig["task"]): {
+/**
+ * The synthetic task's held-out problems: `problems`, the first `task.eval_size` of the
+ * held-out set (what train evaluates), and `keys`, the problem keys of the whole held-out set
+ * of `task.heldout_size` problems (never drawn for training). `split: "heldout"` returns the
+ * whole set as `problems` (what eval and compare report on); `split: "dev"` returns
+ * `heldout_size` problems drawn like training problems from a stream of their own, for design
+ * choices that must not look at the held-out set.
+ */
+export function heldOut(
+  task: TrainConfig["task"],
+  split: "train_eval" | "heldout" | "dev" = "train_eval",
+): {
   problems: ArithmeticProblem[];
   keys: Set<string>;
 } {
-  const problems = heldOutProblems(task.eval_size, arithmeticOptions(task));
-  return { problems, keys: new Set(problems.map(problemKey)) };
+  const all = heldOutProblems(Math.max(task.heldout_size, task.eval_size), arithmeticOptions(task));
+  const keys = new Set(all.map(problemKey));
+  switch (split) {
+    case "train_eval":
+      return { problems: all.slice(0, task.eval_size), keys };
+    case "heldout":
+      return { problems: all, keys };
+    case "dev":
+      return {
+        problems: devProblems(task.heldout_size, { ...arithmeticOptions(task), exclude: keys }),
+        keys,
+      };
+    default:
+      throw new RangeError(`Unknown split: "${split as string}"`);
+  }
 }
 
 /** The problems of a training run: the held-out set, and the dataset for `task.kind: jsonl`. */
@@ -177,24 +202,26 @@ export async function runMain(main: (argv: string[]) => Promise<number>): Promis
 }
 
 /**
- * Options of a two-turn (solve → self-correct) evaluation from a config: the Layer-1 prompt,
- * the Layer-2 prompt of the `mgrpo` section (Eq. 5) and the `eval` section's sampling.
+ * Options of a self-correction evaluation from a config: the Layer-1 prompt, the Layer-2 query
+ * of the `mgrpo` section (Eq. 5 or the appendix form, its system prompt, separator and guide
+ * phrases), the `prompts` section's long-prompt handling and the `eval` section's sampling.
  */
 export function selfCorrectionOptions(config: TrainConfig): SelfCorrectionOptions {
-  const systemPrompt = layer2SystemPrompt(config.mgrpo.layer2_system_prompt);
-  const template = config.prompts.template === undefined
-    ? {}
-    : { template: config.prompts.template };
+  const layer2 = {
+    systemPrompt: layer2SystemPrompt(config.mgrpo.layer2_system_prompt),
+    separator: config.mgrpo.guide_separator,
+    position: config.mgrpo.guide_position,
+    ...(config.prompts.template === undefined ? {} : { template: config.prompts.template }),
+  };
   return {
     renderPrompt: promptRenderer(config.prompts),
-    renderCorrection: (question, text, phrase) =>
-      buildLayer2Prompt(question, text, phrase, {
-        systemPrompt,
-        separator: config.mgrpo.guide_separator,
-        ...template,
-      }),
+    buildCorrection: (question, text, phrase) => ({
+      prompt: buildLayer2Prompt(question, text, phrase, layer2),
+      assistant: layer2Assistant(text, phrase, layer2),
+    }),
     phrases: config.mgrpo.guide_phrases,
-    separator: config.mgrpo.guide_separator,
+    maxPromptTokens: config.prompts.max_prompt_tokens,
+    onLongPrompt: config.prompts.on_long_prompt,
     maxNewTokens: config.eval.max_new_tokens,
     greedy: config.eval.greedy,
     temperature: config.eval.temperature,
@@ -203,22 +230,47 @@ export function selfCorrectionOptions(config: TrainConfig): SelfCorrectionOption
   };
 }
 
-/** Loads a checkpoint and runs the two-turn evaluation (integer checker unless one is given) of {@link selfCorrectionOptions} on it. */
+/** What {@linkcode evaluateCheckpointTwoTurn} measures on one checkpoint. */
+export interface TwoTurnReport {
+  /** One guided correction by the same policy (first answer t1 → corrected answer t2). */
+  correction: CorrectionMetrics;
+  /**
+   * The paper's intrinsic self-correction columns (`rounds: 2` only): t1' after the first
+   * correction prompt, t2 after the second, Δ's between them, McNemar's p of t1' vs t2.
+   */
+  intrinsic?: TwoTurnMetrics;
+  /** The per-problem verdicts and completions of every round. */
+  result: SelfCorrectionResult;
+}
+
+/**
+ * Loads a checkpoint and runs the self-correction evaluation of {@link selfCorrectionOptions}
+ * on it (integer checker unless one is given): one guided correction, and with `rounds: 2` a
+ * second one for the intrinsic baseline's columns.
+ */
 export async function evaluateCheckpointTwoTurn(
   checkpoint: string,
   config: TrainConfig,
   problems: readonly EvalProblem[],
-  checker?: AnswerChecker,
-): Promise<{ metrics: TwoTurnMetrics; result: SelfCorrectionResult }> {
+  options: { checker?: AnswerChecker; rounds?: 1 | 2; batchSize?: number } = {},
+): Promise<TwoTurnReport> {
   const { model, tokenizer } = await loadCheckpoint(checkpoint, { trainable: false });
   try {
-    const result = await evaluateSelfCorrection(
-      model,
-      tokenizer,
-      problems,
-      { ...selfCorrectionOptions(config), ...(checker ? { checker } : {}) },
-    );
-    return { metrics: twoTurnMetrics(result.verdicts), result };
+    const result = await evaluateSelfCorrection(model, tokenizer, problems, {
+      ...selfCorrectionOptions(config),
+      ...(options.checker ? { checker: options.checker } : {}),
+      ...(options.batchSize ? { batchSize: options.batchSize } : {}),
+      rounds: options.rounds ?? 1,
+    });
+    const v = result.verdicts;
+    const correction = correctionMetrics(v.map((r) => r[0]!), v.map((r) => r[1]!));
+    return options.rounds === 2
+      ? {
+        correction,
+        intrinsic: twoTurnMetrics(v.map((r) => ({ t1: r[0]!, t1Prime: r[1]!, t2: r[2]! }))),
+        result,
+      }
+      : { correction, result };
   } finally {
     model.dispose();
   }

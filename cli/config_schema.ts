@@ -128,13 +128,22 @@ export const TaskConfigSchema = z.object({
     "Largest operand drawn for a problem",
   ),
   eval_size: z.number().int().min(1).default(200).describe(
-    "Number of held-out problems in the evaluation set",
+    "Held-out problems train evaluates before and after (and every eval.every steps): the first eval_size of the held-out set (kind: jsonl: the held-out split itself)",
+  ),
+  heldout_size: z.number().int().min(1).default(1000).describe(
+    "kind: arithmetic: problems in the held-out set that deno task eval and compare report on; all of them are kept out of training (>= eval_size)",
   ),
 }).strict().refine((task) => task.max_steps >= task.min_steps, {
   path: ["max_steps"],
   error: (issue) => {
     const task = issue.input as { min_steps: number };
     return `must be >= task.min_steps (${task.min_steps})`;
+  },
+}).refine((task) => task.heldout_size >= task.eval_size, {
+  path: ["heldout_size"],
+  error: (issue) => {
+    const task = issue.input as { eval_size: number };
+    return `must be >= task.eval_size (${task.eval_size})`;
   },
 }).refine((task) => task.kind !== "jsonl" || task.path !== undefined, {
   path: ["path"],

@@ -18,6 +18,7 @@ import {
   resolveRepoPath,
   runMain,
   TWO_TURN_COLUMNS,
+  type TwoTurnReport,
 } from "./common.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
@@ -62,7 +63,19 @@ const FLAGS = {
   "two-turn": {
     type: "boolean",
     help:
-      "Solve, then self-correct twice (guide phrases from the mgrpo section): the paper's Table 2 columns",
+      "Solve, then one guided correction by the same policy (mgrpo section's Layer-2 query): Acc@t1, Acc@t2, the Δ's and McNemar's p; with --rounds 2 also the intrinsic baseline's second round",
+  },
+  rounds: {
+    type: "string",
+    placeholder: "1|2",
+    help:
+      "--two-turn: correction rounds (default 2: the second gives the paper's intrinsic columns)",
+  },
+  split: {
+    type: "string",
+    placeholder: "heldout|dev",
+    help:
+      "Synthetic task: the held-out set (task.heldout_size problems, default) or the dev split drawn like training problems (for design choices)",
   },
 } as const;
 
@@ -113,9 +126,22 @@ async function main(argv: string[]): Promise<number> {
     if (args.values.limit !== undefined) problems = problems.slice(0, positive("limit", 1));
     ({ checker, close: closeChecker } = buildChecker({ ...config.reward, checker: "math" }));
   } else {
-    problems = heldOut(config.task).problems;
+    const split = String(args.values.split ?? "heldout");
+    if (split !== "heldout" && split !== "dev") {
+      throw new ArgsError(
+        `Invalid value for --split: must be "heldout" or "dev": current value is "${split}"`,
+      );
+    }
+    problems = heldOut(config.task, split).problems;
     if (args.values.limit !== undefined) problems = problems.slice(0, positive("limit", 1));
   }
+  const roundsArg = String(args.values.rounds ?? "2");
+  if (roundsArg !== "1" && roundsArg !== "2") {
+    throw new ArgsError(
+      `Invalid value for --rounds: must be 1 or 2: current value is "${roundsArg}"`,
+    );
+  }
+  const rounds = Number(roundsArg) as 1 | 2;
   await initBackend(config.model.backend, { wasmThreads: config.model.wasm_threads });
   const render = promptRenderer(config.prompts);
   try {
@@ -126,6 +152,7 @@ async function main(argv: string[]): Promise<number> {
         checker,
         out: args.values.out as string | undefined,
         twoTurn: args.values["two-turn"] === true,
+        rounds,
         nSamples,
       });
     }
@@ -134,23 +161,36 @@ async function main(argv: string[]): Promise<number> {
   }
   const rows: (string | number)[][] = [];
   if (args.values["two-turn"] === true) {
+    const intrinsicRows: (string | number)[][] = [];
+    const jsonLines: string[] = [];
     for (const dir of dirs) {
-      const { metrics: m, result: res } = await evaluateCheckpointTwoTurn(
-        dir,
-        config,
-        problems,
-      );
-      rows.push(twoTurnRow(dir, m, res.overflow));
-      for (const c of res.completions.slice(0, nSamples)) console.log(JSON.stringify(c));
+      const report = await evaluateCheckpointTwoTurn(dir, config, problems, { rounds });
+      rows.push(correctionRow(dir, report));
+      if (report.intrinsic) intrinsicRows.push(intrinsicRow(dir, report.intrinsic));
+      for (const c of report.result.completions.slice(0, nSamples)) console.log(JSON.stringify(c));
+      const m = report.correction;
+      jsonLines.push(JSON.stringify({
+        acc_t1: m.acc_t1,
+        acc_t2: m.acc_t2,
+        delta_i_to_c: m.delta_i_to_c,
+        delta_c_to_i: m.delta_c_to_i,
+        mcnemar_p: m.mcnemar_p,
+        n: m.n,
+      }));
     }
     console.log(
-      `\nSelf-correction evaluation (${problems.length} problems, solve then two correction prompts):`,
+      `\nOne guided correction by the same policy (${problems.length} problems, ${
+        config.eval.greedy ? "greedy" : `temperature ${config.eval.temperature}`
+      }, guide position ${config.mgrpo.guide_position}; t2 = the answer after the correction):`,
     );
-    console.log(formatTable([
-      "checkpoint",
-      ...TWO_TURN_COLUMNS,
-      "overflow",
-    ], rows));
+    console.log(formatTable(CORRECTION_COLUMNS, rows));
+    if (intrinsicRows.length) {
+      console.log(
+        "\nIntrinsic self-correction, the paper's baseline columns (t1' = after the first correction prompt, t2 = after the second):",
+      );
+      console.log(formatTable(["checkpoint", ...TWO_TURN_COLUMNS, "McNemar p"], intrinsicRows));
+    }
+    for (const line of jsonLines) console.log(line);
     return 0;
   }
   for (const dir of dirs) {
@@ -195,8 +235,42 @@ function pct(x: number | undefined): string {
   return x === undefined ? "-" : (100 * x).toFixed(1);
 }
 
-/** A row of the two-turn table: the checkpoint, Table 2's columns in %, the overflow count. */
-function twoTurnRow(dir: string, m: TwoTurnMetrics, overflow: number): (string | number)[] {
+/** Columns of the one-correction table. */
+const CORRECTION_COLUMNS = [
+  "checkpoint",
+  "Acc@t1 %",
+  "Acc@t2 %",
+  "Δ(t1,t2)",
+  "Δi→c",
+  "Δc→i",
+  "McNemar p",
+  "n",
+  "overflow",
+];
+
+/** A p-value with two significant digits. */
+function pValue(p: number | undefined): string {
+  return p === undefined ? "-" : p < 1e-4 ? p.toExponential(1) : p.toPrecision(2);
+}
+
+/** A row of the one-correction table. */
+function correctionRow(dir: string, report: TwoTurnReport): (string | number)[] {
+  const m = report.correction;
+  return [
+    dir,
+    pct(m.acc_t1),
+    pct(m.acc_t2),
+    pct(m.delta_t1_t2),
+    pct(m.delta_i_to_c),
+    pct(m.delta_c_to_i),
+    pValue(m.mcnemar_p),
+    m.n,
+    report.result.overflow,
+  ];
+}
+
+/** A row of the intrinsic table: Table 2's columns in %, McNemar's p of t1' vs t2. */
+function intrinsicRow(dir: string, m: TwoTurnMetrics): (string | number)[] {
   return [
     dir,
     pct(m.acc_t1),
@@ -205,7 +279,7 @@ function twoTurnRow(dir: string, m: TwoTurnMetrics, overflow: number): (string |
     pct(m.delta_t1_prime_t2),
     pct(m.delta_i_to_c),
     pct(m.delta_c_to_i),
-    overflow,
+    pValue(m.mcnemar_p),
   ];
 }
 
@@ -215,6 +289,7 @@ interface DatasetOptions {
   checker: AnswerChecker;
   out: string | undefined;
   twoTurn: boolean;
+  rounds: 1 | 2;
   nSamples: number;
 }
 
@@ -236,23 +311,26 @@ async function evaluateDataset(
     const lines: string[] = [];
     let summary: Record<string, unknown>;
     if (options.twoTurn) {
-      const { metrics: m, result } = await evaluateCheckpointTwoTurn(
-        dir,
-        config,
-        problems,
-        options.checker,
-      );
+      const report = await evaluateCheckpointTwoTurn(dir, config, problems, {
+        checker: options.checker,
+        rounds: options.rounds,
+      });
       problems.forEach((p, i) => {
-        const v = result.verdicts[i]!;
         lines.push(JSON.stringify({
           id: p.id,
           answer: p.answer,
-          completions: result.completions[i],
-          correct: [v.t1, v.t1Prime, v.t2],
+          completions: report.result.completions[i],
+          correct: report.result.verdicts[i],
         }));
       });
-      rows.push(twoTurnRow(dir, m, result.overflow));
-      summary = { ...m, overflow: result.overflow };
+      rows.push(correctionRow(dir, report));
+      summary = {
+        correction: report.correction,
+        ...(report.intrinsic ? { intrinsic: report.intrinsic } : {}),
+        overflow: report.result.overflow,
+        truncated: report.result.truncated,
+        short_budget: report.result.shortBudget,
+      };
     } else {
       const { model, tokenizer } = await loadCheckpoint(dir, { trainable: false });
       try {
@@ -332,7 +410,7 @@ async function evaluateDataset(
   );
   console.log(formatTable(
     options.twoTurn
-      ? ["checkpoint", ...TWO_TURN_COLUMNS, "overflow"]
+      ? CORRECTION_COLUMNS
       : ["checkpoint", "mean acc %", ...options.ks.map((k) => `pass@${k} %`), "unpromptable"],
     rows,
   ));

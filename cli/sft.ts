@@ -34,7 +34,6 @@ import {
   wrongSolution,
 } from "../data/arithmetic.ts";
 import { drawGuidePhrase } from "../algorithms/mgrpo.ts";
-import { SHORT_GUIDE_PHRASES } from "../prompts/system_prompts.ts";
 import { evaluatePolicy } from "../algorithms/evaluate.ts";
 
 const FLAGS = {
@@ -116,7 +115,11 @@ async function main(argv: string[]): Promise<number> {
   const optimizer = new AdamW(model.params, { weightDecay: 0.01, beta2: 0.99 });
   const render = promptRenderer(config.prompts);
   const correction = selfCorrectionOptions(config);
-  const { problems: evalSet, keys } = heldOut(config.task);
+  // Progress is measured on the dev split (drawn like training problems): choices such as
+  // --stop-at are never made on the held-out set, whose keys are all kept out of the data.
+  const { problems: devSet, keys } = heldOut(config.task, "dev");
+  const evalSet = devSet.slice(0, config.task.eval_size);
+  const phrases = config.mgrpo.guide_phrases;
   const stream = problemStream(seed, { ...arithmeticOptions(config.task), exclude: keys });
   const rng = new Rng(seed).fork("sft");
   console.log(
@@ -133,13 +136,15 @@ async function main(argv: string[]): Promise<number> {
       if (u < layer2Frac) {
         // Layer 2 (Eq. 5): q' = question + a right or wrong Layer-1 answer + p_guide.
         const layer1 = rng.next() < 0.5 ? wrongSolution(p, rng) : workedSolution(p);
-        const phrase = drawGuidePhrase(rng, config.mgrpo.guide_phrases);
-        prompts.push(tokenizer.encode(correction.renderCorrection(p.question, layer1, phrase)));
+        const phrase = drawGuidePhrase(rng, phrases);
+        prompts.push(
+          tokenizer.encode(correction.buildCorrection(p.question, layer1, phrase).prompt),
+        );
         completions.push([...tokenizer.encode(layer2Continuation(p)), tokenizer.imEndId]);
         continue;
       }
       const text = u < layer2Frac + correctionFrac
-        ? correctionSolution(p, rng, rng.pick(SHORT_GUIDE_PHRASES))
+        ? correctionSolution(p, rng, drawGuidePhrase(rng, phrases))
         : workedSolution(p);
       prompts.push(tokenizer.encode(render(p.question)));
       completions.push([...tokenizer.encode(text), tokenizer.imEndId]);
@@ -184,7 +189,7 @@ async function main(argv: string[]): Promise<number> {
       });
       const s = (performance.now() - t0) / 1000;
       console.log(
-        `eval step ${step + 1}: held-out accuracy ${(100 * res.accuracy).toFixed(1)}% ` +
+        `eval step ${step + 1}: dev accuracy ${(100 * res.accuracy).toFixed(1)}% ` +
           `format ${(100 * res.formatRate).toFixed(1)}% (${s.toFixed(0)} s) e.g. ${
             JSON.stringify(res.samples[0]!.completion)
           }`,
@@ -198,7 +203,7 @@ async function main(argv: string[]): Promise<number> {
         batch_size: batchSize,
         correction_frac: correctionFrac,
         layer2_frac: layer2Frac,
-        heldout_accuracy: res.accuracy,
+        dev_accuracy: res.accuracy,
         seconds: Math.round(s),
       };
       if (args.values.snapshots === true) {

@@ -331,6 +331,31 @@ export function heldOutProblems(
   return problems;
 }
 
+/** Seed of the dev stream (design choices are made on it, never on the held-out set). */
+export const DEV_SEED = 0x64657631; // "dev1"
+
+/**
+ * A dev split: the first `count` problems of a stream of their own, drawn exactly like
+ * training problems (repeats allowed; `exclude` rules out the held-out keys), from a seed no
+ * training run uses by default. Design choices (prompt forms, warm-start recipes) are made on
+ * it, so that the held-out set stays unseen. Its math overlaps what training draws, as any
+ * sample of the training distribution does.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { devProblems, heldOutProblems, problemKey } from "./arithmetic.ts";
+ *
+ * const exclude = new Set(heldOutProblems(50).map(problemKey));
+ * const dev = devProblems(20, { exclude });
+ * assert.equal(dev.length, 20);
+ * assert.ok(dev.every((p) => !exclude.has(problemKey(p))));
+ * ```
+ */
+export function devProblems(count: number, options: MakeProblemsOptions = {}): ArithmeticProblem[] {
+  return makeProblems(DEV_SEED, count, options);
+}
+
 /**
  * The math of a problem, ignoring names, objects and verbs: the start and the
  * operations, e.g. `"7+5-3"`. Two problems with the same key have the same

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { evaluatePolicy, evaluateSelfCorrection, passAtK } from "../../algorithms/evaluate.ts";
-import { buildLayer2Prompt } from "../../algorithms/mgrpo.ts";
+import { buildLayer2Prompt, layer2Assistant } from "../../algorithms/mgrpo.ts";
+import { loadCheckpoint } from "../../model/checkpoint.ts";
+import { loadConfig } from "../../cli/config.ts";
+import { heldOut, resolveRepoPath, selfCorrectionOptions } from "../../cli/common.ts";
 import { initBackend } from "../../model/backend.ts";
 import { CharTokenizer } from "../../model/char_tokenizer.ts";
 import { makeTinyModel, renderTestPrompt } from "../helpers.ts";
@@ -33,27 +36,70 @@ Deno.test("evaluateSelfCorrection() runs two correction rounds and counts contex
   const tokenizer = new CharTokenizer();
   const base = {
     renderPrompt: renderTestPrompt,
-    renderCorrection: (q: string, text: string, phrase: string) =>
-      buildLayer2Prompt(q, text, phrase, { systemPrompt: "" }),
+    buildCorrection: (q: string, text: string, phrase: string) => ({
+      prompt: buildLayer2Prompt(q, text, phrase, { systemPrompt: "" }),
+      assistant: layer2Assistant(text, phrase),
+    }),
     maxNewTokens: 6,
   };
   const res = await evaluateSelfCorrection(model, tokenizer, PROBLEMS, {
     ...base,
     phrases: ["Check."],
+    rounds: 2,
   });
   assert.equal(res.verdicts.length, 3);
-  for (const c of res.completions) assert.equal(c.length, 3); // t1, t1', t2
-  for (const v of res.verdicts) assert.deepEqual(Object.keys(v), ["t1", "t1Prime", "t2"]);
+  for (const c of res.completions) assert.equal(c.length, 3); // t1, one correction, a second
+  for (const v of res.verdicts) assert.equal(v.length, 3);
   assert.equal(res.overflow, 0);
   // A phrase longer than the context: no correction prompt fits, each counts as wrong.
   const long = await evaluateSelfCorrection(model, tokenizer, PROBLEMS, {
     ...base,
     phrases: ["x".repeat(300)],
-    rounds: 1,
   });
   assert.equal(long.overflow, 3);
-  assert.deepEqual(long.verdicts.map((v) => v.t1Prime), [false, false, false]);
+  assert.deepEqual(long.verdicts.map((v) => v[1]), [false, false, false]);
   assert.deepEqual(long.completions.map((c) => c[1]), ["", "", ""]);
+  // truncate keeps the last tokens of such a prompt instead, and counts them.
+  const cut = await evaluateSelfCorrection(model, tokenizer, PROBLEMS, {
+    ...base,
+    phrases: ["x".repeat(300)],
+    onLongPrompt: "truncate",
+    maxPromptTokens: 200,
+  });
+  assert.equal(cut.overflow, 0);
+  assert.equal(cut.truncated, 3);
+  assert.ok(cut.completions.every((c) => c[1]!.length > 0));
+  model.dispose();
+});
+
+Deno.test("evaluateSelfCorrection() gives the same greedy tokens and verdicts at batch size 1, 7 and 100", async () => {
+  // The committed warm start on 100 held-out problems, the embedded config's Layer-2 query,
+  // two rounds: second-round prompts are up to twice as long as the first, so every batch of
+  // 100 mixes lengths (the per-row token budget is what keeps them comparable).
+  const config = loadConfig(undefined);
+  const { model, tokenizer } = await loadCheckpoint(resolveRepoPath(config.model.init), {
+    trainable: false,
+  });
+  const problems = heldOut(config.task, "heldout").problems.slice(0, 100);
+  const results = [];
+  for (const batchSize of [1, 7, 100]) {
+    results.push(
+      await evaluateSelfCorrection(model, tokenizer, problems, {
+        ...selfCorrectionOptions(config),
+        rounds: 2,
+        batchSize,
+      }),
+    );
+  }
+  const [one, seven, hundred] = results;
+  assert.deepEqual(seven!.completions, one!.completions);
+  assert.deepEqual(hundred!.completions, one!.completions);
+  assert.deepEqual(seven!.verdicts, one!.verdicts);
+  assert.deepEqual(hundred!.verdicts, one!.verdicts);
+  // The second round is really generated: its answers are as long as the first round's.
+  const mean = (k: number) => one!.completions.reduce((a, c) => a + c[k]!.length, 0) / 100;
+  assert.ok(mean(2) > 0.5 * mean(1), `round 2 mean length ${mean(2)} vs round 1 ${mean(1)}`);
+  assert.equal(one!.overflow, 0);
   model.dispose();
 });
 

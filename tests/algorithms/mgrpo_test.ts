@@ -6,6 +6,7 @@ import {
   LAYER2_SYSTEM_PROMPT,
   layer2Advantages,
   layer2Answer,
+  layer2Assistant,
   layer2SystemPrompt,
   MgrpoConfigSchema,
   mgrpoMetrics,
@@ -14,6 +15,7 @@ import {
 } from "../../algorithms/mgrpo.ts";
 import { keptGroupAdvantages } from "../../algorithms/grpo.ts";
 import { Rng } from "../../data/rng.ts";
+import { renderChat } from "../../prompts/chat_template.ts";
 import { GUIDE_PHRASES } from "../../prompts/system_prompts.ts";
 import { verifyIntegerAnswer } from "../../verifiers/integer_answer.ts";
 
@@ -38,6 +40,7 @@ Deno.test("MgrpoConfigSchema fills the paper's defaults", () => {
     guide_phrases: [...GUIDE_PHRASES],
     layer2_system_prompt: "",
     guide_separator: "\n",
+    guide_position: "after_answer",
     selection: "paper",
     layer1_weight: 1,
     layer2_weight: 1,
@@ -101,9 +104,51 @@ Deno.test("buildLayer2Prompt() uses LAYER2_SYSTEM_PROMPT and a custom template",
     ),
   );
   const template = "{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}[/]{% endfor %}";
+  // o_i follows the template's generation prompt (none in this template), never a rendered
+  // assistant message.
   assert.equal(
     buildLayer2Prompt("q", "<think>t</think>a", "p", { systemPrompt: "", template }),
-    "[user]q[/][assistant]<think>t</think>a\np",
+    "[user]q[/]<think>t</think>a\np",
+  );
+});
+
+Deno.test("buildLayer2Prompt() keeps thought_i under a template that strips reasoning", () => {
+  // DeepSeek-R1-Distill's real template keeps only the text after </think> of an assistant
+  // message: q'_i must not pass o_i through it.
+  const template = JSON.parse(
+    Deno.readTextFileSync(
+      new URL("../fixtures/chat_templates/deepseek-r1-distill-qwen.json", import.meta.url),
+    ),
+  ).chat_template as string;
+  const o = "<think>48 / 2 = 24</think>24";
+  const text = buildLayer2Prompt("Half of 48?", o, "Wait.", { systemPrompt: "", template });
+  assert.ok(text.includes("48 / 2 = 24"), text);
+  assert.equal(
+    text,
+    renderChat([{ role: "user", content: "Half of 48?" }], {
+      template,
+      addGenerationPrompt: true,
+    }) +
+      o + "\nWait.",
+  );
+});
+
+Deno.test("buildLayer2Prompt() puts p_guide inside the open thought with position in_think", () => {
+  const options = { systemPrompt: "", separator: " ", position: "in_think" as const };
+  assert.equal(
+    buildLayer2Prompt("2+3?", "<think>2+3=6</think>6", "Let me recheck.", options),
+    "<|im_start|>user\n2+3?<|im_end|>\n<|im_start|>assistant\n<think>2+3=6 Let me recheck.",
+  );
+  // A response cut off before </think> is kept whole.
+  assert.equal(layer2Assistant("<think>2+3=", "Hm.", options), "<think>2+3= Hm.");
+  // After a correction, the next round drops only the last </think> and answer.
+  assert.equal(
+    layer2Assistant("<think>2+3=6 Hm. 2+3=5</think>5", "Hm.", options),
+    "<think>2+3=6 Hm. 2+3=5 Hm.",
+  );
+  assert.throws(
+    () => layer2Assistant("x", "p", { position: "middle" as unknown as "in_think" }),
+    RangeError,
   );
 });
 

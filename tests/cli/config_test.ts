@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { z } from "zod";
+import { SHORT_GUIDE_PHRASES } from "../../prompts/system_prompts.ts";
 import {
   ConfigError,
   configToYaml,
@@ -35,10 +36,23 @@ const LEARNER_FIELDS = '"lr", "lr_schedule", "warmup_ratio", "min_lr_ratio", "we
 
 // --- the embedded configs ---
 
-Deno.test("loadConfig() reads the embedded default, equal to the schema defaults", () => {
+/**
+ * Where the embedded default departs from the schema's defaults (the paper's Layer-2 query):
+ * short guide phrases inside the open thought, the tiny model's form (docs/self-correction.md).
+ */
+const EMBEDDED_LAYER2 = {
+  guide_phrases: [...SHORT_GUIDE_PHRASES],
+  guide_separator: " ",
+  guide_position: "in_think" as const,
+};
+
+Deno.test("loadConfig() reads the embedded default, equal to the schema defaults but Layer 2's query", () => {
   const defaults = TrainConfigSchema.parse({});
-  assert.deepEqual(loadConfig(undefined), defaults);
-  assert.deepEqual(loadConfig(DEFAULT_CONFIG_PATH), defaults);
+  const embedded = { ...defaults, mgrpo: { ...defaults.mgrpo, ...EMBEDDED_LAYER2 } };
+  assert.deepEqual(loadConfig(undefined), embedded);
+  assert.deepEqual(loadConfig(DEFAULT_CONFIG_PATH), embedded);
+  assert.equal(defaults.mgrpo.guide_position, "after_answer");
+  assert.equal(defaults.task.heldout_size, 1000);
   assert.equal(defaults.run.name, "tiny-mgrpo");
   assert.equal(defaults.run.steps, 16);
   assert.equal(defaults.model.backend, "wasm");
@@ -59,6 +73,7 @@ Deno.test("configs/tiny-grpo.yaml is the embedded default with algorithm grpo an
     ...defaults,
     run: { ...defaults.run, name: "tiny-grpo", steps: 100 },
     algorithm: "grpo",
+    mgrpo: { ...defaults.mgrpo, ...EMBEDDED_LAYER2 },
   });
 });
 

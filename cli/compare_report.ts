@@ -1,0 +1,400 @@
+/**
+ * The report of `deno task compare`: the success criterion (fixed before the runs), every run,
+ * mean ± std over seeds, the paper's Table 2 columns for MGRPO, the tests (McNemar's exact
+ * test per run, an exact permutation test between arms over seeds), and an SVG of held-out
+ * accuracy against optimizer steps and against sampled tokens (mean ± std band over seeds).
+ *
+ * @module
+ */
+import {
+  type CorrectionMetrics,
+  mcnemarExactP as mcnemar,
+  meanStd,
+  permutationTest,
+} from "../algorithms/self_correction.ts";
+import type { TwoTurnMetrics } from "../algorithms/mgrpo.ts";
+
+/** One finished run of an arm. */
+export interface CompareRun {
+  arm: string;
+  seed: number;
+  steps: number;
+  sampledTokens: number;
+  seconds: number;
+  /** Held-out (full set) first answer and one guided correction of the final policy. */
+  heldout: CorrectionMetrics;
+  /** Per-problem verdicts on the full held-out set: first answer, after one correction. */
+  t1: boolean[];
+  t2: boolean[];
+  /** Held-out accuracy (train's eval subset) during training: `[step, sampled tokens, acc]`. */
+  curve: [number, number, number][];
+}
+
+/** What the report is built from. */
+export interface CompareData {
+  date: string;
+  command: string;
+  seeds: number[];
+  arms: { name: string; label: string }[];
+  runs: CompareRun[];
+  /** The warm start: one correction, and the intrinsic two-round columns. */
+  warmStart: { correction: CorrectionMetrics; intrinsic: TwoTurnMetrics };
+  heldoutSize: number;
+  evalSubset: number;
+  machine: string;
+}
+
+/** The success criterion, written before any run and printed unchanged in every report. */
+export const CRITERION: string = [
+  "Fixed before the runs (and not changed after them):",
+  "1. Self-correction: on every seed (at least 5), one guided correction by the trained MGRPO",
+  "   policy beats its own Acc@t1 on the held-out set (>= 1,000 problems) by >= 3 points, with",
+  "   Δc→i <= 1 point and McNemar's exact p < 0.01.",
+  "2. Against GRPO: MGRPO's accuracy after one correction (Acc@t2) beats the Acc@t1 of GRPO",
+  "   from the same warm start at equal optimizer steps by >= 3 points (mean over seeds), with",
+  "   an exact two-sided permutation test over seeds giving p < 0.05.",
+  "3. The warm start's intrinsic self-correction (two correction rounds, no RL) is reported.",
+].join("\n");
+
+const pct = (x: number) => (100 * x).toFixed(1);
+const pm = (xs: number[], scale = 100, digits = 1) => {
+  const { mean, std } = meanStd(xs);
+  return `${(mean * scale).toFixed(digits)} ± ${(std * scale).toFixed(digits)}`;
+};
+const pValue = (p: number) => (p < 1e-4 ? p.toExponential(1) : p.toPrecision(2));
+const row = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
+const table = (header: string[], rows: (string | number)[][]) =>
+  [row(header), row(header.map(() => "---")), ...rows.map(row)].join("\n");
+
+/** Verdicts of the criterion, for the report and the final JSON line. */
+export interface CriterionResult {
+  selfCorrection: { seed: number; pass: boolean }[] | null;
+  selfCorrectionPass: boolean | null;
+  vsGrpo: { diff: number; p: number; pass: boolean } | null;
+}
+
+/** Evaluates the criterion on the runs (null where an arm is missing). */
+export function judge(data: CompareData): CriterionResult {
+  const mgrpo = data.runs.filter((r) => r.arm === "mgrpo");
+  const grpo = data.runs.filter((r) => r.arm === "grpo");
+  const selfCorrection = mgrpo.length
+    ? mgrpo.map((r) => ({
+      seed: r.seed,
+      pass: r.heldout.delta_t1_t2 >= 0.03 - 1e-9 && r.heldout.delta_c_to_i <= 0.01 + 1e-9 &&
+        r.heldout.mcnemar_p < 0.01 && r.heldout.n >= 1000,
+    }))
+    : null;
+  let vsGrpo: CriterionResult["vsGrpo"] = null;
+  if (mgrpo.length && grpo.length) {
+    const a = mgrpo.map((r) => r.heldout.acc_t2), b = grpo.map((r) => r.heldout.acc_t1);
+    const diff = meanStd(a).mean - meanStd(b).mean;
+    const p = permutationTest(a, b);
+    vsGrpo = { diff, p, pass: diff >= 0.03 - 1e-9 && p < 0.05 };
+  }
+  return {
+    selfCorrection,
+    selfCorrectionPass: selfCorrection
+      ? selfCorrection.length >= 5 && selfCorrection.every((s) => s.pass)
+      : null,
+    vsGrpo,
+  };
+}
+
+/** The report as Markdown. */
+export function reportMarkdown(data: CompareData, verdict: CriterionResult): string {
+  const byArm = (arm: string) => data.runs.filter((r) => r.arm === arm);
+  const ws = data.warmStart;
+  const lines: string[] = [
+    `# ${data.arms.map((a) => a.label).join(" vs ")} on the embedded task (${data.date})`,
+    "",
+    `Command: \`${data.command}\`. Machine: ${data.machine}. Seeds ${data.seeds.join(", ")}.`,
+    `Held-out set: ${data.heldoutSize} problems never drawn for training, greedy decoding; the`,
+    `curves use train's own evaluation on the first ${data.evalSubset} of them. Acc@t1 is the`,
+    "final policy's first answer; Acc@t2 its answer after one guided correction by the same",
+    "policy (the embedded config's Layer-2 query); the Δ's are between t1 and t2, in points of",
+    "all problems; p is McNemar's exact two-sided test on the per-problem verdicts",
+    "(`docs/self-correction.md`).",
+    "",
+    "## Criterion",
+    "",
+    "```",
+    CRITERION,
+    "```",
+    "",
+    "## Result",
+    "",
+  ];
+  if (verdict.selfCorrection) {
+    lines.push(
+      `- Criterion 1 (self-correction on every seed): **${
+        verdict.selfCorrectionPass ? "met" : "not met"
+      }** (${
+        verdict.selfCorrection.map((s) => `seed ${s.seed} ${s.pass ? "pass" : "fail"}`).join(", ")
+      }${
+        verdict.selfCorrection.length < 5 ? `; only ${verdict.selfCorrection.length} seeds` : ""
+      }).`,
+    );
+  }
+  if (verdict.vsGrpo) {
+    lines.push(
+      `- Criterion 2 (MGRPO Acc@t2 vs GRPO Acc@t1 at equal steps): **${
+        verdict.vsGrpo.pass ? "met" : "not met"
+      }**: difference ${
+        (100 * verdict.vsGrpo.diff).toFixed(1)
+      } points, exact permutation test p = ${pValue(verdict.vsGrpo.p)}.`,
+    );
+  }
+  lines.push(
+    `- Criterion 3: the warm start's intrinsic self-correction is in the last table.`,
+    "",
+    "## Every run",
+    "",
+    table(
+      [
+        "arm",
+        "seed",
+        "steps",
+        "sampled tokens",
+        "wall s",
+        "Acc@t1 %",
+        "Acc@t2 %",
+        "Δ(t1,t2)",
+        "Δi→c",
+        "Δc→i",
+        "McNemar p",
+      ],
+      data.runs.map((r) => [
+        r.arm,
+        r.seed,
+        r.steps,
+        r.sampledTokens,
+        r.seconds.toFixed(0),
+        pct(r.heldout.acc_t1),
+        pct(r.heldout.acc_t2),
+        pct(r.heldout.delta_t1_t2),
+        pct(r.heldout.delta_i_to_c),
+        pct(r.heldout.delta_c_to_i),
+        pValue(r.heldout.mcnemar_p),
+      ]),
+    ),
+    "",
+    "## Mean ± std over seeds",
+    "",
+    table(
+      [
+        "arm",
+        "runs",
+        "Acc@t1 %",
+        "Acc@t2 %",
+        "Δ(t1,t2)",
+        "Δi→c",
+        "Δc→i",
+        "sampled tokens",
+        "steps",
+      ],
+      data.arms.filter((a) => byArm(a.name).length).map((a) => {
+        const rs = byArm(a.name);
+        return [
+          a.label,
+          rs.length,
+          pm(rs.map((r) => r.heldout.acc_t1)),
+          pm(rs.map((r) => r.heldout.acc_t2)),
+          pm(rs.map((r) => r.heldout.delta_t1_t2)),
+          pm(rs.map((r) => r.heldout.delta_i_to_c)),
+          pm(rs.map((r) => r.heldout.delta_c_to_i)),
+          pm(rs.map((r) => r.sampledTokens), 1, 0),
+          pm(rs.map((r) => r.steps), 1, 0),
+        ];
+      }),
+    ),
+    "",
+  );
+  const arms = data.arms.map((a) => a.name);
+  const tests: (string | number)[][] = [];
+  const add = (what: string, a: number[], b: number[]) => {
+    if (a.length && b.length) {
+      tests.push([
+        what,
+        (100 * (meanStd(a).mean - meanStd(b).mean)).toFixed(1),
+        pValue(permutationTest(a, b)),
+      ]);
+    }
+  };
+  const accOf = (arm: string, key: "acc_t1" | "acc_t2") => byArm(arm).map((r) => r.heldout[key]);
+  if (arms.includes("mgrpo")) {
+    for (const other of arms.filter((a) => a !== "mgrpo")) {
+      add(`MGRPO Acc@t2 − ${other} Acc@t1`, accOf("mgrpo", "acc_t2"), accOf(other, "acc_t1"));
+      add(`MGRPO Acc@t1 − ${other} Acc@t1`, accOf("mgrpo", "acc_t1"), accOf(other, "acc_t1"));
+    }
+  }
+  if (tests.length) {
+    lines.push(
+      "## Between arms (exact two-sided permutation test over seeds)",
+      "",
+      table(["comparison", "difference of means (points)", "p"], tests),
+      "",
+    );
+  }
+  // The paper's Table 2 for MGRPO: t1 and t1' from the policy before Layer-2 training (the
+  // GRPO run of the same seed at equal steps: Layer 1 alone), t2 after MGRPO.
+  const paired = byArm("mgrpo").flatMap((m) => {
+    const g = byArm("grpo").find((r) => r.seed === m.seed);
+    return g ? [{ seed: m.seed, g, m }] : [];
+  });
+  if (paired.length) {
+    const rows = paired.map(({ seed, g, m }) => {
+      const n = m.t2.length;
+      let iToC = 0, cToI = 0;
+      for (let i = 0; i < n; i++) {
+        if (!g.t2[i] && m.t2[i]) iToC++;
+        if (g.t2[i] && !m.t2[i]) cToI++;
+      }
+      return {
+        seed,
+        t1: g.heldout.acc_t1,
+        t1p: g.heldout.acc_t2,
+        t2: m.heldout.acc_t2,
+        iToC: iToC / n,
+        cToI: cToI / n,
+        b: cToI,
+        c: iToC,
+      };
+    });
+    lines.push(
+      "## The paper's Table 2 columns for MGRPO",
+      "",
+      "Acc@t1 and Acc@t1' come from the policy before Layer-2 training: the GRPO run of the same",
+      "seed at equal steps (Layer 1 alone, as the paper's MGRPO Acc@t1 equals its GRPO's), its",
+      "first answer and one guided correction; Acc@t2 is one guided correction of the MGRPO policy.",
+      "The Δ's compare t1' and t2 problem by problem.",
+      "",
+      table(
+        ["seed", "Acc@t1 %", "Acc@t1' %", "Acc@t2 %", "Δ(t1',t2)", "Δi→c", "Δc→i", "McNemar p"],
+        rows.map((r) => [
+          r.seed,
+          pct(r.t1),
+          pct(r.t1p),
+          pct(r.t2),
+          pct(r.t2 - r.t1p),
+          pct(r.iToC),
+          pct(r.cToI),
+          pValue(mcnemar(r.b, r.c)),
+        ]),
+      ),
+      "",
+    );
+  }
+  lines.push(
+    "## Warm start: intrinsic self-correction (the paper's baseline, no RL)",
+    "",
+    table(
+      [
+        "Acc@t1 %",
+        "Acc@t1' %",
+        "Acc@t2 %",
+        "Δ(t1',t2)",
+        "Δi→c",
+        "Δc→i",
+        "McNemar p (t1' vs t2)",
+        "one correction: Δ(t1,t2)",
+        "p (t1 vs t1')",
+      ],
+      [[
+        pct(ws.intrinsic.acc_t1),
+        pct(ws.intrinsic.acc_t1_prime),
+        pct(ws.intrinsic.acc_t2 ?? NaN),
+        pct(ws.intrinsic.delta_t1_prime_t2 ?? NaN),
+        pct(ws.intrinsic.delta_i_to_c ?? NaN),
+        pct(ws.intrinsic.delta_c_to_i ?? NaN),
+        pValue(ws.intrinsic.mcnemar_p ?? NaN),
+        pct(ws.correction.delta_t1_t2),
+        pValue(ws.correction.mcnemar_p),
+      ]],
+    ),
+    "",
+    "![held-out accuracy against optimizer steps and sampled tokens](accuracy.svg)",
+    "",
+  );
+  return lines.join("\n");
+}
+
+const COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"];
+
+/**
+ * Two panels: held-out accuracy (train's eval subset, greedy) against optimizer steps and
+ * against sampled completion tokens; per arm the mean over seeds as a line and mean ± std as
+ * a band, with labelled axes and a legend.
+ */
+export function accuracySvg(data: CompareData): string {
+  const W = 900, H = 380, P = 56, GAP = 40;
+  const pw = (W - 2 * P - GAP) / 2, ph = H - 2 * P;
+  const series = data.arms.map((a, k) => {
+    const runs = data.runs.filter((r) => r.arm === a.name);
+    const points = Math.max(0, ...runs.map((r) => r.curve.length));
+    const pts: { step: number; tokens: number; mean: number; std: number }[] = [];
+    for (let i = 0; i < points; i++) {
+      const at = runs.flatMap((r) => (r.curve[i] ? [r.curve[i]!] : []));
+      const acc = meanStd(at.map((c) => c[2]));
+      pts.push({
+        step: meanStd(at.map((c) => c[0])).mean,
+        tokens: meanStd(at.map((c) => c[1])).mean,
+        mean: acc.mean,
+        std: acc.std,
+      });
+    }
+    return { label: a.label, color: COLORS[k % COLORS.length]!, pts };
+  }).filter((s) => s.pts.length);
+  const all = series.flatMap((s) => s.pts);
+  const maxStep = Math.max(1, ...all.map((p) => p.step));
+  const maxTok = Math.max(1, ...all.map((p) => p.tokens));
+  const panel = (x0: number, key: "step" | "tokens", max: number, label: string) => {
+    const X = (v: number) => x0 + (v / max) * pw;
+    const Y = (v: number) => P + ph - Math.max(0, Math.min(1, v)) * ph;
+    const out: string[] = [
+      `<line x1="${x0}" y1="${P + ph}" x2="${x0 + pw}" y2="${P + ph}" stroke="black"/>`,
+      `<line x1="${x0}" y1="${P}" x2="${x0}" y2="${P + ph}" stroke="black"/>`,
+      `<text x="${x0 + pw / 2}" y="${H - 14}" text-anchor="middle">${label}</text>`,
+    ];
+    for (const t of [0, 0.25, 0.5, 0.75, 1]) {
+      out.push(
+        `<line x1="${x0 - 4}" y1="${Y(t)}" x2="${x0 + pw}" y2="${Y(t)}" stroke="#ddd"/>`,
+        `<text x="${x0 - 6}" y="${Y(t) + 4}" text-anchor="end">${t * 100}%</text>`,
+      );
+      out.push(
+        `<text x="${X(t * max)}" y="${P + ph + 16}" text-anchor="middle">${
+          key === "step" ? (t * max).toFixed(0) : `${((t * max) / 1000).toFixed(0)}k`
+        }</text>`,
+      );
+    }
+    for (const s of series) {
+      const up = s.pts.map((p) => `${X(p[key]).toFixed(1)},${Y(p.mean + p.std).toFixed(1)}`);
+      const down = s.pts.map((p) => `${X(p[key]).toFixed(1)},${Y(p.mean - p.std).toFixed(1)}`)
+        .reverse();
+      out.push(
+        `<polygon points="${[...up, ...down].join(" ")}" fill="${s.color}" opacity="0.15"/>`,
+        `<polyline points="${
+          s.pts.map((p) => `${X(p[key]).toFixed(1)},${Y(p.mean).toFixed(1)}`).join(" ")
+        }" fill="none" stroke="${s.color}" stroke-width="2"/>`,
+      );
+    }
+    return out;
+  };
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${
+      W / 2
+    }" y="20" text-anchor="middle" font-size="14">Held-out accuracy (greedy, first answer; mean ± std over seeds ${
+      data.seeds.join(", ")
+    })</text>`,
+    `<text x="16" y="${P + ph / 2}" transform="rotate(-90 16 ${
+      P + ph / 2
+    })" text-anchor="middle">held-out accuracy</text>`,
+    ...panel(P, "step", maxStep, "optimizer steps"),
+    ...panel(P + pw + GAP, "tokens", maxTok, "sampled completion tokens (both layers)"),
+    ...series.map((s, i) =>
+      `<text x="${P + 10}" y="${P + 14 + 16 * i}" fill="${s.color}">${s.label}</text>`
+    ),
+    `</svg>`,
+  ].join("\n");
+}
