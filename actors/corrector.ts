@@ -43,6 +43,14 @@ export interface CorrectorInput {
   target: string;
   /** Guide-phrase RNG state (when resuming). */
   rngState?: ReturnType<Rng["getState"]>;
+  /** Longest q'_i in tokens (`prompts.max_prompt_tokens`, resolved). @default Infinity */
+  maxPromptTokens?: number;
+  /**
+   * A longer q'_i: `"reject"` samples no corrections for it (its group counts as wrong and is
+   * left out of the update, `mgrpo/rejected_prompts`); `"truncate"` keeps its last
+   * `maxPromptTokens` tokens (`mgrpo/truncated_prompts`). @default "reject"
+   */
+  onLongPrompt?: "reject" | "truncate";
 }
 
 /** State of {@link corrector}. */
@@ -51,7 +59,17 @@ export interface CorrectorState {
   /** The guide-phrase RNG. */
   rng: Rng;
   /** Layer-1 batches waiting for their corrections, by step, with the seconds spent on them. */
-  pending: Map<number, { layer1: Scored; phrases: number[]; seconds: number }>;
+  pending: Map<
+    number,
+    {
+      layer1: Scored;
+      phrases: number[];
+      /** Indices i of the o_i whose q'_i was sampled (the others did not fit). */
+      sampled: number[];
+      truncated: number;
+      seconds: number;
+    }
+  >;
 }
 
 /** The Corrector actor. */
@@ -123,9 +141,24 @@ export const corrector: ActorLogic<
               promptIds: tokenizer.encode(text),
             };
           });
+          // A q'_i longer than the prompt limit is rejected or cut to its last tokens.
+          const max = state.input.maxPromptTokens ?? Infinity;
+          const sampled: number[] = [];
+          let truncated = 0;
+          queries.forEach((query, i) => {
+            if (query.promptIds.length <= max) {
+              sampled.push(i);
+            } else if (state.input.onLongPrompt === "truncate") {
+              query.promptIds = query.promptIds.slice(query.promptIds.length - max);
+              truncated++;
+              sampled.push(i);
+            }
+          });
           state.pending.set(message.step, {
             layer1: message,
             phrases,
+            sampled,
+            truncated,
             seconds: (performance.now() - t0) / 1000,
           });
           const generate: Generate = {
@@ -133,7 +166,7 @@ export const corrector: ActorLogic<
             purpose: "train",
             step: message.step,
             label: "layer2",
-            queries,
+            queries: sampled.map((i) => queries[i]!),
             n: config.num_corrections,
             params: state.input.sampling,
           };
@@ -147,14 +180,23 @@ export const corrector: ActorLogic<
           );
         }
         state.pending.delete(message.step);
-        const { layer1, phrases, seconds } = waiting;
+        const { layer1, phrases, sampled, truncated, seconds } = waiting;
         const h = message.n;
         const layer1Correct = layer1.verdicts.map((v) => v.correct);
-        const layer2Correct = layer1Correct.map((_, i) =>
-          message.verdicts.slice(i * h, (i + 1) * h).map((v) => v.correct)
-        );
-        const keep = selectLayer2Groups(layer1Correct, layer2Correct, config.selection);
+        // Rollouts come query-major over the sampled q'_i; a rejected q'_i counts as H wrong
+        // attempts and is left out of the update.
+        const at = new Map(sampled.map((i, k) => [i, k]));
+        const layer2Correct = layer1Correct.map((_, i) => {
+          const k = at.get(i);
+          return k === undefined
+            ? new Array<boolean>(h).fill(false)
+            : message.verdicts.slice(k * h, (k + 1) * h).map((v) => v.correct);
+        });
+        const keep = selectLayer2Groups(layer1Correct, layer2Correct, config.selection)
+          .map((kept, i) => kept && at.has(i));
         const metrics = mgrpoMetrics(layer1Correct, layer2Correct, keep);
+        metrics["mgrpo/rejected_prompts"] = layer1Correct.length - sampled.length;
+        metrics["mgrpo/truncated_prompts"] = truncated;
         config.guide_phrases.forEach((_, k) => {
           metrics[`mgrpo/guide_phrase_${k}`] = phrases.filter((p) => p === k).length;
         });
@@ -176,7 +218,7 @@ export const corrector: ActorLogic<
               },
               weight: config.layer2_weight,
               prefix: "layer2/",
-              keep: message.rollouts.map((r) => keep[r.queryIndex]!),
+              keep: message.rollouts.map((r) => keep[sampled[r.queryIndex]!]!),
             },
           ],
         };

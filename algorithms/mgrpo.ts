@@ -104,6 +104,12 @@ export function buildMgrpoGraph(
       seed: options.seed,
       sampling: input.promptSource.sampling,
       ...(options.template === undefined ? {} : { template: options.template }),
+      ...(input.promptSource.maxPromptTokens === undefined
+        ? {}
+        : { maxPromptTokens: input.promptSource.maxPromptTokens }),
+      ...(input.promptSource.onLongPrompt === undefined
+        ? {}
+        : { onLongPrompt: input.promptSource.onLongPrompt }),
     },
   });
 }

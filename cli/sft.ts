@@ -1,6 +1,8 @@
 /**
  * `deno task sft`: supervised warm-up of the embedded model from scratch on worked solutions
- * of the synthetic task (a share of them with a slip, a guiding phrase and the correction),
+ * of the synthetic task (a share of them with a slip, a guiding phrase and the correction, and a
+ * share in the Layer-2 form the Corrector builds: confirmations and corrections, with phrases
+ * drawn from `mgrpo.guide_phrases`, the pool RL uses),
  * completion-only cross-entropy, AdamW with warm-up and cosine decay over `--sft-steps`.
  * Evaluates greedy held-out accuracy as it goes. The committed warm start is this run
  * stopped early (`--stop-at`), so that RL has room to improve it.
@@ -72,7 +74,7 @@ const FLAGS = {
     type: "string",
     placeholder: "F",
     help:
-      "Share of examples in the Layer-2 format of the mgrpo section: a right or wrong answer, a guide phrase, the corrected chain and answer (default 0)",
+      "Share of examples in the Layer-2 form of the mgrpo section (its guide_position and phrases): a right or wrong answer (a confirmation or a correction), a guide phrase, then the correct chain and answer; the loss is on that continuation (default 0.1)",
   },
   seed: { type: "string", placeholder: "N", help: "Seed of data and initialisation (default 1)" },
 } as const;
@@ -101,7 +103,7 @@ async function main(argv: string[]): Promise<number> {
   const steps = num("sft-steps", 1200), batchSize = num("batch", 16), peakLr = num("lr", 2e-3);
   const stopAt = Math.min(steps, num("stop-at", 600));
   const evalEvery = num("eval-every", 150), correctionFrac = num("correction-frac", 0.15);
-  const layer2Frac = num("layer2-frac", 0);
+  const layer2Frac = num("layer2-frac", 0.1);
   const seed = num("seed", 1);
   const out = resolveRepoPath(String(args.values.out ?? "checkpoints/tiny-sft"));
 

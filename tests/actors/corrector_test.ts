@@ -130,3 +130,56 @@ Deno.test("corrector.handle() sends both layers with the paper's selection and t
     /Layer-2 rollouts for an unknown step: current value is 7/,
   );
 });
+
+Deno.test("corrector.handle() rejects or truncates a q'_i longer than the prompt limit", async () => {
+  // o_1 is long: its q'_i does not fit 80 tokens; o_0's (about 60) does.
+  const long = `<think>${"1+1=2 ".repeat(10)}</think>2`;
+  const texts = ["<think>2+3=5</think>5", long];
+  for (const onLongPrompt of ["reject", "truncate"] as const) {
+    const config = MgrpoConfigSchema.parse({ num_corrections: 2, guide_phrases: ["Check."] });
+    const ctx = recordingContext("corrector");
+    const state = await corrector.init({
+      tokenizer: TOKENIZER,
+      config,
+      seed: 1,
+      sampling: SAMPLING,
+      target: "learner",
+      maxPromptTokens: 80,
+      onLongPrompt,
+    }, ctx);
+    const layer1 = scored("train", QUERIES, texts, [true, false], 2);
+    await corrector.handle(state, layer1, ctx);
+    const generate = ctx.only<Generate>("sampler");
+    assert.ok(generate.queries.every((q) => q.promptIds.length <= 80));
+    if (onLongPrompt === "reject") {
+      assert.equal(generate.queries.length, 1);
+      // Both corrections of the one sampled q'_i (o_0's) are right.
+      await corrector.handle(
+        state,
+        scored("layer2", generate.queries, [" 5</think>5", " 5</think>5"], [true, true], 2),
+        ctx,
+      );
+      const batch = ctx.only<TrainBatch>("learner");
+      assert.equal(batch.metrics["mgrpo/rejected_prompts"], 1);
+      assert.equal(batch.metrics["mgrpo/truncated_prompts"], 0);
+      // The rejected group counts as two wrong attempts and is not trained on.
+      assert.equal(batch.metrics["mgrpo/acc_t1_prime"], 0.5);
+      assert.deepEqual(batch.parts[1]!.keep, [true, true]);
+      assert.equal(batch.parts[1]!.scored.rollouts.length, 2);
+    } else {
+      assert.equal(generate.queries.length, 2);
+      const cut = TOKENIZER.decode(generate.queries[1]!.promptIds);
+      assert.ok(cut.endsWith("</think>2\nCheck."), cut);
+      assert.equal(generate.queries[1]!.promptIds.length, 80);
+      await corrector.handle(
+        state,
+        scored("layer2", generate.queries, ["5", "6", "2", "2"], [true, false, true, true], 2),
+        ctx,
+      );
+      const batch = ctx.only<TrainBatch>("learner");
+      assert.equal(batch.metrics["mgrpo/rejected_prompts"], 0);
+      assert.equal(batch.metrics["mgrpo/truncated_prompts"], 1);
+      assert.deepEqual(batch.parts[1]!.keep, [true, true, true, true]);
+    }
+  }
+});
