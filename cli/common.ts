@@ -133,8 +133,16 @@ export interface TrainingTask {
  * @throws {Error} Naming `file:line` for a malformed line (`on_bad_line: stop`), the file when
  * it cannot be read, and `task.eval_size` when it leaves nothing to train on.
  */
-export async function loadTrainingTask(task: TrainConfig["task"]): Promise<TrainingTask> {
-  if (task.kind !== "jsonl") return { ...heldOutTask(task), badLines: [] };
+export async function loadTrainingTask(
+  task: TrainConfig["task"],
+  split: "heldout" | "dev" = "heldout",
+): Promise<TrainingTask> {
+  if (task.kind !== "jsonl") return { ...heldOutTask(task, split), badLines: [] };
+  if (split === "dev") {
+    throw new RangeError(
+      `Cannot evaluate on the dev split of dataset "${task.path}": eval.split dev needs task.kind arithmetic: current value is "dev"`,
+    );
+  }
   const { problems, badLines } = await loadProblemsJsonl(task.path!, {
     onBadLine: task.on_bad_line,
     answerField: task.answer_field,
@@ -151,8 +159,11 @@ export async function loadTrainingTask(task: TrainConfig["task"]): Promise<Train
   return { evalSet, keys: new Set(evalSet.map((p) => p.id)), dataset: problems, badLines };
 }
 
-function heldOutTask(task: TrainConfig["task"]) {
-  const { problems, keys } = heldOut(task);
+function heldOutTask(task: TrainConfig["task"], split: "heldout" | "dev") {
+  const { keys } = heldOut(task);
+  const problems = split === "dev"
+    ? heldOut(task, "dev").problems.slice(0, task.eval_size)
+    : heldOut(task).problems;
   return { evalSet: problems as SourceProblem[], keys };
 }
 

@@ -301,7 +301,10 @@ export const EvalConfigSchema = z.object({
     "Problems decoded together in one evaluation batch",
   ),
   every: z.number().int().min(0).default(0).describe(
-    "Also evaluate every N training steps (for MGRPO this is Acc@t2 over time); 0 = only before and after",
+    "Also evaluate every N training steps; 0 = only before and after",
+  ),
+  split: z.enum(["heldout", "dev"]).default("heldout").describe(
+    'Problems train evaluates (task.eval_size of them): "heldout", the held-out set; "dev", the dev split drawn like training problems, for choosing settings without looking at the held-out set (task.kind: arithmetic)',
   ),
 }).strict();
 

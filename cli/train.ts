@@ -192,7 +192,8 @@ export async function main(argv: string[], options: TrainMainOptions = {}): Prom
     configPath: args.config ?? "configs/tiny-mgrpo.yaml",
   });
   // The dataset is read before anything is written: a malformed line leaves no run dir.
-  const task = await loadTrainingTask(config.task);
+  const task = await loadTrainingTask(config.task, config.eval.split);
+  const splitName = config.eval.split === "dev" ? "dev" : "held-out";
   const { keys, dataset, badLines } = task;
   for (const bad of badLines.slice(0, 5)) console.error(`skipped: ${bad.message}`);
   if (badLines.length > 5) console.error(`skipped: ... ${badLines.length - 5} more bad lines`);
@@ -515,7 +516,7 @@ export async function main(argv: string[], options: TrainMainOptions = {}): Prom
         res.meanLength.toFixed(1),
       ]);
       console.log(
-        `held-out accuracy ${label} training: ${(100 * res.accuracy).toFixed(1)}% ` +
+        `${splitName} accuracy ${label} training: ${(100 * res.accuracy).toFixed(1)}% ` +
           `(${evalSet.length} problems, ${res.seconds.toFixed(1)} s)`,
       );
       return res;
@@ -636,7 +637,7 @@ export async function main(argv: string[], options: TrainMainOptions = {}): Prom
     const seconds = (performance.now() - t0) / 1000;
     if (table.length) {
       console.log(
-        `\nHeld-out evaluation (${evalSet.length} problems, ${
+        `\n${splitName === "dev" ? "Dev" : "Held-out"} evaluation (${evalSet.length} problems, ${
           config.eval.greedy ? "greedy" : `temperature ${config.eval.temperature}`
         }):`,
       );
