@@ -243,7 +243,7 @@ export const LR_SCHEDULES = ["cosine", "linear", "constant"] as const;
 
 /** The `learner` section: optimiser, schedule and batching of the policy update. */
 export const LearnerConfigSchema = z.object({
-  lr: z.number().gt(0).default(3e-4).describe(
+  lr: z.number().gt(0).default(1e-4).describe(
     "η: peak learning rate of Adam(W)",
   ),
   lr_schedule: z.enum(LR_SCHEDULES).default("cosine").describe(

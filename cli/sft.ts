@@ -29,6 +29,7 @@ import { AdamW, clipByGlobalNorm, learningRateAt } from "../model/optimizer.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
 import { Rng } from "../data/rng.ts";
 import {
+  confirmationSolution,
   correctionSolution,
   layer2Continuation,
   problemStream,
@@ -70,6 +71,12 @@ const FLAGS = {
     placeholder: "F",
     help: "Share of examples with a slip, a guide phrase and the correction (default 0.15)",
   },
+  "confirm-share": {
+    type: "string",
+    placeholder: "S",
+    help:
+      "Share of the --correction-frac examples whose chain is right before the guide phrase: the chain, the phrase and the same chain again, so a phrase does not mean an error (default 0)",
+  },
   "layer2-frac": {
     type: "string",
     placeholder: "F",
@@ -104,6 +111,7 @@ async function main(argv: string[]): Promise<number> {
   const stopAt = Math.min(steps, num("stop-at", 600));
   const evalEvery = num("eval-every", 150), correctionFrac = num("correction-frac", 0.15);
   const layer2Frac = num("layer2-frac", 0.1);
+  const confirmShare = num("confirm-share", 0);
   const seed = num("seed", 1);
   const out = resolveRepoPath(String(args.values.out ?? "checkpoints/tiny-sft"));
 
@@ -146,7 +154,9 @@ async function main(argv: string[]): Promise<number> {
         continue;
       }
       const text = u < layer2Frac + correctionFrac
-        ? correctionSolution(p, rng, drawGuidePhrase(rng, phrases))
+        ? (rng.next() < confirmShare
+          ? confirmationSolution(p, drawGuidePhrase(rng, phrases))
+          : correctionSolution(p, rng, drawGuidePhrase(rng, phrases)))
         : workedSolution(p);
       prompts.push(tokenizer.encode(render(p.question)));
       completions.push([...tokenizer.encode(text), tokenizer.imEndId]);

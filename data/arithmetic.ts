@@ -471,6 +471,19 @@ export function correctionSolution(
 }
 
 /**
+ * A self-check that confirms: the correct chain, the guiding phrase, the same chain again and
+ * the right answer: `<think>7+5=12 12-3=9 Wait, let me check. 7+5=12 12-3=9</think>9`. Mixed
+ * with {@linkcode correctionSolution} so that a phrase does not by itself mean an error.
+ */
+export function confirmationSolution(
+  problem: Pick<ArithmeticProblem, "steps" | "answer">,
+  guidePhrase: string,
+): string {
+  const chain = formatSteps(problem.steps);
+  return formatCompletion(`${chain} ${guidePhrase} ${chain}`, problem.answer);
+}
+
+/**
  * The continuation a self-correcting model writes in Layer 2 after the guide phrase: the
  * correct chain, a new `</think>` and the right answer, `" 7+5=12 12-3=9</think>9"`. Used as
  * the target of supervised Layer-2 examples, after a right or a wrong Layer-1 answer alike

@@ -60,7 +60,7 @@ Deno.test("loadConfig() reads the embedded default, equal to the schema defaults
   assert.equal(defaults.prompts.template, undefined);
   assert.equal(defaults.algorithm, "mgrpo");
   assert.equal(defaults.sampler.prompts_per_step, 8);
-  assert.equal(defaults.learner.lr, 3e-4);
+  assert.equal(defaults.learner.lr, 1e-4);
   assert.equal(defaults.learner.adam_eps, 1e-8);
   assert.equal(defaults.eval.batch_size, 100);
   assert.equal(defaults.runtime.mailbox_capacity, 2);
