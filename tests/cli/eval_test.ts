@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { initBackend } from "../../model/backend.ts";
 import { makeTinyCheckpoint, REPO_ROOT } from "../helpers.ts";
+import { loadConfig } from "../../cli/config.ts";
+import { evaluateCheckpointTwoTurn, heldOut, resolveRepoPath } from "../../cli/common.ts";
 
 await initBackend("wasm");
 
@@ -83,4 +85,47 @@ Deno.test("eval.ts --dataset names the file and line of a bad line and exits 1",
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test("eval.ts --two-turn prints the one-correction table and a final JSON line", async () => {
+  const res = await evalCli("--two-turn", "--rounds", "1", "--limit", "60", "--samples", "0");
+  assert.equal(res.code, 0, res.stderr);
+  const lines = res.stdout.trim().split("\n");
+  const json = JSON.parse(lines[lines.length - 1]!);
+  assert.deepEqual(Object.keys(json), [
+    "acc_t1",
+    "acc_t2",
+    "delta_i_to_c",
+    "delta_c_to_i",
+    "mcnemar_p",
+    "n",
+  ]);
+  assert.equal(json.n, 60);
+  // Acc@t2 − Acc@t1 = Δi→c − Δc→i, all fractions of the 60 problems.
+  assert.ok(Math.abs(json.acc_t2 - json.acc_t1 - (json.delta_i_to_c - json.delta_c_to_i)) < 1e-12);
+  assert.ok(json.mcnemar_p > 0 && json.mcnemar_p <= 1);
+  // The same figures as the in-process evaluation of the warm start.
+  const config = loadConfig(undefined);
+  const problems = heldOut(config.task, "heldout").problems.slice(0, 60);
+  const { correction } = await evaluateCheckpointTwoTurn(
+    resolveRepoPath(config.model.init),
+    config,
+    problems,
+  );
+  assert.equal(json.acc_t1, correction.acc_t1);
+  assert.equal(json.acc_t2, correction.acc_t2);
+  assert.equal(json.mcnemar_p, correction.mcnemar_p);
+  assert.match(res.stdout, /One guided correction by the same policy \(60 problems/);
+});
+
+Deno.test("eval.ts refuses an unknown --split or --rounds with exit 2", async () => {
+  const split = await evalCli("--split", "test");
+  assert.equal(split.code, 2);
+  assert.match(
+    split.stderr,
+    /Invalid value for --split: must be "heldout" or "dev": current value is "test"/,
+  );
+  const rounds = await evalCli("--two-turn", "--rounds", "3");
+  assert.equal(rounds.code, 2);
+  assert.match(rounds.stderr, /Invalid value for --rounds: must be 1 or 2/);
 });
