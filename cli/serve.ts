@@ -89,6 +89,7 @@ async function main(argv: string[]): Promise<number> {
     twoTurn: {
       phrases: config.mgrpo.guide_phrases,
       separator: config.mgrpo.guide_separator,
+      position: config.mgrpo.guide_position,
       systemPrompt: layer2SystemPrompt(config.mgrpo.layer2_system_prompt),
       always: v["two-turn"] === true,
     },

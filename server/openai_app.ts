@@ -44,7 +44,7 @@ import {
   loadChatTemplate,
   renderChat,
 } from "../prompts/chat_template.ts";
-import { drawGuidePhrase, layer2Answer } from "../algorithms/mgrpo.ts";
+import { drawGuidePhrase, type GuidePosition, layer2Assistant } from "../algorithms/mgrpo.ts";
 
 /** One model the server can run: the base or an adapter on it. */
 interface ServedModel {
@@ -62,8 +62,10 @@ interface ServedModel {
 export interface TwoTurnSettings {
   /** Guide phrases p_guide; one is drawn per choice. */
   phrases: readonly string[];
-  /** Text between the first answer and the phrase. @default "\n" */
+  /** Text between the first answer (or its thought) and the phrase. @default "\n" */
   separator?: string;
+  /** Where the phrase goes: after the answer (Eq. 5) or inside the open thought. @default "after_answer" */
+  position?: GuidePosition;
   /** Layer-2 system prompt; `""` keeps the request's messages as they are. @default "" */
   systemPrompt?: string;
   /** Answer every chat request in two turns (`--two-turn`). @default false */
@@ -663,8 +665,9 @@ export function createOpenAiApp(policy: ServedPolicy, options: OpenAiAppOptions 
           seed: body.seed,
         });
         if (!twoTurn) return { name: m.name, first, second: undefined, phrases: [] };
-        // Layer 2 (Eq. 5): the first answer, the separator and a guide phrase, in the same
-        // assistant turn left open, so the model continues it with a correction.
+        // Layer 2 (Eq. 5, or the appendix form): the generation prompt, the first answer
+        // verbatim (never re-rendered as a message: a template may strip its reasoning), the
+        // separator and a guide phrase; the turn is left open for the correction.
         const settings = options.twoTurn!;
         const rng = new Rng((body.seed ?? Math.floor(Math.random() * 2 ** 31)) + 1);
         const system = settings.systemPrompt ?? "";
@@ -673,14 +676,14 @@ export function createOpenAiApp(policy: ServedPolicy, options: OpenAiAppOptions 
           ...messages.filter((x) => x.role !== "system"),
         ];
         const phrases = first.map(() => drawGuidePhrase(rng, settings.phrases));
+        const head = renderChat(base, { template: policy.template, addGenerationPrompt: true });
         const prompts = first.map((ch, i) =>
-          tokenizer.encode(renderChat(
-            [...base, {
-              role: "assistant",
-              content: layer2Answer(ch.text, settings.separator ?? "\n", phrases[i]!, ""),
-            }],
-            { template: policy.template, continueFinalMessage: true },
-          ))
+          tokenizer.encode(
+            head + layer2Assistant(ch.text, phrases[i]!, {
+              separator: settings.separator ?? "\n",
+              position: settings.position ?? "after_answer",
+            }),
+          )
         );
         const second = await sample(m.model, tokenizer, {
           ...sampling,
