@@ -287,6 +287,16 @@ export async function evaluateCheckpointTwoTurn(
   }
 }
 
+/** Column names of one guided correction (first answer t1, corrected answer t2), in order. */
+export const CORRECTION_COLUMNS: readonly string[] = [
+  "Acc@t1 %",
+  "Acc@t2 %",
+  "Δ(t1,t2)",
+  "Δi→c",
+  "Δc→i",
+  "McNemar p",
+];
+
 /** Column names of the paper's Table 2 (two-turn evaluation), in the order of the rows. */
 export const TWO_TURN_COLUMNS: readonly string[] = [
   "Acc@t1 %",

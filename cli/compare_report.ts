@@ -13,6 +13,7 @@ import {
   permutationTest,
 } from "../algorithms/self_correction.ts";
 import type { TwoTurnMetrics } from "../algorithms/mgrpo.ts";
+import { CORRECTION_COLUMNS, TWO_TURN_COLUMNS } from "./common.ts";
 
 /** One finished run of an arm. */
 export interface CompareRun {
@@ -156,12 +157,7 @@ export function reportMarkdown(data: CompareData, verdict: CriterionResult): str
         "steps",
         "sampled tokens",
         "wall s",
-        "Acc@t1 %",
-        "Acc@t2 %",
-        "Δ(t1,t2)",
-        "Δi→c",
-        "Δc→i",
-        "McNemar p",
+        ...CORRECTION_COLUMNS,
       ],
       data.runs.map((r) => [
         r.arm,
@@ -289,12 +285,7 @@ export function reportMarkdown(data: CompareData, verdict: CriterionResult): str
     "",
     table(
       [
-        "Acc@t1 %",
-        "Acc@t1' %",
-        "Acc@t2 %",
-        "Δ(t1',t2)",
-        "Δi→c",
-        "Δc→i",
+        ...TWO_TURN_COLUMNS,
         "McNemar p (t1' vs t2)",
         "one correction: Δ(t1,t2)",
         "p (t1 vs t1')",

@@ -11,6 +11,7 @@ import { basename } from "node:path";
 import { ArgsError, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "./config.ts";
 import {
+  CORRECTION_COLUMNS,
   evaluateCheckpointTwoTurn,
   formatTable,
   heldOut,
@@ -183,7 +184,7 @@ async function main(argv: string[]): Promise<number> {
         config.eval.greedy ? "greedy" : `temperature ${config.eval.temperature}`
       }, guide position ${config.mgrpo.guide_position}; t2 = the answer after the correction):`,
     );
-    console.log(formatTable(CORRECTION_COLUMNS, rows));
+    console.log(formatTable(CORRECTION_TABLE, rows));
     if (intrinsicRows.length) {
       console.log(
         "\nIntrinsic self-correction, the paper's baseline columns (t1' = after the first correction prompt, t2 = after the second):",
@@ -236,14 +237,9 @@ function pct(x: number | undefined): string {
 }
 
 /** Columns of the one-correction table. */
-const CORRECTION_COLUMNS = [
+const CORRECTION_TABLE = [
   "checkpoint",
-  "Acc@t1 %",
-  "Acc@t2 %",
-  "Δ(t1,t2)",
-  "Δi→c",
-  "Δc→i",
-  "McNemar p",
+  ...CORRECTION_COLUMNS,
   "n",
   "overflow",
 ];
@@ -410,7 +406,7 @@ async function evaluateDataset(
   );
   console.log(formatTable(
     options.twoTurn
-      ? CORRECTION_COLUMNS
+      ? CORRECTION_TABLE
       : ["checkpoint", "mean acc %", ...options.ks.map((k) => `pass@${k} %`), "unpromptable"],
     rows,
   ));
