@@ -221,20 +221,27 @@ async function main(argv: string[]): Promise<number> {
       curve: await curve(dir),
     });
   }
-  const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(
-    /model name\s*:\s*(.+)/,
-  )?.[1] ?? "unknown CPU";
+  // Deno reads /proc only with --allow-all; cat is allowed by --allow-run (as in bench/).
+  const cpuinfo = await new Deno.Command("cat", { args: ["/proc/cpuinfo"], stderr: "null" })
+    .output().then((o) => new TextDecoder().decode(o.stdout)).catch(() => "");
+  const cpu = cpuinfo.match(/model name\s*:\s*(.+)/)?.[1] ?? "unknown CPU";
   const data: CompareData = {
     date,
-    command: `deno task compare ${argv.join(" ")}`.trim(),
+    // --reuse and --jobs change how the runs are scheduled, not their results.
+    command: `deno task compare ${
+      argv.filter((a, i) =>
+        a !== "--reuse" && a !== "--jobs" && argv[i - 1] !== "--jobs" && !a.startsWith("--jobs=")
+      ).join(" ")
+    }`.trim(),
     seeds,
     arms: arms.map((name) => ({ name, label: ARMS[name]!.label })),
     runs,
     warmStart: { correction: warm.correction, intrinsic: warm.intrinsic! },
     heldoutSize: problems.length,
     evalSubset: config.task.eval_size,
-    machine:
-      `${navigator.hardwareConcurrency} cores, ${cpu}, runs one at a time (--jobs ${values.jobs})`,
+    machine: `${navigator.hardwareConcurrency} cores, ${cpu}, ${
+      values.jobs === "1" ? "runs one at a time" : `${values.jobs} runs at a time`
+    }`,
   };
   const verdict = judge(data);
   const md = reportMarkdown(data, verdict);
