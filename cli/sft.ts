@@ -154,7 +154,7 @@ async function main(argv: string[]): Promise<number> {
         continue;
       }
       const text = u < layer2Frac + correctionFrac
-        ? (rng.next() < confirmShare
+        ? (confirmShare > 0 && rng.next() < confirmShare
           ? confirmationSolution(p, drawGuidePhrase(rng, phrases))
           : correctionSolution(p, rng, drawGuidePhrase(rng, phrases)))
         : workedSolution(p);
