@@ -81,14 +81,14 @@ Deno.test({
       await notLive.body?.cancel();
       const noRef = await fetch(`${url}/config`);
       const config = await noRef.json();
-      assert.equal(config.learner.lr, 3e-4);
+      assert.equal(config.learner.lr, 1e-4);
       assert.equal(config.run.steps, 1000);
 
       // A live change of the learning rate reaches the Learner at the next step boundary.
-      const ok = await patch(c, '{"learner": {"lr": 0.0001}}');
+      const ok = await patch(c, '{"learner": {"lr": 0.0003}}');
       assert.equal(ok.status, 200);
       const changedAt = (await ok.json()).changes[0];
-      assert.deepEqual(changedAt, { field: "learner.lr", old: 3e-4, new: 1e-4 });
+      assert.deepEqual(changedAt, { field: "learner.lr", old: 1e-4, new: 3e-4 });
       const afterPatch = (await status(c)).step;
 
       // Pause: the step counter stops advancing.
@@ -130,15 +130,15 @@ Deno.test({
         .map((line) => JSON.parse(line));
       assert.equal(events.length, 1);
       assert.equal(events[0].field, "learner.lr");
-      assert.equal(events[0].old, 3e-4);
-      assert.equal(events[0].new, 1e-4);
+      assert.equal(events[0].old, 1e-4);
+      assert.equal(events[0].new, 3e-4);
       const lrs = new Map(
         (await readMetrics(runDir)).filter((m) => "learning_rate" in m)
           .map((m) => [m.step!, m.learning_rate!]),
       );
-      assert.equal(lrs.get(1), 3e-4);
+      assert.equal(lrs.get(1), 1e-4);
       for (const [step, lr] of lrs) {
-        if (step > afterPatch + 1) assert.equal(lr, 1e-4, `step ${step}`);
+        if (step > afterPatch + 1) assert.equal(lr, 3e-4, `step ${step}`);
       }
     } finally {
       try {

@@ -106,9 +106,9 @@ Deno.test("createControlApp() GET /status returns the run's status", async () =>
 
 Deno.test("createControlApp() GET /config returns the live config", async () => {
   const { control, app } = setup();
-  await control.patchConfig({ "learner.lr": 1e-4 });
+  await control.patchConfig({ "learner.lr": 3e-4 });
   const body = await (await app.request("/config")).json();
-  assert.equal(body.learner.lr, 1e-4);
+  assert.equal(body.learner.lr, 3e-4);
   assert.equal(body.run.steps, 1000);
 });
 
@@ -247,7 +247,7 @@ Deno.test("createControlApp() refuses mutating routes without the right token", 
     }
   }
   assert.equal(control.state, "starting");
-  assert.equal(control.config.learner.lr, 3e-4);
+  assert.equal(control.config.learner.lr, 1e-4);
   assert.equal(control.status().checkpointPending, false);
 });
 
@@ -372,19 +372,19 @@ Deno.test("createControlApp() PATCH /config applies a good patch", async () => {
     const { control, app } = setup(false, { eventsPath });
     const seen: ConfigChange[][] = [];
     control.onConfigChange((changes) => seen.push(changes));
-    const res = await patch(app, JSON.stringify({ learner: { lr: 1e-4 }, "grpo.beta": 0.04 }));
+    const res = await patch(app, JSON.stringify({ learner: { lr: 3e-4 }, "grpo.beta": 0.04 }));
     assert.equal(res.status, 200);
     const changes = [
-      { field: "learner.lr", old: 3e-4, new: 1e-4 },
+      { field: "learner.lr", old: 1e-4, new: 3e-4 },
       { field: "grpo.beta", old: 0, new: 0.04 },
     ];
     assert.deepEqual(await res.json(), { changes });
     assert.deepEqual(seen, [changes]);
-    assert.equal(control.config.learner.lr, 1e-4);
+    assert.equal(control.config.learner.lr, 3e-4);
     assert.equal(control.config.grpo.beta, 0.04);
     assert.equal(
       await Deno.readTextFile(eventsPath),
-      '{"time":"2025-01-02T03:04:05.000Z","step":0,"field":"learner.lr","old":0.0003,"new":0.0001}\n' +
+      '{"time":"2025-01-02T03:04:05.000Z","step":0,"field":"learner.lr","old":0.0001,"new":0.0003}\n' +
         '{"time":"2025-01-02T03:04:05.000Z","step":0,"field":"grpo.beta","old":0,"new":0.04}\n',
     );
   });
@@ -413,7 +413,7 @@ Deno.test("createControlApp() PATCH /config is 400 with zod issues for a bad val
       ],
     });
     assert.equal(control.config, before);
-    assert.equal(control.config.learner.lr, 3e-4);
+    assert.equal(control.config.learner.lr, 1e-4);
     assert.equal(called, false);
     await assert.rejects(Deno.stat(eventsPath), Deno.errors.NotFound);
   });
@@ -425,7 +425,7 @@ Deno.test("createControlApp() PATCH /config is 400 for a body that is not JSON",
   assert.equal(res.status, 400);
   const body = await res.json();
   assert.match(body.error, /^Cannot change config: the body is not JSON: /);
-  assert.equal(control.config.learner.lr, 3e-4);
+  assert.equal(control.config.learner.lr, 1e-4);
   const array = await patch(app, "[1, 2]");
   assert.equal(array.status, 400);
   assert.deepEqual(await array.json(), {

@@ -216,26 +216,26 @@ Deno.test("RunControl.patchConfig() applies nested and flat patches and tells li
     const seen: ConfigChange[][] = [];
     control.onConfigChange((changes) => seen.push(changes));
     const changes = await control.patchConfig({
-      learner: { lr: 1e-4 },
+      learner: { lr: 3e-4 },
       "sampler.temperature": 0.7,
       mgrpo: { guide_phrases: ["Wait,"] },
     });
     const defaults = TrainConfigSchema.parse({}).mgrpo.guide_phrases; // the paper's seven
     assert.equal(defaults.length, 7);
     const expected = [
-      { field: "learner.lr", old: 3e-4, new: 1e-4 },
+      { field: "learner.lr", old: 1e-4, new: 3e-4 },
       { field: "sampler.temperature", old: 1, new: 0.7 },
       { field: "mgrpo.guide_phrases", old: defaults, new: ["Wait,"] },
     ];
     assert.deepEqual(changes, expected);
     assert.deepEqual(seen, [expected]);
-    assert.equal(control.config.learner.lr, 1e-4);
+    assert.equal(control.config.learner.lr, 3e-4);
     assert.equal(control.config.sampler.temperature, 0.7);
     assert.deepEqual(control.config.mgrpo.guide_phrases, ["Wait,"]);
     assert.equal(control.config.learner.lr_schedule, "cosine"); // the rest of the section stays
     const lines = (await Deno.readTextFile(path)).trimEnd().split("\n").map((l) => JSON.parse(l));
     assert.deepEqual(lines, [
-      { time: T0.toISOString(), step: 7, field: "learner.lr", old: 3e-4, new: 1e-4 },
+      { time: T0.toISOString(), step: 7, field: "learner.lr", old: 1e-4, new: 3e-4 },
       { time: T0.toISOString(), step: 7, field: "sampler.temperature", old: 1, new: 0.7 },
       {
         time: T0.toISOString(),
@@ -354,7 +354,7 @@ Deno.test("RunControl.patchConfig() refuses malformed patches", async () => {
       [{}, "Cannot change config: the patch names no field: current value is {}"],
       [{ learner: {} }, "Cannot change config: the patch names no field: current value is {}"],
       [
-        { learner: { lr: 1e-4 }, "learner.lr": 2e-4 },
+        { learner: { lr: 3e-4 }, "learner.lr": 2e-4 },
         'Cannot change config: field "learner.lr" is given twice (nested and flat)',
       ],
     ] as const
@@ -366,7 +366,7 @@ Deno.test("RunControl.patchConfig() refuses malformed patches", async () => {
       return true;
     });
   }
-  assert.equal(control.config.learner.lr, 3e-4);
+  assert.equal(control.config.learner.lr, 1e-4);
 });
 
 Deno.test("RunControl.patchConfig() skips fields set to their current value", async () => {
@@ -375,10 +375,10 @@ Deno.test("RunControl.patchConfig() skips fields set to their current value", as
     const control = makeControl({ eventsPath: path });
     let calls = 0;
     control.onConfigChange(() => calls++);
-    assert.deepEqual(await control.patchConfig({ "learner.lr": 3e-4, "grpo.beta": 0 }), []);
+    assert.deepEqual(await control.patchConfig({ "learner.lr": 1e-4, "grpo.beta": 0 }), []);
     assert.equal(calls, 0);
     assert.equal(await exists(path), false);
-    assert.deepEqual(await control.patchConfig({ "learner.lr": 3e-4, "grpo.beta": 0.1 }), [
+    assert.deepEqual(await control.patchConfig({ "learner.lr": 1e-4, "grpo.beta": 0.1 }), [
       { field: "grpo.beta", old: 0, new: 0.1 },
     ]);
     assert.equal(calls, 1);
@@ -392,11 +392,11 @@ Deno.test("RunControl.patchConfig() applies concurrent patches in call order", a
   try {
     const control = makeControl({ eventsPath: path });
     const [a, b] = await Promise.all([
-      control.patchConfig({ "learner.lr": 1e-4 }),
+      control.patchConfig({ "learner.lr": 3e-4 }),
       control.patchConfig({ "learner.lr": 2e-4 }),
     ]);
-    assert.deepEqual(a, [{ field: "learner.lr", old: 3e-4, new: 1e-4 }]);
-    assert.deepEqual(b, [{ field: "learner.lr", old: 1e-4, new: 2e-4 }]);
+    assert.deepEqual(a, [{ field: "learner.lr", old: 1e-4, new: 3e-4 }]);
+    assert.deepEqual(b, [{ field: "learner.lr", old: 3e-4, new: 2e-4 }]);
     assert.equal(control.config.learner.lr, 2e-4);
   } finally {
     await cleanup();

@@ -116,14 +116,14 @@ Deno.test("deno task ctl reads the run folder and drives the run", async () => {
 
       const set = await ctl(
         "set",
-        "learner.lr=1e-4",
+        "learner.lr=3e-4",
         'mgrpo.guide_phrases=["Look again."]',
         "--run-dir",
         dir,
       );
       assert.equal(set.code, 0, set.stderr);
-      assert.match(set.stdout, /learner\.lr: 0\.0003 -> 0\.0001\n/);
-      assert.equal((await getConfig()).learner.lr, 1e-4);
+      assert.match(set.stdout, /learner\.lr: 0\.0001 -> 0\.0003\n/);
+      assert.equal((await getConfig()).learner.lr, 3e-4);
       assert.deepEqual((await getConfig()).mgrpo.guide_phrases, ["Look again."]);
 
       const refused = await ctl("set", "run.steps=3", "--run-dir", dir);
@@ -151,7 +151,7 @@ Deno.test("deno task ctl reads the run folder and drives the run", async () => {
       assert.equal((await ctl("resume", "--run-dir", dir)).code, 0);
       const resumed = await boundary;
       assert.equal(resumed.stop, false);
-      assert.equal(resumed.config?.learner.lr, 1e-4);
+      assert.equal(resumed.config?.learner.lr, 3e-4);
       assert.deepEqual(resumed.changes?.map((c) => c.field), ["learner.lr", "mgrpo.guide_phrases"]);
 
       const url = await ctl("url", "--run-dir", dir);
