@@ -41,6 +41,21 @@ export const TINY_TEST_CONFIG: ModelConfig = {
   attention_bias: true,
 };
 
+/** A two-layer model over 17 ids with a 32-token context, so a long prompt leaves little room. */
+export const SHORT_CONTEXT_CONFIG: ModelConfig = {
+  vocab_size: 17,
+  hidden_size: 16,
+  intermediate_size: 24,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 32,
+  rope_theta: 10000,
+  rms_norm_eps: 1e-6,
+  tie_word_embeddings: true,
+  attention_bias: true,
+};
+
 /** A random-init {@link TINY_TEST_CONFIG} model, reproducible from `seed`. */
 export function makeTinyModel(
   seed = 0,

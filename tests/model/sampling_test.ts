@@ -2,26 +2,14 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../model/backend.ts";
 import { Transformer } from "../../model/transformer.ts";
-import type { ModelConfig } from "../../model/model_config.ts";
+import { maxAbsDiff, SHORT_CONTEXT_CONFIG } from "../helpers.ts";
 import { generate } from "../../model/sampling.ts";
 import { Rng } from "../../data/rng.ts";
 
 await initBackend("wasm");
 
 /** A context of 32 tokens, so a long prompt leaves little room. */
-const CONFIG: ModelConfig = {
-  vocab_size: 17,
-  hidden_size: 16,
-  intermediate_size: 24,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  max_position_embeddings: 32,
-  rope_theta: 10000,
-  rms_norm_eps: 1e-6,
-  tie_word_embeddings: true,
-  attention_bias: true,
-};
+const CONFIG = SHORT_CONTEXT_CONFIG;
 
 /** A model with larger-than-init weights so differences are not hidden by tiny logits. */
 function model(seed: number): Transformer {
@@ -32,13 +20,6 @@ function model(seed: number): Transformer {
     for (let i = 0; i < d.length; i++) d[i] = d[i]! * 10 + 0.05 * rng.normal();
     v.assign(tf.tensor(d, v.shape));
   }
-  return m;
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
 }
 

@@ -2,32 +2,13 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../model/backend.ts";
 import { Transformer } from "../../model/transformer.ts";
-import type { ModelConfig } from "../../model/model_config.ts";
+import { maxAbsDiff, SHORT_CONTEXT_CONFIG } from "../helpers.ts";
 import { batchLogprobs, completionLogprobs, generate, packBatch } from "../../model/sampling.ts";
 import { Rng } from "../../data/rng.ts";
 
 await initBackend("wasm");
 
-const CONFIG: ModelConfig = {
-  vocab_size: 17,
-  hidden_size: 16,
-  intermediate_size: 24,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  max_position_embeddings: 32,
-  rope_theta: 10000,
-  rms_norm_eps: 1e-6,
-  tie_word_embeddings: true,
-  attention_bias: true,
-};
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
+const CONFIG = SHORT_CONTEXT_CONFIG;
 
 /** A model with larger-than-init weights so differences are not hidden by tiny logits. */
 function model(seed = 3): Transformer {
