@@ -29,12 +29,15 @@ import { AdamW, clipByGlobalNorm, learningRateAt } from "../model/optimizer.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
 import { Rng } from "../data/rng.ts";
 import {
+  checkedContinuation,
   confirmationSolution,
   correctionSolution,
+  formatCompletion,
+  formatSteps,
   layer2Continuation,
   problemStream,
+  slipSteps,
   workedSolution,
-  wrongSolution,
 } from "../data/arithmetic.ts";
 import { drawGuidePhrase } from "../algorithms/mgrpo.ts";
 import { evaluatePolicy } from "../algorithms/evaluate.ts";
@@ -70,6 +73,12 @@ const FLAGS = {
     type: "string",
     placeholder: "F",
     help: "Share of examples with a slip, a guide phrase and the correction (default 0.15)",
+  },
+  "layer2-target": {
+    type: "string",
+    placeholder: "recompute|check",
+    help:
+      "What the Layer-2 examples continue with: the correct chain (recompute, default), or each equation of the answer undone and marked ok/no, the chain redone from the first no (check)",
   },
   "confirm-share": {
     type: "string",
@@ -112,6 +121,12 @@ async function main(argv: string[]): Promise<number> {
   const evalEvery = num("eval-every", 150), correctionFrac = num("correction-frac", 0.15);
   const layer2Frac = num("layer2-frac", 0.1);
   const confirmShare = num("confirm-share", 0);
+  const layer2Target = String(args.values["layer2-target"] ?? "recompute");
+  if (layer2Target !== "recompute" && layer2Target !== "check") {
+    throw new ArgsError(
+      `Invalid value for --layer2-target: must be "recompute" or "check": current value is "${layer2Target}"`,
+    );
+  }
   const seed = num("seed", 1);
   const out = resolveRepoPath(String(args.values.out ?? "checkpoints/tiny-sft"));
 
@@ -145,12 +160,17 @@ async function main(argv: string[]): Promise<number> {
       const u = rng.next();
       if (u < layer2Frac) {
         // Layer 2 (Eq. 5): q' = question + a right or wrong Layer-1 answer + p_guide.
-        const layer1 = rng.next() < 0.5 ? wrongSolution(p, rng) : workedSolution(p);
+        // The same draws as wrongSolution()/workedSolution(), keeping the steps of o_i.
+        const steps = rng.next() < 0.5 ? slipSteps(p, rng) : p.steps;
+        const layer1 = formatCompletion(formatSteps(steps), steps[steps.length - 1]!.after);
         const phrase = drawGuidePhrase(rng, phrases);
         prompts.push(
           tokenizer.encode(correction.buildCorrection(p.question, layer1, phrase).prompt),
         );
-        completions.push([...tokenizer.encode(layer2Continuation(p)), tokenizer.imEndId]);
+        const target = layer2Target === "check"
+          ? checkedContinuation(steps, p)
+          : layer2Continuation(p);
+        completions.push([...tokenizer.encode(target), tokenizer.imEndId]);
         continue;
       }
       const text = u < layer2Frac + correctionFrac

@@ -484,6 +484,55 @@ export function confirmationSolution(
 }
 
 /**
+ * A Layer-2 continuation that checks o_i's own equations by their inverse before it changes
+ * anything: each equation `a op b=c` of the Layer-1 chain is undone (`c inv b=a'`) and marked
+ * `ok` when a' is the value it started from; at the first `no` the correct chain is written from
+ * that step on. The check is a different computation from the one that slipped, so a model can
+ * find its own slip without re-deriving a right chain:
+ * `" 2+6=8 no 9-6=3 3+4=7</think>7"` after `9-6=2 2+4=6`, and `" 3+6=9 ok 7-4=3 ok</think>7"`
+ * after the right `9-6=3 3+4=7`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkedContinuation } from "./arithmetic.ts";
+ *
+ * const right = [
+ *   { op: "-" as const, operand: 6, before: 9, after: 3 },
+ *   { op: "+" as const, operand: 4, before: 3, after: 7 },
+ * ];
+ * const slipped = [
+ *   { op: "-" as const, operand: 6, before: 9, after: 2 },
+ *   { op: "+" as const, operand: 4, before: 2, after: 6 },
+ * ];
+ * const problem = { steps: right, answer: 7 };
+ * assert.equal(checkedContinuation(right, problem), " 3+6=9 ok 7-4=3 ok</think>7");
+ * assert.equal(checkedContinuation(slipped, problem), " 2+6=8 no 9-6=3 3+4=7</think>7");
+ * ```
+ */
+export function checkedContinuation(
+  layer1Steps: readonly ArithmeticStep[],
+  problem: Pick<ArithmeticProblem, "steps" | "answer">,
+): string {
+  const parts: string[] = [];
+  for (let i = 0; i < layer1Steps.length; i++) {
+    const s = layer1Steps[i]!;
+    const [inverse, back] = s.op === "+"
+      ? ["-", s.after - s.operand]
+      : s.op === "-"
+      ? ["+", s.after + s.operand]
+      : ["/", s.after / s.operand];
+    const ok = back === s.before;
+    parts.push(`${s.after}${inverse}${s.operand}=${back} ${ok ? "ok" : "no"}`);
+    if (!ok) {
+      parts.push(formatSteps(problem.steps.slice(i)));
+      break;
+    }
+  }
+  return ` ${parts.join(" ")}</think>${problem.answer}`;
+}
+
+/**
  * The continuation a self-correcting model writes in Layer 2 after the guide phrase: the
  * correct chain, a new `</think>` and the right answer, `" 7+5=12 12-3=9</think>9"`. Used as
  * the target of supervised Layer-2 examples, after a right or a wrong Layer-1 answer alike
