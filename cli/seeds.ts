@@ -1,5 +1,5 @@
 /**
- * `deno task seeds`: the README's results table. Runs `train` on the embedded default (or
+ * `deno task seeds`: before and after held-out accuracy per seed. Runs `train` on the embedded default (or
  * `--config`) once per seed, sequentially, and prints held-out accuracy before and after and
  * the wall time of each run. Extra arguments after `--` go to every `train` run.
  *

@@ -1,7 +1,7 @@
 /**
  * `deno task test:slow` (not run by CI): one MGRPO step on a model folder with Qwen2.5-0.5B's
  * exact configuration (494M parameters) and random weights, on CPU. Prints the step time and
- * the peak memory of the training process, the figures the README quotes.
+ * the peak memory of the training process, the figures docs/hugging-face.md quotes.
  *
  * The folder is `MGRPO_SLOW_MODEL` when set (e.g. one written by
  * `tools/make_random_hf_model.py`, or a real downloaded checkpoint), else one this test writes
