@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { fitPrompt } from "../prompts/fit_prompt.ts";
 import type { ActorLogic } from "./runtime/mod.ts";
 import type {
   Configure,
@@ -146,13 +147,13 @@ export const corrector: ActorLogic<
           const sampled: number[] = [];
           let truncated = 0;
           queries.forEach((query, i) => {
-            if (query.promptIds.length <= max) {
-              sampled.push(i);
-            } else if (state.input.onLongPrompt === "truncate") {
-              query.promptIds = query.promptIds.slice(query.promptIds.length - max);
+            const fit = fitPrompt(query.promptIds, max, state.input.onLongPrompt);
+            if (!fit) return;
+            if (fit.truncated) {
+              query.promptIds = [...fit.ids];
               truncated++;
-              sampled.push(i);
             }
+            sampled.push(i);
           });
           state.pending.set(message.step, {
             layer1: message,

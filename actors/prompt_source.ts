@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { fitPrompt } from "../prompts/fit_prompt.ts";
 import type { ActorLogic } from "./runtime/mod.ts";
 import type {
   Configure,
@@ -125,13 +126,14 @@ function nextQuery(state: PromptSourceState): Query {
       state.rejected++; // a character the tokenizer has no token for
       continue;
     }
-    if (query.promptIds.length <= max) return query;
-    if ((input.onLongPrompt ?? "reject") === "reject") {
+    const fit = fitPrompt(query.promptIds, max, input.onLongPrompt);
+    if (!fit) {
       state.rejected++;
       continue;
     }
+    if (!fit.truncated) return query;
     state.truncated++;
-    return { ...query, promptIds: query.promptIds.slice(-max) };
+    return { ...query, promptIds: [...fit.ids] };
   }
   throw new RangeError(
     `Cannot draw prompts: ${MAX_REJECTED_IN_A_ROW} problems in a row were rejected ` +

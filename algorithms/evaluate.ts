@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { fitPrompt } from "../prompts/fit_prompt.ts";
 import type { Transformer } from "../model/transformer.ts";
 import type { Tokenizer } from "../model/char_tokenizer.ts";
 import { generate } from "../model/sampling.ts";
@@ -280,27 +281,20 @@ export async function evaluateSelfCorrection(
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < problems.length; i += batchSize) {
       const chunk = problems.slice(i, i + batchSize);
-      const prompts: (number[] | undefined)[] = [];
+      const prompts: (readonly number[] | undefined)[] = [];
       const held: string[] = [];
       chunk.forEach((p, j) => {
         const phrase = phraseRng.pick(options.phrases);
         const built = options.buildCorrection(p.question, assistant[i + j]!, phrase);
         held.push(built.assistant);
         const ids = encodePrompt(tokenizer, built.prompt);
-        if (typeof ids === "string" || ids.length === 0) {
-          prompts.push(undefined);
-        } else if (ids.length > maxPrompt) {
-          if (options.onLongPrompt === "truncate") {
-            truncated++;
-            prompts.push(ids.slice(ids.length - maxPrompt));
-          } else {
-            prompts.push(undefined);
-          }
-        } else {
-          prompts.push(ids);
-        }
+        const fit = typeof ids === "string" || ids.length === 0
+          ? undefined
+          : fitPrompt(ids, maxPrompt, options.onLongPrompt);
+        if (fit?.truncated) truncated++;
+        prompts.push(fit?.ids);
       });
-      const runnable = prompts.filter((p): p is number[] => p !== undefined);
+      const runnable = prompts.filter((p): p is readonly number[] => p !== undefined);
       shortBudget += runnable.filter((p) => ctx - p.length < maxNew).length;
       const gens = await generate(model, runnable, generateOptions(tokenizer, options, sampleRng));
       let k = 0;

@@ -160,11 +160,8 @@ export async function loadTrainingTask(
 }
 
 function heldOutTask(task: TrainConfig["task"], split: "heldout" | "dev") {
-  const { keys } = heldOut(task);
-  const problems = split === "dev"
-    ? heldOut(task, "dev").problems.slice(0, task.eval_size)
-    : heldOut(task).problems;
-  return { evalSet: problems as SourceProblem[], keys };
+  const { problems, keys } = heldOut(task, split === "dev" ? "dev" : "train_eval");
+  return { evalSet: problems.slice(0, task.eval_size) as SourceProblem[], keys };
 }
 
 /**
@@ -285,6 +282,16 @@ export async function evaluateCheckpointTwoTurn(
   } finally {
     model.dispose();
   }
+}
+
+/** A fraction as a percentage with one decimal, or "-". */
+export function pct(x: number | undefined): string {
+  return x === undefined ? "-" : (100 * x).toFixed(1);
+}
+
+/** A p-value with two significant digits (scientific below 1e-4), or "-". */
+export function pValue(p: number | undefined): string {
+  return p === undefined ? "-" : p < 1e-4 ? p.toExponential(1) : p.toPrecision(2);
 }
 
 /** Column names of one guided correction (first answer t1, corrected answer t2), in order. */

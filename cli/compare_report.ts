@@ -13,7 +13,7 @@ import {
   permutationTest,
 } from "../algorithms/self_correction.ts";
 import type { TwoTurnMetrics } from "../algorithms/mgrpo.ts";
-import { CORRECTION_COLUMNS, TWO_TURN_COLUMNS } from "./common.ts";
+import { CORRECTION_COLUMNS, pct, pValue, TWO_TURN_COLUMNS } from "./common.ts";
 
 /** One finished run of an arm. */
 export interface CompareRun {
@@ -57,12 +57,10 @@ export const CRITERION: string = [
   "3. The warm start's intrinsic self-correction (two correction rounds, no RL) is reported.",
 ].join("\n");
 
-const pct = (x: number) => (100 * x).toFixed(1);
 const pm = (xs: number[], scale = 100, digits = 1) => {
   const { mean, std } = meanStd(xs);
   return `${(mean * scale).toFixed(digits)} ± ${(std * scale).toFixed(digits)}`;
 };
-const pValue = (p: number) => (p < 1e-4 ? p.toExponential(1) : p.toPrecision(2));
 const row = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
 const table = (header: string[], rows: (string | number)[][]) =>
   [row(header), row(header.map(() => "---")), ...rows.map(row)].join("\n");
@@ -293,11 +291,11 @@ export function reportMarkdown(data: CompareData, verdict: CriterionResult): str
       [[
         pct(ws.intrinsic.acc_t1),
         pct(ws.intrinsic.acc_t1_prime),
-        pct(ws.intrinsic.acc_t2 ?? NaN),
-        pct(ws.intrinsic.delta_t1_prime_t2 ?? NaN),
-        pct(ws.intrinsic.delta_i_to_c ?? NaN),
-        pct(ws.intrinsic.delta_c_to_i ?? NaN),
-        pValue(ws.intrinsic.mcnemar_p ?? NaN),
+        pct(ws.intrinsic.acc_t2),
+        pct(ws.intrinsic.delta_t1_prime_t2),
+        pct(ws.intrinsic.delta_i_to_c),
+        pct(ws.intrinsic.delta_c_to_i),
+        pValue(ws.intrinsic.mcnemar_p),
         pct(ws.correction.delta_t1_t2),
         pValue(ws.correction.mcnemar_p),
       ]],

@@ -15,7 +15,9 @@ import {
   evaluateCheckpointTwoTurn,
   formatTable,
   heldOut,
+  pct,
   promptRenderer,
+  pValue,
   resolveRepoPath,
   runMain,
   TWO_TURN_COLUMNS,
@@ -231,11 +233,6 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** A fraction as a percentage with one decimal, or "-". */
-function pct(x: number | undefined): string {
-  return x === undefined ? "-" : (100 * x).toFixed(1);
-}
-
 /** Columns of the one-correction table. */
 const CORRECTION_TABLE = [
   "checkpoint",
@@ -243,11 +240,6 @@ const CORRECTION_TABLE = [
   "n",
   "overflow",
 ];
-
-/** A p-value with two significant digits. */
-function pValue(p: number | undefined): string {
-  return p === undefined ? "-" : p < 1e-4 ? p.toExponential(1) : p.toPrecision(2);
-}
 
 /** A row of the one-correction table. */
 function correctionRow(dir: string, report: TwoTurnReport): (string | number)[] {

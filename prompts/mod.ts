@@ -6,3 +6,4 @@
 
 export * from "./chat_template.ts";
 export * from "./system_prompts.ts";
+export * from "./fit_prompt.ts";

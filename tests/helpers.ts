@@ -6,11 +6,13 @@
  * @module
  */
 import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
 import type { ActorContext } from "../actors/runtime/mod.ts";
 import type { LearnerInput } from "../actors/learner.ts";
 import type { Query, Scored } from "../actors/messages.ts";
 import { grpoAlgorithm, type GrpoConfig, GrpoConfigSchema } from "../algorithms/grpo.ts";
 import { Transformer } from "../model/transformer.ts";
+import { Rng } from "../data/rng.ts";
 import type { ModelConfig } from "../model/model_config.ts";
 import { CharTokenizer } from "../model/char_tokenizer.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
@@ -55,6 +57,21 @@ export const SHORT_CONTEXT_CONFIG: ModelConfig = {
   tie_word_embeddings: true,
   attention_bias: true,
 };
+
+/**
+ * A {@link SHORT_CONTEXT_CONFIG} model with larger-than-init weights (×10 plus seeded noise), so
+ * that differences between code paths are not hidden by tiny logits.
+ */
+export function makeShortContextModel(seed: number): Transformer {
+  const m = Transformer.create(SHORT_CONTEXT_CONFIG, { seed });
+  const rng = new Rng(seed + 100);
+  for (const v of m.params.values()) {
+    const d = v.dataSync().slice() as Float32Array;
+    for (let i = 0; i < d.length; i++) d[i] = d[i]! * 10 + 0.05 * rng.normal();
+    v.assign(tf.tensor(d, v.shape));
+  }
+  return m;
+}
 
 /** A random-init {@link TINY_TEST_CONFIG} model, reproducible from `seed`. */
 export function makeTinyModel(

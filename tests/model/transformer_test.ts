@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../model/backend.ts";
 import { Transformer } from "../../model/transformer.ts";
-import { maxAbsDiff, SHORT_CONTEXT_CONFIG } from "../helpers.ts";
+import { makeShortContextModel, maxAbsDiff, SHORT_CONTEXT_CONFIG } from "../helpers.ts";
 import { batchLogprobs, completionLogprobs, generate, packBatch } from "../../model/sampling.ts";
 import { Rng } from "../../data/rng.ts";
 
@@ -10,16 +10,9 @@ await initBackend("wasm");
 
 const CONFIG = SHORT_CONTEXT_CONFIG;
 
-/** A model with larger-than-init weights so differences are not hidden by tiny logits. */
+/** A {@link SHORT_CONTEXT_CONFIG} model with loud weights. */
 function model(seed = 3): Transformer {
-  const m = Transformer.create(CONFIG, { seed });
-  const rng = new Rng(seed + 100);
-  for (const v of m.params.values()) {
-    const d = v.dataSync().slice() as Float32Array;
-    for (let i = 0; i < d.length; i++) d[i] = d[i]! * 10 + 0.05 * rng.normal();
-    v.assign(tf.tensor(d, v.shape));
-  }
-  return m;
+  return makeShortContextModel(seed);
 }
 
 Deno.test("Transformer.forward() with a KV cache equals the full forward pass", () => {
