@@ -304,6 +304,31 @@ export const CORRECTION_COLUMNS: readonly string[] = [
   "McNemar p",
 ];
 
+/** The cells of {@linkcode CORRECTION_COLUMNS} for one policy. */
+export function correctionCells(m: CorrectionMetrics): string[] {
+  return [
+    pct(m.acc_t1),
+    pct(m.acc_t2),
+    pct(m.delta_t1_t2),
+    pct(m.delta_i_to_c),
+    pct(m.delta_c_to_i),
+    pValue(m.mcnemar_p),
+  ];
+}
+
+/** The cells of {@linkcode TWO_TURN_COLUMNS} and McNemar's p of t1' vs t2 for one policy. */
+export function intrinsicCells(m: TwoTurnMetrics): string[] {
+  return [
+    pct(m.acc_t1),
+    pct(m.acc_t1_prime),
+    pct(m.acc_t2),
+    pct(m.delta_t1_prime_t2),
+    pct(m.delta_i_to_c),
+    pct(m.delta_c_to_i),
+    pValue(m.mcnemar_p),
+  ];
+}
+
 /** Column names of the paper's Table 2 (two-turn evaluation), in the order of the rows. */
 export const TWO_TURN_COLUMNS: readonly string[] = [
   "Acc@t1 %",

@@ -13,7 +13,14 @@ import {
   permutationTest,
 } from "../algorithms/self_correction.ts";
 import type { TwoTurnMetrics } from "../algorithms/mgrpo.ts";
-import { CORRECTION_COLUMNS, pct, pValue, TWO_TURN_COLUMNS } from "./common.ts";
+import {
+  CORRECTION_COLUMNS,
+  correctionCells,
+  intrinsicCells,
+  pct,
+  pValue,
+  TWO_TURN_COLUMNS,
+} from "./common.ts";
 
 /** One finished run of an arm. */
 export interface CompareRun {
@@ -163,12 +170,7 @@ export function reportMarkdown(data: CompareData, verdict: CriterionResult): str
         r.steps,
         r.sampledTokens,
         r.seconds.toFixed(0),
-        pct(r.heldout.acc_t1),
-        pct(r.heldout.acc_t2),
-        pct(r.heldout.delta_t1_t2),
-        pct(r.heldout.delta_i_to_c),
-        pct(r.heldout.delta_c_to_i),
-        pValue(r.heldout.mcnemar_p),
+        ...correctionCells(r.heldout),
       ]),
     ),
     "",
@@ -289,13 +291,7 @@ export function reportMarkdown(data: CompareData, verdict: CriterionResult): str
         "p (t1 vs t1')",
       ],
       [[
-        pct(ws.intrinsic.acc_t1),
-        pct(ws.intrinsic.acc_t1_prime),
-        pct(ws.intrinsic.acc_t2),
-        pct(ws.intrinsic.delta_t1_prime_t2),
-        pct(ws.intrinsic.delta_i_to_c),
-        pct(ws.intrinsic.delta_c_to_i),
-        pValue(ws.intrinsic.mcnemar_p),
+        ...intrinsicCells(ws.intrinsic),
         pct(ws.correction.delta_t1_t2),
         pValue(ws.correction.mcnemar_p),
       ]],

@@ -12,12 +12,13 @@ import { ArgsError, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "./config.ts";
 import {
   CORRECTION_COLUMNS,
+  correctionCells,
   evaluateCheckpointTwoTurn,
   formatTable,
   heldOut,
+  intrinsicCells,
   pct,
   promptRenderer,
-  pValue,
   resolveRepoPath,
   runMain,
   TWO_TURN_COLUMNS,
@@ -243,32 +244,12 @@ const CORRECTION_TABLE = [
 
 /** A row of the one-correction table. */
 function correctionRow(dir: string, report: TwoTurnReport): (string | number)[] {
-  const m = report.correction;
-  return [
-    dir,
-    pct(m.acc_t1),
-    pct(m.acc_t2),
-    pct(m.delta_t1_t2),
-    pct(m.delta_i_to_c),
-    pct(m.delta_c_to_i),
-    pValue(m.mcnemar_p),
-    m.n,
-    report.result.overflow,
-  ];
+  return [dir, ...correctionCells(report.correction), report.correction.n, report.result.overflow];
 }
 
 /** A row of the intrinsic table: Table 2's columns in %, McNemar's p of t1' vs t2. */
 function intrinsicRow(dir: string, m: TwoTurnMetrics): (string | number)[] {
-  return [
-    dir,
-    pct(m.acc_t1),
-    pct(m.acc_t1_prime),
-    pct(m.acc_t2),
-    pct(m.delta_t1_prime_t2),
-    pct(m.delta_i_to_c),
-    pct(m.delta_c_to_i),
-    pValue(m.mcnemar_p),
-  ];
+  return [dir, ...intrinsicCells(m)];
 }
 
 interface DatasetOptions {
