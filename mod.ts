@@ -10,5 +10,5 @@ export * from "./model/mod.ts";
 export * from "./prompts/mod.ts";
 export * from "./data/mod.ts";
 export * from "./verifiers/mod.ts";
-export { ConfigError, configToYaml, loadConfig } from "./cli/config.ts";
-export { type TrainConfig, TrainConfigSchema } from "./cli/config_schema.ts";
+export { ConfigError, configToYaml, loadConfig } from "./config/load.ts";
+export { type TrainConfig, TrainConfigSchema } from "./config/schema.ts";

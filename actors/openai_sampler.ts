@@ -27,7 +27,7 @@
 import type { Query, Rollout, SamplingParams } from "./messages.ts";
 import type { Tokenizer } from "../model/char_tokenizer.ts";
 import type { Transformer } from "../model/transformer.ts";
-import type { Rng } from "../data/rng.ts";
+import type { Rng } from "../util/rng.ts";
 import { saveLoraAdapter } from "../model/lora.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
 

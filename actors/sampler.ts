@@ -9,7 +9,7 @@ import type { Generate, Restore, Rollout, Rollouts, Snapshot, Weights } from "./
 import type { Transformer } from "../model/transformer.ts";
 import type { Tokenizer } from "../model/char_tokenizer.ts";
 import { generate } from "../model/sampling.ts";
-import { Rng, type RngState } from "../data/rng.ts";
+import { Rng, type RngState } from "../util/rng.ts";
 import { restoredRng, sendSnapshot } from "./snapshot.ts";
 import type { OpenAiSampler } from "./openai_sampler.ts";
 

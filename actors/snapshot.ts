@@ -8,7 +8,7 @@
  */
 import type { ActorContext } from "./runtime/mod.ts";
 import type { ActorSnapshot, Restore } from "./messages.ts";
-import type { RngState } from "../data/rng.ts";
+import type { RngState } from "../util/rng.ts";
 
 /** The actors whose state a checkpoint holds besides the Learner's (when the graph has them). */
 export const STATEFUL_ACTORS: readonly string[] = [

@@ -3,7 +3,7 @@
  *
  * @module
  */
-export * from "./grpo.ts";
-export * from "./evaluate.ts";
-export * from "./mgrpo.ts";
-export * from "./ppo.ts";
+export * from "./grpo/mod.ts";
+export * from "./mgrpo/evaluate.ts";
+export * from "./mgrpo/mod.ts";
+export * from "./ppo/mod.ts";

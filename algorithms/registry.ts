@@ -27,10 +27,10 @@ import type { SamplerInput } from "../actors/sampler.ts";
 import type { VerifierInput } from "../actors/verifier.ts";
 import type { RefPolicyInput } from "../actors/ref_policy.ts";
 import type { LearnerInput } from "../actors/learner.ts";
-import type { TrainConfig } from "../cli/config_schema.ts";
-import { grpoPlugin } from "./grpo.ts";
-import { mgrpoPlugin } from "./mgrpo.ts";
-import { ppoPlugin } from "./ppo.ts";
+import type { TrainConfig } from "../config/schema.ts";
+import { grpoPlugin } from "./grpo/mod.ts";
+import { mgrpoPlugin } from "./mgrpo/mod.ts";
+import { ppoPlugin } from "./ppo/mod.ts";
 
 /** The actors' inputs a plug-in wires into its graph; the driver (`train`) builds them. */
 export interface AlgorithmGraphInput {

@@ -19,7 +19,7 @@ import { type BackendName, initBackend, probeWebGpu } from "../model/backend.ts"
 import { TINY_MODEL_CONFIG } from "../model/model_config.ts";
 import { batchLogprobs, generate, packBatch } from "../model/sampling.ts";
 import { Transformer } from "../model/transformer.ts";
-import { Rng } from "../data/rng.ts";
+import { Rng } from "../util/rng.ts";
 import { timeIt } from "./timing.ts";
 
 /** What one backend measured. */

@@ -34,7 +34,7 @@ import { type ModelConfig, TINY_MODEL_CONFIG } from "../model/model_config.ts";
 import { CharTokenizer } from "../model/char_tokenizer.ts";
 import { batchLogprobs, generate, packBatch } from "../model/sampling.ts";
 import { AdamW } from "../model/optimizer.ts";
-import { Rng } from "../data/rng.ts";
+import { Rng } from "../util/rng.ts";
 import { makeProblems, workedSolution } from "../data/arithmetic.ts";
 import { verifyIntegerAnswer } from "../verifiers/integer_answer.ts";
 import {
@@ -44,7 +44,7 @@ import {
   REPO_ROOT,
   TRAIN_RUN_ARGS,
 } from "../cli/common.ts";
-import { loadConfig } from "../cli/config.ts";
+import { loadConfig } from "../config/load.ts";
 import { median, timeIt as timeRepeats } from "./timing.ts";
 
 const { values } = parseArgs({

@@ -14,8 +14,8 @@
  * @module
  */
 import { ArgsError } from "./args.ts";
-import { ConfigError } from "./config.ts";
-import { DEFAULT_CONFIG_PATH, natsUrl, tensorBackends, type TrainConfig } from "./config_schema.ts";
+import { ConfigError } from "../config/load.ts";
+import { DEFAULT_CONFIG_PATH, natsUrl, tensorBackends, type TrainConfig } from "../config/schema.ts";
 import { REPO_ROOT, runMain } from "./common.ts";
 import { main as trainMain } from "./train.ts";
 import {

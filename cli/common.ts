@@ -4,9 +4,9 @@
  *
  * @module
  */
-import type { TrainConfig } from "./config_schema.ts";
+import type { TrainConfig } from "../config/schema.ts";
 import { ArgsError } from "./args.ts";
-import { ConfigError } from "./config.ts";
+import { ConfigError } from "../config/load.ts";
 import { buildLayer1Prompt } from "../prompts/chat_template.ts";
 import { TABLE1_SYSTEM_PROMPT } from "../prompts/system_prompts.ts";
 import {
@@ -14,15 +14,15 @@ import {
   evaluateSelfCorrection,
   type SelfCorrectionOptions,
   type SelfCorrectionResult,
-} from "../algorithms/evaluate.ts";
-import { type CorrectionMetrics, correctionMetrics } from "../algorithms/self_correction.ts";
+} from "../algorithms/mgrpo/evaluate.ts";
+import { type CorrectionMetrics, correctionMetrics } from "../algorithms/mgrpo/self_correction.ts";
 import {
   buildLayer2Prompt,
   layer2Assistant,
   layer2SystemPrompt,
   type TwoTurnMetrics,
   twoTurnMetrics,
-} from "../algorithms/mgrpo.ts";
+} from "../algorithms/mgrpo/mod.ts";
 import { loadCheckpoint, type LoadedCheckpoint } from "../model/checkpoint.ts";
 import { Transformer } from "../model/transformer.ts";
 import { TINY_MODEL_CONFIG } from "../model/model_config.ts";

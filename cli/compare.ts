@@ -27,7 +27,7 @@ import {
   runMain,
   TRAIN_RUN_ARGS,
 } from "./common.ts";
-import { loadConfig } from "./config.ts";
+import { loadConfig } from "../config/load.ts";
 import { ArgsError } from "./args.ts";
 import { initBackend } from "../model/backend.ts";
 import {
@@ -37,7 +37,7 @@ import {
   judge,
   reportMarkdown,
 } from "./compare_report.ts";
-import { correctionMetrics } from "../algorithms/self_correction.ts";
+import { correctionMetrics } from "../algorithms/mgrpo/self_correction.ts";
 
 const ARMS: Record<string, { label: string; config: string | null }> = {
   mgrpo: { label: "MGRPO", config: null },

@@ -11,8 +11,8 @@ import {
   mcnemarExactP as mcnemar,
   meanStd,
   permutationTest,
-} from "../algorithms/self_correction.ts";
-import type { TwoTurnMetrics } from "../algorithms/mgrpo.ts";
+} from "../algorithms/mgrpo/self_correction.ts";
+import type { TwoTurnMetrics } from "../algorithms/mgrpo/mod.ts";
 import {
   CORRECTION_COLUMNS,
   correctionCells,

@@ -9,7 +9,7 @@
  */
 import { basename } from "node:path";
 import { ArgsError, formatHelp, parseCommonArgs } from "./args.ts";
-import { loadConfig } from "./config.ts";
+import { loadConfig } from "../config/load.ts";
 import {
   CORRECTION_COLUMNS,
   correctionCells,
@@ -26,12 +26,12 @@ import {
 } from "./common.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
-import { type EvalProblem, evaluatePolicy, passAtK } from "../algorithms/evaluate.ts";
+import { type EvalProblem, evaluatePolicy, passAtK } from "../algorithms/mgrpo/evaluate.ts";
 import { loadBenchmark } from "../data/benchmarks.ts";
 import { type AnswerChecker, integerChecker } from "../verifiers/reward.ts";
-import type { TrainConfig } from "./config_schema.ts";
-import { buildChecker } from "./rewards.ts";
-import type { TwoTurnMetrics } from "../algorithms/mgrpo.ts";
+import type { TrainConfig } from "../config/schema.ts";
+import { buildChecker } from "../training/rewards.ts";
+import type { TwoTurnMetrics } from "../algorithms/mgrpo/mod.ts";
 
 const FLAGS = {
   checkpoint: {

@@ -14,13 +14,13 @@
  * @module
  */
 import { ArgsError, type FlagSpec, formatHelp, parseCommonArgs } from "./args.ts";
-import { loadConfig } from "./config.ts";
+import { loadConfig } from "../config/load.ts";
 import { resolveRepoPath, runMain } from "./common.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { CharTokenizer } from "../model/char_tokenizer.ts";
 import { generate } from "../model/sampling.ts";
-import { Rng } from "../data/rng.ts";
+import { Rng } from "../util/rng.ts";
 import { CHATML_TEMPLATE, loadChatTemplate, renderChat } from "../prompts/chat_template.ts";
 
 const FLAGS: Readonly<Record<string, FlagSpec>> = {

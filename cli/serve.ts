@@ -18,10 +18,10 @@
  * @module
  */
 import { ArgsError, type FlagSpec, formatHelp, parseCommonArgs } from "./args.ts";
-import { loadConfig } from "./config.ts";
+import { loadConfig } from "../config/load.ts";
 import { resolveRepoPath, runMain } from "./common.ts";
 import { initBackend } from "../model/backend.ts";
-import { layer2SystemPrompt } from "../algorithms/mgrpo.ts";
+import { layer2SystemPrompt } from "../algorithms/mgrpo/mod.ts";
 import { createOpenAiApp, ServedPolicy } from "../server/openai_app.ts";
 
 const FLAGS: Readonly<Record<string, FlagSpec>> = {

@@ -11,7 +11,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { ArgsError, formatHelp, parseCommonArgs } from "./args.ts";
-import { loadConfig } from "./config.ts";
+import { loadConfig } from "../config/load.ts";
 import {
   arithmeticOptions,
   heldOut,
@@ -27,7 +27,7 @@ import { CharTokenizer } from "../model/char_tokenizer.ts";
 import { batchLogprobs, packBatch } from "../model/sampling.ts";
 import { AdamW, clipByGlobalNorm, learningRateAt } from "../model/optimizer.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
-import { Rng } from "../data/rng.ts";
+import { Rng } from "../util/rng.ts";
 import {
   checkedContinuation,
   confirmationSolution,
@@ -39,8 +39,8 @@ import {
   slipSteps,
   workedSolution,
 } from "../data/arithmetic.ts";
-import { drawGuidePhrase } from "../algorithms/mgrpo.ts";
-import { evaluatePolicy } from "../algorithms/evaluate.ts";
+import { drawGuidePhrase } from "../algorithms/mgrpo/mod.ts";
+import { evaluatePolicy } from "../algorithms/mgrpo/evaluate.ts";
 
 const FLAGS = {
   out: {

@@ -13,8 +13,8 @@
  * @module
  */
 import { parseTrainArgs, TRAIN_HELP } from "./args.ts";
-import { configToYaml, deriveConfig } from "./config.ts";
-import { type Backend, tensorBackends, type TrainConfig } from "./config_schema.ts";
+import { configToYaml, deriveConfig } from "../config/load.ts";
+import { type Backend, tensorBackends, type TrainConfig } from "../config/schema.ts";
 import {
   arithmeticOptions,
   formatTable,
@@ -28,12 +28,12 @@ import { ProgressReporter } from "./progress.ts";
 import { watchSignals } from "./signals.ts";
 import { CharTokenizer } from "../model/char_tokenizer.ts";
 import { loadChatTemplate, selfContainedTemplate } from "../prompts/chat_template.ts";
-import { buildScorer } from "./rewards.ts";
+import { buildScorer } from "../training/rewards.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { attachLora } from "../model/lora.ts";
 import type { AlgorithmGraphInput } from "../algorithms/registry.ts";
-import { loadConfigWithPlugins } from "./plugins.ts";
+import { loadConfigWithPlugins } from "../training/plugins.ts";
 import { decodeOptimizerState, OPTIMIZER_FILE } from "../actors/learner.ts";
 import { type SourceProblem, toQuery } from "../actors/prompt_source.ts";
 import type {
@@ -56,7 +56,7 @@ import {
   type TrainerState,
   truncateMetrics,
   weightsSha256,
-} from "./resume.ts";
+} from "../training/resume.ts";
 import {
   LocalLoopControl,
   type LoopControl,

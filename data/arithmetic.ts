@@ -11,7 +11,7 @@
  * @module
  */
 
-import { Rng } from "./rng.ts";
+import { Rng } from "../util/rng.ts";
 
 /** One operation of a problem, applied to the running quantity. */
 export interface ArithmeticStep {
@@ -170,7 +170,7 @@ function apply(op: ArithmeticStep["op"], before: number, operand: number): numbe
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { Rng } from "./rng.ts";
+ * import { Rng } from "../util/rng.ts";
  * import { generateProblem } from "./arithmetic.ts";
  *
  * const p = generateProblem(new Rng(1), { minSteps: 2, maxSteps: 2 });

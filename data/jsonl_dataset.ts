@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { Rng } from "./rng.ts";
+import { Rng } from "../util/rng.ts";
 
 /** One training problem; the shape the PromptSource turns into a query. */
 export interface JsonlProblem {

@@ -4,6 +4,6 @@
  * @module
  */
 
-export * from "./rng.ts";
+export * from "../util/rng.ts";
 export * from "./arithmetic.ts";
 export * from "./benchmarks.ts";

@@ -21,7 +21,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { LoraSettings, Transformer } from "./transformer.ts";
 import { decodeSafetensors, encodeSafetensors, type HostTensor } from "./safetensors.ts";
 import { exists, swapIntoPlace, writeSynced } from "./fs.ts";
-import { Rng } from "../data/rng.ts";
+import { Rng } from "../util/rng.ts";
 
 /** Projections that can carry adapters (PEFT's `target_modules` names). */
 export const LORA_TARGETS: readonly string[] = [

@@ -11,7 +11,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { KvCache, Transformer } from "./transformer.ts";
 import { tokenLogprobs } from "./ops.ts";
-import type { Rng } from "../data/rng.ts";
+import type { Rng } from "../util/rng.ts";
 
 /** Options of {@link generate}. */
 export interface GenerateOptions {

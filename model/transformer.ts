@@ -16,7 +16,7 @@ import {
   ropeInverseFrequencies,
 } from "./model_config.ts";
 import { embed, mm, recordingGradients, rmsNorm, rotateHalfMatrix, silu } from "./ops.ts";
-import { Rng } from "../data/rng.ts";
+import { Rng } from "../util/rng.ts";
 import { fitPackedWeightCache, packedWeightCache } from "./wasm_kernels.ts";
 
 /**

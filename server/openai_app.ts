@@ -36,7 +36,7 @@ import { CharTokenizer, type Tokenizer } from "../model/char_tokenizer.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { loadLoraAdapter } from "../model/lora.ts";
 import { generate } from "../model/sampling.ts";
-import { Rng } from "../data/rng.ts";
+import { Rng } from "../util/rng.ts";
 import {
   type ChatMessage,
   CHATML_TEMPLATE,
@@ -44,7 +44,7 @@ import {
   loadChatTemplate,
   renderChat,
 } from "../prompts/chat_template.ts";
-import { drawGuidePhrase, type GuidePosition, layer2Assistant } from "../algorithms/mgrpo.ts";
+import { drawGuidePhrase, type GuidePosition, layer2Assistant } from "../algorithms/mgrpo/mod.ts";
 
 /** One model the server can run: the base or an adapter on it. */
 interface ServedModel {

@@ -17,11 +17,11 @@ import {
   RunConfigSchema,
   SamplerConfigSchema,
   type TrainConfig,
-} from "../cli/config_schema.ts";
-import { GrpoConfigSchema } from "../algorithms/grpo.ts";
-import { MgrpoConfigSchema } from "../algorithms/mgrpo.ts";
-import { PpoConfigSchema } from "../algorithms/ppo.ts";
-import { describeConfigIssue, formatValue } from "../cli/config.ts";
+} from "../config/schema.ts";
+import { GrpoConfigSchema } from "../algorithms/grpo/mod.ts";
+import { MgrpoConfigSchema } from "../algorithms/mgrpo/mod.ts";
+import { PpoConfigSchema } from "../algorithms/ppo/mod.ts";
+import { describeConfigIssue, formatValue } from "../config/load.ts";
 
 // --- types ---
 
@@ -360,7 +360,7 @@ export interface RecordStepOptions {
  * @example A loop that pauses, resumes and stops
  * ```ts
  * import assert from "node:assert/strict";
- * import { TrainConfigSchema } from "../cli/config_schema.ts";
+ * import { TrainConfigSchema } from "../config/schema.ts";
  * import { RunControl } from "./run_control.ts";
  *
  * const control = new RunControl(TrainConfigSchema.parse({ run: { steps: 10 } }));
@@ -632,7 +632,7 @@ export class RunControl {
   /**
    * Changes live config fields, all or nothing. `patch` is nested
    * (`{ learner: { lr: 1e-4 } }`) or flat (`{ "learner.lr": 1e-4 }`), or both. Each touched
-   * section is re-validated with its schema from `cli/config_schema.ts`. An accepted patch
+   * section is re-validated with its schema from `config/schema.ts`. An accepted patch
    * replaces the held config, appends one line per change to the events file, sends a
    * `config` event and calls the {@linkcode onConfigChange} listeners. A field set to its
    * current value is not a change. Patches are applied one at a time, in call order.

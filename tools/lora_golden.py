@@ -120,7 +120,7 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "./model/backend.ts";
 import { loadHfModel } from "./model/hf.ts";
 import { attachLora, saveLoraAdapter } from "./model/lora.ts";
-import { Rng } from "./data/rng.ts";
+import { Rng } from "./util/rng.ts";
 await initBackend("wasm");
 const [src, out, r, alpha, targets, seed, prompts] = Deno.args;
 const { model } = await loadHfModel(src);

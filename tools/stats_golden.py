@@ -1,4 +1,4 @@
-"""Golden values for algorithms/self_correction.ts from the reference implementations.
+"""Golden values for algorithms/mgrpo/self_correction.ts from the reference implementations.
 
 McNemar's exact test: statsmodels.stats.contingency_tables.mcnemar(table, exact=True), the
 two-sided binomial test on the discordant pairs (b right→wrong, c wrong→right).

@@ -6,13 +6,13 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { promptSource } from "../../actors/prompt_source.ts";
-import { corrector } from "../../actors/corrector.ts";
+import { corrector } from "../../algorithms/mgrpo/corrector.ts";
 import { refPolicy } from "../../actors/ref_policy.ts";
 import { learner } from "../../actors/learner.ts";
 import type { Configure, Generate, Scored, StepStats, TrainBatch } from "../../actors/messages.ts";
-import { grpoAlgorithm, GrpoConfigSchema } from "../../algorithms/grpo.ts";
-import { MgrpoConfigSchema } from "../../algorithms/mgrpo.ts";
-import { ppoAlgorithm, PpoConfigSchema } from "../../algorithms/ppo.ts";
+import { grpoAlgorithm, GrpoConfigSchema } from "../../algorithms/grpo/mod.ts";
+import { MgrpoConfigSchema } from "../../algorithms/mgrpo/mod.ts";
+import { ppoAlgorithm, PpoConfigSchema } from "../../algorithms/ppo/mod.ts";
 import { CharTokenizer } from "../../model/char_tokenizer.ts";
 import { initBackend } from "../../model/backend.ts";
 import { completionLogprobs } from "../../model/sampling.ts";

@@ -17,7 +17,7 @@ import type { Query, StepStats, TrainBatch, Weights } from "../../actors/message
 import { initBackend } from "../../model/backend.ts";
 import { CharTokenizer } from "../../model/char_tokenizer.ts";
 import { generate } from "../../model/sampling.ts";
-import { Rng } from "../../data/rng.ts";
+import { Rng } from "../../util/rng.ts";
 import {
   type HandRollout,
   makeLearnerInput,

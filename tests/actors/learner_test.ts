@@ -15,7 +15,7 @@ import type {
   TrainBatch,
   Weights,
 } from "../../actors/messages.ts";
-import { layer2Advantages } from "../../algorithms/mgrpo.ts";
+import { layer2Advantages } from "../../algorithms/mgrpo/mod.ts";
 import { initBackend } from "../../model/backend.ts";
 import { loadCheckpoint } from "../../model/checkpoint.ts";
 import { completionLogprobs } from "../../model/sampling.ts";

@@ -6,7 +6,7 @@ import { loadHfTokenizer } from "../../model/hf_tokenizer.ts";
 import { initBackend } from "../../model/backend.ts";
 import { attachLora } from "../../model/lora.ts";
 import type { Transformer } from "../../model/transformer.ts";
-import { Rng } from "../../data/rng.ts";
+import { Rng } from "../../util/rng.ts";
 import { makeTinyModel, recordingContext, REPO_ROOT } from "../helpers.ts";
 
 await initBackend("cpu");

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { verifier } from "../../actors/verifier.ts";
 import type { Query, Rollout, Rollouts, Scored } from "../../actors/messages.ts";
 import { correctReward, createScorer, type RewardSample } from "../../verifiers/reward.ts";
-import { buildLayer2Prompt, layer2Answer } from "../../algorithms/mgrpo.ts";
-import { buildChecker } from "../../cli/rewards.ts";
-import { RewardConfigSchema } from "../../cli/config_schema.ts";
+import { buildLayer2Prompt, layer2Answer } from "../../algorithms/mgrpo/mod.ts";
+import { buildChecker } from "../../training/rewards.ts";
+import { RewardConfigSchema } from "../../config/schema.ts";
 import { recordingContext } from "../helpers.ts";
 
 type VerifierState = Awaited<ReturnType<typeof verifier.init>>;

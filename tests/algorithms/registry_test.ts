@@ -4,7 +4,7 @@ import {
   asAlgorithmPlugin,
   builtinAlgorithms,
 } from "../../algorithms/registry.ts";
-import { algorithm as rloo } from "../../algorithms/rloo.ts";
+import { algorithm as rloo } from "../../algorithms/rloo/mod.ts";
 
 Deno.test("AlgorithmRegistry.get() lists the known algorithms for an unknown name", () => {
   const registry = builtinAlgorithms().register(rloo);

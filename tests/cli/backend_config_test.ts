@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { ConfigError, loadConfig } from "../../cli/config.ts";
-import { tensorBackends } from "../../cli/config_schema.ts";
+import { ConfigError, loadConfig } from "../../config/load.ts";
+import { tensorBackends } from "../../config/schema.ts";
 
 /** The message of the ConfigError `text` raises, failing the test otherwise. */
 function refusal(text: string): string {

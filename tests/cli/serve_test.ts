@@ -11,7 +11,7 @@ import { loadCheckpoint } from "../../model/checkpoint.ts";
 import { CharTokenizer } from "../../model/char_tokenizer.ts";
 import type { Transformer } from "../../model/transformer.ts";
 import { completionLogprobs, generate } from "../../model/sampling.ts";
-import { Rng } from "../../data/rng.ts";
+import { Rng } from "../../util/rng.ts";
 import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
 import {
   makeQuery,

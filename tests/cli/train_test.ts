@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { loadConfig } from "../../cli/config.ts";
+import { loadConfig } from "../../config/load.ts";
 import { loadCheckpoint } from "../../model/checkpoint.ts";
 import { initBackend } from "../../model/backend.ts";
 import { exists, makeTinyCheckpoint, REPO_ROOT } from "../helpers.ts";
@@ -421,7 +421,7 @@ Deno.test("train.ts registers an algorithm from a file path in YAML and runs two
     // A throwaway algorithm outside the repository: RLOO under another name and section.
     await Deno.writeTextFile(
       `${tmp}/throwaway.ts`,
-      `import { algorithm as rloo, RlooConfigSchema } from "${REPO_ROOT}algorithms/rloo.ts";
+      `import { algorithm as rloo, RlooConfigSchema } from "${REPO_ROOT}algorithms/rloo/mod.ts";
 export const algorithm = {
   ...rloo,
   name: "throwaway",

@@ -14,7 +14,7 @@ import {
   workedSolution,
   wrongSolution,
 } from "../../data/arithmetic.ts";
-import { Rng } from "../../data/rng.ts";
+import { Rng } from "../../util/rng.ts";
 import { verifyIntegerAnswer } from "../../verifiers/integer_answer.ts";
 
 /** Recomputes a problem from its numbers, independently of the generator. */

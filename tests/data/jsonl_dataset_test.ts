@@ -5,7 +5,7 @@ import {
   loadProblemsJsonl,
   parseProblemsJsonl,
 } from "../../data/jsonl_dataset.ts";
-import { Rng } from "../../data/rng.ts";
+import { Rng } from "../../util/rng.ts";
 
 /** A file with one bad line of every kind, between good ones (line numbers in comments). */
 const MIXED = [

@@ -8,9 +8,9 @@
  *
  * @module
  */
-import { Rng } from "../../data/rng.ts";
-import { ConfigError, configToYaml, loadConfig } from "../../cli/config.ts";
-import { TrainConfigSchema } from "../../cli/config_schema.ts";
+import { Rng } from "../../util/rng.ts";
+import { ConfigError, configToYaml, loadConfig } from "../../config/load.ts";
+import { TrainConfigSchema } from "../../config/schema.ts";
 import { parseProblemsJsonl } from "../../data/jsonl_dataset.ts";
 import { parseBenchmark } from "../../data/benchmarks.ts";
 import { verifyMath } from "../../verifiers/math/verify.ts";

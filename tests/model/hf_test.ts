@@ -17,7 +17,7 @@ import {
 } from "../../model/safetensors.ts";
 import { completionLogprobs, generate } from "../../model/sampling.ts";
 import type { Transformer } from "../../model/transformer.ts";
-import { Rng } from "../../data/rng.ts";
+import { Rng } from "../../util/rng.ts";
 
 await initBackend("wasm");
 

@@ -17,7 +17,7 @@ import {
 } from "../../model/lora.ts";
 import { AdamW } from "../../model/optimizer.ts";
 import { completionLogprobs, generate } from "../../model/sampling.ts";
-import { Rng } from "../../data/rng.ts";
+import { Rng } from "../../util/rng.ts";
 import { maxAbsDiff, TINY_TEST_CONFIG } from "../helpers.ts";
 
 await initBackend("wasm");

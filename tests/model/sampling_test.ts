@@ -4,7 +4,7 @@ import { initBackend } from "../../model/backend.ts";
 import { Transformer } from "../../model/transformer.ts";
 import { makeShortContextModel, maxAbsDiff, SHORT_CONTEXT_CONFIG } from "../helpers.ts";
 import { generate } from "../../model/sampling.ts";
-import { Rng } from "../../data/rng.ts";
+import { Rng } from "../../util/rng.ts";
 
 await initBackend("wasm");
 

@@ -6,9 +6,9 @@ import { loadCheckpoint } from "../../model/checkpoint.ts";
 import { CharTokenizer } from "../../model/char_tokenizer.ts";
 import { attachLora, saveLoraAdapter } from "../../model/lora.ts";
 import { completionLogprobs, generate } from "../../model/sampling.ts";
-import { Rng } from "../../data/rng.ts";
+import { Rng } from "../../util/rng.ts";
 import { CHATML_TEMPLATE, renderChat } from "../../prompts/chat_template.ts";
-import { layer2Answer } from "../../algorithms/mgrpo.ts";
+import { layer2Answer } from "../../algorithms/mgrpo/mod.ts";
 import { makeTinyCheckpoint, makeTinyModel, maxAbsDiff, renderTestPrompt } from "../helpers.ts";
 
 await initBackend("cpu");

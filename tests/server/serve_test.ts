@@ -3,7 +3,7 @@
  * it, as a separate process.
  */
 import assert from "node:assert/strict";
-import { TrainConfigSchema } from "../../cli/config_schema.ts";
+import { TrainConfigSchema } from "../../config/schema.ts";
 import {
   type ControlFile,
   type ControlServerOptions,

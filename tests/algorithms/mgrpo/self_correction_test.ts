@@ -6,10 +6,10 @@ import {
   mcnemarExactP,
   meanStd,
   permutationTest,
-} from "../../algorithms/self_correction.ts";
+} from "../../../algorithms/mgrpo/self_correction.ts";
 
 const golden = JSON.parse(
-  Deno.readTextFileSync(new URL("../fixtures/stats_golden.json", import.meta.url)),
+  Deno.readTextFileSync(new URL("../../fixtures/stats_golden.json", import.meta.url)),
 ) as {
   mcnemar: { b: number; c: number; p: number }[];
   permutation: { a: number[]; b: number[]; p: number }[];

@@ -10,13 +10,13 @@ import {
   loadConfig,
   parseOverride,
   setConfigValue,
-} from "../../cli/config.ts";
+} from "../../config/load.ts";
 import {
   DEFAULT_CONFIG_PATH,
   DEFAULT_SYSTEM_PROMPT,
   type TrainConfig,
   TrainConfigSchema,
-} from "../../cli/config_schema.ts";
+} from "../../config/schema.ts";
 
 const SMOKE_PATH = fileURLToPath(new URL("../../configs/smoke-grpo.yaml", import.meta.url));
 

@@ -12,14 +12,14 @@ import {
   type Graph,
   GraphBuilder,
   type Supervision,
-} from "../actors/runtime/mod.ts";
-import { promptSource, type PromptSourceInput } from "../actors/prompt_source.ts";
-import { sampler, type SamplerInput } from "../actors/sampler.ts";
-import { verifier, type VerifierInput } from "../actors/verifier.ts";
-import { refPolicy, type RefPolicyInput } from "../actors/ref_policy.ts";
-import { learner, type LearnerInput, type PolicyAlgorithm } from "../actors/learner.ts";
-import { corrector, type CorrectorInput } from "../actors/corrector.ts";
-import type { AlgorithmGraphInput, AlgorithmPlugin } from "./registry.ts";
+} from "../../actors/runtime/mod.ts";
+import { promptSource, type PromptSourceInput } from "../../actors/prompt_source.ts";
+import { sampler, type SamplerInput } from "../../actors/sampler.ts";
+import { verifier, type VerifierInput } from "../../actors/verifier.ts";
+import { refPolicy, type RefPolicyInput } from "../../actors/ref_policy.ts";
+import { learner, type LearnerInput, type PolicyAlgorithm } from "../../actors/learner.ts";
+import { corrector, type CorrectorInput } from "../mgrpo/corrector.ts";
+import type { AlgorithmGraphInput, AlgorithmPlugin } from "../registry.ts";
 
 // --- config ---
 
@@ -245,7 +245,7 @@ const STD_EPSILON = 1e-4;
  *
  * @example
  * ```ts
- * import { groupAdvantages } from "./grpo.ts";
+ * import { groupAdvantages } from "./mod.ts";
  * // mean 0.5, unbiased std sqrt(1/3): (1 - 0.5) / (0.57735 + 1e-4) = 0.86588
  * const a = groupAdvantages([1, 0, 0, 1], 4, "group");
  * if (Math.abs(a[0]! - 0.86588) > 1e-4) throw new Error(String(a[0]));
@@ -318,7 +318,7 @@ export interface KeptGroupOptions {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { keptGroupAdvantages } from "./grpo.ts";
+ * import { keptGroupAdvantages } from "./mod.ts";
  *
  * // Group 1 is dropped: its rewards do not enter the batch std, which is that of [1, 0]
  * // (sqrt(0.5) = 0.70711): ±0.5 / (0.70711 + 1e-4) = ±0.70701.
@@ -359,7 +359,7 @@ export function keptGroupAdvantages(
  *
  * @example
  * ```ts
- * import { zeroVarianceGroups } from "./grpo.ts";
+ * import { zeroVarianceGroups } from "./mod.ts";
  * const flags = zeroVarianceGroups([1, 1, 0, 1], 2);
  * if (flags[0] !== true || flags[1] !== false) throw new Error(String(flags));
  * ```
@@ -524,7 +524,7 @@ export interface GrpoLossOutput {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { grpoLoss } from "./grpo.ts";
+ * import { grpoLoss } from "./mod.ts";
  * const logp = tf.tensor2d([[-1, -2]]);
  * const { loss } = grpoLoss(
  *   { logp, oldLogp: logp, advantages: tf.tensor1d([0.5]), mask: tf.tensor2d([[1, 1]]) },

@@ -15,7 +15,7 @@ import {
   valueLoss,
   type ValueLossInputs,
   whiten,
-} from "../../algorithms/ppo.ts";
+} from "../../../algorithms/ppo/mod.ts";
 
 tf.enableProdMode();
 await tf.setBackend("cpu");

@@ -4,7 +4,7 @@
  * from YAML:
  *
  * ```yaml
- * plugins: [algorithms/rloo.ts]
+ * plugins: [algorithms/rloo/mod.ts]
  * algorithm: rloo
  * rloo:
  *   epsilon: 0.2
@@ -19,9 +19,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { z } from "zod";
-import type { PolicyAlgorithm } from "../actors/learner.ts";
-import { buildGrpoGraph, grpoGraphInput, grpoLoss } from "./grpo.ts";
-import type { AlgorithmPlugin } from "./registry.ts";
+import type { PolicyAlgorithm } from "../../actors/learner.ts";
+import { buildGrpoGraph, grpoGraphInput, grpoLoss } from "../grpo/mod.ts";
+import type { AlgorithmPlugin } from "../registry.ts";
 
 // --- config ---
 
@@ -40,7 +40,7 @@ export type RlooConfig = z.infer<typeof RlooConfigSchema>;
 
 // --- graph ---
 
-/** The plug-in: `plugins: [algorithms/rloo.ts]` and `algorithm: rloo` in YAML. */
+/** The plug-in: `plugins: [algorithms/rloo/mod.ts]` and `algorithm: rloo` in YAML. */
 export const algorithm: AlgorithmPlugin<RlooConfig> = {
   name: "rloo",
   configSchema: RlooConfigSchema,
@@ -66,7 +66,7 @@ export const algorithm: AlgorithmPlugin<RlooConfig> = {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { leaveOneOutAdvantages } from "./rloo.ts";
+ * import { leaveOneOutAdvantages } from "./mod.ts";
  *
  * // Group [1, 0, 0, 1]: A_0 = 1 − (0 + 0 + 1)/3 = 2/3, A_1 = 0 − 2/3.
  * const a = leaveOneOutAdvantages([1, 0, 0, 1], 4);

@@ -26,7 +26,7 @@ import {
   DEFAULT_CONFIG_URL,
   type TrainConfig,
   TrainConfigSchema,
-} from "./config_schema.ts";
+} from "./schema.ts";
 
 /** How the default config is named in messages when no path is given. */
 const DEFAULT_DISPLAY_PATH = "configs/tiny-mgrpo.yaml";
@@ -63,7 +63,7 @@ export interface ConfigIssue {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { ConfigError, loadConfig } from "./config.ts";
+ * import { ConfigError, loadConfig } from "./load.ts";
  *
  * const text = "learner:\n  lr: -1\n";
  * assert.throws(() => loadConfig("x.yaml", { text }), (error) => {
@@ -130,7 +130,7 @@ export interface LoadConfigOptions {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { loadConfig } from "./config.ts";
+ * import { loadConfig } from "./load.ts";
  *
  * const config = loadConfig("inline.yaml", {
  *   text: "grpo:\n  num_generations: 4\n",
@@ -239,7 +239,7 @@ export interface ConfigOverride {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseOverride } from "./config.ts";
+ * import { parseOverride } from "./load.ts";
  *
  * assert.deepEqual(parseOverride("learner.lr=3e-4"), {
  *   key: "learner.lr",
@@ -268,7 +268,7 @@ export function parseOverride(text: string): ConfigOverride {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { setConfigValue } from "./config.ts";
+ * import { setConfigValue } from "./load.ts";
  *
  * const data: Record<string, unknown> = { learner: { lr: 1e-4 } };
  * setConfigValue(data, ["learner", "lr"], 3e-4);
@@ -301,7 +301,7 @@ export function setConfigValue(
  * @example Round trip
  * ```ts
  * import assert from "node:assert/strict";
- * import { configToYaml, loadConfig } from "./config.ts";
+ * import { configToYaml, loadConfig } from "./load.ts";
  *
  * const config = loadConfig("a.yaml", { text: "learner:\n  lr: 3e-4\n" });
  * assert.deepEqual(loadConfig("b.yaml", { text: configToYaml(config) }), config);
@@ -328,8 +328,8 @@ export interface DerivedConfig {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { deriveConfig } from "./config.ts";
- * import { TrainConfigSchema } from "./config_schema.ts";
+ * import { deriveConfig } from "./load.ts";
+ * import { TrainConfigSchema } from "./schema.ts";
  *
  * const derived = deriveConfig(TrainConfigSchema.parse({}));
  * assert.equal(derived.warmupSteps, 1); // ceil(0.05 * 16)

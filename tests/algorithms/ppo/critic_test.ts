@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { critic } from "../../actors/critic.ts";
-import type { Query, Scored, TrainBatch } from "../../actors/messages.ts";
-import { PpoConfigSchema } from "../../algorithms/ppo.ts";
-import { initBackend } from "../../model/backend.ts";
-import { makeTinyModel, recordingContext } from "../helpers.ts";
+import { critic } from "../../../algorithms/ppo/critic.ts";
+import type { Query, Scored, TrainBatch } from "../../../actors/messages.ts";
+import { PpoConfigSchema } from "../../../algorithms/ppo/mod.ts";
+import { initBackend } from "../../../model/backend.ts";
+import { makeTinyModel, recordingContext } from "../../helpers.ts";
 
 await initBackend("wasm");
 

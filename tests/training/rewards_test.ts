@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { loadConfig } from "../../cli/config.ts";
-import { buildScorer } from "../../cli/rewards.ts";
-import { ConfigError } from "../../cli/config.ts";
+import { loadConfig } from "../../config/load.ts";
+import { buildScorer } from "../../training/rewards.ts";
+import { ConfigError } from "../../config/load.ts";
 import { defaultRewardRegistry } from "../../verifiers/reward.ts";
 
 const SAMPLE = {

@@ -5,13 +5,13 @@
  *
  * @module
  */
-import { fitPrompt } from "../prompts/fit_prompt.ts";
-import type { Transformer } from "../model/transformer.ts";
-import type { Tokenizer } from "../model/char_tokenizer.ts";
-import { generate } from "../model/sampling.ts";
-import { Rng } from "../data/rng.ts";
-import { formatReward } from "../verifiers/format_reward.ts";
-import { type AnswerChecker, integerChecker } from "../verifiers/reward.ts";
+import { fitPrompt } from "../../prompts/fit_prompt.ts";
+import type { Transformer } from "../../model/transformer.ts";
+import type { Tokenizer } from "../../model/char_tokenizer.ts";
+import { generate } from "../../model/sampling.ts";
+import { Rng } from "../../util/rng.ts";
+import { formatReward } from "../../verifiers/format_reward.ts";
+import { type AnswerChecker, integerChecker } from "../../verifiers/reward.ts";
 
 /** A problem to evaluate on. */
 export interface EvalProblem {

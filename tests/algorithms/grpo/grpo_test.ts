@@ -9,9 +9,9 @@ import {
   type GrpoLossOptions,
   keptGroupAdvantages,
   zeroVarianceGroups,
-} from "../../algorithms/grpo.ts";
-import type { Scored } from "../../actors/messages.ts";
-import golden from "../fixtures/trl_grpo_golden.json" with { type: "json" };
+} from "../../../algorithms/grpo/mod.ts";
+import type { Scored } from "../../../actors/messages.ts";
+import golden from "../../fixtures/trl_grpo_golden.json" with { type: "json" };
 
 tf.enableProdMode();
 await tf.setBackend("cpu");

@@ -10,8 +10,8 @@ import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
-import { ConfigError, loadConfig, type LoadConfigOptions, parseOverride } from "./config.ts";
-import { DEFAULT_CONFIG_PATH, type TrainConfig } from "./config_schema.ts";
+import { ConfigError, loadConfig, type LoadConfigOptions, parseOverride } from "../config/load.ts";
+import { DEFAULT_CONFIG_PATH, type TrainConfig } from "../config/schema.ts";
 import {
   type AlgorithmRegistry,
   asAlgorithmPlugin,

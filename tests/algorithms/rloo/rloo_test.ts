@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { leaveOneOutAdvantages, RlooConfigSchema } from "../../algorithms/rloo.ts";
+import { leaveOneOutAdvantages, RlooConfigSchema } from "../../../algorithms/rloo/mod.ts";
 
 function close(actual: ArrayLike<number>, expected: number[]): void {
   assert.equal(actual.length, expected.length);

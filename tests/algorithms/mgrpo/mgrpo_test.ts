@@ -12,12 +12,12 @@ import {
   mgrpoMetrics,
   selectLayer2Groups,
   twoTurnMetrics,
-} from "../../algorithms/mgrpo.ts";
-import { keptGroupAdvantages } from "../../algorithms/grpo.ts";
-import { Rng } from "../../data/rng.ts";
-import { renderChat } from "../../prompts/chat_template.ts";
-import { GUIDE_PHRASES } from "../../prompts/system_prompts.ts";
-import { verifyIntegerAnswer } from "../../verifiers/integer_answer.ts";
+} from "../../../algorithms/mgrpo/mod.ts";
+import { keptGroupAdvantages } from "../../../algorithms/grpo/mod.ts";
+import { Rng } from "../../../util/rng.ts";
+import { renderChat } from "../../../prompts/chat_template.ts";
+import { GUIDE_PHRASES } from "../../../prompts/system_prompts.ts";
+import { verifyIntegerAnswer } from "../../../verifiers/integer_answer.ts";
 
 function assertClose(actual: number, expected: number, tol = 1e-12, label = ""): void {
   assert.ok(
@@ -117,7 +117,7 @@ Deno.test("buildLayer2Prompt() keeps thought_i under a template that strips reas
   // message: q'_i must not pass o_i through it.
   const template = JSON.parse(
     Deno.readTextFileSync(
-      new URL("../fixtures/chat_templates/deepseek-r1-distill-qwen.json", import.meta.url),
+      new URL("../../fixtures/chat_templates/deepseek-r1-distill-qwen.json", import.meta.url),
     ),
   ).chat_template as string;
   const o = "<think>48 / 2 = 24</think>24";

@@ -1,7 +1,7 @@
 /**
  * Critic: PPO's value model. For every scored batch it predicts V_t for each completion token,
  * turns the outcome rewards and the per-token KL to the reference policy into per-token rewards,
- * computes GAE advantages and returns (`algorithms/ppo.ts`), trains the value model on the
+ * computes GAE advantages and returns (`algorithms/ppo/mod.ts`), trains the value model on the
  * returns with the clipped value loss for `ppo_epochs` steps, and sends the batch with its
  * per-token advantages to the Learner.
  *
@@ -12,15 +12,15 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { ActorLogic } from "./runtime/mod.ts";
-import type { Restore, Scored, Snapshot, TrainBatch } from "./messages.ts";
-import { sendSnapshot } from "./snapshot.ts";
-import { decodeOptimizerState, encodeOptimizerState } from "./learner.ts";
-import { decodeSafetensors, encodeSafetensors } from "../model/safetensors.ts";
-import type { Transformer } from "../model/transformer.ts";
-import { packBatch, type TokenBatch } from "../model/sampling.ts";
-import { mm } from "../model/ops.ts";
-import { AdamW, clipByGlobalNormAsync } from "../model/optimizer.ts";
+import type { ActorLogic } from "../../actors/runtime/mod.ts";
+import type { Restore, Scored, Snapshot, TrainBatch } from "../../actors/messages.ts";
+import { sendSnapshot } from "../../actors/snapshot.ts";
+import { decodeOptimizerState, encodeOptimizerState } from "../../actors/learner.ts";
+import { decodeSafetensors, encodeSafetensors } from "../../model/safetensors.ts";
+import type { Transformer } from "../../model/transformer.ts";
+import { packBatch, type TokenBatch } from "../../model/sampling.ts";
+import { mm } from "../../model/ops.ts";
+import { AdamW, clipByGlobalNormAsync } from "../../model/optimizer.ts";
 import {
   AdaptiveKlController,
   explainedVariance,
@@ -28,7 +28,7 @@ import {
   ppoAdvantages,
   type PpoConfig,
   valueLoss,
-} from "../algorithms/ppo.ts";
+} from "./mod.ts";
 
 /** Input of {@link critic}. */
 export interface CriticInput {

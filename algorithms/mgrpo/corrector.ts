@@ -7,8 +7,8 @@
  *
  * @module
  */
-import { fitPrompt } from "../prompts/fit_prompt.ts";
-import type { ActorLogic } from "./runtime/mod.ts";
+import { fitPrompt } from "../../prompts/fit_prompt.ts";
+import type { ActorLogic } from "../../actors/runtime/mod.ts";
 import type {
   Configure,
   Generate,
@@ -18,10 +18,10 @@ import type {
   Scored,
   Snapshot,
   TrainBatch,
-} from "./messages.ts";
-import { restoredRng, sendSnapshot } from "./snapshot.ts";
-import type { Tokenizer } from "../model/char_tokenizer.ts";
-import { Rng } from "../data/rng.ts";
+} from "../../actors/messages.ts";
+import { restoredRng, sendSnapshot } from "../../actors/snapshot.ts";
+import type { Tokenizer } from "../../model/char_tokenizer.ts";
+import { Rng } from "../../util/rng.ts";
 import {
   buildLayer2Prompt,
   drawGuidePhrase,
@@ -29,7 +29,7 @@ import {
   type MgrpoConfig,
   mgrpoMetrics,
   selectLayer2Groups,
-} from "../algorithms/mgrpo.ts";
+} from "./mod.ts";
 
 /** Input of {@link corrector}. */
 export interface CorrectorInput {

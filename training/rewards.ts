@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { TrainConfig } from "./config_schema.ts";
-import { ConfigError } from "./config.ts";
+import type { TrainConfig } from "../config/schema.ts";
+import { ConfigError } from "../config/load.ts";
 import { importConfigModule } from "./plugins.ts";
 import {
   type AnswerChecker,

@@ -4,15 +4,15 @@
  * object strict so a misspelt field is an error rather than silently ignored.
  *
  * `configs/tiny-mgrpo.yaml` spells out these defaults; `loadConfig()` in
- * `cli/config.ts` reads a YAML file against {@linkcode TrainConfigSchema}.
+ * `config/load.ts` reads a YAML file against {@linkcode TrainConfigSchema}.
  *
  * @module
  */
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { GrpoConfigSchema } from "../algorithms/grpo.ts";
-import { MgrpoConfigSchema } from "../algorithms/mgrpo.ts";
-import { PpoConfigSchema } from "../algorithms/ppo.ts";
+import { GrpoConfigSchema } from "../algorithms/grpo/mod.ts";
+import { MgrpoConfigSchema } from "../algorithms/mgrpo/mod.ts";
+import { PpoConfigSchema } from "../algorithms/ppo/mod.ts";
 import { FaultsSchema } from "../actors/runtime/faults.ts";
 
 /** Where the embedded default config lives, as a URL relative to this module. */
@@ -445,7 +445,7 @@ export const NatsConfigSchema = z.object({
  * @example Defaults
  * ```ts
  * import assert from "node:assert/strict";
- * import { TrainConfigSchema } from "./config_schema.ts";
+ * import { TrainConfigSchema } from "./schema.ts";
  *
  * const config = TrainConfigSchema.parse({ learner: { lr: 3e-4 } });
  * assert.equal(config.learner.lr, 3e-4);
@@ -516,7 +516,7 @@ export const TrainConfigSchema = z.object({
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tensorBackends, TrainConfigSchema } from "./config_schema.ts";
+ * import { tensorBackends, TrainConfigSchema } from "./schema.ts";
  *
  * const config = TrainConfigSchema.parse({ model: { backend: "cpu" } });
  * assert.deepEqual(tensorBackends(config), { learner: "cpu", sampler: "cpu" });

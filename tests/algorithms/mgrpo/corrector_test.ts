@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { corrector } from "../../actors/corrector.ts";
-import type { Generate, Query, Scored, TrainBatch, Verdict } from "../../actors/messages.ts";
-import { buildLayer2Prompt, MgrpoConfigSchema } from "../../algorithms/mgrpo.ts";
-import { CharTokenizer } from "../../model/char_tokenizer.ts";
-import { recordingContext } from "../helpers.ts";
+import { corrector } from "../../../algorithms/mgrpo/corrector.ts";
+import type { Generate, Query, Scored, TrainBatch, Verdict } from "../../../actors/messages.ts";
+import { buildLayer2Prompt, MgrpoConfigSchema } from "../../../algorithms/mgrpo/mod.ts";
+import { CharTokenizer } from "../../../model/char_tokenizer.ts";
+import { recordingContext } from "../../helpers.ts";
 
 const TOKENIZER = new CharTokenizer();
 const QUERIES: Query[] = [

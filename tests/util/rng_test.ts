@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Rng } from "../../data/rng.ts";
+import { Rng } from "../../util/rng.ts";
 
 Deno.test("Rng.nextUint32() matches the xoshiro128** reference for state [1, 2, 3, 4]", () => {
   // Values from the reference C implementation (Blackman & Vigna).

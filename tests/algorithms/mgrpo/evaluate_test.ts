@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { evaluatePolicy, evaluateSelfCorrection, passAtK } from "../../algorithms/evaluate.ts";
-import { buildLayer2Prompt, layer2Assistant } from "../../algorithms/mgrpo.ts";
-import { loadCheckpoint } from "../../model/checkpoint.ts";
-import { loadConfig } from "../../cli/config.ts";
-import { heldOut, resolveRepoPath, selfCorrectionOptions } from "../../cli/common.ts";
-import { initBackend } from "../../model/backend.ts";
-import { CharTokenizer } from "../../model/char_tokenizer.ts";
-import { makeTinyModel, renderTestPrompt } from "../helpers.ts";
+import { evaluatePolicy, evaluateSelfCorrection, passAtK } from "../../../algorithms/mgrpo/evaluate.ts";
+import { buildLayer2Prompt, layer2Assistant } from "../../../algorithms/mgrpo/mod.ts";
+import { loadCheckpoint } from "../../../model/checkpoint.ts";
+import { loadConfig } from "../../../config/load.ts";
+import { heldOut, resolveRepoPath, selfCorrectionOptions } from "../../../cli/common.ts";
+import { initBackend } from "../../../model/backend.ts";
+import { CharTokenizer } from "../../../model/char_tokenizer.ts";
+import { makeTinyModel, renderTestPrompt } from "../../helpers.ts";
 
 await initBackend("wasm");
 

@@ -10,19 +10,19 @@
  * @module
  */
 import { z } from "zod";
-import type { Rng } from "../data/rng.ts";
-import { type ChatMessage, renderChat } from "../prompts/chat_template.ts";
-import { GUIDE_PHRASES } from "../prompts/system_prompts.ts";
+import type { Rng } from "../../util/rng.ts";
+import { type ChatMessage, renderChat } from "../../prompts/chat_template.ts";
+import { GUIDE_PHRASES } from "../../prompts/system_prompts.ts";
 import {
   buildGrpoGraph,
   type GrpoGraphInput,
   grpoGraphInput,
   keptGroupAdvantages,
   type ScaleRewards,
-} from "./grpo.ts";
-import type { AlgorithmPlugin } from "./registry.ts";
+} from "../grpo/mod.ts";
+import type { AlgorithmPlugin } from "../registry.ts";
 import { mcnemarExactP } from "./self_correction.ts";
-import type { Graph } from "../actors/runtime/mod.ts";
+import type { Graph } from "../../actors/runtime/mod.ts";
 
 // --- config ---
 
@@ -180,7 +180,7 @@ export interface Layer2PromptOptions {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { layer2Assistant } from "./mgrpo.ts";
+ * import { layer2Assistant } from "./mod.ts";
  *
  * const o = "<think>9-6=2 2+4=6</think>6";
  * assert.equal(layer2Assistant(o, "Check.", { separator: " " }), "<think>9-6=2 2+4=6</think>6 Check.");
@@ -233,7 +233,7 @@ export function layer2Assistant(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { buildLayer2Prompt } from "./mgrpo.ts";
+ * import { buildLayer2Prompt } from "./mod.ts";
  *
  * const text = buildLayer2Prompt("2+3?", "<think>2+3=6</think>6", "Wait.", { systemPrompt: "" });
  * assert.equal(
@@ -295,7 +295,7 @@ export function drawGuidePhrase(rng: Rng, phrases: readonly string[]): string {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { layer2Answer } from "./mgrpo.ts";
+ * import { layer2Answer } from "./mod.ts";
  *
  * assert.equal(
  *   layer2Answer("<think>2+3=6</think>6", "\n", "Wait.", " 2+3=5.</think>5"),
@@ -325,7 +325,7 @@ export type CorrectionOutcome = "correction" | "confirmation" | "unsuccessful";
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { classifyCorrection } from "./mgrpo.ts";
+ * import { classifyCorrection } from "./mod.ts";
  *
  * assert.equal(classifyCorrection(false, true), "correction");
  * assert.equal(classifyCorrection(true, false), "unsuccessful");
@@ -354,7 +354,7 @@ export function classifyCorrection(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { selectLayer2Groups } from "./mgrpo.ts";
+ * import { selectLayer2Groups } from "./mod.ts";
  *
  * const keep = selectLayer2Groups([false, false, true], [[false, false], [false, true], [false, false]], "paper");
  * assert.deepEqual(keep, [false, true, true]);
@@ -445,7 +445,7 @@ function checkGroupShape(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { mgrpoMetrics } from "./mgrpo.ts";
+ * import { mgrpoMetrics } from "./mod.ts";
  *
  * const m = mgrpoMetrics([true, false], [[true, false], [true, true]], [true, true]);
  * assert.equal(m["mgrpo/acc_t1"], 0.5); // 1/2
@@ -558,7 +558,7 @@ export interface TwoTurnMetrics {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { twoTurnMetrics } from "./mgrpo.ts";
+ * import { twoTurnMetrics } from "./mod.ts";
  *
  * const m = twoTurnMetrics([
  *   { t1: false, t1Prime: false, t2: true },
@@ -624,7 +624,7 @@ export function twoTurnMetrics(table: readonly TwoTurnVerdict[]): TwoTurnMetrics
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { layer2Advantages } from "./mgrpo.ts";
+ * import { layer2Advantages } from "./mod.ts";
  *
  * const a = layer2Advantages([[1, 0], [0, 0]], [true, false], "none");
  * assert.deepEqual(a.map((g) => [...g]), [[0.5, -0.5], [0, 0]]);

@@ -13,14 +13,14 @@ import {
   type Graph,
   GraphBuilder,
   type Supervision,
-} from "../actors/runtime/mod.ts";
-import { promptSource, type PromptSourceInput } from "../actors/prompt_source.ts";
-import { sampler, type SamplerInput } from "../actors/sampler.ts";
-import { verifier, type VerifierInput } from "../actors/verifier.ts";
-import { refPolicy, type RefPolicyInput } from "../actors/ref_policy.ts";
-import { critic, type CriticInput } from "../actors/critic.ts";
-import { learner, type LearnerInput, type PolicyAlgorithm } from "../actors/learner.ts";
-import type { AlgorithmPlugin } from "./registry.ts";
+} from "../../actors/runtime/mod.ts";
+import { promptSource, type PromptSourceInput } from "../../actors/prompt_source.ts";
+import { sampler, type SamplerInput } from "../../actors/sampler.ts";
+import { verifier, type VerifierInput } from "../../actors/verifier.ts";
+import { refPolicy, type RefPolicyInput } from "../../actors/ref_policy.ts";
+import { critic, type CriticInput } from "./critic.ts";
+import { learner, type LearnerInput, type PolicyAlgorithm } from "../../actors/learner.ts";
+import type { AlgorithmPlugin } from "../registry.ts";
 
 // --- config ---
 
@@ -256,7 +256,7 @@ export function ppoAlgorithm(initial: PpoConfig): PolicyAlgorithm {
  *
  * @example
  * ```ts
- * import { klPerToken } from "./ppo.ts";
+ * import { klPerToken } from "./mod.ts";
  * const kl = klPerToken([-1, -2], [-1.5, -1], { estimator: "k1" });
  * if (kl[0] !== 0.5 || kl[1] !== -1) throw new Error(String(kl));
  * ```
@@ -316,7 +316,7 @@ export interface TokenRewards {
  *
  * @example
  * ```ts
- * import { tokenRewards } from "./ppo.ts";
+ * import { tokenRewards } from "./mod.ts";
  * const { rewards, keep } = tokenRewards([1, null], [[0.2, 0.4], [0.1]], { klCoef: 0.5 });
  * // [-0.1, -0.2 + 1], skipped: [0]
  * if (rewards[0]![1] !== 0.8 || rewards[1]![0] !== 0 || keep[1] !== false) throw new Error();
@@ -365,7 +365,7 @@ export function tokenRewards(
  *
  * @example
  * ```ts
- * import { AdaptiveKlController } from "./ppo.ts";
+ * import { AdaptiveKlController } from "./mod.ts";
  * const ctl = new AdaptiveKlController({ initKlCoef: 0.1, target: 6, horizon: 10000 });
  * ctl.update(12, 100); // error clipped to 0.2: β = 0.1 · (1 + 0.2 · 100 / 10000)
  * if (Math.abs(ctl.value - 0.1002) > 1e-12) throw new Error(String(ctl.value));
@@ -462,7 +462,7 @@ export interface GaeOptions {
  *
  * @example
  * ```ts
- * import { gae } from "./ppo.ts";
+ * import { gae } from "./mod.ts";
  * // δ_1 = 1 - 0.5 = 0.5, δ_0 = 0 + 0.5 - 0.25 = 0.25, Â_0 = 0.25 + 0.5 · 0.5 = 0.5
  * const { advantages, returns } = gae([0, 1], [0.25, 0.5], { gamma: 1, lam: 0.5 });
  * if (advantages[0] !== 0.5 || returns[0] !== 0.75) throw new Error(String(advantages));
@@ -510,7 +510,7 @@ export interface GaeBatchResult {
  *
  * @example
  * ```ts
- * import { gaeBatch } from "./ppo.ts";
+ * import { gaeBatch } from "./mod.ts";
  * const { returns } = gaeBatch([[1], [0, 2]], [[0], [0, 0]], { gamma: 0.5, lam: 1 });
  * if (returns[1]![0] !== 1) throw new Error(String(returns)); // 0 + 0.5 · 2
  * ```
@@ -558,7 +558,7 @@ const WHITEN_EPSILON = 1e-8;
  *
  * @example
  * ```ts
- * import { whiten } from "./ppo.ts";
+ * import { whiten } from "./mod.ts";
  * // mean 2, unbiased var (1 + 0 + 1) / 2 = 1
  * const w = whiten([[1, 2], [3]]);
  * if (Math.abs(w[1]![0]! - 1) > 1e-6) throw new Error(String(w));
@@ -598,7 +598,7 @@ export function whiten(
  *
  * @example
  * ```ts
- * import { explainedVariance } from "./ppo.ts";
+ * import { explainedVariance } from "./mod.ts";
  * // residuals [0, 0, 2]: var 8/9; returns [1, 2, 3]: var 2/3
  * const ev = explainedVariance([[1, 2], [1]], [[1, 2], [3]]);
  * if (Math.abs(ev - (1 - (8 / 9) / (2 / 3))) > 1e-12) throw new Error(String(ev));
@@ -671,7 +671,7 @@ export interface PpoAdvantages {
  *
  * @example
  * ```ts
- * import { ppoAdvantages } from "./ppo.ts";
+ * import { ppoAdvantages } from "./mod.ts";
  * const out = ppoAdvantages(
  *   { scores: [1], kls: [[0, 0]], values: [[0, 0]] },
  *   { klCoef: 0.1, gamma: 1, lam: 1, whitenAdvantages: false },
@@ -814,7 +814,7 @@ export interface PpoPolicyLossOutput {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { ppoPolicyLoss } from "./ppo.ts";
+ * import { ppoPolicyLoss } from "./mod.ts";
  * const logp = tf.tensor2d([[-1, -2]]);
  * const { loss } = ppoPolicyLoss(
  *   { logp, oldLogp: logp, advantages: tf.tensor2d([[0.5, 1.5]]), mask: tf.tensor2d([[1, 1]]) },
@@ -959,7 +959,7 @@ export interface ValueLossOutput {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { valueLoss } from "./ppo.ts";
+ * import { valueLoss } from "./mod.ts";
  * const { loss } = valueLoss(
  *   {
  *     values: tf.tensor2d([[1]]),

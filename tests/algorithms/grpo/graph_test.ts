@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
-import { buildGrpoGraph, GrpoConfigSchema, type GrpoGraphInput } from "../../algorithms/grpo.ts";
-import { toQuery } from "../../actors/prompt_source.ts";
-import type { Evaluate, Scored, StepStats } from "../../actors/messages.ts";
-import { createScorer, integerChecker } from "../../verifiers/reward.ts";
-import { ActorFailedError, ChannelClosedError } from "../../actors/runtime/mod.ts";
-import { CharTokenizer } from "../../model/char_tokenizer.ts";
-import { initBackend } from "../../model/backend.ts";
-import { heldOutProblems, problemKey } from "../../data/arithmetic.ts";
-import { makeLearnerInput, makeTinyModel, renderTestPrompt, within } from "../helpers.ts";
+import { buildGrpoGraph, GrpoConfigSchema, type GrpoGraphInput } from "../../../algorithms/grpo/mod.ts";
+import { toQuery } from "../../../actors/prompt_source.ts";
+import type { Evaluate, Scored, StepStats } from "../../../actors/messages.ts";
+import { createScorer, integerChecker } from "../../../verifiers/reward.ts";
+import { ActorFailedError, ChannelClosedError } from "../../../actors/runtime/mod.ts";
+import { CharTokenizer } from "../../../model/char_tokenizer.ts";
+import { initBackend } from "../../../model/backend.ts";
+import { heldOutProblems, problemKey } from "../../../data/arithmetic.ts";
+import { makeLearnerInput, makeTinyModel, renderTestPrompt, within } from "../../helpers.ts";
 
 await initBackend("wasm");
 
