@@ -15,21 +15,21 @@ import {
   ModelConfigSchema,
   ropeInverseFrequencies,
 } from "./model_config.ts";
-import { embed, mm, recordingGradients, rmsNorm, rotateHalfMatrix, silu } from "./ops.ts";
+import { embed, mm, recordingGradients, rmsNorm, rotateHalfMatrix } from "./ops.ts";
 import { Rng } from "../util/rng.ts";
 import { fitPackedWeightCache, packedWeightCache } from "./wasm_kernels.ts";
+import { block, type LayerContext, type LayerWeights } from "./block.ts";
+import { checkpointed } from "./gradient_checkpointing.ts";
+import { cachedLength, type KvCache } from "./kv_cache.ts";
+import { frozenMm, type Projection } from "./projection.ts";
+
+export type { KvCache } from "./kv_cache.ts";
 
 /**
  * Tokens per block of a frozen tied head when the packed-weights cache is off
  * (`Transformer`'s `#tiedHead`).
  */
 export const HEAD_BLOCK_ROWS = 16384;
-
-/** Per-layer key/value cache, each `[B, H_kv, S, headDim]`. */
-export interface KvCache {
-  k: tf.Tensor4D;
-  v: tf.Tensor4D;
-}
 
 /** Options of {@link Transformer.forward}. */
 export interface ForwardOptions {
@@ -64,33 +64,6 @@ export interface ForwardResult {
 function isTransposedLinear(name: string): boolean {
   return name.endsWith("_proj.weight") || name === "lm_head.weight" ||
     name.endsWith(".lora_A.weight") || name.endsWith(".lora_B.weight");
-}
-
-/**
- * `x @ w` for a weight that gets no gradient (a base weight frozen under LoRA). Under a tape on
- * wasm/webgpu, `mm`'s custom gradient computes `dw = xᵀ·dy` with `dx` and drops it: as costly as
- * the forward matmul. Here `w` is closed over, so the backward computes `dx = dy·wᵀ` alone.
- */
-function frozenMm(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  const backend = tf.getBackend();
-  if ((backend !== "wasm" && backend !== "webgpu") || !recordingGradients()) return mm(x, w);
-  const f = tf.customGrad(
-    // deno-lint-ignore no-explicit-any
-    ((a: tf.Tensor2D, save: tf.GradSaveFunc): any => {
-      save([w]); // `w` may be an intermediate (the tied head's transpose): keep it for backward
-      return {
-        value: tf.matMul(a, w),
-        gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) =>
-          tf.matMul(dy, tf.transpose(saved[0] as tf.Tensor2D)),
-      };
-    }) as never,
-  ) as unknown as (a: tf.Tensor2D) => tf.Tensor2D;
-  return f(x);
-}
-
-/** `x @ w` with {@link frozenMm} when `w` is a frozen variable. */
-function mmWeight(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  return w instanceof tf.Variable && !w.trainable ? frozenMm(x, w) : mm(x, w);
 }
 
 /** Low-rank adapters attached to a model (see `model/lora.ts`). */
@@ -523,9 +496,8 @@ export class Transformer {
     const c = this.config;
     const [b, t] = ids.shape;
     const hd = this.#headDim;
-    const h = c.num_attention_heads, hkv = c.num_key_value_heads, g = h / hkv;
     const past = options.past;
-    const pastLen = past?.[0]?.k.shape[2] ?? 0;
+    const pastLen = cachedLength(past);
     if (!options.positions && pastLen + t > c.max_position_embeddings) {
       throw new RangeError(
         `Sequence too long: must be at most ${c.max_position_embeddings} tokens: current value is ${
@@ -541,116 +513,48 @@ export class Transformer {
       sin = tf.reshape(tf.slice(this.#sin, [pastLen, 0], [t, hd]), [1, t, 1, hd]);
     }
     const mask = options.mask ?? this.causalMask(t);
-    const scale = 1 / Math.sqrt(hd);
 
     const table = this.#p("model.embed_tokens.weight") as tf.Tensor2D;
     let x = embed(tf.reshape(ids, [b * t]) as tf.Tensor1D, table); // [B·T, D]
-    const cache: KvCache[] = [];
 
+    const shape = {
+      b,
+      t,
+      h: c.num_attention_heads,
+      hkv: c.num_key_value_heads,
+      hd,
+      eps: c.rms_norm_eps,
+      rot: this.#rot,
+    };
     /** The tensors a layer reads besides its input and weights (a checkpointed layer keeps them). */
     type LayerConsts = [cos: tf.Tensor, sin: tf.Tensor, mask: tf.Tensor];
     const consts: LayerConsts = [cos, sin, mask];
-    const rope = (y: tf.Tensor2D, heads: number, [cs, sn]: LayerConsts): tf.Tensor4D => {
-      const y4 = tf.reshape(y, [b, t, heads, hd]);
-      const rotated = tf.reshape(
-        mm(tf.reshape(y, [b * t * heads, hd]) as tf.Tensor2D, this.#rot),
-        [b, t, heads, hd],
-      );
-      return tf.add(tf.mul(y4, cs), tf.mul(rotated, sn)) as tf.Tensor4D; // [B, T, heads, hd]
-    };
-
+    const cache: KvCache[] = [];
     // Without a tape each layer runs in a tidy of its own, so its activations are freed before
     // the next layer runs instead of all layers' living until the forward returns (1.4 GB in a
     // 150-token prefill of two rows on Qwen2.5-0.5B).
     const tidyLayers = !recordingGradients();
+    const checkpointing = !tidyLayers && this.gradientCheckpointing && !options.returnCache &&
+      !past;
     for (let i = 0; i < c.num_hidden_layers; i++) {
-      const layer = (
-        x: tf.Tensor2D,
-        lc: LayerConsts,
-      ): { x: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } => {
-        const p = `model.layers.${i}`;
-        const w = (n: string) => this.#p(`${p}.${n}`) as tf.Tensor2D;
-        const lora = this.lora;
-        const loraScale = lora ? lora.alpha / lora.r : 0;
-        /** A projection `n` (`self_attn.q_proj.weight`), plus its adapter: x·W + (α/r)·x·Aᵀ·Bᵀ. */
-        const proj = (x2: tf.Tensor2D, n: string, b?: tf.Tensor1D): tf.Tensor2D => {
-          const y0 = mmWeight(x2, w(n));
-          const y = b ? tf.add(y0, b) as tf.Tensor2D : y0;
-          const base = n.slice(0, -".weight".length);
-          if (!lora || !this.params.has(`${p}.${base}.lora_A.weight`)) return y;
-          const down = mm(x2, this.#p(`${p}.${base}.lora_A.weight`) as tf.Tensor2D); // [M, r]
-          // Scaled on the thin [M, r] side: a mul on [M, out] costs as much as the add.
-          const scaled = loraScale === 1 ? down : tf.mul(down, loraScale) as tf.Tensor2D;
-          const up = mm(scaled, this.#p(`${p}.${base}.lora_B.weight`) as tf.Tensor2D); // [M, out]
-          return tf.add(y, up) as tf.Tensor2D;
-        };
-        const bias = (n: string) =>
-          c.attention_bias ? this.#p(`${p}.${n}`) as tf.Tensor1D : undefined;
-
-        // --- attention: x = x + attn(norm1(x)) ---
-        const xn = rmsNorm(
-          x,
-          this.#p(`${p}.input_layernorm.weight`) as tf.Tensor1D,
-          c.rms_norm_eps,
-        );
-        const q = rope(proj(xn, "self_attn.q_proj.weight", bias("self_attn.q_proj.bias")), h, lc);
-        const kNew = rope(
-          proj(xn, "self_attn.k_proj.weight", bias("self_attn.k_proj.bias")),
-          hkv,
-          lc,
-        );
-        const vNew = tf.reshape(
-          proj(xn, "self_attn.v_proj.weight", bias("self_attn.v_proj.bias")),
-          [b, t, hkv, hd],
-        );
-        let k = tf.transpose(kNew, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, hd]
-        let v = tf.transpose(vNew, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, hd]
-        const layerPast = past?.[i];
-        if (layerPast) {
-          k = tf.concat([layerPast.k, k], 2); // [B, Hkv, S, hd]
-          v = tf.concat([layerPast.v, v], 2);
-        }
-        const s = k.shape[2];
-        // Query heads grouped under their kv head: [B, T, Hkv, g, hd] -> [B·Hkv, g·T, hd]
-        const qg = tf.reshape(
-          tf.transpose(tf.reshape(q, [b, t, hkv, g, hd]), [0, 2, 3, 1, 4]),
-          [b * hkv, g * t, hd],
-        );
-        const scores = tf.mul(
-          tf.matMul(qg, tf.reshape(k, [b * hkv, s, hd]), false, true),
-          scale,
-        ); // [B·Hkv, g·T, S]
-        const masked = tf.add(tf.reshape(scores, [b, hkv, g, t, s]), lc[2]);
-        const probs = tf.reshape(tf.softmax(masked, -1), [b * hkv, g * t, s]);
-        const ctxv = tf.matMul(probs, tf.reshape(v, [b * hkv, s, hd])); // [B·Hkv, g·T, hd]
-        const merged = tf.reshape(
-          tf.transpose(tf.reshape(ctxv, [b, hkv, g, t, hd]), [0, 3, 1, 2, 4]),
-          [b * t, h * hd],
-        ) as tf.Tensor2D; // [B·T, H·hd]
-        const oBias = c.o_proj_bias
-          ? this.#p(`${p}.self_attn.o_proj.bias`) as tf.Tensor1D
-          : undefined;
-        x = tf.add(x, proj(merged, "self_attn.o_proj.weight", oBias));
-
-        // --- MLP: x = x + down(silu(gate(norm2(x))) · up(norm2(x))) ---
-        const xm = rmsNorm(
-          x,
-          this.#p(`${p}.post_attention_layernorm.weight`) as tf.Tensor1D,
-          c.rms_norm_eps,
-        );
-        const gated = tf.mul(
-          silu(proj(xm, "mlp.gate_proj.weight")),
-          proj(xm, "mlp.up_proj.weight"),
-        ) as tf.Tensor2D;
-        x = tf.add(x, proj(gated, "mlp.down_proj.weight"));
-        return { x, k, v };
-      };
-      if (!tidyLayers && this.gradientCheckpointing && !options.returnCache && !past) {
-        x = this.#checkpointed(i, (xIn, lc) => layer(xIn, lc).x, x, consts);
+      const w = this.#layerWeights(i);
+      const ctx = ([cs, sn, m]: LayerConsts): LayerContext => ({
+        ...shape,
+        cos: cs,
+        sin: sn,
+        mask: m,
+        past: past?.[i],
+      });
+      // Gradient checkpointing (no cache read or returned): the backward reruns the block.
+      if (checkpointing) {
+        const params = this.#layerParams(i);
+        x = checkpointed((xIn, lc: LayerConsts) => block(xIn, w, ctx(lc)).x, x, { consts, params });
         continue;
       }
       const xIn = x;
-      const out = tidyLayers ? tf.tidy(() => layer(xIn, consts)) : layer(xIn, consts);
+      const out = tidyLayers
+        ? tf.tidy(() => block(xIn, w, ctx(consts)))
+        : block(xIn, w, ctx(consts));
       x = out.x;
       if (options.returnCache) cache.push({ k: out.k, v: out.v });
     }
@@ -668,56 +572,48 @@ export class Transformer {
     return options.returnCache ? { logits, cache } : { logits };
   }
 
+  /** Layer `i`'s weights, each projection with its LoRA adapter where one is attached. */
+  #layerWeights(i: number): LayerWeights {
+    const c = this.config;
+    const p = `model.layers.${i}`;
+    return {
+      inputNorm: this.#p(`${p}.input_layernorm.weight`) as tf.Tensor1D,
+      q: this.#projection(`${p}.self_attn.q_proj`, c.attention_bias),
+      k: this.#projection(`${p}.self_attn.k_proj`, c.attention_bias),
+      v: this.#projection(`${p}.self_attn.v_proj`, c.attention_bias),
+      o: this.#projection(`${p}.self_attn.o_proj`, c.o_proj_bias ?? false),
+      postNorm: this.#p(`${p}.post_attention_layernorm.weight`) as tf.Tensor1D,
+      gate: this.#projection(`${p}.mlp.gate_proj`, false),
+      up: this.#projection(`${p}.mlp.up_proj`, false),
+      down: this.#projection(`${p}.mlp.down_proj`, false),
+    };
+  }
+
   /**
-   * Layer `i` under gradient checkpointing: the forward keeps only the layer's input; the
-   * backward runs the layer again under a tape of its own and returns the gradients of the
-   * input and of the layer's trainable parameters. Activation memory drops from every
-   * layer's intermediates to one `[B·T, D]` input per layer, for one more forward per step.
+   * The projection `name` (`model.layers.0.self_attn.q_proj`): its weight, its bias when it
+   * has one, and its adapter `(α/r)·x·Aᵀ·Bᵀ` when LoRA is attached to it.
    */
-  #checkpointed<C extends tf.Tensor[]>(
-    i: number,
-    layer: (x: tf.Tensor2D, consts: C) => tf.Tensor2D,
-    x: tf.Tensor2D,
-    consts: C,
-  ): tf.Tensor2D {
+  #projection(name: string, hasBias: boolean): Projection {
+    const weight = this.#p(`${name}.weight`) as tf.Tensor2D;
+    const bias = hasBias ? this.#p(`${name}.bias`) as tf.Tensor1D : undefined;
+    const lora = this.lora;
+    if (!lora || !this.params.has(`${name}.lora_A.weight`)) return { weight, bias };
+    return {
+      weight,
+      bias,
+      lora: {
+        a: this.#p(`${name}.lora_A.weight`) as tf.Tensor2D,
+        b: this.#p(`${name}.lora_B.weight`) as tf.Tensor2D,
+        scale: lora.alpha / lora.r,
+      },
+    };
+  }
+
+  /** Layer `i`'s trainable parameters: what a checkpointed layer's backward differentiates. */
+  #layerParams(i: number): tf.Variable[] {
     const prefix = `model.layers.${i}.`;
-    const vars = [...this.params].filter(([n, v]) => n.startsWith(prefix) && v.trainable)
+    return [...this.params].filter(([n, v]) => n.startsWith(prefix) && v.trainable)
       .map(([, v]) => v);
-    const f = tf.customGrad(
-      // deno-lint-ignore no-explicit-any
-      ((...args: any[]) => {
-        const save = args[args.length - 1] as tf.GradSaveFunc;
-        const input = args[0] as tf.Tensor2D;
-        // The forward's own tensors (RoPE rows, mask) are freed when it returns: keep copies.
-        save([input, ...consts]);
-        return {
-          value: layer(input, consts), // not taped: customGrad's forward runs as one kernel
-          gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
-            // The outer backward has closed its tape; a nested one replaces the engine's
-            // record of it, which the outer backward reads when it ends: put it back.
-            // deno-lint-ignore no-explicit-any
-            const state = (tf.engine() as any).state as { activeTape: unknown };
-            const outer = state.activeTape;
-            const x0 = tf.variable(saved[0]!, true);
-            try {
-              const { value, grads } = tf.variableGrads(
-                () =>
-                  tf.sum(
-                    tf.mul(layer(x0 as unknown as tf.Tensor2D, saved.slice(1) as C), dy),
-                  ) as tf.Scalar,
-                [x0, ...vars],
-              );
-              value.dispose();
-              return [x0, ...vars].map((v) => grads[v.name] ?? tf.zerosLike(v));
-            } finally {
-              x0.dispose();
-              state.activeTape = outer;
-            }
-          },
-        };
-      }) as never,
-    ) as unknown as (...inputs: tf.Tensor[]) => tf.Tensor2D;
-    return f(x, ...vars);
   }
 
   /**
