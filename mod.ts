@@ -10,5 +10,13 @@ export * from "./model/mod.ts";
 export * from "./prompts/mod.ts";
 export * from "./data/mod.ts";
 export * from "./verifiers/mod.ts";
-export { ConfigError, configToYaml, loadConfig } from "./config/load.ts";
-export { type TrainConfig, TrainConfigSchema } from "./config/schema.ts";
+export { ConfigError, configToYaml, loadConfigWith } from "./config/load.ts";
+export {
+  type BaseConfig,
+  BaseConfigSchema,
+  configSchema,
+  type ConfigSection,
+} from "./config/schema.ts";
+export { type TrainConfig, TrainConfigSchema } from "./algorithms/builtins.ts";
+export { deriveConfig, loadConfig } from "./training/config.ts";
+export { loadConfigWithPlugins } from "./training/plugins.ts";

@@ -564,13 +564,13 @@ async function trainStep(
 }
 
 /**
- * The first `n` rollouts of the step's first part, each with its verdict; when the step has
- * a `layer2/` part (MGRPO), each Layer-1 sample carries the first of its Layer-2 corrections
- * (the Corrector's q'_i for rollout i is query i of that part).
+ * The first `n` rollouts of the step's first part, each with its verdict; when a part follows
+ * the first (MGRPO's Layer 2: its query i was built from rollout i), each sample carries the
+ * first answer to it.
  */
 function stepSamples(parts: Part[], n: number): StepStats["samples"] {
   const main = parts[0]!.scored;
-  const layer2 = parts.find((p) => p.prefix === "layer2/")?.scored;
+  const layer2 = parts.find((p) => p.follows === 0)?.scored;
   return main.rollouts.slice(0, n).map((r, i) => {
     const verdict = main.verdicts[i]!;
     const sample: StepStats["samples"][number] = {

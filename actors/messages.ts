@@ -112,6 +112,12 @@ export const TrainPartSchema = z.object({
   prefix: z.string(),
   /** Rows the sender selected; all when absent. */
   keep: z.array(z.boolean()).optional(),
+  /**
+   * Index of the part this one answers: query i of this part was built from rollout i of that
+   * part (MGRPO's Layer 2 follows Layer 1). The step's samples then show each rollout with the
+   * first answer to it.
+   */
+  follows: z.number().int().min(0).optional(),
 });
 
 /** Corrector → (RefPolicy →) Learner: the parts of one training step. */

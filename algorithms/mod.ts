@@ -3,6 +3,8 @@
  *
  * @module
  */
+export * from "./registry.ts";
+export * from "./builtins.ts";
 export * from "./grpo/mod.ts";
 export * from "./mgrpo/evaluate.ts";
 export * from "./mgrpo/mod.ts";

@@ -2,14 +2,15 @@
  * Algorithms as plug-ins: an algorithm is one module that exports an {@linkcode AlgorithmPlugin}
  * — its name, the zod schema of its YAML section, whether it needs a reference policy, and the
  * actor graph it runs (whose Learner carries its loss). A registry maps the config's
- * `algorithm:` to the plug-in; GRPO, MGRPO and PPO are registered the same way a user's module
- * is, and a module listed under `plugins:` in YAML is loaded and registered before the config
- * is validated (so its section is checked like a built-in one).
+ * `algorithm:` to the plug-in. GRPO, MGRPO and PPO are registered the same way a user's module
+ * is (`builtins.ts`), and a module listed under `plugins:` in YAML is loaded and registered
+ * before the config is validated: every registered algorithm's section is placed in the
+ * config schema through {@linkcode AlgorithmRegistry.sections}, built-in or not.
  *
  * @example A registry and an unknown name
  * ```ts
  * import assert from "node:assert/strict";
- * import { builtinAlgorithms } from "./registry.ts";
+ * import { builtinAlgorithms } from "./builtins.ts";
  *
  * const registry = builtinAlgorithms();
  * assert.deepEqual(registry.names(), ["grpo", "mgrpo", "ppo"]);
@@ -27,15 +28,21 @@ import type { SamplerInput } from "../actors/sampler.ts";
 import type { VerifierInput } from "../actors/verifier.ts";
 import type { RefPolicyInput } from "../actors/ref_policy.ts";
 import type { LearnerInput } from "../actors/learner.ts";
-import type { TrainConfig } from "../config/schema.ts";
-import { grpoPlugin } from "./grpo/mod.ts";
-import { mgrpoPlugin } from "./mgrpo/mod.ts";
-import { ppoPlugin } from "./ppo/mod.ts";
+import type { BaseConfig, ConfigSection } from "../config/schema.ts";
 
-/** The actors' inputs a plug-in wires into its graph; the driver (`train`) builds them. */
-export interface AlgorithmGraphInput {
-  /** The whole validated config, plug-in sections included (`config[plugin.name]`). */
-  config: TrainConfig & Record<string, unknown>;
+/**
+ * A validated config as an algorithm sees it: the shared sections, and the algorithms'
+ * sections it reads, typed `S` (e.g. `{ grpo: GrpoConfig }`).
+ */
+export type ConfigWith<S = Record<string, unknown>> = BaseConfig & S;
+
+/**
+ * The actors' inputs a plug-in wires into its graph; the driver (`training/graph_input.ts`)
+ * builds them.
+ */
+export interface AlgorithmGraphInput<S = Record<string, unknown>> {
+  /** The whole validated config, every algorithm's section included (`config[plugin.name]`). */
+  config: ConfigWith<S>;
   promptSource: PromptSourceInput;
   sampler: SamplerInput;
   /** Present when {@linkcode AlgorithmPlugin.needsReference} said so. */
@@ -55,18 +62,21 @@ export interface AlgorithmGraphInput {
  * (scored evaluation rollouts) and `events` (`CheckpointSaved`), and accept `Next`,
  * `Evaluate` at `prompt_source` and `Checkpoint` at `learner`, as the built-in graphs do.
  */
-export interface AlgorithmPlugin<C = unknown> {
-  /** The name `algorithm:` uses; also the name of its YAML section for a plug-in. */
+// deno-lint-ignore no-explicit-any
+export interface AlgorithmPlugin<C = unknown, S = any> {
+  /** The name `algorithm:` uses; also the name of its YAML section. */
   readonly name: string;
   /**
-   * The schema of its YAML section (every field defaulted). A built-in's section already
-   * exists in the config schema (GRPO's is `grpo`); a plug-in's is added under its name.
+   * The schema of its YAML section (every field defaulted), added to the config schema under
+   * its name (GRPO's is `grpo`).
    */
   readonly configSchema: z.ZodType<C>;
+  /** One line on the section, shown with its fields. @default "The <name> algorithm" */
+  readonly description?: string;
   /** Whether the graph needs a frozen reference policy (the driver then loads one). */
-  needsReference(config: TrainConfig & Record<string, unknown>): boolean;
+  needsReference(config: ConfigWith<S>): boolean;
   /** Builds the actor graph. */
-  buildGraph(input: AlgorithmGraphInput): Graph;
+  buildGraph(input: AlgorithmGraphInput<S>): Graph;
 }
 
 /** Maps algorithm names to plug-ins. */
@@ -116,17 +126,19 @@ export class AlgorithmRegistry {
     return [...this.#plugins.keys()];
   }
 
+  /** Every registered algorithm's YAML section, in order, for the config schema. */
+  sections(): Record<string, ConfigSection> {
+    return Object.fromEntries(
+      [...this.#plugins.values()].map((p) => [p.name, {
+        schema: p.configSchema,
+        ...(p.description === undefined ? {} : { description: p.description }),
+      }]),
+    );
+  }
+
   #known(): string {
     return this.names().map((n) => `"${n}"`).join(", ");
   }
-}
-
-/** A registry with GRPO, MGRPO and PPO. */
-export function builtinAlgorithms(): AlgorithmRegistry {
-  return new AlgorithmRegistry()
-    .register(grpoPlugin as AlgorithmPlugin)
-    .register(mgrpoPlugin as AlgorithmPlugin)
-    .register(ppoPlugin as AlgorithmPlugin);
 }
 
 /**

@@ -44,7 +44,7 @@ import {
   REPO_ROOT,
   TRAIN_RUN_ARGS,
 } from "../cli/common.ts";
-import { loadConfig } from "../config/load.ts";
+import { loadConfig } from "../training/config.ts";
 import { median, timeIt as timeRepeats } from "./timing.ts";
 
 const { values } = parseArgs({

@@ -44,7 +44,7 @@ import { ropeTables } from "../model/ops.ts";
 import { AdamW } from "../model/optimizer.ts";
 import { makeProblems, workedSolution } from "../data/arithmetic.ts";
 import { arithmeticOptions, formatTable, promptRenderer, REPO_ROOT } from "../cli/common.ts";
-import { loadConfig } from "../config/load.ts";
+import { loadConfig } from "../training/config.ts";
 import { median } from "./timing.ts";
 
 /** The jax-js version imported above. */

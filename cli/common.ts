@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { TrainConfig } from "../config/schema.ts";
+import type { TrainConfig } from "../algorithms/builtins.ts";
 import { ArgsError } from "./args.ts";
 import { ConfigError } from "../config/load.ts";
 import { buildLayer1Prompt } from "../prompts/chat_template.ts";

@@ -27,7 +27,7 @@ import {
   runMain,
   TRAIN_RUN_ARGS,
 } from "./common.ts";
-import { loadConfig } from "../config/load.ts";
+import { loadConfig } from "../training/config.ts";
 import { ArgsError } from "./args.ts";
 import { initBackend } from "../model/backend.ts";
 import {

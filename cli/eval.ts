@@ -9,7 +9,7 @@
  */
 import { basename } from "node:path";
 import { ArgsError, formatHelp, parseCommonArgs } from "./args.ts";
-import { loadConfig } from "../config/load.ts";
+import { loadConfig } from "../training/config.ts";
 import {
   CORRECTION_COLUMNS,
   correctionCells,
@@ -29,7 +29,7 @@ import { loadCheckpoint } from "../model/checkpoint.ts";
 import { type EvalProblem, evaluatePolicy, passAtK } from "../algorithms/mgrpo/evaluate.ts";
 import { loadBenchmark } from "../data/benchmarks.ts";
 import { type AnswerChecker, integerChecker } from "../verifiers/reward.ts";
-import type { TrainConfig } from "../config/schema.ts";
+import type { TrainConfig } from "../algorithms/builtins.ts";
 import { buildChecker } from "../training/rewards.ts";
 import type { TwoTurnMetrics } from "../algorithms/mgrpo/mod.ts";
 

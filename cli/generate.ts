@@ -14,7 +14,7 @@
  * @module
  */
 import { ArgsError, type FlagSpec, formatHelp, parseCommonArgs } from "./args.ts";
-import { loadConfig } from "../config/load.ts";
+import { loadConfig } from "../training/config.ts";
 import { resolveRepoPath, runMain } from "./common.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";

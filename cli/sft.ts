@@ -11,7 +11,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { ArgsError, formatHelp, parseCommonArgs } from "./args.ts";
-import { loadConfig } from "../config/load.ts";
+import { loadConfig } from "../training/config.ts";
 import {
   arithmeticOptions,
   heldOut,

@@ -13,8 +13,10 @@
  * @module
  */
 import { parseTrainArgs, TRAIN_HELP } from "./args.ts";
-import { configToYaml, deriveConfig } from "../config/load.ts";
-import { type Backend, tensorBackends, type TrainConfig } from "../config/schema.ts";
+import { configToYaml } from "../config/load.ts";
+import { deriveConfig } from "../training/config.ts";
+import { type Backend, tensorBackends } from "../config/schema.ts";
+import { type TrainConfig } from "../algorithms/builtins.ts";
 import {
   arithmeticOptions,
   formatTable,

@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { join } from "node:path";
 import {
   type Document,
   isAlias,
@@ -22,10 +21,11 @@ import {
 } from "yaml";
 import { z } from "zod";
 import {
-  ALGORITHMS,
+  type BaseConfig,
+  BaseConfigSchema,
+  configSchema,
+  type ConfigSection,
   DEFAULT_CONFIG_URL,
-  type TrainConfig,
-  TrainConfigSchema,
 } from "./schema.ts";
 
 /** How the default config is named in messages when no path is given. */
@@ -63,10 +63,10 @@ export interface ConfigIssue {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { ConfigError, loadConfig } from "./load.ts";
+ * import { ConfigError, loadConfigWith } from "./load.ts";
  *
  * const text = "learner:\n  lr: -1\n";
- * assert.throws(() => loadConfig("x.yaml", { text }), (error) => {
+ * assert.throws(() => loadConfigWith("x.yaml", { text }), (error) => {
  *   assert.ok(error instanceof ConfigError);
  *   assert.equal(
  *     error.message,
@@ -92,7 +92,7 @@ export class ConfigError extends Error {
   }
 }
 
-/** Options for {@linkcode loadConfig}. */
+/** Options for {@linkcode loadConfigWith}. */
 export interface LoadConfigOptions {
   /**
    * `key=value` overrides applied after the file, in order (the later wins):
@@ -110,19 +110,23 @@ export interface LoadConfigOptions {
    */
   text?: string;
   /**
-   * Algorithm plug-ins' sections by name (each schema fully defaulted): they become known
-   * top-level sections, and their names valid values of `algorithm`.
+   * The algorithms' sections by name (each schema fully defaulted): they become known
+   * top-level sections, and their names the valid values of `algorithm`. The built-in
+   * algorithms register theirs exactly as a plug-in does (`training/config.ts` passes the
+   * registry's).
    * @default {}
    */
-  sections?: Readonly<Record<string, z.ZodType>>;
+  sections?: Readonly<Record<string, ConfigSection>>;
 }
 
 /**
- * Reads a YAML training config, applies `--set` overrides and validates it.
+ * Reads a YAML training config, applies `--set` overrides and validates it against the base
+ * schema with `options.sections` (the algorithms' sections).
  *
  * `path` undefined reads the embedded default `configs/tiny-mgrpo.yaml`
  * (unless `options.text` is given). A section left out, or left empty
- * (`grpo:` with nothing under it), takes its defaults.
+ * (`grpo:` with nothing under it), takes its defaults. `loadConfig()` in
+ * `training/config.ts` is this with the built-in algorithms' sections.
  *
  * @throws {ConfigError} when the file is missing or not YAML, an override is
  * malformed, or any value fails validation (all such values are listed).
@@ -130,18 +134,23 @@ export interface LoadConfigOptions {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { loadConfig } from "./load.ts";
+ * import { z } from "zod";
+ * import { loadConfigWith } from "./load.ts";
  *
- * const config = loadConfig("inline.yaml", {
- *   text: "grpo:\n  num_generations: 4\n",
- *   overrides: ["learner.lr=3e-4", "grpo.loss_type=bnpo"],
+ * const toy = { schema: z.object({ k: z.number().default(2) }).strict() };
+ * const config = loadConfigWith("inline.yaml", {
+ *   text: "algorithm: toy\ntoy:\n  k: 4\n",
+ *   overrides: ["learner.lr=3e-4"],
+ *   sections: { toy },
  * });
- * assert.equal(config.grpo.num_generations, 4);
- * assert.equal(config.grpo.loss_type, "bnpo");
+ * assert.deepEqual(config.toy, { k: 4 });
  * assert.equal(config.learner.lr, 3e-4);
  * ```
  */
-export function loadConfig(path: string | undefined, options: LoadConfigOptions = {}): TrainConfig {
+export function loadConfigWith(
+  path: string | undefined,
+  options: LoadConfigOptions = {},
+): BaseConfig & Record<string, unknown> {
   const displayPath = path ?? (options.text === undefined ? DEFAULT_DISPLAY_PATH : "<text>");
   const text = options.text ?? readConfigText(path, displayPath);
 
@@ -184,25 +193,13 @@ export function loadConfig(path: string | undefined, options: LoadConfigOptions 
     applied.push({ text: overrideText, created });
   }
 
-  const sections = options.sections ?? {};
-  const schema = Object.keys(sections).length === 0
-    ? TrainConfigSchema
-    : (TrainConfigSchema as unknown as z.ZodObject)
-      // safeExtend keeps the whole-config refinements (extend refuses a refined object); the
-      // algorithm field widens to the plug-ins' names, hence the untyped view.
-      .safeExtend({
-        algorithm: z.enum([...ALGORITHMS, ...Object.keys(sections)] as [string, ...string[]])
-          .default(TrainConfigSchema.shape.algorithm.def.defaultValue),
-        ...Object.fromEntries(
-          Object.entries(sections).map(([name, s]) => [name, (s as z.ZodObject).prefault({})]),
-        ),
-      });
+  const schema = configSchema(options.sections ?? {});
   const result = schema.safeParse(data, { reportInput: true });
-  if (result.success) return result.data as TrainConfig;
+  if (result.success) return result.data as BaseConfig & Record<string, unknown>;
 
   const located: { issue: ConfigIssue; order: number }[] = [];
   for (const zodIssue of result.error.issues) {
-    for (const { path: fieldPath, message } of describeIssue(zodIssue, data)) {
+    for (const { path: fieldPath, message } of describeIssue(zodIssue, data, schema)) {
       const field = fieldPath.join(".");
       const fromOverride = applied.findLastIndex((o) => startsWith(fieldPath, o.created));
       if (fromOverride >= 0) {
@@ -301,49 +298,15 @@ export function setConfigValue(
  * @example Round trip
  * ```ts
  * import assert from "node:assert/strict";
- * import { configToYaml, loadConfig } from "./load.ts";
+ * import { configToYaml, loadConfigWith } from "./load.ts";
  *
- * const config = loadConfig("a.yaml", { text: "learner:\n  lr: 3e-4\n" });
- * assert.deepEqual(loadConfig("b.yaml", { text: configToYaml(config) }), config);
+ * const config = loadConfigWith("a.yaml", { text: "learner:\n  lr: 3e-4\n" });
+ * assert.deepEqual(loadConfigWith("b.yaml", { text: configToYaml(config) }), config);
  * ```
  */
-export function configToYaml(config: TrainConfig): string {
+export function configToYaml(config: BaseConfig): string {
   return "# Resolved mgrpo training config: every field, defaults filled in\n" +
     stringify(config, { lineWidth: 0 });
-}
-
-/** Values computed from a config, in one place. */
-export interface DerivedConfig {
-  /** Folder of the run: `<run.dir>/<run.name>`. */
-  readonly runDir: string;
-  /** Linear warm-up steps: `ceil(learner.warmup_ratio * run.steps)`, as TRL. */
-  readonly warmupSteps: number;
-  /** Completions per step: B * G = `sampler.prompts_per_step * grpo.num_generations`. */
-  readonly completionsPerStep: number;
-}
-
-/**
- * Computes the values that follow from a config.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { deriveConfig } from "./load.ts";
- * import { TrainConfigSchema } from "./schema.ts";
- *
- * const derived = deriveConfig(TrainConfigSchema.parse({}));
- * assert.equal(derived.warmupSteps, 1); // ceil(0.05 * 16)
- * assert.equal(derived.completionsPerStep, 64); // 8 prompts * 8 completions
- * ```
- */
-export function deriveConfig(config: TrainConfig): DerivedConfig {
-  // Round away float noise before the ceil: 0.07 * 100 is 7.000000000000001, which gives 7.
-  const warmup = Math.round(config.learner.warmup_ratio * config.run.steps * 1e9) / 1e9;
-  return {
-    runDir: join(config.run.dir, config.run.name),
-    warmupSteps: Math.ceil(warmup),
-    completionsPerStep: config.sampler.prompts_per_step * config.grpo.num_generations,
-  };
 }
 
 // --- reading ---
@@ -434,10 +397,11 @@ const TYPE_NAMES: Record<string, string> = {
 function describeIssue(
   issue: z.core.$ZodIssue,
   data: unknown,
+  schema: z.core.$ZodType,
 ): { path: string[]; message: string }[] {
   const path = issue.path.map(String);
   if (issue.code === "unrecognized_keys") {
-    const known = Object.keys(objectShapeAt(path)).map((k) => JSON.stringify(k)).join(", ");
+    const known = Object.keys(objectShapeAt(schema, path)).map((k) => JSON.stringify(k)).join(", ");
     return issue.keys.map((key) => ({
       path: [...path, key],
       message: `${subject([...path, key])} is not a known field: known fields are ${known}`,
@@ -447,7 +411,7 @@ function describeIssue(
   if (value === undefined && issue.code === "invalid_type") {
     return [{ path, message: `${subject(path)} is required` }];
   }
-  return [{ path, message: describeConfigIssue(issue, path, value) }];
+  return [{ path, message: describeConfigIssue(issue, path, value, schema) }];
 }
 
 /**
@@ -459,11 +423,14 @@ export function describeConfigIssue(
   issue: z.core.$ZodIssue,
   path: readonly string[],
   value: unknown,
+  schema: z.core.$ZodType = BaseConfigSchema,
 ): string {
   let rule: string;
   switch (issue.code) {
     case "invalid_type": {
-      const expected = issue.expected === "number" && isIntegerField(path) ? "int" : issue.expected;
+      const expected = issue.expected === "number" && isIntegerField(schema, path)
+        ? "int"
+        : issue.expected;
       rule = `must be ${TYPE_NAMES[expected] ?? `of type ${expected}`}`;
       break;
     }
@@ -532,8 +499,11 @@ function errorMessage(error: unknown): string {
 // --- the schema, by path ---
 
 /** The schema of the field at `path`, with defaults, optionals and pipes unwrapped. */
-function schemaAt(path: readonly string[]): z.core.$ZodType | undefined {
-  let schema: z.core.$ZodType | undefined = unwrap(TrainConfigSchema);
+function schemaAt(
+  root: z.core.$ZodType,
+  path: readonly string[],
+): z.core.$ZodType | undefined {
+  let schema: z.core.$ZodType | undefined = unwrap(root);
   for (const part of path) {
     if (!(schema instanceof z.ZodObject)) return undefined;
     const shape: Record<string, z.core.$ZodType> = schema.shape;
@@ -552,13 +522,13 @@ function unwrap(schema: z.core.$ZodType): z.core.$ZodType {
   }
 }
 
-function objectShapeAt(path: readonly string[]): Record<string, unknown> {
-  const schema = schemaAt(path);
+function objectShapeAt(root: z.core.$ZodType, path: readonly string[]): Record<string, unknown> {
+  const schema = schemaAt(root, path);
   return schema instanceof z.ZodObject ? schema.shape : {};
 }
 
-function isIntegerField(path: readonly string[]): boolean {
-  const schema = schemaAt(path);
+function isIntegerField(root: z.core.$ZodType, path: readonly string[]): boolean {
+  const schema = schemaAt(root, path);
   return schema instanceof z.ZodNumber && schema.isInt;
 }
 

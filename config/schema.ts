@@ -3,16 +3,15 @@
  * (with the paper's or TRL's symbol where there is one) and defaulted, every
  * object strict so a misspelt field is an error rather than silently ignored.
  *
- * `configs/tiny-mgrpo.yaml` spells out these defaults; `loadConfig()` in
- * `config/load.ts` reads a YAML file against {@linkcode TrainConfigSchema}.
+ * The algorithms' sections are not here: each algorithm (built-in or plug-in) brings its own
+ * schema, and {@linkcode configSchema} places the registered ones between `plugins` and
+ * `reward`, so this module knows no algorithm. `configs/tiny-mgrpo.yaml` spells out the
+ * defaults; `loadConfigWith()` in `config/load.ts` reads a YAML file against a schema.
  *
  * @module
  */
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { GrpoConfigSchema } from "../algorithms/grpo/mod.ts";
-import { MgrpoConfigSchema } from "../algorithms/mgrpo/mod.ts";
-import { PpoConfigSchema } from "../algorithms/ppo/mod.ts";
 import { FaultsSchema } from "../actors/runtime/faults.ts";
 
 /** Where the embedded default config lives, as a URL relative to this module. */
@@ -165,9 +164,6 @@ export const PromptsConfigSchema = z.object({
     "A longer prompt (or one the tokenizer cannot encode) is rejected and another problem drawn, or cut to its last max_prompt_tokens tokens; both are counted in summary.json",
   ),
 }).strict();
-
-/** Algorithms the `algorithm` field can name. */
-export const ALGORITHMS = ["grpo", "mgrpo", "ppo"] as const;
 
 /** Values of `sampler.backend`: the tensor backends, or an OpenAI-compatible server. */
 export const SAMPLER_BACKENDS = [...BACKENDS, "openai"] as const;
@@ -438,41 +434,31 @@ export const NatsConfigSchema = z.object({
   ),
 }).strict();
 
-/**
- * The whole training config. Every section may be left out (or left empty) in
- * YAML and then takes its defaults; unknown sections and fields are errors.
- *
- * @example Defaults
- * ```ts
- * import assert from "node:assert/strict";
- * import { TrainConfigSchema } from "./schema.ts";
- *
- * const config = TrainConfigSchema.parse({ learner: { lr: 3e-4 } });
- * assert.equal(config.learner.lr, 3e-4);
- * assert.equal(config.sampler.prompts_per_step, 8);
- * assert.equal(config.grpo.num_generations, 8);
- * ```
- */
-export const TrainConfigSchema = z.object({
+/** One algorithm's YAML section: its schema (every field defaulted) and its description. */
+export interface ConfigSection {
+  /** The section's zod object schema. */
+  readonly schema: z.ZodType;
+  /** One line for the section, shown with its fields. @default "The <name> algorithm" */
+  readonly description?: string;
+}
+
+/** The sections before the algorithms' ones. */
+const HEAD_SHAPE = {
   run: RunConfigSchema.prefault({}).describe("Run naming, length and checkpoints"),
   model: ModelConfigSchema.prefault({}).describe("Warm-start checkpoint and tensor backend"),
   task: TaskConfigSchema.prefault({}).describe("Synthetic arithmetic task"),
   prompts: PromptsConfigSchema.prefault({}).describe("System prompt and chat template"),
-  algorithm: z.enum(ALGORITHMS).default("mgrpo").describe(
-    "RL algorithm whose graph and loss the run uses: grpo, mgrpo, ppo, or one from plugins",
-  ),
-  plugins: z.array(z.string().min(1)).default([]).describe(
-    "Algorithm modules to load (paths relative to the working directory), each exporting `algorithm`, an AlgorithmPlugin whose section is named after it",
-  ),
-  grpo: GrpoConfigSchema.prefault({}).describe(
-    "GRPO group size, loss and clipping (also the loss of both MGRPO layers)",
-  ),
-  mgrpo: MgrpoConfigSchema.prefault({}).describe(
-    "MGRPO Layer 2: corrections per response, guide phrases, selection, layer weights",
-  ),
-  ppo: PpoConfigSchema.prefault({}).describe(
-    "PPO: GAE, clipping, KL penalty, epochs and the value model (used when algorithm: ppo)",
-  ),
+};
+
+const ALGORITHM_DESCRIPTION =
+  "RL algorithm whose graph and loss the run uses: grpo, mgrpo, ppo, or one from plugins";
+
+const PLUGINS = z.array(z.string().min(1)).default([]).describe(
+  "Algorithm modules to load (paths relative to the working directory), each exporting `algorithm`, an AlgorithmPlugin whose section is named after it",
+);
+
+/** The sections after the algorithms' ones. */
+const TAIL_SHAPE = {
   reward: RewardConfigSchema.prefault({}).describe(
     "Answer checker and weighted reward functions of the Verifier",
   ),
@@ -490,8 +476,13 @@ export const TrainConfigSchema = z.object({
   faults: FaultsSchema.describe(
     "Injected faults, for tests of supervision: throw in actor X at step N, delay a message, kill a verifier worker",
   ),
-}).strict().superRefine((config, ctx) => {
-  // One process (or Worker) has one tfjs backend: two actors that share it share it.
+};
+
+/** One process (or Worker) has one tfjs backend: two actors that share it share it. */
+function checkBackends(
+  config: z.infer<z.ZodObject<typeof TAIL_SHAPE & typeof HEAD_SHAPE>>,
+  ctx: z.RefinementCtx,
+): void {
   const { learner, sampler } = tensorBackends(config);
   const together = (config.placement.learner ?? "inprocess") === "inprocess" &&
     (config.placement.sampler ?? "inprocess") === "inprocess";
@@ -506,7 +497,75 @@ export const TrainConfigSchema = z.object({
       JSON.stringify(field === "learner" ? sampler : learner)
     }), but both actors run in this process, which has one tensor backend: give learner.backend and sampler.backend the same value, or run the Sampler apart (placement: { sampler: worker })`,
   });
-});
+}
+
+/**
+ * The training config without any algorithm's section: what every algorithm shares. Every
+ * section may be left out (or left empty) in YAML and then takes its defaults; unknown
+ * sections and fields are errors.
+ *
+ * @example Defaults
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BaseConfigSchema } from "./schema.ts";
+ *
+ * const config = BaseConfigSchema.parse({ learner: { lr: 3e-4 } });
+ * assert.equal(config.learner.lr, 3e-4);
+ * assert.equal(config.sampler.prompts_per_step, 8);
+ * ```
+ */
+export const BaseConfigSchema = z.object({
+  ...HEAD_SHAPE,
+  algorithm: z.string().min(1).default("mgrpo").describe(ALGORITHM_DESCRIPTION),
+  plugins: PLUGINS,
+  ...TAIL_SHAPE,
+}).strict().superRefine(checkBackends);
+
+/** A validated config without algorithm sections, every default filled in. */
+export type BaseConfig = z.infer<typeof BaseConfigSchema>;
+
+/**
+ * The whole config schema with the given algorithms' sections, in their order, between
+ * `plugins` and `reward` (each defaulted when left out); `algorithm` may name any of them
+ * (default `mgrpo` when registered, else the first).
+ *
+ * @example A plug-in's section
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { z } from "zod";
+ * import { configSchema } from "./schema.ts";
+ *
+ * const schema = configSchema({ toy: { schema: z.object({ k: z.number().default(2) }).strict() } });
+ * const config = schema.parse({}) as { algorithm: string; toy: { k: number } };
+ * assert.equal(config.algorithm, "toy");
+ * assert.equal(config.toy.k, 2);
+ * assert.throws(() => schema.parse({ algorithm: "grpo" }));
+ * ```
+ */
+export function configSchema(
+  sections: Readonly<Record<string, ConfigSection>>,
+): z.ZodObject {
+  const names = Object.keys(sections);
+  const algorithm = names.length === 0
+    ? z.string().min(1).default("mgrpo")
+    : z.enum(names as [string, ...string[]]).default(
+      names.includes("mgrpo") ? "mgrpo" : names[0]!,
+    );
+  return z.object({
+    ...HEAD_SHAPE,
+    algorithm: algorithm.describe(ALGORITHM_DESCRIPTION),
+    plugins: PLUGINS,
+    ...Object.fromEntries(
+      Object.entries(sections).map(([name, section]) => [
+        name,
+        (section.schema as z.ZodObject).prefault({}).describe(
+          section.description ?? `The ${name} algorithm`,
+        ),
+      ]),
+    ),
+    ...TAIL_SHAPE,
+  }).strict().superRefine(checkBackends as never) as unknown as z.ZodObject;
+}
 
 /**
  * The tensor backend each actor computes on: `learner.backend` and `sampler.backend`, each
@@ -516,9 +575,9 @@ export const TrainConfigSchema = z.object({
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tensorBackends, TrainConfigSchema } from "./schema.ts";
+ * import { BaseConfigSchema, tensorBackends } from "./schema.ts";
  *
- * const config = TrainConfigSchema.parse({ model: { backend: "cpu" } });
+ * const config = BaseConfigSchema.parse({ model: { backend: "cpu" } });
  * assert.deepEqual(tensorBackends(config), { learner: "cpu", sampler: "cpu" });
  * ```
  */
@@ -536,8 +595,5 @@ export function tensorBackends(
   };
 }
 
-/** A validated training config with every default filled in. */
-export type TrainConfig = z.infer<typeof TrainConfigSchema>;
-
-/** What a config file may contain: every section and field optional. */
-export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
+/** What a config file may contain (algorithm sections aside): every section and field optional. */
+export type BaseConfigInput = z.input<typeof BaseConfigSchema>;

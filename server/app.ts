@@ -54,7 +54,7 @@ export interface ControlAppOptions {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { TrainConfigSchema } from "../config/schema.ts";
+ * import { TrainConfigSchema } from "../algorithms/builtins.ts";
  * import { RunControl } from "./run_control.ts";
  * import { createControlApp } from "./app.ts";
  *

@@ -10,7 +10,7 @@
 /// <reference lib="deno.worker" />
 import { createControlApp } from "./app.ts";
 import { type ActorLoad, type RunSample, writeTokenFile } from "./run_control.ts";
-import type { TrainConfig } from "../config/schema.ts";
+import type { TrainConfig } from "../algorithms/builtins.ts";
 import {
   CONTROL_FILE,
   type ControlFile,

@@ -16,8 +16,8 @@ import {
   LearnerConfigSchema,
   RunConfigSchema,
   SamplerConfigSchema,
-  type TrainConfig,
 } from "../config/schema.ts";
+import { type TrainConfig } from "../algorithms/builtins.ts";
 import { GrpoConfigSchema } from "../algorithms/grpo/mod.ts";
 import { MgrpoConfigSchema } from "../algorithms/mgrpo/mod.ts";
 import { PpoConfigSchema } from "../algorithms/ppo/mod.ts";
@@ -360,7 +360,7 @@ export interface RecordStepOptions {
  * @example A loop that pauses, resumes and stops
  * ```ts
  * import assert from "node:assert/strict";
- * import { TrainConfigSchema } from "../config/schema.ts";
+ * import { TrainConfigSchema } from "../algorithms/builtins.ts";
  * import { RunControl } from "./run_control.ts";
  *
  * const control = new RunControl(TrainConfigSchema.parse({ run: { steps: 10 } }));

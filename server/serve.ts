@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { TrainConfig } from "../config/schema.ts";
+import type { TrainConfig } from "../algorithms/builtins.ts";
 import {
   type ActorLoad,
   type BoundaryAction,

@@ -12,7 +12,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { TrainConfigSchema } from "../config/schema.ts";
+import { TrainConfigSchema } from "../algorithms/builtins.ts";
 import { createControlApp } from "../server/app.ts";
 import { RunControl } from "../server/run_control.ts";
 import { caseRng, createTarget, type TargetName } from "./fuzz/targets.ts";

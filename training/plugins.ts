@@ -9,14 +9,15 @@
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parse as parseYaml } from "yaml";
-import type { z } from "zod";
-import { ConfigError, loadConfig, type LoadConfigOptions, parseOverride } from "../config/load.ts";
-import { DEFAULT_CONFIG_PATH, type TrainConfig } from "../config/schema.ts";
 import {
-  type AlgorithmRegistry,
-  asAlgorithmPlugin,
-  builtinAlgorithms,
-} from "../algorithms/registry.ts";
+  ConfigError,
+  type LoadConfigOptions,
+  loadConfigWith,
+  parseOverride,
+} from "../config/load.ts";
+import { DEFAULT_CONFIG_PATH } from "../config/schema.ts";
+import { type AlgorithmRegistry, asAlgorithmPlugin } from "../algorithms/registry.ts";
+import { builtinAlgorithms, type TrainConfig } from "../algorithms/builtins.ts";
 
 /** Options of {@linkcode loadConfigWithPlugins}. */
 export interface LoadWithPluginsOptions extends Omit<LoadConfigOptions, "sections"> {
@@ -25,8 +26,8 @@ export interface LoadWithPluginsOptions extends Omit<LoadConfigOptions, "section
 }
 
 /**
- * {@linkcode loadConfig} after importing and registering the config's `plugins`. Algorithms
- * registered in `options.registry` beyond the built-ins get their sections too.
+ * `loadConfig` after importing and registering the config's `plugins`: every algorithm of
+ * the registry (built-ins, those registered in TypeScript, the plug-ins) gets its section.
  *
  * @throws {ConfigError} When a plug-in cannot be imported or does not export an algorithm
  * plug-in (the field is `plugins.<i>`), or the config is invalid.
@@ -50,12 +51,7 @@ export async function loadConfigWithPlugins(
       }], { cause });
     }
   }
-  const builtins = new Set(builtinAlgorithms().names());
-  const sections: Record<string, z.ZodType> = {};
-  for (const name of registry.names()) {
-    if (!builtins.has(name)) sections[name] = registry.get(name).configSchema;
-  }
-  const config = loadConfig(path, { ...options, sections });
+  const config = loadConfigWith(path, { ...options, sections: registry.sections() });
   return { config: config as TrainConfig & Record<string, unknown>, registry };
 }
 

@@ -13,7 +13,7 @@
 import type { Restore } from "../actors/messages.ts";
 import { liveFieldsFor } from "../server/run_control.ts";
 import { removeCheckpoint, repairCheckpoints } from "../model/checkpoint.ts";
-import type { TrainConfig } from "../config/schema.ts";
+import type { TrainConfig } from "../algorithms/builtins.ts";
 
 /** The file a checkpoint keeps its counters and actor snapshots in. */
 export const TRAINER_STATE_FILE = "trainer_state.json";

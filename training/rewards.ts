@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { TrainConfig } from "../config/schema.ts";
+import type { TrainConfig } from "../algorithms/builtins.ts";
 import { ConfigError } from "../config/load.ts";
 import { importConfigModule } from "./plugins.ts";
 import {

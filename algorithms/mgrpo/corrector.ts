@@ -22,14 +22,10 @@ import type {
 import { restoredRng, sendSnapshot } from "../../actors/snapshot.ts";
 import type { Tokenizer } from "../../model/char_tokenizer.ts";
 import { Rng } from "../../util/rng.ts";
-import {
-  buildLayer2Prompt,
-  drawGuidePhrase,
-  layer2SystemPrompt,
-  type MgrpoConfig,
-  mgrpoMetrics,
-  selectLayer2Groups,
-} from "./mod.ts";
+import { buildLayer2Prompt, drawGuidePhrase, layer2SystemPrompt } from "./prompt.ts";
+import { type MgrpoConfig } from "./config.ts";
+import { mgrpoMetrics } from "./metrics.ts";
+import { selectLayer2Groups } from "./selection.ts";
 
 /** Input of {@link corrector}. */
 export interface CorrectorInput {
@@ -219,6 +215,7 @@ export const corrector: ActorLogic<
               },
               weight: config.layer2_weight,
               prefix: "layer2/",
+              follows: 0,
               keep: message.rollouts.map((r) => keep[sampled[r.queryIndex]!]!),
             },
           ],

@@ -21,14 +21,10 @@ import type { Transformer } from "../../model/transformer.ts";
 import { packBatch, type TokenBatch } from "../../model/sampling.ts";
 import { mm } from "../../model/ops.ts";
 import { AdamW, clipByGlobalNormAsync } from "../../model/optimizer.ts";
-import {
-  AdaptiveKlController,
-  explainedVariance,
-  klPerToken,
-  ppoAdvantages,
-  type PpoConfig,
-  valueLoss,
-} from "./mod.ts";
+import { AdaptiveKlController, klPerToken } from "./rewards.ts";
+import { explainedVariance, ppoAdvantages } from "./advantages.ts";
+import { type PpoConfig } from "./config.ts";
+import { valueLoss } from "./loss.ts";
 
 /** Input of {@link critic}. */
 export interface CriticInput {

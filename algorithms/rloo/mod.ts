@@ -20,7 +20,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { z } from "zod";
 import type { PolicyAlgorithm } from "../../actors/learner.ts";
-import { buildGrpoGraph, grpoGraphInput, grpoLoss } from "../grpo/mod.ts";
+import { buildGrpoGraph, grpoGraphInput } from "../grpo/mod.ts";
+import { grpoLoss } from "../grpo/loss.ts";
 import type { AlgorithmPlugin } from "../registry.ts";
 
 // --- config ---

@@ -152,7 +152,7 @@ Deno.test("learner attaches each Layer-1 sample's first Layer-2 correction to th
     metrics: {},
     parts: [
       { scored: layer1, weight: 1, prefix: "" },
-      { scored: { ...layer2, label: "layer2" }, weight: 1, prefix: "layer2/" },
+      { scored: { ...layer2, label: "layer2" }, weight: 1, prefix: "layer2/", follows: 0 },
     ],
   }, ctx);
   const { samples } = ctx.only<StepStats>("stats");

@@ -1,9 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  AlgorithmRegistry,
-  asAlgorithmPlugin,
-  builtinAlgorithms,
-} from "../../algorithms/registry.ts";
+import { AlgorithmRegistry, asAlgorithmPlugin } from "../../algorithms/registry.ts";
+import { builtinAlgorithms } from "../../algorithms/builtins.ts";
 import { algorithm as rloo } from "../../algorithms/rloo/mod.ts";
 
 Deno.test("AlgorithmRegistry.get() lists the known algorithms for an unknown name", () => {

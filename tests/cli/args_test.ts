@@ -9,7 +9,7 @@ import {
   TRAIN_FLAGS,
   TRAIN_HELP,
 } from "../../cli/args.ts";
-import { loadConfig } from "../../config/load.ts";
+import { loadConfig } from "../../training/config.ts";
 
 /** Asserts that parsing `argv` throws an ArgsError with exactly `message`. */
 function assertArgsError(argv: string[], message: string): void {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { ConfigError, loadConfig } from "../../config/load.ts";
+import { ConfigError } from "../../config/load.ts";
+import { loadConfig } from "../../training/config.ts";
 import { tensorBackends } from "../../config/schema.ts";
 
 /** The message of the ConfigError `text` raises, failing the test otherwise. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { initBackend } from "../../model/backend.ts";
 import { makeTinyCheckpoint, REPO_ROOT } from "../helpers.ts";
-import { loadConfig } from "../../config/load.ts";
+import { loadConfig } from "../../training/config.ts";
 import { evaluateCheckpointTwoTurn, heldOut, resolveRepoPath } from "../../cli/common.ts";
 
 await initBackend("wasm");

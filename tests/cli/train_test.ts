@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { loadConfig } from "../../config/load.ts";
+import { loadConfig } from "../../training/config.ts";
 import { loadCheckpoint } from "../../model/checkpoint.ts";
 import { initBackend } from "../../model/backend.ts";
 import { exists, makeTinyCheckpoint, REPO_ROOT } from "../helpers.ts";

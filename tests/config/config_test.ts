@@ -3,20 +3,10 @@ import { fileURLToPath } from "node:url";
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { z } from "zod";
 import { SHORT_GUIDE_PHRASES } from "../../prompts/system_prompts.ts";
-import {
-  ConfigError,
-  configToYaml,
-  deriveConfig,
-  loadConfig,
-  parseOverride,
-  setConfigValue,
-} from "../../config/load.ts";
-import {
-  DEFAULT_CONFIG_PATH,
-  DEFAULT_SYSTEM_PROMPT,
-  type TrainConfig,
-  TrainConfigSchema,
-} from "../../config/schema.ts";
+import { ConfigError, configToYaml, parseOverride, setConfigValue } from "../../config/load.ts";
+import { deriveConfig, loadConfig } from "../../training/config.ts";
+import { DEFAULT_CONFIG_PATH, DEFAULT_SYSTEM_PROMPT } from "../../config/schema.ts";
+import { type TrainConfig, TrainConfigSchema } from "../../algorithms/builtins.ts";
 
 const SMOKE_PATH = fileURLToPath(new URL("../../configs/smoke-grpo.yaml", import.meta.url));
 

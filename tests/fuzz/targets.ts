@@ -9,8 +9,9 @@
  * @module
  */
 import { Rng } from "../../util/rng.ts";
-import { ConfigError, configToYaml, loadConfig } from "../../config/load.ts";
-import { TrainConfigSchema } from "../../config/schema.ts";
+import { ConfigError, configToYaml } from "../../config/load.ts";
+import { loadConfig } from "../../training/config.ts";
+import { TrainConfigSchema } from "../../algorithms/builtins.ts";
 import { parseProblemsJsonl } from "../../data/jsonl_dataset.ts";
 import { parseBenchmark } from "../../data/benchmarks.ts";
 import { verifyMath } from "../../verifiers/math/verify.ts";

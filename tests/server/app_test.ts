@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { nextEvent, sleep, startLoop } from "../helpers.ts";
-import { TrainConfigSchema } from "../../config/schema.ts";
+import { TrainConfigSchema } from "../../algorithms/builtins.ts";
 import { hc } from "hono/client";
 import { type ControlApp, createControlApp } from "../../server/app.ts";
 import {

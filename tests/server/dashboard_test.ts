@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { TrainConfigSchema } from "../../config/schema.ts";
+import { TrainConfigSchema } from "../../algorithms/builtins.ts";
 import { createControlApp } from "../../server/app.ts";
 import { RunControl } from "../../server/run_control.ts";
 

@@ -3,7 +3,7 @@
  * it, as a separate process.
  */
 import assert from "node:assert/strict";
-import { TrainConfigSchema } from "../../config/schema.ts";
+import { TrainConfigSchema } from "../../algorithms/builtins.ts";
 import {
   type ControlFile,
   type ControlServerOptions,

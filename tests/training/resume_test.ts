@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
 import { liveConfigOverrides, liveConfigValues, truncateMetrics } from "../../training/resume.ts";
-import { loadConfig } from "../../config/load.ts";
+import { loadConfig } from "../../training/config.ts";
 import { REPO_ROOT, sleep, stepRecords } from "../helpers.ts";
 
 /** Runs `cli/train.ts` to the end; returns its output (asserting exit code `code`). */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { loadConfig } from "../../config/load.ts";
+import { loadConfig } from "../../training/config.ts";
 import { buildScorer } from "../../training/rewards.ts";
 import { ConfigError } from "../../config/load.ts";
 import { defaultRewardRegistry } from "../../verifiers/reward.ts";

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { buildGrpoGraph, GrpoConfigSchema, type GrpoGraphInput } from "../../../algorithms/grpo/mod.ts";
+import {
+  buildGrpoGraph,
+  GrpoConfigSchema,
+  type GrpoGraphInput,
+} from "../../../algorithms/grpo/mod.ts";
 import { toQuery } from "../../../actors/prompt_source.ts";
 import type { Evaluate, Scored, StepStats } from "../../../actors/messages.ts";
 import { createScorer, integerChecker } from "../../../verifiers/reward.ts";

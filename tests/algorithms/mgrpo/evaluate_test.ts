@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
-import { evaluatePolicy, evaluateSelfCorrection, passAtK } from "../../../algorithms/mgrpo/evaluate.ts";
+import {
+  evaluatePolicy,
+  evaluateSelfCorrection,
+  passAtK,
+} from "../../../algorithms/mgrpo/evaluate.ts";
 import { buildLayer2Prompt, layer2Assistant } from "../../../algorithms/mgrpo/mod.ts";
 import { loadCheckpoint } from "../../../model/checkpoint.ts";
-import { loadConfig } from "../../../config/load.ts";
+import { loadConfig } from "../../../training/config.ts";
 import { heldOut, resolveRepoPath, selfCorrectionOptions } from "../../../cli/common.ts";
 import { initBackend } from "../../../model/backend.ts";
 import { CharTokenizer } from "../../../model/char_tokenizer.ts";
