@@ -37,13 +37,8 @@ import { AdamW } from "../model/optimizer.ts";
 import { Rng } from "../util/rng.ts";
 import { makeProblems, workedSolution } from "../data/arithmetic.ts";
 import { verifyIntegerAnswer } from "../verifiers/integer_answer.ts";
-import {
-  arithmeticOptions,
-  formatTable,
-  promptRenderer,
-  REPO_ROOT,
-  TRAIN_RUN_ARGS,
-} from "../cli/common.ts";
+import { formatTable, TRAIN_RUN_ARGS } from "../cli/common.ts";
+import { arithmeticOptions, promptRenderer, REPO_ROOT } from "../training/setup.ts";
 import { loadConfig } from "../training/config.ts";
 import { median, timeIt as timeRepeats } from "./timing.ts";
 

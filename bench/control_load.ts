@@ -12,7 +12,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { REPO_ROOT, TRAIN_RUN_ARGS } from "../cli/common.ts";
+import { TRAIN_RUN_ARGS } from "../cli/common.ts";
+import { REPO_ROOT } from "../training/setup.ts";
 import { waitForControlFile } from "../server/serve.ts";
 
 const args = parseArgs({

@@ -17,7 +17,8 @@ import { ArgsError } from "./args.ts";
 import { ConfigError } from "../config/load.ts";
 import { DEFAULT_CONFIG_PATH, natsUrl, tensorBackends } from "../config/schema.ts";
 import { type TrainConfig } from "../algorithms/builtins.ts";
-import { REPO_ROOT, runMain } from "./common.ts";
+import { runMain } from "./common.ts";
+import { REPO_ROOT } from "../training/setup.ts";
 import { main as trainMain } from "./train.ts";
 import {
   type PlacedActor,

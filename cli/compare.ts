@@ -19,14 +19,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import {
-  evaluateCheckpointTwoTurn,
-  heldOut,
-  REPO_ROOT,
-  resolveRepoPath,
-  runMain,
-  TRAIN_RUN_ARGS,
-} from "./common.ts";
+import { runMain, TRAIN_RUN_ARGS } from "./common.ts";
+import { evaluateCheckpointTwoTurn } from "../training/evaluate.ts";
+import { heldOut, REPO_ROOT, resolveRepoPath } from "../training/setup.ts";
 import { loadConfig } from "../training/config.ts";
 import { ArgsError } from "./args.ts";
 import { initBackend } from "../model/backend.ts";

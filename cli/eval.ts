@@ -13,17 +13,14 @@ import { loadConfig } from "../training/config.ts";
 import {
   CORRECTION_COLUMNS,
   correctionCells,
-  evaluateCheckpointTwoTurn,
   formatTable,
-  heldOut,
   intrinsicCells,
   pct,
-  promptRenderer,
-  resolveRepoPath,
   runMain,
   TWO_TURN_COLUMNS,
-  type TwoTurnReport,
 } from "./common.ts";
+import { evaluateCheckpointTwoTurn, type TwoTurnReport } from "../training/evaluate.ts";
+import { heldOut, promptRenderer, resolveRepoPath } from "../training/setup.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { type EvalProblem, evaluatePolicy, passAtK } from "../algorithms/mgrpo/evaluate.ts";

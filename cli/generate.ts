@@ -15,7 +15,8 @@
  */
 import { ArgsError, type FlagSpec, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "../training/config.ts";
-import { resolveRepoPath, runMain } from "./common.ts";
+import { runMain } from "./common.ts";
+import { resolveRepoPath } from "../training/setup.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { CharTokenizer } from "../model/char_tokenizer.ts";

@@ -19,7 +19,8 @@
  */
 import { ArgsError, type FlagSpec, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "../training/config.ts";
-import { resolveRepoPath, runMain } from "./common.ts";
+import { runMain } from "./common.ts";
+import { resolveRepoPath } from "../training/setup.ts";
 import { initBackend } from "../model/backend.ts";
 import { layer2SystemPrompt } from "../algorithms/mgrpo/mod.ts";
 import { createOpenAiApp, ServedPolicy } from "../server/openai_app.ts";

@@ -12,14 +12,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { ArgsError, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "../training/config.ts";
-import {
-  arithmeticOptions,
-  heldOut,
-  promptRenderer,
-  resolveRepoPath,
-  runMain,
-  selfCorrectionOptions,
-} from "./common.ts";
+import { runMain } from "./common.ts";
+import { selfCorrectionOptions } from "../training/evaluate.ts";
+import { arithmeticOptions, heldOut, promptRenderer, resolveRepoPath } from "../training/setup.ts";
 import { initBackend } from "../model/backend.ts";
 import { Transformer } from "../model/transformer.ts";
 import { TINY_MODEL_CONFIG } from "../model/model_config.ts";

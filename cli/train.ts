@@ -17,15 +17,14 @@ import { configToYaml } from "../config/load.ts";
 import { deriveConfig } from "../training/config.ts";
 import { type Backend, tensorBackends } from "../config/schema.ts";
 import { type TrainConfig } from "../algorithms/builtins.ts";
+import { formatTable, runMain } from "./common.ts";
 import {
   arithmeticOptions,
-  formatTable,
   loadStartingPolicy,
   loadTrainingTask,
   promptRenderer,
   resolveRepoPath,
-  runMain,
-} from "./common.ts";
+} from "../training/setup.ts";
 import { ProgressReporter } from "./progress.ts";
 import { watchSignals } from "./signals.ts";
 import { CharTokenizer } from "../model/char_tokenizer.ts";

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { initBackend } from "../../model/backend.ts";
 import { makeTinyCheckpoint, REPO_ROOT } from "../helpers.ts";
 import { loadConfig } from "../../training/config.ts";
-import { evaluateCheckpointTwoTurn, heldOut, resolveRepoPath } from "../../cli/common.ts";
+import { evaluateCheckpointTwoTurn } from "../../training/evaluate.ts";
+import { heldOut, resolveRepoPath } from "../../training/setup.ts";
 
 await initBackend("wasm");
 

@@ -7,7 +7,8 @@ import {
 import { buildLayer2Prompt, layer2Assistant } from "../../../algorithms/mgrpo/mod.ts";
 import { loadCheckpoint } from "../../../model/checkpoint.ts";
 import { loadConfig } from "../../../training/config.ts";
-import { heldOut, resolveRepoPath, selfCorrectionOptions } from "../../../cli/common.ts";
+import { selfCorrectionOptions } from "../../../training/evaluate.ts";
+import { heldOut, resolveRepoPath } from "../../../training/setup.ts";
 import { initBackend } from "../../../model/backend.ts";
 import { CharTokenizer } from "../../../model/char_tokenizer.ts";
 import { makeTinyModel, renderTestPrompt } from "../../helpers.ts";

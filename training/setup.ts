@@ -1,0 +1,166 @@
+/**
+ * What a run is set up from: the repository root, the starting policy (`model.preset` or
+ * `model.init`), the training task (synthetic arithmetic or a JSONL dataset) with its held-out
+ * problems, and the Layer-1 prompt renderer.
+ *
+ * @module
+ */
+import type { TrainConfig } from "../algorithms/builtins.ts";
+import { buildLayer1Prompt } from "../prompts/chat_template.ts";
+import { TABLE1_SYSTEM_PROMPT } from "../prompts/system_prompts.ts";
+import { loadCheckpoint, type LoadedCheckpoint } from "../model/checkpoint.ts";
+import { Transformer } from "../model/transformer.ts";
+import { TINY_MODEL_CONFIG } from "../model/model_config.ts";
+import { CharTokenizer } from "../model/char_tokenizer.ts";
+import { devProblems, heldOutProblems, problemKey } from "../data/arithmetic.ts";
+import type { ArithmeticOptions, ArithmeticProblem } from "../data/arithmetic.ts";
+import { type BadLine, epochOrder, loadProblemsJsonl } from "../data/jsonl_dataset.ts";
+import type { SourceProblem } from "../actors/prompt_source.ts";
+
+// --- setup ---
+/** The repository root (where `deno.json` lives). */
+export const REPO_ROOT: string = new URL("../", import.meta.url).pathname;
+
+// --- setup ---
+/** Resolves a path from the config: absolute as is, otherwise relative to the repo root. */
+export function resolveRepoPath(path: string): string {
+  return path.startsWith("/") ? path : `${REPO_ROOT}${path}`;
+}
+
+// --- setup ---
+/**
+ * A question → prompt renderer for the config's `prompts` section. An empty system prompt
+ * leaves the system turn out (the embedded model's context is short); `"table1"` is the
+ * paper's Table 1 system prompt.
+ */
+export function promptRenderer(prompts: TrainConfig["prompts"]): (question: string) => string {
+  const systemPrompt = prompts.system === ""
+    ? null
+    : prompts.system === "table1"
+    ? TABLE1_SYSTEM_PROMPT
+    : prompts.system;
+  return (question) =>
+    buildLayer1Prompt(
+      question,
+      prompts.template === undefined
+        ? { systemPrompt }
+        : { systemPrompt, template: prompts.template },
+    );
+}
+
+// --- setup ---
+/** The task section's difficulty knobs as generator options. */
+export function arithmeticOptions(task: TrainConfig["task"]): Partial<ArithmeticOptions> {
+  return { minSteps: task.min_steps, maxSteps: task.max_steps, maxOperand: task.max_operand };
+}
+
+// --- setup ---
+/**
+ * The synthetic task's held-out problems: `problems`, the first `task.eval_size` of the
+ * held-out set (what train evaluates), and `keys`, the problem keys of the whole held-out set
+ * of `task.heldout_size` problems (never drawn for training). `split: "heldout"` returns the
+ * whole set as `problems` (what eval and compare report on); `split: "dev"` returns
+ * `heldout_size` problems drawn like training problems from a stream of their own, for design
+ * choices that must not look at the held-out set.
+ */
+export function heldOut(
+  task: TrainConfig["task"],
+  split: "train_eval" | "heldout" | "dev" = "train_eval",
+): {
+  problems: ArithmeticProblem[];
+  keys: Set<string>;
+} {
+  const all = heldOutProblems(Math.max(task.heldout_size, task.eval_size), arithmeticOptions(task));
+  const keys = new Set(all.map(problemKey));
+  switch (split) {
+    case "train_eval":
+      return { problems: all.slice(0, task.eval_size), keys };
+    case "heldout":
+      return { problems: all, keys };
+    case "dev":
+      return {
+        problems: devProblems(task.heldout_size, { ...arithmeticOptions(task), exclude: keys }),
+        keys,
+      };
+    default:
+      throw new RangeError(`Unknown split: "${split as string}"`);
+  }
+}
+
+// --- setup ---
+/** The problems of a training run: the held-out set, and the dataset for `task.kind: jsonl`. */
+export interface TrainingTask {
+  /** The held-out evaluation problems. */
+  evalSet: SourceProblem[];
+  /** Keys the PromptSource never draws (the held-out set's). */
+  keys: Set<string>;
+  /** `kind: jsonl`: every good problem of the file (held-out ones are excluded by key). */
+  dataset?: SourceProblem[];
+  /** `kind: jsonl` with `on_bad_line: skip`: the malformed lines left out. */
+  badLines: BadLine[];
+}
+
+// --- setup ---
+/**
+ * Reads the task of a run. For `kind: jsonl` the held-out set is the first `eval_size`
+ * problems of a fixed seeded order of the file (the same for every run seed), and the rest
+ * are trained on.
+ *
+ * @throws {Error} Naming `file:line` for a malformed line (`on_bad_line: stop`), the file when
+ * it cannot be read, and `task.eval_size` when it leaves nothing to train on.
+ */
+export async function loadTrainingTask(
+  task: TrainConfig["task"],
+  split: "heldout" | "dev" = "heldout",
+): Promise<TrainingTask> {
+  if (task.kind !== "jsonl") return { ...heldOutTask(task, split), badLines: [] };
+  if (split === "dev") {
+    throw new RangeError(
+      `Cannot evaluate on the dev split of dataset "${task.path}": eval.split dev needs task.kind arithmetic: current value is "dev"`,
+    );
+  }
+  const { problems, badLines } = await loadProblemsJsonl(task.path!, {
+    onBadLine: task.on_bad_line,
+    answerField: task.answer_field,
+    ...(task.question_field === undefined ? {} : { questionField: task.question_field }),
+  });
+  if (task.eval_size >= problems.length) {
+    throw new RangeError(
+      `Cannot use dataset "${task.path}": task.eval_size must be smaller than its ` +
+        `${problems.length} problems, to leave some to train on: current value is ${task.eval_size}`,
+    );
+  }
+  const order = epochOrder(problems.length, 0, 0);
+  const evalSet = order.slice(0, task.eval_size).map((i) => problems[i]!);
+  return { evalSet, keys: new Set(evalSet.map((p) => p.id)), dataset: problems, badLines };
+}
+
+// --- setup ---
+function heldOutTask(task: TrainConfig["task"], split: "heldout" | "dev") {
+  const { problems, keys } = heldOut(task, split === "dev" ? "dev" : "train_eval");
+  return { evalSet: problems.slice(0, task.eval_size) as SourceProblem[], keys };
+}
+
+// --- setup ---
+/**
+ * The policy a run starts from: `model.preset` (a random model, seeded by `run.seed`) or the
+ * folder `model.init` (ours, or a Hugging Face model's; `model.path` sets it).
+ */
+export async function loadStartingPolicy(
+  config: TrainConfig,
+  options: { trainable?: boolean } = {},
+): Promise<LoadedCheckpoint & { identity: string }> {
+  if (config.model.preset === "tiny") {
+    return {
+      model: Transformer.create(TINY_MODEL_CONFIG, {
+        seed: config.run.seed,
+        trainable: options.trainable ?? true,
+      }),
+      tokenizer: new CharTokenizer(),
+      state: {},
+      identity: `preset:tiny:seed-${config.run.seed}`,
+    };
+  }
+  const path = resolveRepoPath(config.model.init);
+  return { ...(await loadCheckpoint(path, options)), identity: path };
+}
