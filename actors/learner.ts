@@ -19,7 +19,7 @@ import type {
   Weights,
 } from "./messages.ts";
 import type { Transformer } from "../model/transformer.ts";
-import type { Tokenizer } from "../model/char_tokenizer.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
 import { batchLogprobs, packBatch, type TokenBatch } from "../model/sampling.ts";
 import {
   AdamW,

@@ -25,7 +25,7 @@
  * @module
  */
 import type { Query, Rollout, SamplingParams } from "./messages.ts";
-import type { Tokenizer } from "../model/char_tokenizer.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
 import type { Transformer } from "../model/transformer.ts";
 import type { Rng } from "../util/rng.ts";
 import { saveLoraAdapter } from "../model/lora.ts";

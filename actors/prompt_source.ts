@@ -18,7 +18,7 @@ import type {
   Snapshot,
 } from "./messages.ts";
 import { restoredCount, sendSnapshot } from "./snapshot.ts";
-import type { Tokenizer } from "../model/char_tokenizer.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
 import { type ArithmeticOptions, problemStream } from "../data/arithmetic.ts";
 import { datasetStream } from "../data/jsonl_dataset.ts";
 

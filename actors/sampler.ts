@@ -7,7 +7,7 @@
 import type { ActorLogic } from "./runtime/mod.ts";
 import type { Generate, Restore, Rollout, Rollouts, Snapshot, Weights } from "./messages.ts";
 import type { Transformer } from "../model/transformer.ts";
-import type { Tokenizer } from "../model/char_tokenizer.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
 import { generate } from "../model/sampling.ts";
 import { Rng, type RngState } from "../util/rng.ts";
 import { restoredRng, sendSnapshot } from "./snapshot.ts";

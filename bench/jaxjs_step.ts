@@ -43,7 +43,7 @@ import { batchLogprobs, packBatch, type TokenBatch } from "../model/sampling.ts"
 import { ropeTables } from "../model/ops.ts";
 import { AdamW } from "../model/optimizer.ts";
 import { makeProblems, workedSolution } from "../data/arithmetic.ts";
-import { formatTable } from "../cli/common.ts";
+import { formatTable } from "../util/table.ts";
 import { arithmeticOptions, promptRenderer, REPO_ROOT } from "../training/setup.ts";
 import { loadConfig } from "../training/config.ts";
 import { median } from "./timing.ts";

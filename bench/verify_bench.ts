@@ -18,7 +18,7 @@ import { parseArgs } from "node:util";
 import { type Isolation, VerifierPool } from "../verifiers/math/pool.ts";
 import { verifyMath } from "../verifiers/math/verify.ts";
 import type { MathVerdict } from "../verifiers/math/types.ts";
-import { formatTable } from "../cli/common.ts";
+import { formatTable } from "../util/table.ts";
 import { median, timeIt as timeRepeats } from "./timing.ts";
 
 const { values } = parseArgs({

@@ -10,7 +10,6 @@ import { type CorrectionMetrics } from "../algorithms/mgrpo/self_correction.ts";
 import { type TwoTurnMetrics } from "../algorithms/mgrpo/mod.ts";
 import { REPO_ROOT } from "../training/setup.ts";
 
-// --- rest ---
 /**
  * `deno run` arguments that start `cli/train.ts` with the permissions `deno task train` has
  * (for tools and tests that run training as a process of its own); append train's flags.
@@ -26,17 +25,6 @@ export const TRAIN_RUN_ARGS: readonly string[] = [
   `${REPO_ROOT}cli/train.ts`,
 ];
 
-// --- rest ---
-/** Formats rows as an aligned plain-text table. */
-export function formatTable(header: string[], rows: (string | number)[][]): string {
-  const cells = [header, ...rows.map((r) => r.map(String))];
-  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
-  return [line(cells[0]!), widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(line)]
-    .join("\n");
-}
-
-// --- rest ---
 /**
  * Runs a CLI entry point and exits with its code: a thrown `ArgsError` or `ConfigError`
  * prints its message and exits 2 (bad command line or config), anything else exits 1.
@@ -50,19 +38,16 @@ export async function runMain(main: (argv: string[]) => Promise<number>): Promis
   }
 }
 
-// --- rest ---
 /** A fraction as a percentage with one decimal, or "-". */
 export function pct(x: number | undefined): string {
   return x === undefined ? "-" : (100 * x).toFixed(1);
 }
 
-// --- rest ---
 /** A p-value with two significant digits (scientific below 1e-4), or "-". */
 export function pValue(p: number | undefined): string {
   return p === undefined ? "-" : p < 1e-4 ? p.toExponential(1) : p.toPrecision(2);
 }
 
-// --- rest ---
 /** Column names of one guided correction (first answer t1, corrected answer t2), in order. */
 export const CORRECTION_COLUMNS: readonly string[] = [
   "Acc@t1 %",
@@ -73,7 +58,6 @@ export const CORRECTION_COLUMNS: readonly string[] = [
   "McNemar p",
 ];
 
-// --- rest ---
 /** The cells of {@linkcode CORRECTION_COLUMNS} for one policy. */
 export function correctionCells(m: CorrectionMetrics): string[] {
   return [
@@ -86,7 +70,6 @@ export function correctionCells(m: CorrectionMetrics): string[] {
   ];
 }
 
-// --- rest ---
 /** The cells of {@linkcode TWO_TURN_COLUMNS} and McNemar's p of t1' vs t2 for one policy. */
 export function intrinsicCells(m: TwoTurnMetrics): string[] {
   return [
@@ -100,7 +83,6 @@ export function intrinsicCells(m: TwoTurnMetrics): string[] {
   ];
 }
 
-// --- rest ---
 /** Column names of the paper's Table 2 (two-turn evaluation), in the order of the rows. */
 export const TWO_TURN_COLUMNS: readonly string[] = [
   "Acc@t1 %",

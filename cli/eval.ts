@@ -13,12 +13,12 @@ import { loadConfig } from "../training/config.ts";
 import {
   CORRECTION_COLUMNS,
   correctionCells,
-  formatTable,
   intrinsicCells,
   pct,
   runMain,
   TWO_TURN_COLUMNS,
 } from "./common.ts";
+import { formatTable } from "../util/table.ts";
 import { evaluateCheckpointTwoTurn, type TwoTurnReport } from "../training/evaluate.ts";
 import { heldOut, promptRenderer, resolveRepoPath } from "../training/setup.ts";
 import { initBackend } from "../model/backend.ts";

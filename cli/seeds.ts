@@ -6,7 +6,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { formatTable, TRAIN_RUN_ARGS } from "./common.ts";
+import { TRAIN_RUN_ARGS } from "./common.ts";
+import { formatTable } from "../util/table.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,

@@ -104,6 +104,12 @@ export interface LoadConfigOptions {
    */
   overrides?: readonly string[];
   /**
+   * Field values by dotted path, set after the file and before `overrides` (a resumed run's
+   * live settings, as values rather than `--set` strings).
+   * @default {}
+   */
+  values?: Readonly<Record<string, unknown>>;
+  /**
    * YAML text to read instead of the file; `path` then only names it in
    * messages.
    * @default undefined
@@ -171,6 +177,13 @@ export function loadConfigWith(
   if (isPlainObject(data)) {
     for (const [section, value] of Object.entries(data)) {
       if (value === null) delete data[section]; // `grpo:` with nothing under it
+    }
+  }
+
+  // Values set in code (a resumed run's live settings), then the overrides on top.
+  if (isPlainObject(data)) {
+    for (const [key, value] of Object.entries(options.values ?? {})) {
+      setConfigValue(data, key.split("."), value);
     }
   }
 

@@ -24,7 +24,8 @@ import { exists, swapIntoPlace, syncDir, writeSynced } from "./fs.ts";
 import { hasLoraAdapter, loadLoraAdapter, loraAdapterFiles } from "./lora.ts";
 import { ModelConfigSchema } from "./model_config.ts";
 import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
-import { CharTokenizer, type Tokenizer } from "./char_tokenizer.ts";
+import { CharTokenizer } from "./char_tokenizer.ts";
+import { type Tokenizer } from "./tokenizer.ts";
 import { loadHfModel, toHfConfig } from "./hf.ts";
 import { loadHfTokenizer } from "./hf_tokenizer.ts";
 

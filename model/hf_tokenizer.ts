@@ -22,7 +22,7 @@
  */
 
 import { Tokenizer as HfBackend } from "@huggingface/tokenizers";
-import type { DecodeOptions, Tokenizer } from "./char_tokenizer.ts";
+import type { DecodeOptions, Tokenizer } from "./tokenizer.ts";
 
 /** Options of {@linkcode HfTokenizer.encode}. */
 export interface HfEncodeOptions {

@@ -24,7 +24,6 @@ import { loadCheckpoint } from "../model/checkpoint.ts";
 import type { AnswerChecker } from "../verifiers/reward.ts";
 import { promptRenderer } from "./setup.ts";
 
-// --- twoturn ---
 /**
  * Options of a self-correction evaluation from a config: the Layer-1 prompt, the Layer-2 query
  * of the `mgrpo` section (Eq. 5 or the appendix form, its system prompt, separator and guide
@@ -54,7 +53,6 @@ export function selfCorrectionOptions(config: TrainConfig): SelfCorrectionOption
   };
 }
 
-// --- twoturn ---
 /** What {@linkcode evaluateCheckpointTwoTurn} measures on one checkpoint. */
 export interface TwoTurnReport {
   /** One guided correction by the same policy (first answer t1 → corrected answer t2). */
@@ -68,7 +66,6 @@ export interface TwoTurnReport {
   result: SelfCorrectionResult;
 }
 
-// --- twoturn ---
 /**
  * Loads a checkpoint and runs the self-correction evaluation of {@link selfCorrectionOptions}
  * on it (integer checker unless one is given): one guided correction, and with `rounds: 2` a

@@ -111,12 +111,17 @@ export function liveConfigValues(config: TrainConfig): Record<string, unknown> {
 }
 
 /**
- * `--set` overrides that bring a run's saved config back to the live settings in force when
- * the checkpoint was written (changes made over `PATCH /config`). JSON is valid YAML, so
- * every value round-trips.
+ * Where `--resume <runDir>` continues: the newest checkpoint of the run folder and its trainer
+ * state. The resumed run loads `<runDir>/config.yaml` with `saved.live_config` as `values` (the
+ * live settings in force when the checkpoint was written), then the command line's overrides.
+ *
+ * @throws {Error} When the folder holds no checkpoint, or its state cannot be read.
  */
-export function liveConfigOverrides(state: TrainerState): string[] {
-  return Object.entries(state.live_config ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+export async function resumePoint(
+  runDir: string,
+): Promise<{ checkpoint: string; saved: TrainerState }> {
+  const checkpoint = await latestCheckpoint(runDir);
+  return { checkpoint, saved: await readTrainerState(checkpoint) };
 }
 
 /**

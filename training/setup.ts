@@ -17,17 +17,14 @@ import type { ArithmeticOptions, ArithmeticProblem } from "../data/arithmetic.ts
 import { type BadLine, epochOrder, loadProblemsJsonl } from "../data/jsonl_dataset.ts";
 import type { SourceProblem } from "../actors/prompt_source.ts";
 
-// --- setup ---
 /** The repository root (where `deno.json` lives). */
 export const REPO_ROOT: string = new URL("../", import.meta.url).pathname;
 
-// --- setup ---
 /** Resolves a path from the config: absolute as is, otherwise relative to the repo root. */
 export function resolveRepoPath(path: string): string {
   return path.startsWith("/") ? path : `${REPO_ROOT}${path}`;
 }
 
-// --- setup ---
 /**
  * A question → prompt renderer for the config's `prompts` section. An empty system prompt
  * leaves the system turn out (the embedded model's context is short); `"table1"` is the
@@ -48,13 +45,11 @@ export function promptRenderer(prompts: TrainConfig["prompts"]): (question: stri
     );
 }
 
-// --- setup ---
 /** The task section's difficulty knobs as generator options. */
 export function arithmeticOptions(task: TrainConfig["task"]): Partial<ArithmeticOptions> {
   return { minSteps: task.min_steps, maxSteps: task.max_steps, maxOperand: task.max_operand };
 }
 
-// --- setup ---
 /**
  * The synthetic task's held-out problems: `problems`, the first `task.eval_size` of the
  * held-out set (what train evaluates), and `keys`, the problem keys of the whole held-out set
@@ -87,7 +82,6 @@ export function heldOut(
   }
 }
 
-// --- setup ---
 /** The problems of a training run: the held-out set, and the dataset for `task.kind: jsonl`. */
 export interface TrainingTask {
   /** The held-out evaluation problems. */
@@ -100,7 +94,6 @@ export interface TrainingTask {
   badLines: BadLine[];
 }
 
-// --- setup ---
 /**
  * Reads the task of a run. For `kind: jsonl` the held-out set is the first `eval_size`
  * problems of a fixed seeded order of the file (the same for every run seed), and the rest
@@ -135,13 +128,11 @@ export async function loadTrainingTask(
   return { evalSet, keys: new Set(evalSet.map((p) => p.id)), dataset: problems, badLines };
 }
 
-// --- setup ---
 function heldOutTask(task: TrainConfig["task"], split: "heldout" | "dev") {
   const { problems, keys } = heldOut(task, split === "dev" ? "dev" : "train_eval");
   return { evalSet: problems.slice(0, task.eval_size) as SourceProblem[], keys };
 }
 
-// --- setup ---
 /**
  * The policy a run starts from: `model.preset` (a random model, seeded by `run.seed`) or the
  * folder `model.init` (ours, or a Hugging Face model's; `model.path` sets it).

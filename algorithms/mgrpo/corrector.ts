@@ -20,7 +20,7 @@ import type {
   TrainBatch,
 } from "../../actors/messages.ts";
 import { restoredRng, sendSnapshot } from "../../actors/snapshot.ts";
-import type { Tokenizer } from "../../model/char_tokenizer.ts";
+import type { Tokenizer } from "../../model/tokenizer.ts";
 import { Rng } from "../../util/rng.ts";
 import { buildLayer2Prompt, drawGuidePhrase, layer2SystemPrompt } from "./prompt.ts";
 import { type MgrpoConfig } from "./config.ts";

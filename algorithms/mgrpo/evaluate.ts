@@ -7,7 +7,7 @@
  */
 import { fitPrompt } from "../../prompts/fit_prompt.ts";
 import type { Transformer } from "../../model/transformer.ts";
-import type { Tokenizer } from "../../model/char_tokenizer.ts";
+import type { Tokenizer } from "../../model/tokenizer.ts";
 import { generate } from "../../model/sampling.ts";
 import { Rng } from "../../util/rng.ts";
 import { formatReward } from "../../verifiers/format_reward.ts";

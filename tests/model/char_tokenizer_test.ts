@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { CharTokenizer, type Tokenizer } from "../../model/char_tokenizer.ts";
+import { CharTokenizer } from "../../model/char_tokenizer.ts";
+import { type Tokenizer } from "../../model/tokenizer.ts";
 
 Deno.test("CharTokenizer() has 101 ids with the special tokens first", () => {
   const tok = new CharTokenizer();

@@ -2,7 +2,7 @@
 // Rust `tokenizers` library and `transformers.AutoTokenizer` (which agree on every id there).
 import assert from "node:assert/strict";
 import { HfTokenizer, loadHfTokenizer } from "../../model/hf_tokenizer.ts";
-import type { Tokenizer } from "../../model/char_tokenizer.ts";
+import type { Tokenizer } from "../../model/tokenizer.ts";
 import { type ChatMessage, loadChatTemplate, renderChat } from "../../prompts/chat_template.ts";
 
 const DIR = new URL("../fixtures/tokenizers/tiny-qwen2", import.meta.url).pathname;

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
-import { liveConfigOverrides, liveConfigValues, truncateMetrics } from "../../training/resume.ts";
+import { liveConfigValues, truncateMetrics } from "../../training/resume.ts";
 import { loadConfig } from "../../training/config.ts";
 import { REPO_ROOT, sleep, stepRecords } from "../helpers.ts";
 
@@ -164,16 +164,23 @@ Deno.test("resuming refuses a reference policy whose weights changed since the c
   }
 });
 
-Deno.test("live settings in force at a checkpoint come back as overrides of the saved config", () => {
+Deno.test("live settings in force at a checkpoint come back as values of the saved config, under the command line's overrides", () => {
   const config = loadConfig(undefined, {
     overrides: ["learner.lr=1e-4", 'mgrpo.guide_phrases=["Check: ", "a: b"]'],
   });
   const live = liveConfigValues(config);
   assert.equal(live["learner.lr"], 1e-4);
-  const back = loadConfig(undefined, { overrides: liveConfigOverrides({ live_config: live }) });
+  const back = loadConfig(undefined, { values: live });
   assert.equal(back.learner.lr, 1e-4);
   assert.deepEqual(back.mgrpo.guide_phrases, ["Check: ", "a: b"]);
   assert.deepEqual(liveConfigValues(back), live);
+  // A phrase holding "=", ":" or quotes is a value, never text to parse.
+  const odd = loadConfig(undefined, {
+    values: { "mgrpo.guide_phrases": ['x = "y": z'], "learner.lr": 2e-4 },
+    overrides: ["learner.lr=3e-4"],
+  });
+  assert.deepEqual(odd.mgrpo.guide_phrases, ['x = "y": z']);
+  assert.equal(odd.learner.lr, 3e-4);
 });
 
 Deno.test("truncateMetrics() drops the records logged after the checkpoint and a cut last line", async () => {

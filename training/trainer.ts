@@ -1,0 +1,586 @@
+/**
+ * The training driver as a library: a {@linkcode Trainer} sets a run up from a validated config
+ * (`setupRun`), builds the algorithm's actor graph (`buildGraphInput`), and runs it step by step
+ * with a held-out evaluation before and after, `metrics.jsonl`, checkpoints with every
+ * stateful actor's snapshot, and the live control loop (HTTP server or local). `deno task train`
+ * is this plus argument parsing, signals and a progress line.
+ *
+ * @example Two steps of GRPO from TypeScript
+ * ```ts ignore
+ * import { loadConfig, Trainer } from "../mod.ts";
+ *
+ * const config = loadConfig("configs/smoke-grpo.yaml", { overrides: ["run.steps=2"] });
+ * const trainer = await Trainer.create(config, { runDir: "runs/from-script" });
+ * const summary = await trainer.run();
+ * console.log(summary.accuracy_before, summary.accuracy_after, summary.checkpoint);
+ * ```
+ *
+ * @module
+ */
+import { dirname } from "node:path";
+import type { TrainConfig } from "../algorithms/builtins.ts";
+import type { AlgorithmRegistry } from "../algorithms/registry.ts";
+import { toQuery } from "../actors/prompt_source.ts";
+import type {
+  ActorSnapshot,
+  ActorState,
+  CheckpointSaved,
+  Configure,
+  Scored,
+  StepStats,
+} from "../actors/messages.ts";
+import { STATEFUL_ACTORS } from "../actors/snapshot.ts";
+import { ActorFailedError, type Graph, type Placement } from "../actors/runtime/mod.ts";
+import {
+  LocalLoopControl,
+  type LoopControl,
+  type LoopControlOptions,
+  startControlServer,
+} from "../server/serve.ts";
+import { deriveConfig } from "./config.ts";
+import { buildGraphInput, type ResumePoint, type RunSetup, setupRun } from "./graph_input.ts";
+import { liveConfigValues, pruneCheckpoints } from "./resume.ts";
+import { placeActors } from "./placement.ts";
+import { formatTable } from "../util/table.ts";
+
+/** Options of {@linkcode Trainer.create}. */
+export interface TrainerOptions {
+  /** The run folder. @default `<run.dir>/<run.name>` */
+  readonly runDir?: string;
+  /** The registry `config.algorithm` is looked up in (plug-ins). @default the built-ins */
+  readonly registry?: AlgorithmRegistry;
+  /** The checkpoint a resumed run continues from (`resumePoint()`). @default a new run */
+  readonly resume?: ResumePoint;
+  /**
+   * How a host of an actor placed apart rebuilds this config: its file and `--set` overrides
+   * (with `resume`, the run folder's `config.yaml` is read instead).
+   * @default the embedded default, no overrides
+   */
+  readonly configPath?: string;
+  /** See {@linkcode TrainerOptions.configPath}. @default [] */
+  readonly overrides?: readonly string[];
+  /** Where progress lines go. @default console.log */
+  readonly log?: (line: string) => void;
+  /** Where warnings go. @default console.error */
+  readonly warn?: (line: string) => void;
+  /** Called after every step with its metrics (a progress line). @default nothing */
+  readonly onStep?: (step: number, metrics: Record<string, number>, seconds: number) => void;
+  /**
+   * Called at every step boundary before the control loop is asked what to do (a CLI reads
+   * its signals there).
+   * @default nothing
+   */
+  readonly onStepBoundary?: () => void;
+  /** Called once the loop ends, before the final checkpoint (a progress line ends). */
+  readonly onLoopEnd?: () => void;
+}
+
+/** One held-out evaluation of the Sampler's policy. */
+export interface EvalResult {
+  readonly accuracy: number;
+  /** Share of completions with a closed `<think>` block. */
+  readonly formatted: number;
+  /** Mean completion length in tokens. */
+  readonly meanLength: number;
+  readonly seconds: number;
+}
+
+/** What a run wrote to `summary.json`. */
+export interface TrainSummary {
+  steps: number;
+  seconds: number;
+  seed: number;
+  accuracy_before: number | null;
+  accuracy_after: number | null;
+  sampled_tokens: number;
+  checkpoint: string;
+  data: { bad_lines: number; rejected_prompts: number; truncated_prompts: number };
+}
+
+/**
+ * A training run in this process. Create it with {@linkcode Trainer.create}, call
+ * {@linkcode Trainer.run} once; {@linkcode Trainer.evaluate} and {@linkcode Trainer.checkpoint}
+ * may be called while its graph runs (before `run`, they start it).
+ */
+export class Trainer {
+  /** The run's config (a Hugging Face model's chat template filled in). */
+  readonly config: TrainConfig & Record<string, unknown>;
+  /** The run folder. */
+  readonly runDir: string;
+  /** The live control loop (HTTP server when `control.enabled`). */
+  readonly control: LoopControl;
+  readonly #setup: RunSetup;
+  readonly #graph: Graph;
+  readonly #options: TrainerOptions;
+  readonly #log: (line: string) => void;
+  readonly #warn: (line: string) => void;
+  #failure: ActorFailedError | undefined;
+  #metrics: Deno.FsFile;
+  #started = false;
+  #closed = false;
+  #live: TrainConfig & Record<string, unknown>;
+  #sampledTokens: number;
+  #lastCheckpoint = { step: -1, path: "" };
+  #lastSnapshots: Record<string, ActorState> = {};
+  #table: (string | number)[][] = [];
+
+  private constructor(
+    setup: RunSetup,
+    runDir: string,
+    control: LoopControl,
+    metrics: Deno.FsFile,
+    placement: Record<string, Placement>,
+    options: TrainerOptions,
+  ) {
+    this.#setup = setup;
+    this.config = setup.config;
+    this.#live = setup.config;
+    this.runDir = runDir;
+    this.control = control;
+    this.#metrics = metrics;
+    this.#options = options;
+    this.#log = options.log ?? ((line) => console.log(line));
+    this.#warn = options.warn ?? ((line) => console.error(line));
+    this.#sampledTokens = setup.resume ? Number(setup.resume.saved.sampled_tokens ?? 0) : 0;
+    this.#graph = setup.plugin.buildGraph(
+      buildGraphInput(setup.config, setup.policy, {
+        runDir,
+        scorer: setup.scorer,
+        task: setup.task,
+        render: setup.render,
+        ...(setup.resume
+          ? {
+            resume: {
+              saved: setup.resume.saved,
+              optimizer: setup.optimizer,
+              exact: setup.exact,
+            },
+          }
+          : {}),
+        onFailure: (report) => {
+          this.#failure = new ActorFailedError(report.actor, report.message, report.cause);
+        },
+        placement,
+      }),
+    );
+  }
+
+  /**
+   * Sets a run up: loads the policy and the task, writes `config.yaml`, builds the graph and
+   * starts the control server (its URL and token are printed and written to the run folder).
+   *
+   * @throws {ConfigError} For a placement the run cannot honour.
+   * @throws {Error} When the dataset, a reward module or a resumed checkpoint is unusable.
+   */
+  static async create(
+    config: TrainConfig & Record<string, unknown>,
+    options: TrainerOptions = {},
+  ): Promise<Trainer> {
+    const runDir = options.runDir ?? deriveConfig(config).runDir;
+    const log = options.log ?? ((line: string) => console.log(line));
+    const warn = options.warn ?? ((line: string) => console.error(line));
+    const setup = await setupRun(config, {
+      runDir,
+      ...(options.registry ? { registry: options.registry } : {}),
+      ...(options.resume ? { resume: options.resume } : {}),
+      ...(options.configPath ? { configPath: options.configPath } : {}),
+      log,
+      warn,
+    });
+    const metrics = await Deno.open(`${runDir}/metrics.jsonl`, {
+      create: true,
+      append: true,
+      write: true,
+    });
+    let control: LoopControl | undefined;
+    try {
+      // Actors placed in a Worker or on NATS (`placement:`): proxies that forward to them.
+      const placement = placeActors(setup.config, {
+        configPath: options.configPath,
+        overrides: options.overrides ?? [],
+        ...(setup.resume ? { resume: dirname(setup.resume.checkpoint) } : {}),
+      });
+      control = await startControl(setup, runDir, log, warn);
+      return new Trainer(setup, runDir, control, metrics, placement, options);
+    } catch (e) {
+      await control?.close();
+      metrics.close();
+      await setup.scorer.close();
+      throw e;
+    }
+  }
+
+  /** The step the run starts after (0, or the resumed checkpoint's). */
+  get startStep(): number {
+    return this.#setup.policy.startStep;
+  }
+
+  /** Asks the loop to stop after the step in progress (it checkpoints and evaluates). */
+  requestStop(): void {
+    this.control.requestStop();
+  }
+
+  /** Starts the graph and sends the resumed actors their snapshots (once). */
+  async #start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    await this.#graph.start();
+    const present = this.#graph.stats();
+    for (const [name, message] of this.#setup.restores) {
+      if (!(name in present)) {
+        throw new Error(
+          `Cannot resume from "${this.#setup.resume?.checkpoint}": it holds a snapshot of actor ` +
+            `"${name}", which the ${this.config.algorithm} graph does not have`,
+        );
+      }
+      await this.#graph.send(name, message);
+    }
+  }
+
+  /**
+   * Evaluates the Sampler's policy on the held-out set (greedy unless `eval.greedy: false`),
+   * routed through the graph.
+   */
+  async evaluate(label = "eval"): Promise<EvalResult> {
+    await this.#start();
+    const t0 = performance.now();
+    const config = this.#live;
+    const { tokenizer } = this.#setup.policy;
+    await this.#graph.send("prompt_source", {
+      type: "Evaluate",
+      label,
+      queries: this.#setup.evalSet.map((p) =>
+        toQuery(p, { tokenizer, renderPrompt: this.#setup.render })
+      ),
+      batchSize: config.eval.batch_size,
+      params: {
+        maxNewTokens: config.eval.max_new_tokens,
+        temperature: config.eval.temperature,
+        topP: 1,
+        topK: 0,
+        greedy: config.eval.greedy,
+      },
+    });
+    const scored = await this.#graph.sink<Scored>("eval").receive();
+    const n = Math.max(1, scored.verdicts.length);
+    return {
+      accuracy: scored.verdicts.filter((v) => v.correct).length / n,
+      formatted:
+        scored.verdicts.filter((v) =>
+          v.reason !== "no </think> tag" && v.reason !== "unclosed <think>"
+        ).length / n,
+      meanLength: scored.rollouts.reduce((a, r) => a + r.completionIds.length, 0) / n,
+      seconds: (performance.now() - t0) / 1000,
+    };
+  }
+
+  /**
+   * Writes `checkpoint-<step>` at a step boundary: every stateful actor's snapshot first (all
+   * actors are idle between steps, so they describe the same step), then the Learner writes
+   * them with the policy under one manifest; old ones beyond `run.keep_last` go. Resolves to
+   * its path (the same one when called twice at a step).
+   */
+  async checkpoint(step: number): Promise<string> {
+    await this.#start();
+    if (this.#lastCheckpoint.step === step) return this.#lastCheckpoint.path;
+    const present = this.#graph.stats();
+    const actors: Record<string, ActorState> = {};
+    for (const name of STATEFUL_ACTORS) {
+      if (!(name in present)) continue;
+      await this.#graph.send(name, { type: "Snapshot", step });
+      const snap = await this.#graph.sink<ActorSnapshot>("events").receive();
+      if (snap.type !== "ActorSnapshot" || snap.actor !== name) {
+        throw new Error(
+          `Cannot checkpoint: expected the snapshot of "${name}": current value is ${snap.type}`,
+        );
+      }
+      actors[name] = { state: snap.state, files: snap.files };
+    }
+    const { reference } = this.#setup;
+    await this.#graph.send("learner", {
+      type: "Checkpoint",
+      step,
+      path: `${this.runDir}/checkpoint-${step}`,
+      state: {
+        sampled_tokens: this.#sampledTokens,
+        live_config: liveConfigValues(this.#live),
+        ...(reference ? { reference } : {}),
+      },
+      actors,
+    });
+    const done = await this.#graph.sink<CheckpointSaved>("events").receive();
+    await pruneCheckpoints(this.runDir, this.config.run.keep_last);
+    this.#lastCheckpoint = { step, path: done.path };
+    this.#lastSnapshots = actors;
+    return done.path;
+  }
+
+  /**
+   * Runs the loop to `run.steps` (or a stop request, or `run.max_sampled_tokens`), with the
+   * evaluations `eval.before`/`every`/`after`, and writes `summary.json`. The graph is stopped
+   * when it returns.
+   *
+   * @throws {ActorFailedError} When an actor failed (after the graph stopped).
+   */
+  async run(): Promise<TrainSummary> {
+    const config = this.config;
+    const { policy } = this.#setup;
+    const steps = config.run.steps;
+    const startStep = policy.startStep;
+    const loop = this.control;
+    const t0 = performance.now();
+    let lastStep = startStep;
+    try {
+      await this.#start();
+      this.#log(
+        `mgrpo: ${config.algorithm} on ${config.task.kind}, ${policy.model.numParameters} ` +
+          `parameters, backend ${this.#setup.backend}, ${
+            steps - startStep
+          } steps of ${config.sampler.prompts_per_step}×${config.grpo.num_generations}, ` +
+          `run dir ${this.runDir}`,
+      );
+      const before = config.eval.before ? await this.#runEval("before", startStep) : undefined;
+      const tLoop = performance.now();
+      let lastBusy = this.#graph.stats();
+      for (let step = startStep + 1; step <= steps; step++) {
+        // The actors hand messages over as resolved promises (microtasks) and the tensor math
+        // is synchronous, so nothing else would run between steps: give the event loop one
+        // turn (timers, Worker messages).
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        this.#options.onStepBoundary?.();
+        const action = await loop.atStepBoundary();
+        if (action.checkpoint) {
+          this.#log(`\ncheckpoint (requested): ${await this.checkpoint(step - 1)}`);
+        }
+        if (action.stop) break;
+        if (action.config) {
+          this.#live = action.config as TrainConfig & Record<string, unknown>;
+          const message = configureMessage(this.#live);
+          const present = this.#graph.stats();
+          for (const name of CONFIGURABLE_ACTORS) {
+            if (name in present) await this.#graph.send(name, message);
+          }
+        }
+        const tStep = performance.now();
+        await this.#graph.send("prompt_source", { type: "Next", step });
+        const stats = await this.#graph.sink<StepStats>("stats").receive();
+        const busy = this.#graph.stats();
+        const metrics: Record<string, number> = { step, ...stats.metrics };
+        for (const [name, s] of Object.entries(busy)) {
+          // Actors on the rollout path report their own time (see RolloutsSchema.timings).
+          metrics[`time/${name}`] ??= (s.busyMs - (lastBusy[name]?.busyMs ?? 0)) / 1000;
+          metrics[`queue/${name}`] = s.queueDepth;
+          if (s.restarts > 0) metrics[`restarts/${name}`] = s.restarts;
+        }
+        lastBusy = busy;
+        const stepSeconds = (performance.now() - tStep) / 1000;
+        const actorSeconds = Object.keys(busy).reduce(
+          (a, n) => a + (metrics[`time/${n}`] ?? 0),
+          0,
+        );
+        metrics["time/step"] = stepSeconds;
+        metrics["time/runtime_overhead"] = Math.max(0, stepSeconds - actorSeconds);
+        const sampled = (metrics["completions/mean_length"] ?? 0) *
+          config.sampler.prompts_per_step * config.grpo.num_generations;
+        metrics["throughput/sampler_tokens_per_s"] = sampled /
+          Math.max(1e-9, metrics["time/sampler"] ?? 0);
+        this.#sampledTokens += Object.entries(metrics)
+          .filter(([k]) => k.endsWith("completions/total_tokens"))
+          .reduce((acc, [, v]) => acc + v, 0);
+        metrics["tokens/sampled_total"] = this.#sampledTokens;
+        await this.#writeLine(metrics);
+        loop.recordSamples(stats.samples.map((s) => ({
+          prompt: s.prompt,
+          completion: s.completion,
+          reward: s.reward,
+          reason: s.reason,
+          ...(s.correct === undefined ? {} : { correct: s.correct }),
+          ...(s.layer === undefined ? {} : { layer: s.layer }),
+          ...(s.correction === undefined ? {} : { correction: s.correction }),
+        })));
+        loop.recordStep(step, metrics, {
+          actors: this.#graph.stats(),
+          policyVersion: stats.policyVersion,
+        });
+        this.#options.onStep?.(step, metrics, (performance.now() - tLoop) / 1000);
+        lastStep = step;
+        const cpEvery = config.run.checkpoint_every;
+        if (cpEvery > 0 && step % cpEvery === 0) await this.checkpoint(step);
+        const every = this.#live.eval.every;
+        if (every > 0 && step % every === 0 && step < steps) await this.#runEval("during", step);
+        const budget = config.run.max_sampled_tokens;
+        if (budget > 0 && this.#sampledTokens >= budget) break;
+      }
+      this.#options.onLoopEnd?.();
+      return await this.#finish(lastStep, before, t0);
+    } catch (e) {
+      loop.markFailed(this.#failure ?? e);
+      this.#started = false;
+      await this.#graph.stop(e);
+      await this.#graph.done.catch(() => {});
+      throw this.#failure ?? e;
+    }
+  }
+
+  /** The `live` settings now in force (`PATCH /config` changes them). */
+  get liveConfig(): TrainConfig & Record<string, unknown> {
+    return this.#live;
+  }
+
+  /** Stops the graph if it runs, closes the control server, the metrics file and the scorer. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#started) {
+      await this.#graph.stop("closed");
+      await this.#graph.done.catch(() => {});
+    }
+    await this.control.close();
+    this.#metrics.close();
+    await this.#setup.scorer.close();
+  }
+
+  async #finish(
+    lastStep: number,
+    before: EvalResult | undefined,
+    t0: number,
+  ): Promise<TrainSummary> {
+    const config = this.config;
+    const finalPath = await this.checkpoint(lastStep);
+    this.#log(`checkpoint: ${finalPath}`);
+    const after = config.eval.after ? await this.#runEval("after", lastStep) : undefined;
+    const seconds = (performance.now() - t0) / 1000;
+    const split = config.eval.split === "dev" ? "Dev" : "Held-out";
+    if (this.#table.length) {
+      this.#log(
+        `\n${split} evaluation (${this.#setup.evalSet.length} problems, ${
+          config.eval.greedy ? "greedy" : `temperature ${config.eval.temperature}`
+        }):`,
+      );
+      this.#log(
+        formatTable(["policy", "step", "accuracy %", "format %", "mean tokens"], this.#table),
+      );
+    }
+    const source = this.#lastSnapshots["prompt_source"]?.state;
+    const summary: TrainSummary = {
+      steps: lastStep,
+      seconds,
+      seed: config.run.seed,
+      accuracy_before: before?.accuracy ?? null,
+      accuracy_after: after?.accuracy ?? null,
+      sampled_tokens: this.#sampledTokens,
+      checkpoint: finalPath,
+      data: {
+        bad_lines: this.#setup.task.badLines.length,
+        rejected_prompts: Number(source?.["rejected_prompts"] ?? 0),
+        truncated_prompts: Number(source?.["truncated_prompts"] ?? 0),
+      },
+    };
+    if (Object.values(summary.data).some((n) => n > 0)) {
+      this.#log(
+        `data: ${summary.data.bad_lines} bad lines skipped, ${summary.data.rejected_prompts} ` +
+          `prompts rejected, ${summary.data.truncated_prompts} truncated (prompts.on_long_prompt)`,
+      );
+    }
+    await Deno.writeTextFile(
+      `${this.runDir}/summary.json`,
+      JSON.stringify(summary, null, 2) + "\n",
+    );
+    this.#log(`done in ${seconds.toFixed(0)} s: ${this.runDir}`);
+    this.control.markStopped();
+    await this.#graph.stop("run finished");
+    await this.#graph.done;
+    this.#started = false;
+    return summary;
+  }
+
+  async #writeLine(record: Record<string, number>): Promise<void> {
+    await this.#metrics.write(new TextEncoder().encode(JSON.stringify(record) + "\n"));
+  }
+
+  async #runEval(label: "before" | "during" | "after", step: number): Promise<EvalResult> {
+    const res = await this.evaluate(label);
+    const record = {
+      step,
+      "eval/accuracy": res.accuracy,
+      "eval/format_rate": res.formatted,
+      "eval/mean_length": res.meanLength,
+    };
+    await this.#writeLine(record);
+    this.control.recordEval(step, record);
+    this.#table.push([
+      label,
+      step,
+      (100 * res.accuracy).toFixed(1),
+      (100 * res.formatted).toFixed(1),
+      res.meanLength.toFixed(1),
+    ]);
+    const split = this.config.eval.split === "dev" ? "dev" : "held-out";
+    this.#log(
+      `${split} accuracy ${label} training: ${(100 * res.accuracy).toFixed(1)}% ` +
+        `(${this.#setup.evalSet.length} problems, ${res.seconds.toFixed(1)} s)`,
+    );
+    return res;
+  }
+}
+
+/** The control loop of a run: the HTTP server when `control.enabled` (and allowed). */
+async function startControl(
+  setup: RunSetup,
+  runDir: string,
+  log: (line: string) => void,
+  warn: (line: string) => void,
+): Promise<LoopControl> {
+  const config = setup.config;
+  const controlOptions: LoopControlOptions = {
+    startStep: setup.policy.startStep,
+    totalSteps: config.run.steps,
+    policyVersion: setup.policy.version,
+    eventsPath: `${runDir}/events.jsonl`,
+    noReference: !setup.policy.refModel,
+  };
+  const net = config.control.enabled
+    ? await Deno.permissions.query({ name: "net", host: config.control.host })
+    : undefined;
+  if (net && net.state !== "granted") {
+    warn(
+      `control: not started: no permission to listen on ${config.control.host} ` +
+        `(run with --allow-net, as deno task train does, or set control.enabled: false)`,
+    );
+  } else if (config.control.enabled) {
+    const server = await startControlServer(config, {
+      ...controlOptions,
+      host: config.control.host,
+      port: config.control.port,
+      runDir,
+    });
+    log(`control: ${server.url} (dashboard; deno task ctl --run-dir ${runDir})`);
+    log(`control token: ${server.token} (also in ${server.tokenPath}, mode 0600)`);
+    return server;
+  }
+  return new LocalLoopControl(config, controlOptions);
+}
+
+/** Actors of the built-in graphs that take `Configure` (live settings). */
+const CONFIGURABLE_ACTORS = ["prompt_source", "corrector", "ref_policy", "learner"];
+
+/** The live settings of `config` as one `Configure` message. */
+function configureMessage(config: TrainConfig): Configure {
+  const message: Configure = {
+    type: "Configure",
+    lr: config.learner.lr,
+    temperature: config.sampler.temperature,
+    topP: config.sampler.top_p,
+    cliprange: config.ppo.cliprange,
+  };
+  if (config.algorithm === "grpo" || config.algorithm === "mgrpo") {
+    Object.assign(message, { beta: config.grpo.beta, epsilon: config.grpo.epsilon });
+  }
+  if (config.algorithm === "mgrpo") {
+    Object.assign(message, {
+      guidePhrases: config.mgrpo.guide_phrases,
+      numCorrections: config.mgrpo.num_corrections,
+    });
+  }
+  return message;
+}
