@@ -565,12 +565,12 @@ async function trainStep(
 
 /**
  * The first `n` rollouts of the step's first part, each with its verdict; when a part follows
- * the first (MGRPO's Layer 2: its query i was built from rollout i), each sample carries the
+ * the first (its query i was built from rollout i, as in MGRPO), each sample carries the
  * first answer to it.
  */
 function stepSamples(parts: Part[], n: number): StepStats["samples"] {
   const main = parts[0]!.scored;
-  const layer2 = parts.find((p) => p.follows === 0)?.scored;
+  const answers = parts.find((p) => p.follows === 0)?.scored;
   return main.rollouts.slice(0, n).map((r, i) => {
     const verdict = main.verdicts[i]!;
     const sample: StepStats["samples"][number] = {
@@ -580,13 +580,16 @@ function stepSamples(parts: Part[], n: number): StepStats["samples"] {
       reason: verdict.reason,
       correct: verdict.correct,
     };
-    if (!layer2) return sample;
-    const j = layer2.rollouts.findIndex((c) => c.queryIndex === i);
+    if (!answers) return sample;
+    const j = answers.rollouts.findIndex((c) => c.queryIndex === i);
     return {
       ...sample,
       layer: 1,
       ...(j < 0 ? {} : {
-        correction: { completion: layer2.rollouts[j]!.text, correct: layer2.verdicts[j]!.correct },
+        correction: {
+          completion: answers.rollouts[j]!.text,
+          correct: answers.verdicts[j]!.correct,
+        },
       }),
     };
   });

@@ -6,6 +6,8 @@
  * @module
  */
 import { z } from "zod";
+import { VerdictSchema } from "../verifiers/verdict.ts";
+export { type Verdict, VerdictSchema } from "../verifiers/verdict.ts";
 
 /** Sampling parameters of one `Generate` request. */
 export const SamplingParamsSchema = z.object({
@@ -79,19 +81,6 @@ export const RolloutsSchema = GenerateSchema.omit({ type: true, params: true, ba
      */
     timings: z.record(z.string(), z.number().min(0)),
   });
-
-/** The verdict on one completion. */
-export const VerdictSchema = z.object({
-  /** The weighted reward; `null` when every reward function abstained (the sample is skipped). */
-  reward: z.number().nullable(),
-  correct: z.boolean(),
-  parsed: z.string().nullable(),
-  reason: z.string(),
-  /** Each reward function's raw value by name (`null` = abstained), when there are several. */
-  components: z.record(z.string(), z.number().nullable()).optional(),
-});
-/** The verdict on one completion. */
-export type Verdict = z.infer<typeof VerdictSchema>;
 
 /** Verifier → RefPolicy / Learner / eval sink: rollouts with rewards. */
 export const ScoredSchema = RolloutsSchema.omit({ type: true }).extend({

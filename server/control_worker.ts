@@ -9,62 +9,9 @@
  */
 /// <reference lib="deno.worker" />
 import { createControlApp } from "./app.ts";
-import { type ActorLoad, type RunSample, writeTokenFile } from "./run_control.ts";
-import type { TrainConfig } from "../algorithms/builtins.ts";
-import {
-  CONTROL_FILE,
-  type ControlFile,
-  LocalLoopControl,
-  type LoopBoundary,
-  TOKEN_FILE,
-} from "./serve.ts";
-
-/** Main → worker: start the control and the server. */
-export interface InitMessage {
-  type: "init";
-  config: TrainConfig;
-  startStep: number;
-  totalSteps: number;
-  policyVersion: number;
-  eventsPath: string;
-  /** The run has no reference policy: refuse raising `grpo.beta` above 0. */
-  noReference: boolean;
-  host: string;
-  port: number;
-  token: string;
-  runDir: string;
-  tokenForReads: boolean;
-}
-
-/** Main → worker messages. */
-export type ToWorker =
-  | InitMessage
-  | { type: "boundary"; id: number }
-  | {
-    type: "step";
-    step: number;
-    metrics: Record<string, number>;
-    actors: Record<string, ActorLoad>;
-    policyVersion: number;
-  }
-  | { type: "samples"; samples: RunSample[] }
-  | { type: "eval"; step: number; metrics: Record<string, number> }
-  | { type: "stopped" }
-  | { type: "failed"; message: string }
-  | { type: "requestStop" }
-  | { type: "close"; graceMs: number };
-
-/** Worker → main messages. */
-export type FromWorker =
-  | { type: "listening"; url: string }
-  | { type: "error"; message: string }
-  | {
-    type: "boundary";
-    id: number;
-    /** What the loop must do, with the config after live changes since the last boundary. */
-    boundary: LoopBoundary;
-  }
-  | { type: "closed" };
+import { writeTokenFile } from "./run_control.ts";
+import { CONTROL_FILE, type ControlFile, LocalLoopControl, TOKEN_FILE } from "./loop_control.ts";
+import type { FromWorker, InitMessage, ToWorker } from "./control_protocol.ts";
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 let loop: LocalLoopControl | undefined;

@@ -39,7 +39,7 @@
  *
  * @module
  */
-import type { Verdict } from "../actors/messages.ts";
+import type { Verdict } from "./verdict.ts";
 import { verifyIntegerAnswer } from "./integer_answer.ts";
 import { formatReward } from "./format_reward.ts";
 
