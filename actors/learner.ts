@@ -601,6 +601,7 @@ export const learner: ActorLogic<
   Scored | TrainBatch | Checkpoint | Configure,
   LearnerInput
 > = {
+  accepts: ["Scored", "TrainBatch", "Checkpoint", "Configure"],
   init(input) {
     const optimizer = new AdamW(input.model.trainableParams, {
       beta1: input.adamBeta1,
@@ -635,8 +636,10 @@ export const learner: ActorLogic<
       case "Configure":
         // Live settings: the next step's schedule peaks at the new lr, log-probs are taken at
         // the new temperature, the algorithm takes its own coefficients.
-        if (message.lr !== undefined) state.input.lr = message.lr;
-        if (message.temperature !== undefined) state.input.temperature = message.temperature;
+        if ("learner.lr" in message.values) state.input.lr = message.values["learner.lr"] as number;
+        if ("sampler.temperature" in message.values) {
+          state.input.temperature = message.values["sampler.temperature"] as number;
+        }
         state.input.algorithm.configure?.(message);
         return state;
       case "Scored":

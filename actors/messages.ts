@@ -187,22 +187,12 @@ export const CheckpointSavedSchema = z.object({
  */
 export const ConfigureSchema = z.object({
   type: z.literal("Configure"),
-  /** Peak learning rate of the Learner's schedule (`learner.lr`). */
-  lr: z.number().positive().optional(),
-  /** Sampling temperature (`sampler.temperature`): sampling, log-probs and reference log-probs. */
-  temperature: z.number().positive().optional(),
-  /** Nucleus of sampling (`sampler.top_p`). */
-  topP: z.number().gt(0).max(1).optional(),
-  /** KL coefficient β of the GRPO loss (`grpo.beta`). */
-  beta: z.number().min(0).optional(),
-  /** Lower clip ε of the GRPO loss (`grpo.epsilon`; ε_high follows unless set apart). */
-  epsilon: z.number().gt(0).lt(1).optional(),
-  /** Ratio clip range of the PPO loss (`ppo.cliprange`). */
-  cliprange: z.number().gt(0).lt(1).optional(),
-  /** MGRPO guide phrases (`mgrpo.guide_phrases`). */
-  guidePhrases: z.array(z.string()).min(1).optional(),
-  /** MGRPO corrections per Layer-1 response H (`mgrpo.num_corrections`). */
-  numCorrections: z.number().int().min(1).optional(),
+  /**
+   * Live config values by dotted field (`learner.lr`, `sampler.temperature`, `grpo.beta`,
+   * a plug-in's `rloo.<field>`): each actor applies the ones it uses; an absent field is
+   * unchanged. Which fields are live is declared by the run's algorithm (`liveFields`).
+   */
+  values: z.record(z.string(), z.unknown()),
 });
 
 /** Learner → driver: the metrics of one training step (slash-namespaced keys). */

@@ -147,6 +147,7 @@ export const promptSource: ActorLogic<
   Next | Evaluate | Configure | Snapshot | Restore,
   PromptSourceInput
 > = {
+  accepts: ["Next", "Evaluate", "Configure", "Snapshot", "Restore"],
   init(input) {
     return {
       input,
@@ -193,8 +194,11 @@ export const promptSource: ActorLogic<
       case "Configure": {
         // Live sampling settings apply from the next step's prompts on.
         const sampling = { ...state.input.sampling };
-        if (message.temperature !== undefined) sampling.temperature = message.temperature;
-        if (message.topP !== undefined) sampling.topP = message.topP;
+        const { values } = message;
+        if ("sampler.temperature" in values) {
+          sampling.temperature = values["sampler.temperature"] as number;
+        }
+        if ("sampler.top_p" in values) sampling.topP = values["sampler.top_p"] as number;
         state.input.sampling = sampling; // in place, so a restart keeps it
         return state;
       }

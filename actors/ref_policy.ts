@@ -51,6 +51,7 @@ export const refPolicy: ActorLogic<
   Scored | TrainBatch | Configure,
   RefPolicyInput
 > = {
+  accepts: ["Scored", "TrainBatch", "Configure"],
   init(input) {
     return { ...input };
   },
@@ -58,7 +59,9 @@ export const refPolicy: ActorLogic<
     switch (message.type) {
       case "Configure":
         // Reference log-probs follow the sampling temperature, as the Learner's do.
-        if (message.temperature !== undefined) state.temperature = message.temperature;
+        if ("sampler.temperature" in message.values) {
+          state.temperature = message.values["sampler.temperature"] as number;
+        }
         return state;
       case "Scored":
         await ctx.send(state.target ?? "learner", await withReference(state, message));

@@ -57,6 +57,7 @@ export const sampler: ActorLogic<
   Generate | Weights | Snapshot | Restore,
   SamplerInput
 > = {
+  accepts: ["Generate", "Weights", "Snapshot", "Restore"],
   init(input) {
     return {
       input,

@@ -1,6 +1,7 @@
 /**
  * Helpers for the snapshot protocol of exact resume: the driver sends `Snapshot` to every
- * stateful actor at a step boundary, each answers one `ActorSnapshot` on the `events` sink,
+ * actor that accepts it (`ActorLogic.accepts`, `Graph.accepting("Snapshot")`) at a step
+ * boundary, each answers one `ActorSnapshot` on the `events` sink,
  * the Learner writes them into the checkpoint; a resumed run sends each its `Restore` before
  * the first step.
  *
@@ -9,14 +10,6 @@
 import type { ActorContext } from "./runtime/mod.ts";
 import type { ActorSnapshot, Restore } from "./messages.ts";
 import type { RngState } from "../util/rng.ts";
-
-/** The actors whose state a checkpoint holds besides the Learner's (when the graph has them). */
-export const STATEFUL_ACTORS: readonly string[] = [
-  "prompt_source",
-  "sampler",
-  "corrector",
-  "critic",
-];
 
 /** Sends this actor's `ActorSnapshot` to the `events` sink. */
 export async function sendSnapshot(

@@ -41,6 +41,7 @@ export const DEFAULT_SCORER: Scorer = createScorer(integerChecker, [
 
 /** The Verifier actor. */
 export const verifier: ActorLogic<VerifierState, Rollouts, VerifierInput> = {
+  accepts: ["Rollouts"],
   init(input) {
     return { input, score: input.score ?? DEFAULT_SCORER };
   },

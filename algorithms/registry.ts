@@ -73,6 +73,15 @@ export interface AlgorithmPlugin<C = unknown, S = any> {
   readonly configSchema: z.ZodType<C>;
   /** One line on the section, shown with its fields. @default "The <name> algorithm" */
   readonly description?: string;
+  /**
+   * Dotted config fields of its own section (or one it shares, like MGRPO's `grpo.beta`) that
+   * may change while the run is live (`PATCH /config`), besides the shared ones
+   * (`learner.lr`, `sampler.temperature`, ...). A change reaches every actor that accepts
+   * `Configure` as `values[field]`; its `PolicyAlgorithm.configure` (or its own actor) applies
+   * it. The new value is validated with the section's schema and survives a resume.
+   * @default []
+   */
+  readonly liveFields?: readonly string[];
   /** Whether the graph needs a frozen reference policy (the driver then loads one). */
   needsReference(config: ConfigWith<S>): boolean;
   /** Builds the actor graph. */

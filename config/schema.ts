@@ -597,3 +597,34 @@ export function tensorBackends(
 
 /** What a config file may contain (algorithm sections aside): every section and field optional. */
 export type BaseConfigInput = z.input<typeof BaseConfigSchema>;
+
+/**
+ * The config fields every run lets change while it is live (`PATCH /config`): the learning
+ * rate, the sampling temperature and nucleus, the evaluation and progress intervals. An
+ * algorithm adds its own (`AlgorithmPlugin.liveFields`); anything else fixes shapes or files
+ * when the run starts.
+ */
+export const SHARED_LIVE_FIELDS: readonly string[] = [
+  "learner.lr",
+  "sampler.temperature",
+  "sampler.top_p",
+  "eval.every",
+  "run.log_every",
+];
+
+/**
+ * The schema of every section a live field may belong to, by name: the shared sections and
+ * the algorithms' (`sections`), each without its default wrapper.
+ */
+export function liveSectionSchemas(
+  sections: Readonly<Record<string, ConfigSection>>,
+): Record<string, z.ZodType> {
+  const shared = { ...HEAD_SHAPE, ...TAIL_SHAPE } as Record<string, z.ZodType>;
+  const out: Record<string, z.ZodType> = {};
+  for (const [name, schema] of Object.entries(shared)) {
+    const def = schema._zod.def as { innerType?: z.ZodType };
+    out[name] = def.innerType ?? schema;
+  }
+  for (const [name, section] of Object.entries(sections)) out[name] = section.schema;
+  return out;
+}

@@ -72,7 +72,11 @@ export interface ControlAppOptions {
 export function createControlApp(control: RunControl, options: ControlAppOptions) {
   const write = requireToken(options.token);
   const read = options.requireTokenForReads ? write : allowAnyone();
-  const openapi = openApiDocument(options.requireTokenForReads, control.liveFields);
+  const openapi = openApiDocument(
+    options.requireTokenForReads,
+    control.liveFields,
+    control.sectionSchemas,
+  );
   return new Hono()
     .get("/", (c) => serveStatic(c, DASHBOARD))
     .get("/static/uplot/uPlot.iife.min.js", (c) => serveStatic(c, UPLOT_JS))
@@ -326,6 +330,7 @@ function prometheusValue(value: number): string {
 function openApiDocument(
   requireTokenForReads: boolean,
   liveFields: readonly LiveField[],
+  sectionSchemas: Record<string, z.ZodType>,
 ): Record<string, unknown> {
   const secured = [{ bearer: [] }];
   const readSecurity = requireTokenForReads ? secured : [];
@@ -355,9 +360,12 @@ function openApiDocument(
       "409": { description: "The run's state refuses the request", content: json(errorRef) },
     },
   });
-  const { $schema: _, ...patchSchema } = z.toJSONSchema(configPatchSchema(liveFields), {
-    io: "input",
-  });
+  const { $schema: _, ...patchSchema } = z.toJSONSchema(
+    configPatchSchema(liveFields, sectionSchemas),
+    {
+      io: "input",
+    },
+  );
   const anyJson = json({ type: "object" });
   return {
     openapi: "3.1.0",

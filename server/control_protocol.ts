@@ -18,6 +18,8 @@ export interface InitMessage {
   eventsPath: string;
   /** The run has no reference policy: refuse raising `grpo.beta` above 0. */
   noReference: boolean;
+  /** The fields `PATCH /config` may change. */
+  liveFields?: readonly string[];
   host: string;
   port: number;
   token: string;

@@ -8,7 +8,12 @@
  * @module
  */
 /// <reference lib="deno.worker" />
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { createControlApp } from "./app.ts";
+import { type ConfigSection, liveSectionSchemas } from "../config/schema.ts";
+import { builtinAlgorithms, type TrainConfig } from "../algorithms/builtins.ts";
+import { asAlgorithmPlugin } from "../algorithms/registry.ts";
 import { writeTokenFile } from "./run_control.ts";
 import { CONTROL_FILE, type ControlFile, LocalLoopControl, TOKEN_FILE } from "./loop_control.ts";
 import type { FromWorker, InitMessage, ToWorker } from "./control_protocol.ts";
@@ -19,12 +24,29 @@ let server: Deno.HttpServer | undefined;
 let abort: AbortController | undefined;
 let controlPath = "";
 
+/**
+ * The algorithms' sections of a run: the built-ins' and those of the modules its config lists
+ * under `plugins` (imported here again: zod schemas do not cross to a Worker).
+ */
+async function pluginSections(config: TrainConfig): Promise<Record<string, ConfigSection>> {
+  const registry = builtinAlgorithms();
+  for (const path of config.plugins) {
+    const url = pathToFileURL(isAbsolute(path) ? path : resolve(Deno.cwd(), path));
+    const plugin = asAlgorithmPlugin((await import(url.href)).algorithm, `"${path}"`);
+    if (!registry.has(plugin.name)) registry.register(plugin);
+  }
+  return registry.sections();
+}
+
 function post(message: FromWorker): void {
   scope.postMessage(message);
 }
 
 async function init(m: InitMessage): Promise<void> {
-  loop = new LocalLoopControl(m.config, m);
+  loop = new LocalLoopControl(m.config, {
+    ...m,
+    sectionSchemas: liveSectionSchemas(await pluginSections(m.config)),
+  });
   await writeTokenFile(`${m.runDir}/${TOKEN_FILE}`, m.token);
   const app = createControlApp(loop.control, {
     token: m.token,

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { z } from "zod";
 import type { TrainConfig } from "../algorithms/builtins.ts";
 import {
   type ActorLoad,
@@ -101,11 +102,27 @@ export interface LoopControlOptions {
   eventsPath: string;
   /** The run has no reference policy: `grpo.beta` cannot rise above 0. */
   noReference: boolean;
+  /** The fields `PATCH /config` may change. @default liveFieldsFor(config.algorithm) */
+  liveFields?: readonly string[];
+  /**
+   * The section schemas a patch is validated with (a plug-in's included); in-process only: the
+   * control server's Worker imports the config's `plugins` for theirs.
+   * @default the built-in algorithms' and the shared sections
+   */
+  sectionSchemas?: Record<string, z.ZodType>;
 }
 
-/** Why a patch raising β is refused in a run without a reference policy, or `undefined`. */
-function betaConflict(noReference: boolean, next: TrainConfig): string | undefined {
-  return noReference && next.grpo.beta > 0 && next.algorithm !== "ppo"
+/**
+ * Why a patch raising β is refused in a run without a reference policy, or `undefined`. Only a
+ * patch that changes `grpo.beta` is checked: a run whose algorithm has no KL term (RLOO on a
+ * config with β > 0) may change its other fields.
+ */
+function betaConflict(
+  noReference: boolean,
+  next: TrainConfig,
+  changes: readonly ConfigChange[],
+): string | undefined {
+  return noReference && changes.some((c) => c.field === "grpo.beta") && next.grpo.beta > 0
     ? `field "grpo.beta" can be above 0 only in a run that started with beta > 0 ` +
       `(this one has no reference policy): current value is ${next.grpo.beta}`
     : undefined;
@@ -118,7 +135,9 @@ function runControlOptions(options: LoopControlOptions): RunControlOptions {
     totalSteps: options.totalSteps,
     policyVersion: options.policyVersion,
     eventsPath: options.eventsPath,
-    checkPatch: (next) => betaConflict(options.noReference, next),
+    checkPatch: (next, changes) => betaConflict(options.noReference, next, changes),
+    ...(options.liveFields ? { liveFields: options.liveFields } : {}),
+    ...(options.sectionSchemas ? { sectionSchemas: options.sectionSchemas } : {}),
   };
 }
 

@@ -4,23 +4,16 @@
  * steps, whether to pause, stop or checkpoint.
  *
  * Requests (pause, resume, stop, checkpoint) take effect at the next step boundary, where the
- * loop calls {@linkcode RunControl.atStepBoundary}. Config patches change only
- * {@linkcode LIVE_FIELDS}, are validated with the same zod section schemas as the YAML config
- * and apply all or nothing.
+ * loop calls {@linkcode RunControl.atStepBoundary}. Config patches change only the run's live
+ * fields (the shared ones and those its algorithm declares, {@linkcode liveFieldsFor}), are
+ * validated with the same zod section schemas as the YAML config and apply all or nothing.
  *
  * @module
  */
 import { z } from "zod";
-import {
-  EvalConfigSchema,
-  LearnerConfigSchema,
-  RunConfigSchema,
-  SamplerConfigSchema,
-} from "../config/schema.ts";
-import { type TrainConfig } from "../algorithms/builtins.ts";
-import { GrpoConfigSchema } from "../algorithms/grpo/mod.ts";
-import { MgrpoConfigSchema } from "../algorithms/mgrpo/mod.ts";
-import { PpoConfigSchema } from "../algorithms/ppo/mod.ts";
+import { liveSectionSchemas, SHARED_LIVE_FIELDS } from "../config/schema.ts";
+import { builtinAlgorithms, type TrainConfig } from "../algorithms/builtins.ts";
+import { type AlgorithmPlugin } from "../algorithms/registry.ts";
 import { describeConfigIssue, formatValue } from "../config/load.ts";
 
 // --- types ---
@@ -39,32 +32,21 @@ export type RunState =
   | "failed";
 
 /**
- * The dotted config fields that may change while a run is live: the learning rate, the KL
- * and clip coefficients (GRPO's β and ε, PPO's clip range), the sampling temperature and
- * nucleus, the MGRPO guide phrases and corrections per response H, the evaluation interval
- * and the progress interval. Anything else fixes shapes or files when the run starts. A run
- * takes the subset its algorithm uses: {@linkcode liveFieldsFor}.
+ * The live fields of the built-in algorithms together: the shared ones (learning rate,
+ * sampling temperature and nucleus, evaluation and progress intervals) and those GRPO, MGRPO
+ * and PPO declare (GRPO's β and ε, PPO's clip range, MGRPO's guide phrases and H).
  */
-export const LIVE_FIELDS = [
-  "learner.lr",
-  "grpo.beta",
-  "grpo.epsilon",
-  "ppo.cliprange",
-  "sampler.temperature",
-  "sampler.top_p",
-  "mgrpo.guide_phrases",
-  "mgrpo.num_corrections",
-  "eval.every",
-  "run.log_every",
-] as const;
+export const LIVE_FIELDS: readonly string[] = [
+  ...new Set(builtinAlgorithms().names().flatMap((n) => liveFieldsFor(n))),
+];
 
-/** One of {@linkcode LIVE_FIELDS}. */
-export type LiveField = typeof LIVE_FIELDS[number];
+/** A dotted config field that may change while a run is live (`learner.lr`). */
+export type LiveField = string;
 
 /**
- * The live fields a run of `algorithm` uses: GRPO leaves out the MGRPO and PPO fields, PPO
- * the GRPO and MGRPO ones; an algorithm from a plug-in gets the ones every graph of built-in
- * actors applies (learning rate, temperature, top-p, intervals).
+ * The live fields of a run of `algorithm`: the shared ones ({@linkcode SHARED_LIVE_FIELDS})
+ * and the ones its plug-in declares (`AlgorithmPlugin.liveFields`); a name the built-in
+ * registry does not know gets the shared ones (pass its plug-in instead).
  *
  * @example
  * ```ts
@@ -76,17 +58,12 @@ export type LiveField = typeof LIVE_FIELDS[number];
  * assert.ok(liveFieldsFor("ppo").includes("ppo.cliprange"));
  * ```
  */
-export function liveFieldsFor(algorithm: string): LiveField[] {
-  const section = (f: LiveField) => f.slice(0, f.indexOf("."));
-  const algorithmSections: Record<string, string[]> = {
-    grpo: ["grpo"],
-    mgrpo: ["grpo", "mgrpo"],
-    ppo: ["ppo"],
-  };
-  const own = algorithmSections[algorithm] ?? [];
-  return LIVE_FIELDS.filter((f) =>
-    !["grpo", "mgrpo", "ppo"].includes(section(f)) || own.includes(section(f))
-  );
+export function liveFieldsFor(algorithm: string | AlgorithmPlugin): LiveField[] {
+  const registry = builtinAlgorithms();
+  const plugin = typeof algorithm === "string"
+    ? (registry.has(algorithm) ? registry.get(algorithm) : undefined)
+    : algorithm;
+  return [...SHARED_LIVE_FIELDS, ...(plugin?.liveFields ?? [])];
 }
 
 /** Load of one actor, as the runtime's `Graph.stats()` reports it. */
@@ -236,28 +213,20 @@ export class ConfigPatchError extends Error {
 
 // --- live fields and their schemas ---
 
-/** The section schemas that hold live fields: the same ones `TrainConfigSchema` is built of. */
-const SECTION_SCHEMAS = {
-  learner: LearnerConfigSchema,
-  grpo: GrpoConfigSchema,
-  ppo: PpoConfigSchema,
-  sampler: SamplerConfigSchema,
-  mgrpo: MgrpoConfigSchema,
-  eval: EvalConfigSchema,
-  run: RunConfigSchema,
-} as const;
+/** The built-in config's section schemas, by section name. */
+const BUILTIN_SECTIONS: Record<string, z.ZodType> = liveSectionSchemas(
+  builtinAlgorithms().sections(),
+);
 
-type LiveSection = keyof typeof SECTION_SCHEMAS;
-
-function splitField(field: LiveField): [LiveSection, string] {
-  const [section, key] = field.split(".") as [LiveSection, string];
-  return [section, key];
+function splitField(field: LiveField): [string, string] {
+  const dot = field.indexOf(".");
+  return [field.slice(0, dot), field.slice(dot + 1)];
 }
 
 /** A live field's schema without its default (absent means unchanged), keeping its text. */
-function liveFieldSchema(field: LiveField): z.ZodType {
+function liveFieldSchema(field: LiveField, sections: Record<string, z.ZodType>): z.ZodType {
   const [section, key] = splitField(field);
-  const shape: Record<string, z.ZodType> = SECTION_SCHEMAS[section].shape;
+  const shape: Record<string, z.ZodType> = (sections[section] as z.ZodObject).shape;
   let schema = shape[key]!;
   const description = schema.description;
   if (schema instanceof z.ZodDefault) schema = schema.unwrap() as z.ZodType;
@@ -272,21 +241,27 @@ function liveFieldSchema(field: LiveField): z.ZodType {
  */
 export const ConfigPatchSchema: z.ZodType = configPatchSchema(LIVE_FIELDS);
 
-/** {@linkcode ConfigPatchSchema} over `fields` only (a run's live fields). */
-export function configPatchSchema(fields: readonly LiveField[]): z.ZodType {
+/**
+ * {@linkcode ConfigPatchSchema} over `fields` only (a run's live fields), whose sections'
+ * schemas are `sections` (a plug-in's included).
+ */
+export function configPatchSchema(
+  fields: readonly LiveField[],
+  sections: Record<string, z.ZodType> = BUILTIN_SECTIONS,
+): z.ZodType {
   const nested: Record<string, Record<string, z.ZodType>> = {};
   const flat: Record<string, z.ZodType> = {};
   for (const field of fields) {
     const [section, key] = splitField(field);
-    (nested[section] ??= {})[key] = liveFieldSchema(field).optional();
-    flat[field] = liveFieldSchema(field).optional();
+    (nested[section] ??= {})[key] = liveFieldSchema(field, sections).optional();
+    flat[field] = liveFieldSchema(field, sections).optional();
   }
-  const sections: Record<string, z.ZodType> = {};
+  const objects: Record<string, z.ZodType> = {};
   for (const [section, shape] of Object.entries(nested)) {
-    sections[section] = z.object(shape).strict().optional();
+    objects[section] = z.object(shape).strict().optional();
   }
   return z.union([
-    z.object(sections).strict().describe("Nested sections: { learner: { lr: 0.0001 } }"),
+    z.object(objects).strict().describe("Nested sections: { learner: { lr: 0.0001 } }"),
     z.object(flat).strict().describe('Flat dotted fields: { "learner.lr": 0.0001 }'),
   ]).describe(`Live config fields to change: ${fields.join(", ")}`);
 }
@@ -326,6 +301,12 @@ export interface RunControlOptions {
    * @default liveFieldsFor(config.algorithm)
    */
   liveFields?: readonly LiveField[];
+  /**
+   * The config sections' schemas a patch is validated with, by section (a plug-in's section
+   * included): `liveSectionSchemas()` of the run's registry.
+   * @default the built-in algorithms' and the shared sections
+   */
+  sectionSchemas?: Record<string, z.ZodType>;
   /**
    * Refuses a valid patch this run cannot apply (a `"conflict"`, HTTP 409): gets the config
    * the patch would make and returns why not, or `undefined` to accept it.
@@ -391,6 +372,7 @@ export class RunControl {
   #lastStepAt: Date | null = null;
   #eventsPath: string | undefined;
   #liveFields: readonly LiveField[];
+  #sectionSchemas: Record<string, z.ZodType>;
   #checkPatch: RunControlOptions["checkPatch"];
   #now: () => Date;
   #wake: PromiseWithResolvers<void> | undefined;
@@ -418,6 +400,7 @@ export class RunControl {
     }
     this.#eventsPath = options.eventsPath;
     this.#liveFields = options.liveFields ?? liveFieldsFor(config.algorithm);
+    this.#sectionSchemas = options.sectionSchemas ?? BUILTIN_SECTIONS;
     this.#checkPatch = options.checkPatch;
     this.#now = options.now ?? (() => new Date());
     this.#startedAt = this.#now();
@@ -431,6 +414,11 @@ export class RunControl {
   /** The fields `PATCH /config` may change in this run. */
   get liveFields(): readonly LiveField[] {
     return this.#liveFields;
+  }
+
+  /** The section schemas patches are validated with. */
+  get sectionSchemas(): Record<string, z.ZodType> {
+    return this.#sectionSchemas;
   }
 
   /** Where the run is. */
@@ -638,7 +626,7 @@ export class RunControl {
    * current value is not a change. Patches are applied one at a time, in call order.
    *
    * @returns the applied changes
-   * @throws {ConfigPatchError} `not_live` for fields outside {@linkcode LIVE_FIELDS},
+   * @throws {ConfigPatchError} `not_live` for fields outside the run's live fields,
    * `invalid` for a malformed patch or values the schema refuses
    */
   patchConfig(patch: unknown): Promise<ConfigChange[]> {
@@ -649,21 +637,21 @@ export class RunControl {
 
   async #applyPatch(patch: unknown): Promise<ConfigChange[]> {
     const values = flattenPatch(patch, this.#liveFields);
-    const candidates = new Map<LiveSection, Record<string, unknown>>();
+    const candidates = new Map<string, Record<string, unknown>>();
     for (const [field, value] of values) {
       const [section, key] = splitField(field);
       let candidate = candidates.get(section);
       if (!candidate) {
-        candidate = { ...(this.#config[section] as Record<string, unknown>) };
+        candidate = { ...((this.#config as Record<string, unknown>)[section] as object) };
         candidates.set(section, candidate);
       }
       candidate[key] = value;
     }
-    const parsed = new Map<LiveSection, Record<string, unknown>>();
+    const parsed = new Map<string, Record<string, unknown>>();
     const issues: ConfigPatchIssue[] = [];
     const messages: string[] = [];
     for (const [section, candidate] of candidates) {
-      const result = SECTION_SCHEMAS[section].safeParse(candidate);
+      const result = this.#sectionSchemas[section]!.safeParse(candidate);
       if (result.success) {
         parsed.set(section, result.data as Record<string, unknown>);
         continue;
@@ -686,7 +674,8 @@ export class RunControl {
     const changes: ConfigChange[] = [];
     for (const [field] of values) {
       const [section, key] = splitField(field);
-      const old = (this.#config[section] as Record<string, unknown>)[key];
+      const old =
+        ((this.#config as Record<string, unknown>)[section] as Record<string, unknown>)[key];
       const next = parsed.get(section)![key];
       if (JSON.stringify(old) !== JSON.stringify(next)) changes.push({ field, old, new: next });
     }
@@ -757,10 +746,6 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function isLiveField(field: string): field is LiveField {
-  return (LIVE_FIELDS as readonly string[]).includes(field);
-}
-
 /**
  * Turns a nested and/or flat patch into `[field, value]` pairs. A key path stops at a live
  * field (its value is taken whole, objects included) or at a value that is not an object.
@@ -787,7 +772,7 @@ function flattenPatch(patch: unknown, liveFields: readonly LiveField[]): [LiveFi
     }
     const [key, value] = next.value;
     const field = prefix ? `${prefix}.${key}` : key;
-    if (!isLiveField(field) && isPlainObject(value)) {
+    if (!liveFields.includes(field) && isPlainObject(value)) {
       stack.push([field, Object.entries(value).values()]);
     } else {
       pairs.push([field, value]);

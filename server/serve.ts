@@ -130,6 +130,7 @@ export async function startControlServer(
     policyVersion: options.policyVersion,
     eventsPath: options.eventsPath,
     noReference: options.noReference,
+    ...(options.liveFields ? { liveFields: options.liveFields } : {}),
     host: options.host,
     port: options.port,
     token,

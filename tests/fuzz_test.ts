@@ -1,13 +1,14 @@
 /**
- * Bounded-time fuzzing of the inputs a run takes from outside: the config loader, the
- * dataset readers, the math verifier and the control API (targets in `tests/fuzz/targets.ts`).
+ * Seeded fuzzing of the inputs a run takes from outside: the config loader, the dataset
+ * readers, the math verifier and the control API (targets in `tests/fuzz/targets.ts`).
  *
- * Each target runs in a child process (`tests/fuzz/runner.ts`) for a fixed number of cases
- * or a time cap, whichever comes first; a case that makes no progress for
- * {@linkcode HANG_MS} is a hang: the child is killed (a busy Worker cannot be stopped in
- * Deno 2.9) and the case rebuilt here to report it. Runs are seeded: a failure prints the
- * seed and the case number; `FUZZ_SEED=<seed>` reruns the same cases, `FUZZ_SCALE=10` runs
- * ten times as many for ten times as long.
+ * Each target runs in a child process (`tests/fuzz/runner.ts`) for a fixed number of cases,
+ * however long they take: how fast the cases run is a benchmark's business, not this test's.
+ * Only a case that makes no progress at all for {@linkcode HANG_MS}, far longer than any
+ * case needs even on a slow, busy machine, counts as a hang: the child is killed (a busy
+ * Worker cannot be stopped in Deno 2.9) and the case rebuilt here to report it. Runs are
+ * seeded: a failure prints the seed and the case number; `FUZZ_SEED=<seed>` reruns the same
+ * cases, `FUZZ_SCALE=10` runs ten times as many.
  *
  * @module
  */
@@ -18,15 +19,18 @@ import { RunControl } from "../server/run_control.ts";
 import { caseRng, createTarget, type TargetName } from "./fuzz/targets.ts";
 import type { RunnerReport } from "./fuzz/runner.ts";
 
-/** A case that reports no progress for this long is a hang. */
-const HANG_MS = 10_000;
+/**
+ * A case that reports no progress for this long is a hang: a safety net against an endless
+ * loop, far beyond what any case takes on 2 busy cores, not a speed goal.
+ */
+const HANG_MS = 60_000;
 
-/** Cases and time cap (ms) per target: about 3 s each on 2 busy cores. */
-const BUDGETS: Record<TargetName, { cases: number; capMs: number }> = {
-  config: { cases: 400, capMs: 3000 },
-  datasets: { cases: 3000, capMs: 2000 },
-  verifier: { cases: 800, capMs: 3000 },
-  control: { cases: 400, capMs: 3000 },
+/** Cases per target (each target takes a few seconds on 2 busy cores). */
+const CASES: Record<TargetName, number> = {
+  config: 400,
+  datasets: 3000,
+  verifier: 800,
+  control: 400,
 };
 
 function envNumber(name: string): number | undefined {
@@ -53,7 +57,7 @@ interface RunResult {
 
 /** Runs `target` in a child process and watches it; throws with the seed on any failure. */
 async function fuzz(target: TargetName): Promise<RunResult> {
-  const { cases, capMs } = BUDGETS[target];
+  const cases = CASES[target] * SCALE;
   const runner = new URL("./fuzz/runner.ts", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -64,8 +68,7 @@ async function fuzz(target: TargetName): Promise<RunResult> {
       runner,
       target,
       String(SEED),
-      String(cases * SCALE),
-      String(capMs * SCALE),
+      String(cases),
     ],
     cwd: new URL("../", import.meta.url).pathname,
     stdin: "null",
@@ -140,29 +143,26 @@ async function fuzz(target: TargetName): Promise<RunResult> {
   return { ...done, notes };
 }
 
-/** At least this share of the cases must run before the time cap, or the fuzzing is too thin. */
-function assertEnoughCases(target: TargetName, result: RunResult, least: number): void {
-  assert.ok(
-    result.cases >= least * SCALE,
-    `fuzz ${target}: only ${result.cases} cases ran in ${result.ms} ms (want >= ${least * SCALE})`,
-  );
+/** Every one of the target's cases ran: a fuzz run is a fixed number of cases, not a time. */
+function assertAllCases(target: TargetName, result: RunResult): void {
+  assert.equal(result.cases, CASES[target] * SCALE, `fuzz ${target}: cases run`);
 }
 
 Deno.test("loadConfig() answers fuzzed YAML, paths and overrides with a config or a ConfigError naming the file", async () => {
-  assertEnoughCases("config", await fuzz("config"), 50);
+  assertAllCases("config", await fuzz("config"));
 });
 
 Deno.test("parseProblemsJsonl() and parseBenchmark() answer fuzzed JSONL with problems or an error naming path and line", async () => {
-  assertEnoughCases("datasets", await fuzz("datasets"), 500);
+  assertAllCases("datasets", await fuzz("datasets"));
 });
 
 Deno.test("verifyMath() and its parts give a verdict for fuzzed LaTeX without throwing or hanging", async () => {
   // Calls slower than SLOW_CALL_MS are printed, not failed: the VerifierPool bounds those.
-  assertEnoughCases("verifier", await fuzz("verifier"), 100);
+  assertAllCases("verifier", await fuzz("verifier"));
 });
 
 Deno.test("createControlApp() answers fuzzed requests below 500 and leaves the config alone when it refuses", async () => {
-  assertEnoughCases("control", await fuzz("control"), 50);
+  assertAllCases("control", await fuzz("control"));
 });
 
 // --- regressions the fuzzer found ---

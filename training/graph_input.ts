@@ -94,6 +94,8 @@ export interface RunSetup {
   /** The config, with a Hugging Face model's chat template filled in. */
   readonly config: TrainConfig & Record<string, unknown>;
   readonly plugin: AlgorithmPlugin;
+  /** The registry the plug-in came from (the config's sections). */
+  readonly registry: AlgorithmRegistry;
   /** The tensor backend this process computes on. */
   readonly backend: string;
   readonly policy: Policy;
@@ -270,6 +272,7 @@ export async function setupRun(
     return {
       config,
       plugin,
+      registry,
       backend,
       policy: { model: init.model, samplerModel, refModel, tokenizer, startStep, version },
       scorer,

@@ -99,10 +99,16 @@ export async function readTrainerState(checkpoint: string): Promise<TrainerState
   return value as TrainerState;
 }
 
-/** The live settings (`liveFieldsFor`) of a config, by dotted key. */
-export function liveConfigValues(config: TrainConfig): Record<string, unknown> {
+/**
+ * The live settings of a config, by dotted key: `fields` (the run's, `liveFieldsFor(plugin)`),
+ * by default those of a built-in `config.algorithm`.
+ */
+export function liveConfigValues(
+  config: TrainConfig,
+  fields: readonly string[] = liveFieldsFor(config.algorithm),
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const field of liveFieldsFor(config.algorithm)) {
+  for (const field of fields) {
     let value: unknown = config;
     for (const part of field.split(".")) value = (value as Record<string, unknown>)[part];
     out[field] = value;

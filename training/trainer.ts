@@ -29,7 +29,6 @@ import type {
   Scored,
   StepStats,
 } from "../actors/messages.ts";
-import { STATEFUL_ACTORS } from "../actors/snapshot.ts";
 import { ActorFailedError, type Graph, type Placement } from "../actors/runtime/mod.ts";
 import {
   LocalLoopControl,
@@ -41,6 +40,8 @@ import { deriveConfig } from "./config.ts";
 import { buildGraphInput, type ResumePoint, type RunSetup, setupRun } from "./graph_input.ts";
 import { liveConfigValues, pruneCheckpoints } from "./resume.ts";
 import { placeActors } from "./placement.ts";
+import { liveFieldsFor } from "../server/run_control.ts";
+import { liveSectionSchemas } from "../config/schema.ts";
 import { formatTable } from "../util/table.ts";
 
 /** Options of {@linkcode Trainer.create}. */
@@ -105,6 +106,8 @@ export interface TrainSummary {
 export class Trainer {
   /** The run's config (a Hugging Face model's chat template filled in). */
   readonly config: TrainConfig & Record<string, unknown>;
+  /** The fields that may change while the run is live: the shared ones and its algorithm's. */
+  readonly liveFields: readonly string[];
   /** The run folder. */
   readonly runDir: string;
   /** The live control loop (HTTP server when `control.enabled`). */
@@ -134,6 +137,7 @@ export class Trainer {
   ) {
     this.#setup = setup;
     this.config = setup.config;
+    this.liveFields = liveFieldsFor(setup.plugin);
     this.#live = setup.config;
     this.runDir = runDir;
     this.control = control;
@@ -283,10 +287,8 @@ export class Trainer {
   async checkpoint(step: number): Promise<string> {
     await this.#start();
     if (this.#lastCheckpoint.step === step) return this.#lastCheckpoint.path;
-    const present = this.#graph.stats();
     const actors: Record<string, ActorState> = {};
-    for (const name of STATEFUL_ACTORS) {
-      if (!(name in present)) continue;
+    for (const name of this.#graph.accepting("Snapshot")) {
       await this.#graph.send(name, { type: "Snapshot", step });
       const snap = await this.#graph.sink<ActorSnapshot>("events").receive();
       if (snap.type !== "ActorSnapshot" || snap.actor !== name) {
@@ -303,7 +305,7 @@ export class Trainer {
       path: `${this.runDir}/checkpoint-${step}`,
       state: {
         sampled_tokens: this.#sampledTokens,
-        live_config: liveConfigValues(this.#live),
+        live_config: liveConfigValues(this.#live, this.liveFields),
         ...(reference ? { reference } : {}),
       },
       actors,
@@ -355,10 +357,13 @@ export class Trainer {
         if (action.stop) break;
         if (action.config) {
           this.#live = action.config as TrainConfig & Record<string, unknown>;
-          const message = configureMessage(this.#live);
-          const present = this.#graph.stats();
-          for (const name of CONFIGURABLE_ACTORS) {
-            if (name in present) await this.#graph.send(name, message);
+          // Every live value goes to every actor that takes `Configure`: each applies its own.
+          const message: Configure = {
+            type: "Configure",
+            values: liveConfigValues(this.#live, this.liveFields),
+          };
+          for (const name of this.#graph.accepting("Configure")) {
+            await this.#graph.send(name, message);
           }
         }
         const tStep = performance.now();
@@ -538,6 +543,8 @@ async function startControl(
     policyVersion: setup.policy.version,
     eventsPath: `${runDir}/events.jsonl`,
     noReference: !setup.policy.refModel,
+    liveFields: liveFieldsFor(setup.plugin),
+    sectionSchemas: liveSectionSchemas(setup.registry.sections()),
   };
   const net = config.control.enabled
     ? await Deno.permissions.query({ name: "net", host: config.control.host })
@@ -559,28 +566,4 @@ async function startControl(
     return server;
   }
   return new LocalLoopControl(config, controlOptions);
-}
-
-/** Actors of the built-in graphs that take `Configure` (live settings). */
-const CONFIGURABLE_ACTORS = ["prompt_source", "corrector", "ref_policy", "learner"];
-
-/** The live settings of `config` as one `Configure` message. */
-function configureMessage(config: TrainConfig): Configure {
-  const message: Configure = {
-    type: "Configure",
-    lr: config.learner.lr,
-    temperature: config.sampler.temperature,
-    topP: config.sampler.top_p,
-    cliprange: config.ppo.cliprange,
-  };
-  if (config.algorithm === "grpo" || config.algorithm === "mgrpo") {
-    Object.assign(message, { beta: config.grpo.beta, epsilon: config.grpo.epsilon });
-  }
-  if (config.algorithm === "mgrpo") {
-    Object.assign(message, {
-      guidePhrases: config.mgrpo.guide_phrases,
-      numCorrections: config.mgrpo.num_corrections,
-    });
-  }
-  return message;
 }

@@ -82,6 +82,13 @@ export interface ActorLogic<State, Msg extends { type: string }, Input = void> {
   /** Releases the state's resources when the graph stops or before a restart. */
   close?(state: State): void | Promise<void>;
   /**
+   * The message types the actor handles, declared so that a built graph can say which
+   * actors take a message (`Graph.accepting("Configure")`, `"Snapshot"`): the training loop
+   * sends live settings and snapshot requests to those, whatever the algorithm.
+   * @default undefined (not declared: the actor is sent only what its graph routes to it)
+   */
+  readonly accepts?: readonly Msg["type"][];
+  /**
    * How many times the actor may be restarted after a failure before the
    * failure stops the graph. A restart re-runs `init` and redelivers the
    * message that failed (see above). `GraphOptions.maxRestarts` overrides it

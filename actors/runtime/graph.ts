@@ -162,6 +162,11 @@ export interface Graph {
   readonly failure: ActorFailed | undefined;
   /** Per-actor state, queue depth, handled count and busy time. */
   stats(): Record<string, ActorStats>;
+  /**
+   * The actors that declare they accept messages of `type` (`ActorLogic.accepts`), in the
+   * order they were added; an actor placed in a Worker or on NATS answers for its logic.
+   */
+  accepting(type: string): string[];
   /** Whether every mailbox and sink channel is closed (for tests and diagnostics). */
   channelsClosed(): boolean;
 }
@@ -173,6 +178,8 @@ type ErasedLogic = ActorLogic<unknown, AnyMessage, unknown>;
 
 interface ActorSpec {
   name: string;
+  /** The message types its logic declares (`ActorLogic.accepts`), kept when it is placed. */
+  accepts?: readonly string[];
   logic: ErasedLogic;
   input: unknown;
   capacity: number;
@@ -337,6 +344,7 @@ export class GraphBuilder {
       const spec = place ? { ...original, ...place(original) } : original;
       return {
         ...spec,
+        ...(original.logic.accepts ? { accepts: original.logic.accepts } : {}),
         logic: withFaults(spec.logic, faults, {
           name: spec.name,
           ...(exitWorker ? { exitWorker } : {}),
@@ -383,6 +391,7 @@ function checkCapacity(what: string, capacity: number): number {
 
 interface ActorRuntime {
   name: string;
+  accepts: readonly string[];
   logic: ErasedLogic;
   input: unknown;
   maxRestarts: number;
@@ -441,6 +450,7 @@ class InProcessGraph implements Graph {
       };
       const runtime: ActorRuntime = {
         name,
+        accepts: spec.accepts ?? [],
         logic: spec.logic,
         input: spec.input,
         maxRestarts: spec.maxRestarts,
@@ -514,6 +524,10 @@ class InProcessGraph implements Graph {
   stop(reason?: unknown): Promise<void> {
     this.#stopping ??= this.#teardown(reason);
     return this.#stopping;
+  }
+
+  accepting(type: string): string[] {
+    return this.#actors.filter((a) => a.accepts.includes(type)).map((a) => a.name);
   }
 
   stats(): Record<string, ActorStats> {

@@ -68,6 +68,8 @@ export interface GraphStage {
 export const grpoPlugin: AlgorithmPlugin<GrpoConfig, { grpo: GrpoConfig }> = {
   name: "grpo",
   configSchema: GrpoConfigSchema,
+  description: "GRPO group size, loss and clipping (also the loss of both MGRPO layers)",
+  liveFields: ["grpo.beta", "grpo.epsilon"],
   needsReference: (config) => config.grpo.beta !== 0,
   buildGraph: (input) => buildGrpoGraph(grpoGraphInput(input)),
 };
@@ -122,8 +124,10 @@ export function grpoAlgorithm(initial: GrpoConfig, maxCompletionLength: number):
       // β can rise above 0 only when the graph has a RefPolicy (the driver refuses otherwise).
       config = {
         ...config,
-        ...(settings.beta === undefined ? {} : { beta: settings.beta }),
-        ...(settings.epsilon === undefined ? {} : { epsilon: settings.epsilon }),
+        ...("grpo.beta" in settings.values ? { beta: settings.values["grpo.beta"] as number } : {}),
+        ...("grpo.epsilon" in settings.values
+          ? { epsilon: settings.values["grpo.epsilon"] as number }
+          : {}),
       };
     },
     advantages(scored, options = {}) {

@@ -75,6 +75,7 @@ export const corrector: ActorLogic<
   Scored | Configure | Snapshot | Restore,
   CorrectorInput
 > = {
+  accepts: ["Scored", "Configure", "Snapshot", "Restore"],
   init(input) {
     const rng = new Rng(input.seed).fork("guide-phrases");
     if (input.rngState) rng.setState(input.rngState);
@@ -97,19 +98,24 @@ export const corrector: ActorLogic<
       case "Configure": {
         // Live settings apply to the next Layer-1 batch (a pending one keeps its phrases).
         const { sampling, config } = state.input;
+        const v = message.values;
         state.input = {
           ...state.input,
           sampling: {
             ...sampling,
-            ...(message.temperature === undefined ? {} : { temperature: message.temperature }),
-            ...(message.topP === undefined ? {} : { topP: message.topP }),
+            ...("sampler.temperature" in v
+              ? { temperature: v["sampler.temperature"] as number }
+              : {}),
+            ...("sampler.top_p" in v ? { topP: v["sampler.top_p"] as number } : {}),
           },
           config: {
             ...config,
-            ...(message.guidePhrases === undefined ? {} : { guide_phrases: message.guidePhrases }),
-            ...(message.numCorrections === undefined
-              ? {}
-              : { num_corrections: message.numCorrections }),
+            ...("mgrpo.guide_phrases" in v
+              ? { guide_phrases: v["mgrpo.guide_phrases"] as string[] }
+              : {}),
+            ...("mgrpo.num_corrections" in v
+              ? { num_corrections: v["mgrpo.num_corrections"] as number }
+              : {}),
           },
         };
         return state;

@@ -240,6 +240,7 @@ function restoreCritic(state: CriticState, message: Restore): void {
 
 /** The Critic actor. */
 export const critic: ActorLogic<CriticState, Scored | Snapshot | Restore, CriticInput> = {
+  accepts: ["Scored", "Snapshot", "Restore"],
   init(input) {
     const d = input.model.config.hidden_size;
     const head = tf.variable(tf.zeros([d, 1]), true, "value_head.weight");

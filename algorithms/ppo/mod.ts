@@ -38,6 +38,9 @@ export * from "./rewards.ts";
 export const ppoPlugin: AlgorithmPlugin<PpoConfig, { grpo: GrpoConfig; ppo: PpoConfig }> = {
   name: "ppo",
   configSchema: PpoConfigSchema,
+  description:
+    "PPO: GAE, clipping, KL penalty, epochs and the value model (used when algorithm: ppo)",
+  liveFields: ["ppo.cliprange"],
   needsReference: (config) => config.ppo.kl_coef > 0,
   buildGraph(input) {
     const { config, promptSource: source, ...rest } = input;
@@ -120,7 +123,9 @@ export function ppoAlgorithm(initial: PpoConfig): PolicyAlgorithm {
   let config = initial;
   return {
     configure(settings) {
-      if (settings.cliprange !== undefined) config = { ...config, cliprange: settings.cliprange };
+      if ("ppo.cliprange" in settings.values) {
+        config = { ...config, cliprange: settings.values["ppo.cliprange"] as number };
+      }
     },
     advantages(scored, options = {}) {
       if (scored.tokenAdvantages === undefined) {

@@ -15,6 +15,10 @@
  * minus the mean reward of the OTHER G − 1 completions of its prompt, with no division by
  * the std. The loss is the clipped surrogate of GRPO with these advantages.
  *
+ * `rloo.epsilon` is live: the plug-in declares it (`liveFields`), `PATCH /config` validates a
+ * new value with this section's schema, every actor that takes `Configure` receives it, and
+ * the Learner's algorithm below applies it from the next step; a resumed run keeps it.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
@@ -45,6 +49,8 @@ export type RlooConfig = z.infer<typeof RlooConfigSchema>;
 export const algorithm: AlgorithmPlugin<RlooConfig> = {
   name: "rloo",
   configSchema: RlooConfigSchema,
+  description: "RLOO: the clip range and loss reduction of the leave-one-out surrogate",
+  liveFields: ["rloo.epsilon"],
   needsReference: () => false,
   buildGraph(input) {
     const rloo = RlooConfigSchema.parse(input.config.rloo ?? {});
@@ -99,8 +105,13 @@ export function leaveOneOutAdvantages(rewards: ArrayLike<number>, groupSize: num
 // --- loss ---
 
 /** RLOO's side of the Learner: leave-one-out advantages, GRPO's clipped surrogate (β = 0). */
-export function rlooAlgorithm(config: RlooConfig, maxCompletionLength: number): PolicyAlgorithm {
+export function rlooAlgorithm(initial: RlooConfig, maxCompletionLength: number): PolicyAlgorithm {
+  let config = initial;
   return {
+    configure(settings) {
+      const epsilon = settings.values["rloo.epsilon"];
+      if (typeof epsilon === "number") config = { ...config, epsilon };
+    },
     advantages(scored, options = {}) {
       // A rollout the sender dropped is out of its group's baselines, like a skipped one.
       const rewards = scored.verdicts.map((v, i) =>

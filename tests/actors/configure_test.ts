@@ -49,7 +49,10 @@ Deno.test("promptSource takes temperature and top-p from Configure for the next 
     sampling: SAMPLING,
   }, ctx);
   state = (await promptSource.handle(state, { type: "Next", step: 1 }, ctx)) ?? state;
-  const configure: Configure = { type: "Configure", temperature: 0.7, topP: 0.9, lr: 1 };
+  const configure: Configure = {
+    type: "Configure",
+    values: { "sampler.temperature": 0.7, "sampler.top_p": 0.9, "learner.lr": 1 },
+  };
   state = (await promptSource.handle(state, configure, ctx)) ?? state;
   state = (await promptSource.handle(state, { type: "Next", step: 2 }, ctx)) ?? state;
   const [before, after] = ctx.to<Generate>("sampler");
@@ -67,9 +70,11 @@ Deno.test("corrector takes guide phrases, H and sampling from Configure", async 
   );
   await corrector.handle(state, {
     type: "Configure",
-    guidePhrases: ["Look again."],
-    numCorrections: 2,
-    temperature: 0.5,
+    values: {
+      "mgrpo.guide_phrases": ["Look again."],
+      "mgrpo.num_corrections": 2,
+      "sampler.temperature": 0.5,
+    },
   }, ctx);
   const layer1 = await makeScored(makeTinyModel(1), QUERIES, ROLLOUTS, { n: 2, step: 4 });
   await corrector.handle(state, layer1, ctx);
@@ -100,7 +105,7 @@ Deno.test("refPolicy computes reference log-probs at the temperature from Config
   const scored = await makeScored(policy, QUERIES, ROLLOUTS, { n: 2 });
   const ctx = recordingContext("ref_policy");
   const state = await refPolicy.init({ model: ref, padId: 0, temperature: 1 }, ctx);
-  await refPolicy.handle(state, { type: "Configure", temperature: 2 }, ctx);
+  await refPolicy.handle(state, { type: "Configure", values: { "sampler.temperature": 2 } }, ctx);
   await refPolicy.handle(state, scored, ctx);
   const expected = await completionLogprobs(
     ref,
@@ -120,7 +125,7 @@ Deno.test("learner uses the learning rate from Configure for the next update", a
   const state = await learner.init(makeLearnerInput(model), ctx);
   const step1 = await makeScored(model, QUERIES, ROLLOUTS, { n: 2, step: 1 });
   await learner.handle(state, step1, ctx);
-  await learner.handle(state, { type: "Configure", lr: 1e-3 }, ctx);
+  await learner.handle(state, { type: "Configure", values: { "learner.lr": 1e-3 } }, ctx);
   const step2 = await makeScored(model, QUERIES, ROLLOUTS, { n: 2, step: 2 });
   await learner.handle(state, step2, ctx);
   const lrs = ctx.to<StepStats>("stats").map((s) => s.metrics["learning_rate"]);
@@ -181,14 +186,14 @@ function clippedLoss(algorithm: ReturnType<typeof grpoAlgorithm>): number {
 Deno.test("grpoAlgorithm.configure() changes ε (and ε_high with it) and β of the loss", () => {
   const algorithm = grpoAlgorithm(GrpoConfigSchema.parse({ epsilon: 0.2, beta: 0 }), 1);
   assertClose(clippedLoss(algorithm), -1.2, 1e-6);
-  algorithm.configure!({ type: "Configure", epsilon: 0.25 });
+  algorithm.configure!({ type: "Configure", values: { "grpo.epsilon": 0.25 } });
   assertClose(clippedLoss(algorithm), -1.25, 1e-6);
   // β > 0 adds β · k3 KL; log π_ref = log π: KL 0, so the loss is unchanged.
-  algorithm.configure!({ type: "Configure", beta: 0.5 });
+  algorithm.configure!({ type: "Configure", values: { "grpo.beta": 0.5 } });
   assertClose(clippedLoss(algorithm), -1.25, 1e-6);
   // An ε_high set apart stays put.
   const apart = grpoAlgorithm(GrpoConfigSchema.parse({ epsilon: 0.2, epsilon_high: 0.28 }), 1);
-  apart.configure!({ type: "Configure", epsilon: 0.1 });
+  apart.configure!({ type: "Configure", values: { "grpo.epsilon": 0.1 } });
   assertClose(clippedLoss(apart), -1.28, 1e-6);
 });
 
@@ -204,6 +209,9 @@ Deno.test("ppoAlgorithm.configure() changes the clip range of the loss", () => {
       }, { rowFraction: 1, numItemsInBatch: 1 }).loss.dataSync()[0]!
     );
   assertClose(loss(), -1.2, 1e-6);
-  algorithm.configure!({ type: "Configure", cliprange: 0.1, epsilon: 0.5 });
+  algorithm.configure!({
+    type: "Configure",
+    values: { "ppo.cliprange": 0.1, "grpo.epsilon": 0.5 },
+  });
   assertClose(loss(), -1.1, 1e-6);
 });

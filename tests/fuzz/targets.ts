@@ -1225,25 +1225,16 @@ function fieldValue(config: unknown, field: LiveField): unknown {
 
 const ALLOWED_STATUSES = new Set([200, 202, 400, 401, 404, 409]);
 
+/**
+ * The body of `response` (an event stream is cancelled, not read). A body that never ends
+ * leaves the case without progress, which `tests/fuzz_test.ts` reports as a hang.
+ */
 async function readBody(response: Response): Promise<string> {
   if (response.headers.get("Content-Type")?.startsWith("text/event-stream")) {
     await response.body?.cancel();
     return "";
   }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      response.text(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new FuzzFailure("the response body did not end within 5 s")),
-          5000,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return await response.text();
 }
 
 function controlTarget(): FuzzTarget<ControlCase> {

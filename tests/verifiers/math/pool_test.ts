@@ -177,9 +177,14 @@ Deno.test("VerifierPool.verify() times out an endless loop, kills it and goes on
     async (pool) => {
       await pool.warmUp();
       const { value, ms } = await timed(() => pool.verify("hang", "1"));
+      // "hang" never answers: only the timeout can have ended the call.
       assert.deepEqual(value, TIMEOUT_VERDICT);
-      assert.ok(ms >= 300 && ms < 2000, `took ${ms} ms`);
+      assert.ok(ms >= 300, `took ${ms} ms`);
       assert.equal((await pool.verify("7", "7")).equal, true);
+      // The looping verifier was killed and a new one answered "7".
+      assert.equal(pool.stats().timeouts, 1);
+      assert.equal(pool.stats().started, 2);
+      assert.equal(pool.stats().workers, 1);
       // A batch with a hang in the middle: the pairs after it go to the replacement.
       const verdicts = await pool.verifyMany([
         { pred: "1", gold: "1" },
@@ -208,14 +213,15 @@ Deno.test("VerifierPool.verify() times out an endless loop, kills it and goes on
 
 Deno.test("VerifierPool.verify() times out a busy Web Worker and goes on", async () => {
   // A Web Worker cannot be stopped while it runs JavaScript (Deno 2.9): the abandoned one
-  // spins until its 1.2 s are over. The call still returns on time.
+  // spins until its 1.2 s are over. The call does not wait for it: it answers "timeout",
+  // not the "spun" the worker gives once its spin is over.
   await withPool(
     { isolation: "worker", size: 1, timeoutMs: 200, workerUrl: MISBEHAVING },
     async (pool) => {
       await pool.warmUp();
       const { value, ms } = await timed(() => pool.verify("spin:1200", "1"));
       assert.deepEqual(value, TIMEOUT_VERDICT);
-      assert.ok(ms >= 200 && ms < 1000, `took ${ms} ms`);
+      assert.ok(ms >= 200, `took ${ms} ms`);
       assert.equal((await pool.verify("7", "7")).equal, true);
       assert.equal(pool.stats().timeouts, 1);
       assert.equal(pool.stats().started, 2);
@@ -249,7 +255,7 @@ Deno.test("VerifierPool.verify() does not time out a reply held up by a busy cal
   });
 });
 
-Deno.test("VerifierPool.verify() returns within 2 s on pathological input", async () => {
+Deno.test("VerifierPool.verify() answers pathological input with verifyMath()'s verdict", async () => {
   const cases: [string, string, string][] = [
     ["a power tower", "10^{10^{10}}", "1"],
     ["a power tower, boxed", "\\boxed{10^{10^{10^{10}}}}", "10^{10^{10^{10}}}"],
@@ -260,17 +266,19 @@ Deno.test("VerifierPool.verify() returns within 2 s on pathological input", asyn
     ["unbalanced braces", "\\frac{1}{2", "\\frac{1}{2}"],
     ["unbalanced boxed", "\\boxed{\\frac{1}{2", "0.5"],
   ];
-  await withPool({ size: 1 }, async (pool) => {
+  // A timeout far beyond any of these on a busy machine: the verdicts must be the verifier's
+  // own (the same as in this process), never a timeout or a verifier error.
+  await withPool({ size: 1, timeoutMs: 60_000 }, async (pool) => {
     await pool.warmUp();
     for (const [name, pred, gold] of cases) {
-      const { value, ms } = await timed(() => pool.verify(pred, gold));
-      assert.ok(ms < 2000, `${name}: took ${ms.toFixed(0)} ms`);
-      assert.equal(typeof value.equal, "boolean", name);
-      assert.equal(typeof value.reason, "string", name);
-      const swapped = await timed(() => pool.verify(gold, pred));
-      assert.ok(swapped.ms < 2000, `${name} as gold: took ${swapped.ms.toFixed(0)} ms`);
+      assert.deepEqual(await pool.verify(pred, gold), verifyMath(pred, gold), name);
+      assert.deepEqual(await pool.verify(gold, pred), verifyMath(gold, pred), `${name} as gold`);
     }
     assert.equal((await pool.verify("42", "42")).equal, true);
+    const stats = pool.stats();
+    assert.equal(stats.timeouts, 0);
+    assert.equal(stats.crashes, 0);
+    assert.equal(stats.started, 1, "one verifier answered everything");
   });
 });
 

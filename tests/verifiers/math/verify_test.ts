@@ -1,15 +1,6 @@
 import assert from "node:assert/strict";
 import { MAX_ANSWER_LENGTH, verifyMath } from "../../../verifiers/math/verify.ts";
 
-/** Runs `fn` and asserts it took less than `ms` milliseconds. */
-function quickly<T>(ms: number, fn: () => T): T {
-  const start = performance.now();
-  const result = fn();
-  const took = performance.now() - start;
-  assert.ok(took < ms, `took ${took.toFixed(0)} ms, more than ${ms} ms`);
-  return result;
-}
-
 Deno.test("verifyMath() extracts both answers and reports the verdict", () => {
   assert.deepEqual(verifyMath("... so the area is $\\boxed{\\dfrac{1}{2}}$.", "$0.5$"), {
     equal: true,
@@ -54,58 +45,50 @@ Deno.test("verifyMath() passes its options through", () => {
   assert.equal(verifyMath(prose, "1000.99", { extraction: ["boxed", "last_number"] }).equal, true);
 });
 
-Deno.test("verifyMath() returns quickly on huge powers", () => {
-  quickly(1000, () => {
-    assert.equal(verifyMath("\\boxed{10^{10^{10}}}", "10^{10^{10}}").equal, true);
-    assert.equal(verifyMath("\\boxed{10^{10^{10}}}", "10^{10^{11}}").equal, false);
-    assert.equal(verifyMath("\\boxed{2^{2^{2^{2^{2^{2}}}}}}", "5").equal, false);
-    assert.equal(verifyMath("\\boxed{9999999999!}", "1").equal, false);
-    assert.equal(verifyMath("\\boxed{\\sum_{k=1}^{10^{9}} k}", "1").equal, false);
-    assert.equal(verifyMath("\\boxed{1e99999999}", "1e99999999").equal, true);
-  });
+Deno.test("verifyMath() decides huge powers without evaluating them", () => {
+  assert.equal(verifyMath("\\boxed{10^{10^{10}}}", "10^{10^{10}}").equal, true);
+  assert.equal(verifyMath("\\boxed{10^{10^{10}}}", "10^{10^{11}}").equal, false);
+  assert.equal(verifyMath("\\boxed{2^{2^{2^{2^{2^{2}}}}}}", "5").equal, false);
+  assert.equal(verifyMath("\\boxed{9999999999!}", "1").equal, false);
+  assert.equal(verifyMath("\\boxed{\\sum_{k=1}^{10^{9}} k}", "1").equal, false);
+  assert.equal(verifyMath("\\boxed{1e99999999}", "1e99999999").equal, true);
 });
 
-Deno.test("verifyMath() returns quickly on 100 000-character responses", () => {
-  quickly(2000, () => {
-    assert.equal(verifyMath(`${"Let us think. ".repeat(8000)}\\boxed{7}`, "7").equal, true);
-    assert.equal(verifyMath("x".repeat(100_000), "1").reason, "answer too long");
-    assert.equal(verifyMath("1+".repeat(50_000) + "1", "1").reason, "answer too long");
-    assert.equal(verifyMath("$".repeat(100_000), "1").reason, "answer too long");
-    assert.equal(
-      verifyMath(`\\boxed{${"9".repeat(MAX_ANSWER_LENGTH + 1)}}`, "9").reason,
-      "answer too long",
-    );
-    assert.equal(
-      verifyMath("\\(".repeat(50_000), "1", { extraction: ["last_math", "last_number"] }).equal,
-      false,
-    );
-  });
+Deno.test("verifyMath() decides 100 000-character responses", () => {
+  assert.equal(verifyMath(`${"Let us think. ".repeat(8000)}\\boxed{7}`, "7").equal, true);
+  assert.equal(verifyMath("x".repeat(100_000), "1").reason, "answer too long");
+  assert.equal(verifyMath("1+".repeat(50_000) + "1", "1").reason, "answer too long");
+  assert.equal(verifyMath("$".repeat(100_000), "1").reason, "answer too long");
+  assert.equal(
+    verifyMath(`\\boxed{${"9".repeat(MAX_ANSWER_LENGTH + 1)}}`, "9").reason,
+    "answer too long",
+  );
+  assert.equal(
+    verifyMath("\\(".repeat(50_000), "1", { extraction: ["last_math", "last_number"] }).equal,
+    false,
+  );
 });
 
-Deno.test("verifyMath() returns quickly on 10 000 nested braces and unbalanced braces", () => {
-  quickly(1000, () => {
-    const nested = `\\boxed{${"{".repeat(10_000)}1${"}".repeat(10_000)}}`;
-    assert.equal(verifyMath(nested, "1").equal, false);
-    assert.equal(verifyMath("{".repeat(10_000), "1").equal, false);
-    assert.equal(verifyMath(`${"{".repeat(900)}1${"}".repeat(900)}`, "1").equal, false);
-    assert.equal(verifyMath(`\\boxed{${"(".repeat(800)}1${")".repeat(800)}}`, "1").equal, false);
-    assert.equal(verifyMath("}}}{{{\\boxed{5}", "5").equal, true);
-    assert.equal(verifyMath("\\boxed{5}}}}", "5").equal, true);
-    assert.equal(verifyMath("\\boxed{5", "5").equal, false);
-    assert.equal(verifyMath("\\boxed{\\frac{1}{2}", "\\frac{1}{2}").equal, false);
-  });
+Deno.test("verifyMath() decides 10 000 nested braces and unbalanced braces", () => {
+  const nested = `\\boxed{${"{".repeat(10_000)}1${"}".repeat(10_000)}}`;
+  assert.equal(verifyMath(nested, "1").equal, false);
+  assert.equal(verifyMath("{".repeat(10_000), "1").equal, false);
+  assert.equal(verifyMath(`${"{".repeat(900)}1${"}".repeat(900)}`, "1").equal, false);
+  assert.equal(verifyMath(`\\boxed{${"(".repeat(800)}1${")".repeat(800)}}`, "1").equal, false);
+  assert.equal(verifyMath("}}}{{{\\boxed{5}", "5").equal, true);
+  assert.equal(verifyMath("\\boxed{5}}}}", "5").equal, true);
+  assert.equal(verifyMath("\\boxed{5", "5").equal, false);
+  assert.equal(verifyMath("\\boxed{\\frac{1}{2}", "\\frac{1}{2}").equal, false);
 });
 
 Deno.test("verifyMath() bounds long lists and deep expressions", () => {
   const up = Array.from({ length: 450 }, (_, k) => k).join(",");
   const down = Array.from({ length: 450 }, (_, k) => 449 - k).join(",");
-  quickly(2000, () => {
-    assert.equal(verifyMath(`\\boxed{${up}}`, down).equal, true);
-    assert.equal(verifyMath(`\\boxed{${up}}`, down.replace("449", "450")).equal, false);
-    assert.equal(
-      verifyMath(`\\boxed{${"\\sqrt{".repeat(250)}x${"}".repeat(250)}}`, "x").equal,
-      false,
-    );
-    assert.equal(verifyMath(`\\boxed{${"x^".repeat(500)}x}`, "1").equal, false);
-  });
+  assert.equal(verifyMath(`\\boxed{${up}}`, down).equal, true);
+  assert.equal(verifyMath(`\\boxed{${up}}`, down.replace("449", "450")).equal, false);
+  assert.equal(
+    verifyMath(`\\boxed{${"\\sqrt{".repeat(250)}x${"}".repeat(250)}}`, "x").equal,
+    false,
+  );
+  assert.equal(verifyMath(`\\boxed{${"x^".repeat(500)}x}`, "1").equal, false);
 });
