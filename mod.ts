@@ -20,3 +20,19 @@ export {
 export { type TrainConfig, TrainConfigSchema } from "./algorithms/builtins.ts";
 export { deriveConfig, loadConfig } from "./training/config.ts";
 export { loadConfigWithPlugins } from "./training/plugins.ts";
+export {
+  type EvalResult,
+  Trainer,
+  type TrainerOptions,
+  type TrainSummary,
+} from "./training/trainer.ts";
+export {
+  buildGraphInput,
+  type GraphInputOptions,
+  type Policy,
+  type ResumePoint,
+  type RunSetup,
+  type SetupOptions,
+  setupRun,
+} from "./training/graph_input.ts";
+export { resumePoint } from "./training/resume.ts";

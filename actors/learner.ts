@@ -21,12 +21,8 @@ import type {
 import type { Transformer } from "../model/transformer.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { batchLogprobs, packBatch, type TokenBatch } from "../model/sampling.ts";
-import {
-  AdamW,
-  type AdamWState,
-  clipByGlobalNormAsync,
-  learningRateAt,
-} from "../model/optimizer.ts";
+import { AdamW, type AdamWState, learningRateAt } from "../model/optimizer.ts";
+import { GradientStep } from "../model/gradient_step.ts";
 import { decodeSafetensors, encodeSafetensors } from "../model/safetensors.ts";
 import { removeCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
 
@@ -78,14 +74,16 @@ export interface PolicyAlgorithm {
   /** Advantages of a scored batch, of the rollouts `options.keep` selects. */
   advantages(scored: Scored, options?: AdvantageOptions): AdvantageResult;
   /**
-   * The loss of one micro-batch, already weighted so that summing the micro-batch losses
-   * gives the loss of the whole batch. `rowFraction` = micro-batch rows / batch rows,
-   * `numItemsInBatch` = completion tokens of the whole batch.
+   * The loss of one micro-batch: either a mean over the micro-batch, which the Learner weighs
+   * by its share of the batch's rows (`rowFraction` = micro-batch rows / batch rows) so that
+   * the micro-batch losses sum to the batch's, or, with `batchNormalized`, a sum already
+   * divided by the whole batch's completion tokens (`numItemsInBatch`: DAPO), which the
+   * Learner adds as it is.
    */
   loss(
     inputs: LossInputs,
     scale: { rowFraction: number; numItemsInBatch: number },
-  ): { loss: tf.Scalar; stats: Record<string, tf.Scalar> };
+  ): { loss: tf.Scalar; stats: Record<string, tf.Scalar>; batchNormalized?: boolean };
 }
 
 /** Input of {@link learner}. */
@@ -151,6 +149,8 @@ export interface LearnerInput {
 export interface LearnerState {
   input: LearnerInput;
   optimizer: AdamW;
+  /** Accumulates the micro-batches' gradients and takes the clipped AdamW step. */
+  gradients: GradientStep;
   version: number;
   optimizerSteps: number;
   checkpoints: string[];
@@ -344,18 +344,14 @@ function slicePart(p: PreparedPart, start: number, end: number): PreparedPart {
   };
 }
 
-/** Adds a part's weighted gradient to `acc` (name → tensor), micro-batch by micro-batch. */
+/** Adds a part's weighted gradient to the accumulated one, micro-batch by micro-batch. */
 async function accumulatePart(
-  input: LearnerInput,
+  state: LearnerState,
   p: PreparedPart,
-  acc: Record<string, tf.Tensor>,
   firstIteration: boolean,
-): Promise<Record<string, tf.Tensor>> {
+): Promise<void> {
+  const { input } = state;
   const { model, algorithm } = input;
-  // The trainable parameters: all of them, or the adapters alone under LoRA.
-  const trainable = model.trainableParams;
-  const vars = [...trainable.values()];
-  const nameOf = new Map([...trainable].map(([n, v]) => [v.name, n]));
   const { batch, oldLogp, refLogp, advantages, tokenAdvantages, numItemsInBatch } = p;
   const t = batch.t, mb = input.microBatchSize;
   for (let s = 0; s < batch.n; s += mb) {
@@ -367,71 +363,50 @@ async function accumulatePart(
       targets: batch.targets.subarray(s * t, e * t),
       mask: batch.mask.subarray(s * t, e * t),
     };
-    const out = tf.tidy(() => {
-      let stats: Record<string, tf.Scalar> = {};
-      let ent: tf.Scalar = tf.scalar(0);
-      const { value, grads } = tf.variableGrads(() => {
-        const { logp, entropy: tokEnt } = batchLogprobs(model, sub, input.temperature ?? 1);
-        const maskT = tf.tensor2d(sub.mask, [sub.n, t]);
-        const res = algorithm.loss({
-          logp,
-          oldLogp: tf.tensor2d(oldLogp.subarray(s * t, e * t), [sub.n, t]),
-          ...(refLogp ? { refLogp: tf.tensor2d(refLogp.subarray(s * t, e * t), [sub.n, t]) } : {}),
-          advantages: tokenAdvantages
-            ? tf.tensor2d(tokenAdvantages.subarray(s * t, e * t), [sub.n, t])
-            : tf.tensor1d(advantages.subarray(s, e)),
-          mask: maskT,
-        }, { rowFraction: sub.n / batch.n, numItemsInBatch });
-        // Tensors made inside variableGrads' function are freed on return: keep them.
-        stats = Object.fromEntries(Object.entries(res.stats).map(([k, v]) => [k, tf.keep(v)]));
-        ent = tf.keep(tf.sum(tf.mul(tokEnt, maskT)) as tf.Scalar);
-        return (p.part.weight === 1 ? res.loss : tf.mul(res.loss, p.part.weight)) as tf.Scalar;
-      }, vars);
-      const named: Record<string, tf.Tensor> = {};
-      for (const [id, g] of Object.entries(grads)) {
-        const name = nameOf.get(id)!;
-        named[name] = acc[name] ? tf.add(acc[name], g) : g;
-      }
-      return { value, named, stats, ent };
+    let stats: Record<string, tf.Scalar> = {};
+    let ent: tf.Scalar | undefined;
+    const value = state.gradients.accumulate(() => {
+      const { logp, entropy: tokEnt } = batchLogprobs(model, sub, input.temperature ?? 1);
+      const maskT = tf.tensor2d(sub.mask, [sub.n, t]);
+      const rowFraction = sub.n / batch.n;
+      const res = algorithm.loss({
+        logp,
+        oldLogp: tf.tensor2d(oldLogp.subarray(s * t, e * t), [sub.n, t]),
+        ...(refLogp ? { refLogp: tf.tensor2d(refLogp.subarray(s * t, e * t), [sub.n, t]) } : {}),
+        advantages: tokenAdvantages
+          ? tf.tensor2d(tokenAdvantages.subarray(s * t, e * t), [sub.n, t])
+          : tf.tensor1d(advantages.subarray(s, e)),
+        mask: maskT,
+      }, { rowFraction, numItemsInBatch });
+      // Tensors made inside the gradient's function are freed on return: keep them.
+      stats = Object.fromEntries(Object.entries(res.stats).map(([k, v]) => [k, tf.keep(v)]));
+      ent = tf.keep(tf.sum(tf.mul(tokEnt, maskT)) as tf.Scalar);
+      // A micro-batch mean weighs by its share of rows; a batch-normalized sum adds as is.
+      const loss = res.batchNormalized ? res.loss : tf.mul(res.loss, rowFraction) as tf.Scalar;
+      return (p.part.weight === 1 ? loss : tf.mul(loss, p.part.weight)) as tf.Scalar;
     });
-    tf.dispose(Object.values(acc));
-    acc = out.named;
-    p.lossSum += (await out.value.data())[0]!;
+    p.lossSum += (await value.data())[0]!;
     const tokens = sub.mask.reduce((a, b) => a + b, 0);
-    for (const [k, v] of Object.entries(out.stats)) {
+    for (const [k, v] of Object.entries(stats)) {
       p.statSums[k] = (p.statSums[k] ?? 0) + (await v.data())[0]! * tokens;
     }
-    if (firstIteration) p.entropy += (await out.ent.data())[0]!;
-    tf.dispose([out.value, out.ent, ...Object.values(out.stats)]);
+    if (firstIteration) p.entropy += (await ent!.data())[0]!;
+    tf.dispose([value, ...(ent ? [ent] : []), ...Object.values(stats)]);
   }
-  return acc;
-}
-
-/** Names of the gradients in `acc` with a NaN or infinite value (no `dataSync`: webgpu). */
-async function nonFiniteNames(acc: Record<string, tf.Tensor>): Promise<string[]> {
-  const names: string[] = [];
-  for (const [name, g] of Object.entries(acc)) {
-    const bad = tf.tidy(() => tf.any(tf.logicalNot(tf.isFinite(g))));
-    if ((await bad.data())[0] === 1) names.push(name);
-    bad.dispose();
-  }
-  return names;
 }
 
 /**
- * Clips and applies accumulated gradients; returns the pre-clip norm. A non-finite gradient
- * skips the update, names the offending tensors on stderr, and after `maxConsecutiveSkips`
- * skips in a row fails the Learner.
+ * Clips and applies the accumulated gradients; returns the pre-clip norm. A non-finite
+ * gradient skips the update, names the offending tensors on stderr, and after
+ * `maxConsecutiveSkips` skips in a row fails the Learner.
  */
 async function applyGradients(
   state: LearnerState,
-  acc: Record<string, tf.Tensor>,
   metrics: Record<string, number>,
   step: number,
 ): Promise<number> {
   const { input } = state;
-  const { grads, norm } = await clipByGlobalNormAsync(acc, input.maxGradNorm);
-  if (Number.isFinite(norm)) {
+  const { norm, applied, nonFinite } = await state.gradients.apply(() => {
     const lr = learningRateAt(state.optimizerSteps, {
       lr: input.lr,
       totalSteps: input.totalSteps * input.numIterations * (input.miniBatches ?? 1),
@@ -440,18 +415,18 @@ async function applyGradients(
       minLrRatio: input.minLrRatio,
     });
     metrics["learning_rate"] = lr;
-    state.optimizer.step(grads, lr);
+    return lr;
+  });
+  if (applied) {
     state.consecutiveSkips = 0;
   } else {
     metrics["train/skipped_updates"] = (metrics["train/skipped_updates"] ?? 0) + 1;
-    const names = await nonFiniteNames(acc);
     const skips = (state.consecutiveSkips ?? 0) + 1;
     state.consecutiveSkips = skips;
-    const where = names.length ? names.map((n) => `"${n}"`).join(", ") : "the loss";
+    const where = nonFinite.length ? nonFinite.map((n) => `"${n}"`).join(", ") : "the loss";
     console.error(`learner: step ${step}: update skipped: non-finite gradient in ${where}`);
     const max = input.maxConsecutiveSkips ?? 0;
     if (max > 0 && skips >= max) {
-      tf.dispose([...Object.values(grads), ...Object.values(acc)]);
       throw new RangeError(
         `Cannot train: ${skips} updates in a row were skipped for non-finite gradients ` +
           `(the last at step ${step}, in ${where}): lower learner.lr or check the rewards ` +
@@ -460,7 +435,6 @@ async function applyGradients(
     }
   }
   state.optimizerSteps++;
-  tf.dispose([...Object.values(grads), ...Object.values(acc)]);
   return norm;
 }
 
@@ -501,8 +475,8 @@ async function trainStep(
         const end = Math.floor(((k + 1) * whole.rows) / miniBatches);
         if (end <= start) continue;
         const slice = slicePart(whole, start, end);
-        const acc = await accumulatePart(input, slice, {}, iter === 0);
-        metrics["grad_norm"] = await applyGradients(state, acc, metrics, step);
+        await accumulatePart(state, slice, iter === 0);
+        metrics["grad_norm"] = await applyGradients(state, metrics, step);
         whole.lossSum += slice.lossSum * (slice.numItemsInBatch / whole.numItemsInBatch);
         whole.entropy += slice.entropy;
         for (const [key, v] of Object.entries(slice.statSums)) {
@@ -510,15 +484,14 @@ async function trainStep(
         }
       }
     } else if (options.update === "joint") {
-      let acc: Record<string, tf.Tensor> = {};
-      for (const p of prepared) acc = await accumulatePart(input, p, acc, iter === 0);
+      for (const p of prepared) await accumulatePart(state, p, iter === 0);
       if (prepared.length > 0) {
-        metrics["grad_norm"] = await applyGradients(state, acc, metrics, step);
+        metrics["grad_norm"] = await applyGradients(state, metrics, step);
       }
     } else {
       for (const p of prepared) {
-        const acc = await accumulatePart(input, p, {}, iter === 0);
-        metrics[`${p.part.prefix}grad_norm`] = await applyGradients(state, acc, metrics, step);
+        await accumulatePart(state, p, iter === 0);
+        metrics[`${p.part.prefix}grad_norm`] = await applyGradients(state, metrics, step);
       }
     }
   }
@@ -614,6 +587,9 @@ export const learner: ActorLogic<
     return {
       input,
       optimizer,
+      gradients: new GradientStep(input.model.trainableParams, optimizer, {
+        maxGradNorm: input.maxGradNorm,
+      }),
       version: input.resume?.version ?? 0,
       optimizerSteps: input.resume?.optimizerSteps ?? 0,
       consecutiveSkips: input.resume?.consecutiveSkips ?? 0,
@@ -659,6 +635,7 @@ export const learner: ActorLogic<
   },
 
   close(state) {
+    state.gradients.discard();
     state.optimizer.dispose();
   },
 };

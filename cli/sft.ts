@@ -20,7 +20,8 @@ import { Transformer } from "../model/transformer.ts";
 import { TINY_MODEL_CONFIG } from "../model/model_config.ts";
 import { CharTokenizer } from "../model/char_tokenizer.ts";
 import { batchLogprobs, packBatch } from "../model/sampling.ts";
-import { AdamW, clipByGlobalNorm, learningRateAt } from "../model/optimizer.ts";
+import { AdamW, learningRateAt } from "../model/optimizer.ts";
+import { GradientStep } from "../model/gradient_step.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
 import { Rng } from "../util/rng.ts";
 import {
@@ -133,6 +134,10 @@ async function main(argv: string[]): Promise<number> {
     seed,
   });
   const optimizer = new AdamW(model.params, { weightDecay: 0.01, beta2: 0.99 });
+  // The project's one gradient step (the Learner's), clipped to learner.max_grad_norm.
+  const gradients = new GradientStep(model.params, optimizer, {
+    maxGradNorm: config.learner.max_grad_norm,
+  });
   const render = promptRenderer(config.prompts);
   const correction = selfCorrectionOptions(config);
   // Progress is measured on the dev split (drawn like training problems): choices such as
@@ -185,21 +190,19 @@ async function main(argv: string[]): Promise<number> {
       schedule: "cosine",
       minLrRatio: 0.1,
     });
-    const lossValue = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(() => {
-        const { logp } = batchLogprobs(model, batch);
-        return tf.div(
-          tf.neg(tf.sum(tf.mul(logp, tf.tensor2d(batch.mask, [batch.n, batch.t])))),
-          maskSum,
-        ) as tf.Scalar;
-      }, [...model.params.values()]);
-      const named: Record<string, tf.Tensor> = {};
-      const byId = new Map([...model.params].map(([n, v]) => [v.name, n]));
-      for (const [id, g] of Object.entries(grads)) named[byId.get(id)!] = g;
-      const { grads: clipped } = clipByGlobalNorm(named, 1.0);
-      optimizer.step(clipped, lr);
-      return value.dataSync()[0]!;
+    const value = gradients.accumulate(() => {
+      const { logp } = batchLogprobs(model, batch);
+      return tf.div(
+        tf.neg(tf.sum(tf.mul(logp, tf.tensor2d(batch.mask, [batch.n, batch.t])))),
+        maskSum,
+      ) as tf.Scalar;
     });
+    const { applied, nonFinite } = await gradients.apply(() => lr);
+    if (!applied) {
+      console.error(`step ${step + 1}: update skipped: non-finite gradient in ${nonFinite}`);
+    }
+    const lossValue = (await value.data())[0]!;
+    value.dispose();
     tokens += batch.n * batch.t;
     if (step % 10 === 0 || step === stopAt - 1) {
       const s = (performance.now() - t0) / 1000;

@@ -16,11 +16,14 @@
  * 4. the multithread flag is set and the thread count given to the backend.
  *
  * It relies on tfjs' and emscripten's internals (pinned at 4.22.0). The pthread workers keep
- * the process alive: the CLIs end with `Deno.exit`.
+ * the process alive while they are referenced: the workers node:worker_threads starts are
+ * recorded, and {@linkcode releaseWasmThreads} (which `Trainer.close()` calls) unrefs them, so a
+ * script ends when its work does; the threads keep serving the backend until then.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { createRequire } from "node:module";
 
 /** Bundle-level names the emscripten glue refers to; `_scriptDir` is the file's own path. */
 function globalsPrefix(path: string): string {
@@ -106,6 +109,17 @@ export async function enableWasmThreads(threads: number): Promise<void> {
       speed: 0,
       times: { user: 0, nice: 0, sys: 0, idle: 0, irq: 0 },
     }));
+  // Record the pthread workers (emscripten takes node:worker_threads' Worker when it starts).
+  const workerThreads = createRequire(import.meta.url)("node:worker_threads") as {
+    Worker: new (...args: unknown[]) => { unref(): void };
+  };
+  const NativeWorker = workerThreads.Worker;
+  workerThreads.Worker = class extends NativeWorker {
+    constructor(...args: unknown[]) {
+      super(...args);
+      pthreadWorkers.add(this);
+    }
+  };
   const wasm = await import("@tensorflow/tfjs-backend-wasm"); // registers the flag
   tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", true);
   wasm.setThreadsCount(threads);
@@ -114,6 +128,17 @@ export async function enableWasmThreads(threads: number): Promise<void> {
 }
 
 let scriptDir: string | undefined;
+
+/** The pthread workers started so far. */
+const pthreadWorkers = new Set<{ unref(): void }>();
+
+/**
+ * Lets the process end while the wasm backend's pthread workers live: unrefs them (they keep
+ * working for the backend as long as the process runs). Harmless when threads are off.
+ */
+export function releaseWasmThreads(): void {
+  for (const worker of pthreadWorkers) worker.unref();
+}
 
 /**
  * Removes the temporary script files once the backend is up (its workers have loaded them);

@@ -43,6 +43,7 @@ import { placeActors } from "./placement.ts";
 import { liveFieldsFor } from "../server/run_control.ts";
 import { liveSectionSchemas } from "../config/schema.ts";
 import { formatTable } from "../util/table.ts";
+import { releaseWasmThreads } from "../model/wasm_threads.ts";
 
 /** Options of {@linkcode Trainer.create}. */
 export interface TrainerOptions {
@@ -443,6 +444,8 @@ export class Trainer {
     await this.control.close();
     this.#metrics.close();
     await this.#setup.scorer.close();
+    // The threaded wasm backend's workers would keep a script's process alive.
+    releaseWasmThreads();
   }
 
   async #finish(

@@ -167,13 +167,11 @@ export function grpoAlgorithm(initial: GrpoConfig, maxCompletionLength: number):
         maxCompletionLength,
         numItemsInBatch: scale.numItemsInBatch,
       });
-      // dapo already divides by the tokens of the whole batch; the other reductions are
-      // per micro-batch means, weighted by the micro-batch's share of rows.
-      const loss = config.loss_type === "dapo"
-        ? out.loss
-        : tf.mul(out.loss, scale.rowFraction) as tf.Scalar;
       return {
-        loss,
+        loss: out.loss,
+        // dapo already divides by the tokens of the whole batch; the other reductions are
+        // per micro-batch means, which the Learner weighs by the micro-batch's rows.
+        batchNormalized: config.loss_type === "dapo",
         stats: {
           "kl": out.stats.kl,
           "clip_ratio/low_mean": out.stats.clipLowMean,

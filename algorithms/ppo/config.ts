@@ -60,6 +60,9 @@ export const PpoConfigSchema = z.object({
   value_lr: z.number().gt(0).default(3e-4).describe(
     "Learning rate of the value model's AdamW (constant)",
   ),
+  value_max_grad_norm: z.number().min(0).default(1).describe(
+    "Global gradient-norm clip of the value model's steps; 0 = no clipping",
+  ),
   loss_type: z.enum(["token_mean", "seq_mean_token_mean", "seq_mean_token_sum"]).default(
     "token_mean",
   ).describe(

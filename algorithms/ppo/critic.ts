@@ -20,7 +20,8 @@ import { decodeSafetensors, encodeSafetensors } from "../../model/safetensors.ts
 import type { Transformer } from "../../model/transformer.ts";
 import { packBatch, type TokenBatch } from "../../model/sampling.ts";
 import { mm } from "../../model/ops.ts";
-import { AdamW, clipByGlobalNormAsync } from "../../model/optimizer.ts";
+import { AdamW } from "../../model/optimizer.ts";
+import { GradientStep } from "../../model/gradient_step.ts";
 import { AdaptiveKlController, klPerToken } from "./rewards.ts";
 import { explainedVariance, ppoAdvantages } from "./advantages.ts";
 import { type PpoConfig } from "./config.ts";
@@ -45,6 +46,8 @@ export interface CriticState {
   head: tf.Variable;
   bias: tf.Variable;
   optimizer: AdamW;
+  /** The value model's gradient step (clipped to `value_max_grad_norm`). */
+  gradients: GradientStep;
   params: Map<string, tf.Variable>;
   kl: AdaptiveKlController | undefined;
 }
@@ -131,29 +134,21 @@ async function criticStep(
         targets: batch.targets.subarray(s * t, e * t),
         mask: batch.mask.subarray(s * t, e * t),
       };
-      const res = tf.tidy(() => {
-        let stats = {} as { vfClipFrac: tf.Scalar };
-        const { value, grads } = tf.variableGrads(() => {
-          const r = valueLoss({
-            values: valuesOf(state, sub),
-            oldValues: tf.tensor2d(oldFlat.subarray(s * t, e * t), [sub.n, t]),
-            returns: tf.tensor2d(returnsFlat.subarray(s * t, e * t), [sub.n, t]),
-            mask: tf.tensor2d(mask.subarray(s * t, e * t), [sub.n, t]),
-          }, { cliprangeValue: config.cliprange_value });
-          stats = { vfClipFrac: tf.keep(r.stats.vfClipFrac) };
-          return tf.mul(r.loss, config.vf_coef) as tf.Scalar;
-        }, [...state.params.values()]);
-        const byId = new Map([...state.params].map(([n, v]) => [v.name, n]));
-        const named: Record<string, tf.Tensor> = {};
-        for (const [id, g] of Object.entries(grads)) named[byId.get(id)!] = g;
-        return { value, clip: stats.vfClipFrac, named };
+      let clip: tf.Scalar | undefined;
+      const value = state.gradients.accumulate(() => {
+        const r = valueLoss({
+          values: valuesOf(state, sub),
+          oldValues: tf.tensor2d(oldFlat.subarray(s * t, e * t), [sub.n, t]),
+          returns: tf.tensor2d(returnsFlat.subarray(s * t, e * t), [sub.n, t]),
+          mask: tf.tensor2d(mask.subarray(s * t, e * t), [sub.n, t]),
+        }, { cliprangeValue: config.cliprange_value });
+        clip = tf.keep(r.stats.vfClipFrac);
+        return tf.mul(r.loss, config.vf_coef) as tf.Scalar;
       });
-      // Clipped outside the tidy: the norm is read back with await data() (webgpu has no dataSync).
-      const { grads: clipped, norm } = await clipByGlobalNormAsync(res.named, 1.0);
-      if (Number.isFinite(norm)) state.optimizer.step(clipped, config.value_lr);
-      tf.dispose([...Object.values(res.named), ...Object.values(clipped)]);
-      const [v, c] = [(await res.value.data())[0]!, (await res.clip.data())[0]!];
-      tf.dispose([res.value, res.clip]);
+      // A non-finite value gradient skips the step, as the policy's does.
+      await state.gradients.apply(() => config.value_lr);
+      const [v, c] = [(await value.data())[0]!, (await clip!.data())[0]!];
+      tf.dispose([value, clip!]);
       if (epoch === 0) clipFrac += c / k;
       lossValue += v;
       steps++;
@@ -249,12 +244,16 @@ export const critic: ActorLogic<CriticState, Scored | Snapshot | Restore, Critic
       "value_head.bias",
       bias,
     ]]);
+    const optimizer = new AdamW(params, { weightDecay: 0 });
     return {
       input,
       head,
       bias,
       params,
-      optimizer: new AdamW(params, { weightDecay: 0 }),
+      optimizer,
+      gradients: new GradientStep(params, optimizer, {
+        maxGradNorm: input.config.value_max_grad_norm,
+      }),
       kl: input.config.adaptive_kl
         ? new AdaptiveKlController({
           initKlCoef: input.config.kl_coef,
@@ -305,6 +304,7 @@ export const critic: ActorLogic<CriticState, Scored | Snapshot | Restore, Critic
     }
   },
   close(state) {
+    state.gradients.discard();
     state.optimizer.dispose();
     state.input.model.dispose();
     tf.dispose([state.head, state.bias]);

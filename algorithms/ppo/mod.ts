@@ -161,13 +161,11 @@ export function ppoAlgorithm(initial: PpoConfig): PolicyAlgorithm {
         ...(useKl ? { klCoef: config.kl_coef, klEstimator: config.kl_estimator } : {}),
         numItemsInBatch: scale.numItemsInBatch,
       });
-      // token_mean already divides by the tokens of the whole batch; the sequence means are
-      // per micro-batch, weighted by the micro-batch's share of rows.
-      const loss = config.loss_type === "token_mean"
-        ? out.loss
-        : tf.mul(out.loss, scale.rowFraction) as tf.Scalar;
       return {
-        loss,
+        loss: out.loss,
+        // token_mean already divides by the tokens of the whole batch; the sequence means are
+        // per micro-batch, which the Learner weighs by the micro-batch's rows.
+        batchNormalized: config.loss_type === "token_mean",
         stats: {
           "clip_ratio": out.stats.clipFrac,
           "approx_kl": out.stats.approxKl,

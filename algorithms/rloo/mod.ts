@@ -132,10 +132,11 @@ export function rlooAlgorithm(initial: RlooConfig, maxCompletionLength: number):
         maxCompletionLength,
         numItemsInBatch: scale.numItemsInBatch,
       });
-      const loss = config.loss_type === "dapo"
-        ? out.loss
-        : tf.mul(out.loss, scale.rowFraction) as tf.Scalar;
-      return { loss, stats: { "clip_ratio/region_mean": out.stats.clipRegionMean } };
+      return {
+        loss: out.loss,
+        batchNormalized: config.loss_type === "dapo",
+        stats: { "clip_ratio/region_mean": out.stats.clipRegionMean },
+      };
     },
   };
 }
