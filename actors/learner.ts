@@ -24,7 +24,7 @@ import { batchLogprobs, packBatch, type TokenBatch } from "../model/sampling.ts"
 import { AdamW, type AdamWState, learningRateAt } from "../model/optimizer.ts";
 import { GradientStep } from "../model/gradient_step.ts";
 import { decodeSafetensors, encodeSafetensors } from "../model/safetensors.ts";
-import { removeCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
+import { saveCheckpoint } from "../model/checkpoint.ts";
 
 /** Per-completion advantages an algorithm derives from a scored batch. */
 export interface AdvantageResult {
@@ -117,10 +117,6 @@ export interface LearnerInput {
   totalSteps: number;
   /** Mask completions that hit the length limit out of the loss. */
   maskTruncated: boolean;
-  /** Checkpoint every N steps into `checkpointDir/checkpoint-<step>`; 0 = never. */
-  checkpointEvery: number;
-  checkpointDir: string;
-  keepLast: number;
   /**
    * Stop the run (the Learner fails) after this many optimizer updates in a row were skipped
    * for a non-finite gradient; 0 never stops. @default 0
@@ -153,7 +149,6 @@ export interface LearnerState {
   gradients: GradientStep;
   version: number;
   optimizerSteps: number;
-  checkpoints: string[];
   /** Optimizer updates skipped in a row for a non-finite gradient. */
   consecutiveSkips?: number;
 }
@@ -441,7 +436,7 @@ async function applyGradients(
 /**
  * One training step over one or more parts: μ iterations, each either one optimizer step on
  * the weighted sum of the parts' losses (`joint`) or one step per part (`sequential`); then
- * publishes the weights and the metrics, and checkpoints when due.
+ * publishes the weights and the metrics. Checkpoints are the Trainer's (`Checkpoint`).
  */
 async function trainStep(
   state: LearnerState,
@@ -517,14 +512,6 @@ async function trainStep(
   };
   await ctx.send("sampler", weights);
   metrics["time/learner"] = (performance.now() - t0) / 1000;
-  if (input.checkpointEvery > 0 && step % input.checkpointEvery === 0) {
-    const path = `${input.checkpointDir}/checkpoint-${step}`;
-    await writeCheckpoint(state, step, path);
-    state.checkpoints.push(path);
-    while (state.checkpoints.length > input.keepLast) {
-      await removeCheckpoint(state.checkpoints.shift()!).catch(() => {});
-    }
-  }
   const n = input.samplesPerStep ?? 4;
   const stats: StepStats = {
     type: "StepStats",
@@ -593,7 +580,6 @@ export const learner: ActorLogic<
       version: input.resume?.version ?? 0,
       optimizerSteps: input.resume?.optimizerSteps ?? 0,
       consecutiveSkips: input.resume?.consecutiveSkips ?? 0,
-      checkpoints: [],
     };
   },
 

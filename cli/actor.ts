@@ -20,8 +20,7 @@ import { natsUrl, tensorBackends } from "../config/schema.ts";
 import { type TrainConfig } from "../algorithms/builtins.ts";
 import { runMain } from "./common.ts";
 import { parseTrainArgs } from "./args.ts";
-import { loadConfigWithPlugins } from "../training/plugins.ts";
-import { resumePoint } from "../training/resume.ts";
+import { loadRunConfig } from "../training/plugins.ts";
 import { buildGraphInput, setupRun } from "../training/graph_input.ts";
 import { type PlacedActor, type Port, serveActor } from "../actors/runtime/mod.ts";
 import { serveWorker, WORKER_NAME_PREFIX } from "../actors/runtime/worker_transport.ts";
@@ -65,11 +64,11 @@ export interface HostActorOptions {
 export async function hostActor(name: string, options: HostActorOptions): Promise<number> {
   const { argv, connect: connectPort, ready = () => {} } = options;
   const args = parseTrainArgs(argv);
-  const resume = args.resume ? await resumePoint(args.resume) : undefined;
-  const { config, registry } = await loadConfigWithPlugins(
-    args.resume ? `${args.resume}/config.yaml` : args.config,
-    { overrides: args.overrides, values: resume?.saved.live_config ?? {} },
-  );
+  const { config, registry, resume } = await loadRunConfig({
+    ...(args.config ? { config: args.config } : {}),
+    ...(args.resume ? { resume: args.resume } : {}),
+    overrides: args.overrides,
+  });
   // The host writes nothing of the run: its copy of the run folder is a temporary one.
   const runDir = await Deno.makeTempDir({ prefix: `mgrpo-actor-${name}-` });
   const backends = tensorBackends(config);

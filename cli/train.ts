@@ -17,8 +17,7 @@ import { parseTrainArgs, TRAIN_HELP } from "./args.ts";
 import { runMain } from "./common.ts";
 import { ProgressReporter } from "./progress.ts";
 import { watchSignals } from "./signals.ts";
-import { loadConfigWithPlugins } from "../training/plugins.ts";
-import { resumePoint } from "../training/resume.ts";
+import { loadRunConfig } from "../training/plugins.ts";
 import { Trainer } from "../training/trainer.ts";
 import { ActorFailedError } from "../actors/runtime/mod.ts";
 
@@ -29,13 +28,13 @@ export async function main(argv: string[]): Promise<number> {
     console.log(TRAIN_HELP);
     return 0;
   }
-  const resume = args.resume ? await resumePoint(args.resume) : undefined;
   // A resumed run keeps its config and the live changes in force at the checkpoint (as
   // values); command-line overrides still apply on top.
-  const { config, registry } = await loadConfigWithPlugins(
-    args.resume ? `${args.resume}/config.yaml` : args.config,
-    { overrides: args.overrides, values: resume?.saved.live_config ?? {} },
-  );
+  const { config, registry, resume } = await loadRunConfig({
+    ...(args.config ? { config: args.config } : {}),
+    ...(args.resume ? { resume: args.resume } : {}),
+    overrides: args.overrides,
+  });
   let signalled = false;
   const onSignal = (count: number) => {
     if (count >= 2) Deno.exit(130); // a second signal exits at once

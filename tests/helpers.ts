@@ -16,6 +16,8 @@ import { Rng } from "../util/rng.ts";
 import type { ModelConfig } from "../model/model_config.ts";
 import { CharTokenizer } from "../model/char_tokenizer.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
+import { saveHfModel } from "../model/hf.ts";
+import { initBackend } from "../model/backend.ts";
 import { completionLogprobs } from "../model/sampling.ts";
 import { buildLayer1Prompt } from "../prompts/chat_template.ts";
 import { verifyIntegerAnswer } from "../verifiers/integer_answer.ts";
@@ -226,7 +228,7 @@ export async function makeScored(
 
 /**
  * A Learner input for `model` with plain settings: constant learning rate 1e-2 without
- * warm-up, no weight decay, no checkpoints, one optimizer step per batch, the GRPO algorithm
+ * warm-up, no weight decay, one optimizer step per batch, the GRPO algorithm
  * with `grpo` over TRL's defaults.
  */
 export function makeLearnerInput(
@@ -251,9 +253,6 @@ export function makeLearnerInput(
     numIterations: 1,
     totalSteps: 10,
     maskTruncated: config.mask_truncated_completions,
-    checkpointEvery: 0,
-    checkpointDir: "",
-    keepLast: 2,
     ...options.learner,
   };
 }
@@ -464,4 +463,62 @@ export async function natsServer(): Promise<{ url: string; stop(): Promise<void>
       await Deno.remove(store, { recursive: true }).catch(() => {});
     },
   };
+}
+
+/**
+ * Writes `<tmp>/throwaway.ts`, an algorithm plug-in outside the repository (RLOO under
+ * another name and section, whose live field is its own `throwaway.epsilon`), and `<tmp>/throwaway.yaml`, smoke-grpo running it with
+ * `throwaway.epsilon: 0.3`; resolves to the YAML text.
+ */
+export async function writeThrowawayPlugin(tmp: string): Promise<string> {
+  await Deno.writeTextFile(
+    `${tmp}/throwaway.ts`,
+    `import { algorithm as rloo, RlooConfigSchema } from "${REPO_ROOT}algorithms/rloo/mod.ts";
+export const algorithm = {
+  ...rloo,
+  name: "throwaway",
+  configSchema: RlooConfigSchema,
+  liveFields: ["throwaway.epsilon"],
+  buildGraph: (input) => rloo.buildGraph({ ...input, config: { ...input.config, rloo: input.config.throwaway } }),
+};
+`,
+  );
+  const smokeYaml = await Deno.readTextFile(`${REPO_ROOT}configs/smoke-grpo.yaml`);
+  const yaml = smokeYaml.replace("algorithm: grpo", "algorithm: throwaway") +
+    `\nplugins: [${tmp}/throwaway.ts]\nthrowaway:\n  epsilon: 0.3\n`;
+  await Deno.writeTextFile(`${tmp}/throwaway.yaml`, yaml);
+  return yaml;
+}
+
+/** The tokenizer fixture of {@link makeHfModel}: a Qwen2 BPE tokenizer of 1,005 ids. */
+export const HF_TOKENIZER = `${REPO_ROOT}tests/fixtures/tokenizers/tiny-qwen2`;
+
+/**
+ * A random Qwen2 model over the {@link HF_TOKENIZER} fixture (1,005 ids, seed 3), saved as a
+ * Hugging Face folder `dir` (on the wasm backend, which this starts).
+ */
+export async function makeHfModel(dir: string): Promise<void> {
+  await initBackend("wasm");
+  const model = Transformer.create({
+    vocab_size: 1005,
+    hidden_size: 32,
+    intermediate_size: 64,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    num_key_value_heads: 1,
+    max_position_embeddings: 512,
+    rope_theta: 10000,
+    rms_norm_eps: 1e-6,
+    tie_word_embeddings: true,
+    attention_bias: true,
+  }, { seed: 3 });
+  await saveHfModel(dir, model, {
+    tokenizerFiles: {
+      "tokenizer.json": await Deno.readFile(`${HF_TOKENIZER}/tokenizer.json`),
+      "tokenizer_config.json": await Deno.readFile(`${HF_TOKENIZER}/tokenizer_config.json`),
+    },
+    eosTokenId: 1002,
+    padTokenId: 1000,
+  });
+  model.dispose();
 }

@@ -39,7 +39,14 @@ import {
   resolveRepoPath,
   type TrainingTask,
 } from "./setup.ts";
-import { restoreMessages, type TrainerState, truncateMetrics, weightsSha256 } from "./resume.ts";
+import {
+  restoreMessages,
+  type ResumePoint,
+  type TrainerState,
+  truncateMetrics,
+  weightsSha256,
+} from "./resume.ts";
+export type { ResumePoint } from "./resume.ts";
 import { wasmThreadsFor } from "./placement.ts";
 
 /** The policy a run trains, as loaded for it. */
@@ -55,14 +62,6 @@ export interface Policy {
   readonly startStep: number;
   /** The policy version the Sampler starts at. */
   readonly version: number;
-}
-
-/** Where a resumed run continues from. */
-export interface ResumePoint {
-  /** The checkpoint folder. */
-  readonly checkpoint: string;
-  /** Its `trainer_state.json`. */
-  readonly saved: TrainerState;
 }
 
 /** Options of {@linkcode setupRun}. */
@@ -386,10 +385,6 @@ export function buildGraphInput(
       temperature: config.sampler.temperature,
       totalSteps: config.run.steps,
       maskTruncated: config.grpo.mask_truncated_completions,
-      // The Trainer checkpoints (with every actor's snapshot), not the Learner on its own.
-      checkpointEvery: 0,
-      checkpointDir: options.runDir,
-      keepLast: config.run.keep_last,
       checkpointState: () => ({ seed: config.run.seed, init: config.model.init }),
       ...(resume
         ? {

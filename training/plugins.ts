@@ -18,6 +18,8 @@ import {
 import { DEFAULT_CONFIG_PATH } from "../config/schema.ts";
 import { type AlgorithmRegistry, asAlgorithmPlugin } from "../algorithms/registry.ts";
 import { builtinAlgorithms, type TrainConfig } from "../algorithms/builtins.ts";
+import { resumePoint } from "./resume.ts";
+import type { ResumePoint } from "./resume.ts";
 
 /** Options of {@linkcode loadConfigWithPlugins}. */
 export interface LoadWithPluginsOptions extends Omit<LoadConfigOptions, "sections"> {
@@ -99,4 +101,41 @@ async function pluginPaths(
     }
   }
   return Array.isArray(paths) ? paths.filter((p): p is string => typeof p === "string") : [];
+}
+
+/** Options of {@linkcode loadRunConfig}: what `deno task train` reads from its command line. */
+export interface RunConfigOptions {
+  /** The config file (`--config`). @default the embedded default */
+  readonly config?: string;
+  /** A run folder to continue from its newest checkpoint (`--resume`). @default a new run */
+  readonly resume?: string;
+  /** `--set` overrides, in order. @default [] */
+  readonly overrides?: readonly string[];
+  /** Algorithms registered in TypeScript. @default the built-ins */
+  readonly registry?: AlgorithmRegistry;
+}
+
+/**
+ * The config of a run as `deno task train` and `deno task actor` load it: the file with its
+ * plug-ins, or, to resume, the run folder's `config.yaml` with the live settings of its newest
+ * checkpoint applied as values; then the overrides.
+ *
+ * @throws {ConfigError} When the config is invalid; an `Error` when `resume` holds no
+ * checkpoint.
+ */
+export async function loadRunConfig(options: RunConfigOptions): Promise<{
+  config: TrainConfig & Record<string, unknown>;
+  registry: AlgorithmRegistry;
+  resume: ResumePoint | undefined;
+}> {
+  const resume = options.resume ? await resumePoint(options.resume) : undefined;
+  const { config, registry } = await loadConfigWithPlugins(
+    options.resume ? `${options.resume}/config.yaml` : options.config,
+    {
+      overrides: options.overrides ?? [],
+      values: resume?.saved.live_config ?? {},
+      ...(options.registry ? { registry: options.registry } : {}),
+    },
+  );
+  return { config, registry, resume };
 }

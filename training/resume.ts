@@ -116,6 +116,14 @@ export function liveConfigValues(
   return out;
 }
 
+/** Where a resumed run continues from. */
+export interface ResumePoint {
+  /** The checkpoint folder. */
+  readonly checkpoint: string;
+  /** Its `trainer_state.json`. */
+  readonly saved: TrainerState;
+}
+
 /**
  * Where `--resume <runDir>` continues: the newest checkpoint of the run folder and its trainer
  * state. The resumed run loads `<runDir>/config.yaml` with `saved.live_config` as `values` (the
@@ -123,9 +131,7 @@ export function liveConfigValues(
  *
  * @throws {Error} When the folder holds no checkpoint, or its state cannot be read.
  */
-export async function resumePoint(
-  runDir: string,
-): Promise<{ checkpoint: string; saved: TrainerState }> {
+export async function resumePoint(runDir: string): Promise<ResumePoint> {
   const checkpoint = await latestCheckpoint(runDir);
   return { checkpoint, saved: await readTrainerState(checkpoint) };
 }

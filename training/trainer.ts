@@ -211,6 +211,8 @@ export class Trainer {
       await control?.close();
       metrics.close();
       await setup.scorer.close();
+      const { model, samplerModel, refModel } = setup.policy;
+      for (const m of new Set([model, samplerModel, refModel])) m?.dispose();
       throw e;
     }
   }
@@ -444,6 +446,9 @@ export class Trainer {
     await this.control.close();
     this.#metrics.close();
     await this.#setup.scorer.close();
+    // The graph's actors are closed; the models the run loaded are its own.
+    const { model, samplerModel, refModel } = this.#setup.policy;
+    for (const m of new Set([model, samplerModel, refModel])) m?.dispose();
     // The threaded wasm backend's workers would keep a script's process alive.
     releaseWasmThreads();
   }

@@ -1,6 +1,7 @@
 /**
  * End to end: `deno task serve` as a real process on a free loopback port, the Sampler actor's
- * openai backend against it, and a short `deno task train` whose LoRA updates reach it.
+ * openai backend against it, and a short training run (a `Trainer` in this process) whose
+ * LoRA updates reach it.
  */
 import assert from "node:assert/strict";
 import { sampler } from "../../actors/sampler.ts";
@@ -12,7 +13,7 @@ import { CharTokenizer } from "../../model/char_tokenizer.ts";
 import type { Transformer } from "../../model/transformer.ts";
 import { completionLogprobs, generate } from "../../model/sampling.ts";
 import { Rng } from "../../util/rng.ts";
-import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
+import { trainInProcess } from "../training/run_trainer.ts";
 import {
   makeQuery,
   makeTinyCheckpoint,
@@ -155,16 +156,18 @@ Deno.test("sampler with backend openai samples from deno task serve as the model
   }
 });
 
-/** Runs a one-step GRPO `deno task train` that samples from `url`; returns the run folder. */
+/**
+ * Runs a one-step GRPO training run (a `Trainer` in this process, on the cpu backend like the
+ * rest of this file) that samples from `url`; returns the run folder.
+ */
 async function trainAgainst(url: string, tmp: string, init: string, sets: string[]) {
   const runDir = `${tmp}/run`;
-  const all = [
+  await trainInProcess(runDir, "configs/smoke-grpo.yaml", [
     `model.init=${init}`,
     "model.backend=cpu",
     "run.steps=1",
     "eval.before=false",
     "eval.after=false",
-    "control.enabled=false",
     "grpo.beta=0",
     "sampler.prompts_per_step=4",
     "grpo.num_generations=4",
@@ -175,23 +178,7 @@ async function trainAgainst(url: string, tmp: string, init: string, sets: string
     "sampler.openai.model=tiny",
     `sampler.openai.sync_dir=${tmp}/sync`,
     ...sets,
-  ];
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      ...TRAIN_RUN_ARGS,
-      "--config",
-      `${REPO_ROOT}configs/smoke-grpo.yaml`,
-      ...all.flatMap((s) => ["--set", s]),
-      "--run-dir",
-      runDir,
-    ],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const log = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, 0, log);
+  ]);
   const metrics = (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).trim().split("\n")
     .map((l) => JSON.parse(l));
   assert.equal(metrics.length, 1);
@@ -243,7 +230,7 @@ async function assertServesCheckpoint(
 
 const TINY_SFT = `${REPO_ROOT}checkpoints/tiny-sft`;
 
-Deno.test("deno task train with sampler.backend openai syncs LoRA weights to deno task serve", async () => {
+Deno.test("a Trainer with sampler.backend openai syncs LoRA weights to deno task serve", async () => {
   const tmp = await Deno.makeTempDir();
   const server = await startServe(TINY_SFT, "tiny");
   try {
@@ -267,7 +254,7 @@ Deno.test("deno task train with sampler.backend openai syncs LoRA weights to den
   }
 });
 
-Deno.test("deno task train with weight_sync checkpoint reloads deno task serve", async () => {
+Deno.test("a Trainer with weight_sync checkpoint reloads deno task serve", async () => {
   const tmp = await Deno.makeTempDir();
   const server = await startServe(TINY_SFT, "tiny");
   try {

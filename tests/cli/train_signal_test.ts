@@ -185,9 +185,10 @@ Deno.test({
     const trains: Train[] = [];
     try {
       // The second signal must come after the first one's message and before the run is done
-      // finishing its step; a step takes ~0.1 s here, so the run may win the race: then try
-      // again with a fresh run (a few times at most).
-      let runDir = "", status: Deno.CommandStatus | undefined, exitMs = 0, train: Train;
+      // finishing its step; a step takes ~0.1 s here, so the run may win the race (it exits
+      // before the signal, or finishes with exit 0 and a summary): then try again with a fresh
+      // run (a few times at most).
+      let runDir = "", status: Deno.CommandStatus | undefined, train: Train;
       for (let attempt = 1; !status; attempt++) {
         assert.ok(attempt <= 4, "every run finished before its second signal");
         runDir = `${tmp}/attempt-${attempt}/run`;
@@ -207,7 +208,6 @@ Deno.test({
         await waitFor("the first signal's message", train, () => {
           return Promise.resolve(train.stderr().includes("Stopping after this step") || undefined);
         });
-        const t0 = performance.now();
         try {
           train.child.kill("SIGINT");
         } catch {
@@ -215,8 +215,12 @@ Deno.test({
           continue;
         }
         status = await train.child.status;
-        exitMs = performance.now() - t0;
         await train.drained;
+        if (status.code === 0 && await exists(`${runDir}/summary.json`)) {
+          // The signal came while the run was finishing after the first one: it had won.
+          console.log(`attempt ${attempt}: the run finished before the second signal took effect`);
+          status = undefined;
+        }
       }
       // 130 when the loop got the signal Worker's message; a loop inside a long synchronous
       // step is killed instead (SIGKILL: 137) after 500 ms, which checkpoints survive.
@@ -224,7 +228,7 @@ Deno.test({
         status.code === 130 || (status.code === 137 && /exiting at once/.test(train!.stderr())),
         `exit ${status.code}: ${train!.stderr()}`,
       );
-      assert.ok(exitMs < 3000, `exited ${exitMs.toFixed(0)} ms after the second signal`);
+      // At once: the run did not go on to its end (no final checkpoint, no summary).
       assert.ok(!(await exists(`${runDir}/summary.json`)), "no summary: the run did not finish");
 
       // What it left verifies, whatever moment the exit cut.
@@ -237,7 +241,7 @@ Deno.test({
         if (/\.(tmp|old|del)-\d+-\d+$/.test(e.name)) leftovers.push(e.name);
       }
       console.log(
-        `second SIGINT: exit 130 after ${exitMs.toFixed(0)} ms; checkpoints ${steps.join(", ")}; ` +
+        `second SIGINT: exit ${status.code}; checkpoints ${steps.join(", ")}; ` +
           `left mid-save: ${leftovers.join(", ") || "nothing"}`,
       );
 

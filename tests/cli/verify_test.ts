@@ -25,6 +25,8 @@ async function runCli(
     args: ["run", ...permissions, "cli/verify.ts", ...args],
     cwd: REPO_ROOT,
     env: { NO_COLOR: "1" },
+    // A deadline for a hang (the pathological pairs must be answered), not a speed bound.
+    signal: AbortSignal.timeout(120_000),
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -186,7 +188,6 @@ Deno.test("verify CLI streams JSON Lines through verifier processes", async () =
     JSON.stringify({ pred: "10^{10^{10}}", gold: "1" }),
     JSON.stringify({ pred: "{".repeat(10_000), gold: "1" }),
   ].join("\n") + "\n";
-  const t0 = performance.now();
   const { code, stdout, stderr } = await runCli(
     ["--allow-read", "--allow-run"],
     ["--workers", "2"],
@@ -201,7 +202,6 @@ Deno.test("verify CLI streams JSON Lines through verifier processes", async () =
     assert.deepEqual(Object.keys(verdict), ["equal", "pred_answer", "gold_answer", "reason"]);
     assert.equal(verdict.equal, false);
   }
-  assert.ok(performance.now() - t0 < 10_000);
 });
 
 Deno.test("verify CLI falls back to Web Workers without --allow-run", async () => {

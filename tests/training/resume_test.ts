@@ -1,27 +1,16 @@
 /**
- * Exact resume, end to end with real `cli/train.ts` processes: the metrics of the steps after
- * a resume equal, bit for bit, those of an uninterrupted run with the same seed.
+ * Exact resume, end to end: the metrics of the steps after a resume equal, bit for bit, those
+ * of an uninterrupted run with the same seed. The runs are `Trainer`s in this process, but
+ * for the one killed with SIGKILL, a real `cli/train.ts` process.
  */
 import assert from "node:assert/strict";
 import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
 import { liveConfigValues, truncateMetrics } from "../../training/resume.ts";
 import { loadConfig } from "../../training/config.ts";
 import { REPO_ROOT, sleep, stepRecords } from "../helpers.ts";
+import { IN_PROCESS_SETS, trainInProcess } from "./run_trainer.ts";
 
-/** Runs `cli/train.ts` to the end; returns its output (asserting exit code `code`). */
-async function train(args: string[], code = 0): Promise<string> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [...TRAIN_RUN_ARGS, ...args],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1" },
-  }).output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, code, text);
-  return text;
-}
-
-const sets = (...kv: string[]) => kv.flatMap((s) => ["--set", s]);
-const QUIET = ["eval.before=false", "eval.after=false", "control.enabled=false"];
+const QUIET = ["eval.before=false", "eval.after=false"];
 
 /** Step records by step (see `stepRecords`); a step logged twice fails the test. */
 async function stepMetrics(runDir: string): Promise<Map<number, Record<string, number>>> {
@@ -45,19 +34,24 @@ async function checkpointSteps(runDir: string): Promise<number[]> {
 Deno.test("a run killed with SIGKILL resumes bit for bit (MGRPO: data cursor, sampling and guide-phrase RNGs, LR schedule)", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "resume-mgrpo-" });
   try {
-    const common = [
-      "--config",
-      "configs/smoke-mgrpo.yaml",
-      ...sets("run.steps=4", "run.checkpoint_every=1", "run.keep_last=2", ...QUIET),
-    ];
-    await train([...common, "--run-dir", `${tmp}/full`]);
+    const config = "configs/smoke-mgrpo.yaml";
+    const sets = ["run.steps=4", "run.checkpoint_every=1", "run.keep_last=2", ...QUIET];
+    await trainInProcess(`${tmp}/full`, config, sets);
     const full = await stepMetrics(`${tmp}/full`);
     assert.deepEqual([...full.keys()], [1, 2, 3, 4]);
     assert.deepEqual(await checkpointSteps(`${tmp}/full`), [3, 4], "keep_last: 2");
 
-    // The same run, killed without warning once its first checkpoint is on disk.
+    // The same run as a process of its own (on the same backend and threads as the runs in
+    // this process), killed without warning once its first checkpoint is on disk.
     const child = new Deno.Command(Deno.execPath(), {
-      args: [...TRAIN_RUN_ARGS, ...common, "--run-dir", `${tmp}/cut`],
+      args: [
+        ...TRAIN_RUN_ARGS,
+        "--config",
+        config,
+        ...[...IN_PROCESS_SETS, ...sets].flatMap((s) => ["--set", s]),
+        "--run-dir",
+        `${tmp}/cut`,
+      ],
       cwd: REPO_ROOT,
       stdout: "null",
       stderr: "null",
@@ -73,7 +67,7 @@ Deno.test("a run killed with SIGKILL resumes bit for bit (MGRPO: data cursor, sa
       await new Deno.Command("cp", { args: ["-r", `${tmp}/cut/${name}`, control] }).output();
     }
 
-    const log = await train(["--resume", `${tmp}/cut`]);
+    const { log } = await trainInProcess(`${tmp}/cut`, undefined, [], { resume: true });
     assert.match(log, new RegExp(`resume: .*checkpoint-${at} \\(step ${at}`));
     const resumed = await stepMetrics(`${tmp}/cut`);
     assert.deepEqual([...resumed.keys()], [1, 2, 3, 4]);
@@ -88,7 +82,7 @@ Deno.test("a run killed with SIGKILL resumes bit for bit (MGRPO: data cursor, sa
     delete state.actors;
     await Deno.writeTextFile(statePath, JSON.stringify(state));
     await Deno.remove(`${control}/checkpoint-${at}/manifest.json`);
-    await train(["--resume", control]);
+    await trainInProcess(control, undefined, [], { resume: true });
     const approx = await stepMetrics(control);
     assert.notDeepEqual(approx.get(at + 1), full.get(at + 1));
   } finally {
@@ -99,19 +93,14 @@ Deno.test("a run killed with SIGKILL resumes bit for bit (MGRPO: data cursor, sa
 Deno.test("PPO resumes bit for bit: value model, its optimizer and the adaptive KL coefficient", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "resume-ppo-" });
   try {
-    const common = [
-      "--config",
-      "configs/smoke-ppo.yaml",
-      ...sets(
-        "run.steps=4",
-        "run.checkpoint_every=2",
-        "run.keep_last=3",
-        "ppo.adaptive_kl=true",
-        "ppo.kl_coef=0.05",
-        ...QUIET,
-      ),
-    ];
-    await train([...common, "--run-dir", `${tmp}/full`]);
+    await trainInProcess(`${tmp}/full`, "configs/smoke-ppo.yaml", [
+      "run.steps=4",
+      "run.checkpoint_every=2",
+      "run.keep_last=3",
+      "ppo.adaptive_kl=true",
+      "ppo.kl_coef=0.05",
+      ...QUIET,
+    ]);
     const full = await stepMetrics(`${tmp}/full`);
     assert.deepEqual(await checkpointSteps(`${tmp}/full`), [2, 4]);
     const files = [...Deno.readDirSync(`${tmp}/full/checkpoint-2`)].map((e) => e.name).sort();
@@ -125,7 +114,7 @@ Deno.test("PPO resumes bit for bit: value model, its optimizer and the adaptive 
     assert.notEqual(state.actors.critic.state.kl_coef, 0.05, "the controller moved β");
 
     await Deno.remove(`${tmp}/full/checkpoint-4`, { recursive: true });
-    await train(["--resume", `${tmp}/full`]);
+    await trainInProcess(`${tmp}/full`, undefined, [], { resume: true });
     const resumed = await stepMetrics(`${tmp}/full`);
     for (const step of [3, 4]) assert.deepEqual(resumed.get(step), full.get(step), `step ${step}`);
   } finally {
@@ -140,12 +129,11 @@ Deno.test("PPO resumes bit for bit: value model, its optimizer and the adaptive 
 async function oneStepWithReference(tmp: string): Promise<string> {
   const init = `${tmp}/init`;
   await new Deno.Command("cp", { args: ["-r", `${REPO_ROOT}checkpoints/tiny-sft`, init] }).output();
-  await train([
-    "--config",
-    "configs/smoke-grpo.yaml",
-    ...sets("run.steps=1", `model.init=${init}`, "grpo.beta=0.04", ...QUIET),
-    "--run-dir",
-    `${tmp}/run`,
+  await trainInProcess(`${tmp}/run`, "configs/smoke-grpo.yaml", [
+    "run.steps=1",
+    `model.init=${init}`,
+    "grpo.beta=0.04",
+    ...QUIET,
   ]);
   return init;
 }
@@ -157,8 +145,10 @@ Deno.test("resuming refuses a reference policy whose weights changed since the c
     const weights = await Deno.readFile(`${init}/model.safetensors`);
     weights[weights.length - 1] = weights.at(-1)! ^ 0x01;
     await Deno.writeFile(`${init}/model.safetensors`, weights);
-    const log = await train(["--resume", `${tmp}/run`], 1);
-    assert.match(log, /Cannot resume from ".*checkpoint-1": the reference policy ".*init" changed/);
+    await assert.rejects(
+      () => trainInProcess(`${tmp}/run`, undefined, [], { resume: true }),
+      /Cannot resume from ".*checkpoint-1": the reference policy ".*init" changed/,
+    );
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
@@ -211,9 +201,8 @@ Deno.test("resuming refuses a checkpoint whose architecture differs from the ref
       `${init}/config.json`,
       JSON.stringify({ ...config, rms_norm_eps: 1e-5 }),
     );
-    const log = await train(["--resume", `${tmp}/run`], 1);
-    assert.match(
-      log,
+    await assert.rejects(
+      () => trainInProcess(`${tmp}/run`, undefined, [], { resume: true }),
       /its architecture differs from the reference policy ".*init": field "rms_norm_eps" is 0\.000001 in the checkpoint and 0\.00001 in the reference/,
     );
   } finally {

@@ -1,21 +1,13 @@
 /**
- * `model.lora.r > 0` in a real run: only the adapters train, checkpoints hold the base weights
- * unchanged plus a PEFT adapter, and a resume continues bit for bit.
+ * `model.lora.r > 0` in a `Trainer` run: only the adapters train, checkpoints hold the base
+ * weights unchanged plus a PEFT adapter, and a resume continues bit for bit.
  */
 import assert from "node:assert/strict";
-import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
 import { REPO_ROOT, stepRecords } from "../helpers.ts";
 import { decodeSafetensors } from "../../model/safetensors.ts";
+import { trainInProcess } from "./run_trainer.ts";
 
-async function train(args: string[]): Promise<void> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [...TRAIN_RUN_ARGS, ...args],
-    cwd: REPO_ROOT,
-  }).output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-}
-
-Deno.test("a LoRA run trains adapters only, checkpoints a PEFT adapter and resumes bit for bit", async () => {
+Deno.test("Trainer.run() with LoRA trains adapters only, checkpoints a PEFT adapter and resumes bit for bit", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "lora-train-" });
   try {
     const sets = [
@@ -27,9 +19,8 @@ Deno.test("a LoRA run trains adapters only, checkpoints a PEFT adapter and resum
       "run.keep_last=3",
       "eval.before=false",
       "eval.after=false",
-      "control.enabled=false",
-    ].flatMap((s) => ["--set", s]);
-    await train(["--config", "configs/smoke-mgrpo.yaml", ...sets, "--run-dir", `${tmp}/run`]);
+    ];
+    await trainInProcess(`${tmp}/run`, "configs/smoke-mgrpo.yaml", sets);
     const last = `${tmp}/run/checkpoint-3`;
     const adapter = JSON.parse(await Deno.readTextFile(`${last}/adapter_config.json`));
     assert.equal(adapter.r, 4);
@@ -49,8 +40,10 @@ Deno.test("a LoRA run trains adapters only, checkpoints a PEFT adapter and resum
     assert.ok(full.some((r) => r.kl! > 0), "the adapted policy moved away from the reference");
 
     await Deno.remove(last, { recursive: true });
-    await train(["--resume", `${tmp}/run`]);
-    assert.deepEqual((await stepRecords(`${tmp}/run`))[2], full[2]);
+    await trainInProcess(`${tmp}/run`, undefined, [], { resume: true });
+    const resumed = await stepRecords(`${tmp}/run`);
+    assert.equal(resumed.length, 3);
+    assert.deepEqual(resumed[2], full[2]);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

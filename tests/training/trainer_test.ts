@@ -1,0 +1,274 @@
+/**
+ * `Trainer` runs of the smoke configs in this process on a tiny random-init model (or the
+ * warm start): what a run writes (metrics, config, checkpoints, summary, its log lines), a
+ * resume, reward modules and algorithm plug-ins from YAML, the three built-in algorithms.
+ * `tests/cli/train_test.ts` checks the `deno task train` process itself.
+ */
+import assert from "node:assert/strict";
+import { loadConfig } from "../../training/config.ts";
+import { loadCheckpoint } from "../../model/checkpoint.ts";
+import {
+  exists,
+  makeTinyCheckpoint,
+  metricsRecords,
+  REPO_ROOT,
+  writeThrowawayPlugin,
+} from "../helpers.ts";
+import { trainInProcess } from "./run_trainer.ts";
+
+/** Runs `fn` with a fresh temp folder holding a tiny random-init checkpoint; removes it after. */
+async function withRun(fn: (tmp: string, init: string) => Promise<void>): Promise<void> {
+  const tmp = await Deno.makeTempDir({ prefix: "trainer_test_" });
+  try {
+    await fn(tmp, await makeTinyCheckpoint(`${tmp}/tiny-init`));
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+/** The 2-step smoke run on the tiny random model, written to `runDir`. */
+function smoke(init: string, runDir: string, sets: string[] = []) {
+  return trainInProcess(runDir, "configs/smoke-grpo.yaml", [`model.init=${init}`, ...sets]);
+}
+
+/** The step records of a run (evaluation lines left out). */
+async function stepLines(runDir: string): Promise<Record<string, number>[]> {
+  return (await metricsRecords(runDir)).filter((l) => "reward/mean" in l);
+}
+
+const STEP_KEYS = [
+  "step",
+  "reward/mean",
+  "accuracy",
+  "loss/policy",
+  "kl",
+  "entropy",
+  "clip_ratio/region_mean",
+  "completions/mean_length",
+  "time/sampler",
+  "time/learner",
+];
+
+Deno.test("Trainer.run() runs the smoke config and writes metrics, config, a checkpoint and the evaluation table", async () => {
+  await withRun(async (tmp, init) => {
+    const runDir = `${tmp}/smoke`;
+    const { summary, log } = await smoke(init, runDir);
+
+    const lines = await metricsRecords(runDir);
+    const steps = lines.filter((l) => "reward/mean" in l);
+    assert.deepEqual(steps.map((l) => l.step), [1, 2]);
+    for (const line of steps) {
+      for (const key of STEP_KEYS) {
+        assert.ok(Number.isFinite(line[key]), `step ${line.step}: ${key} = ${line[key]}`);
+      }
+      assert.ok(line["time/sampler"]! > 0 && line["time/learner"]! > 0);
+    }
+    // 2 prompts × 4 generations, sampled by the policy of the previous step.
+    assert.deepEqual(steps.map((l) => l["train/rows"]), [8, 8]);
+    assert.deepEqual(steps.map((l) => l["policy_version/sampler"]), [0, 1]);
+    // β = 0.04 against the initial policy: KL is 0 before the first update.
+    assert.ok(Math.abs(steps[0]!["kl"]!) <= 1e-6);
+    const evals = lines.filter((l) => "eval/accuracy" in l);
+    assert.deepEqual(evals.map((l) => l.step), [0, 2]);
+    assert.equal(lines.length, 4);
+
+    const config = loadConfig(`${runDir}/config.yaml`);
+    assert.equal(config.run.steps, 2);
+    assert.equal(config.run.name, "smoke-grpo");
+    assert.equal(config.model.init, init);
+    assert.equal(config.grpo.num_generations, 4);
+    assert.equal(config.grpo.beta, 0.04);
+
+    const checkpoint = await loadCheckpoint(`${runDir}/checkpoint-2`);
+    assert.equal(checkpoint.model.numParameters, 4000);
+    assert.equal(checkpoint.state.step, 2);
+    assert.equal(checkpoint.state.policy_version, 2);
+    assert.equal(checkpoint.state.optimizer_steps, 2);
+    assert.ok(await exists(`${runDir}/checkpoint-2/optimizer.safetensors`));
+    checkpoint.model.dispose();
+
+    assert.match(log, /Held-out evaluation \(8 problems, greedy\):/);
+    assert.match(log, /^policy +step +accuracy % +format % +mean tokens$/m);
+    assert.match(log, /^before +0 +\d+\.\d +\d+\.\d +\d+\.\d$/m);
+    assert.match(log, /^after +2 +\d+\.\d +\d+\.\d +\d+\.\d$/m);
+    const written = JSON.parse(await Deno.readTextFile(`${runDir}/summary.json`));
+    assert.deepEqual(written, JSON.parse(JSON.stringify(summary)));
+    assert.equal(written.steps, 2);
+    assert.equal(written.checkpoint, `${runDir}/checkpoint-2`);
+  });
+});
+
+Deno.test("Trainer.run() of a resumed run continues from its latest checkpoint", async () => {
+  await withRun(async (tmp, init) => {
+    const runDir = `${tmp}/smoke`;
+    // The 2-step run, without the held-out evaluations to keep the test short.
+    await smoke(init, runDir, ["eval.before=false", "eval.after=false"]);
+    // `--resume runDir --steps 3`
+    const { log } = await trainInProcess(runDir, undefined, ["run.steps=3"], { resume: true });
+
+    const steps = await stepLines(runDir);
+    assert.deepEqual(steps.map((l) => l.step), [1, 2, 3]);
+    // The resumed sampler starts from the saved policy, version 2.
+    assert.equal(steps[2]!["policy_version/sampler"], 2);
+    const checkpoint = await loadCheckpoint(`${runDir}/checkpoint-3`);
+    assert.equal(checkpoint.state.step, 3);
+    assert.equal(checkpoint.state.policy_version, 3);
+    assert.equal(checkpoint.state.optimizer_steps, 3);
+    checkpoint.model.dispose();
+    assert.equal(loadConfig(`${runDir}/config.yaml`).run.steps, 3);
+    assert.match(log, new RegExp(`^resume: ${runDir}/checkpoint-2 \\(step 2\\)`, "m"));
+    assert.ok(!/Held-out/.test(log), "the resumed run kept its config (no evaluation)");
+  });
+});
+
+Deno.test("Trainer.run() runs a reward function loaded from a path in the config", async () => {
+  await withRun(async (tmp, init) => {
+    const runDir = `${tmp}/brevity`;
+    await smoke(init, runDir, [
+      "reward.functions=[{name: correct}, {name: format, weight: 0.1}, " +
+      `{name: brevity, path: ${REPO_ROOT}examples/brevity_reward.ts, weight: 0.2}]`,
+      "eval.before=false",
+    ]);
+    const steps = await stepLines(runDir);
+    assert.equal(steps.length, 2);
+    for (const line of steps) {
+      for (const key of ["rewards/correct/mean", "rewards/format/mean", "rewards/brevity/mean"]) {
+        assert.ok(key in line, `${key} missing`);
+      }
+      // reward = correct + 0.1 format + 0.2 brevity, averaged (brevity abstains on cut rows).
+      assert.ok(line["reward/mean"]! >= line["rewards/correct/mean"]!);
+      assert.equal(line["reward/skipped"], 0);
+    }
+  });
+});
+
+Deno.test("Trainer.run() runs the MGRPO smoke config and logs the self-correction metrics", async () => {
+  await withRun(async (tmp, init) => {
+    const runDir = `${tmp}/smoke-mgrpo`;
+    await trainInProcess(runDir, "configs/smoke-mgrpo.yaml", [`model.init=${init}`]);
+    const steps = await stepLines(runDir);
+    assert.deepEqual(steps.map((l) => l.step), [1, 2]);
+    for (const line of steps) {
+      for (
+        const key of [
+          "mgrpo/acc_t1",
+          "mgrpo/acc_t1_prime",
+          "mgrpo/delta_i_to_c",
+          "mgrpo/delta_c_to_i",
+          "mgrpo/discarded_frac",
+          "layer2/reward/mean",
+          "layer2/train/rows",
+          ...STEP_KEYS,
+        ]
+      ) {
+        assert.ok(Number.isFinite(line[key]), `step ${line.step}: ${key} = ${line[key]}`);
+      }
+      // Acc@t1 is the Layer-1 accuracy the Learner logs; Acc@t1' - Acc@t1 = Δi→c - Δc→i.
+      assert.equal(line["mgrpo/acc_t1"], line["accuracy"]);
+      const identity = line["mgrpo/acc_t1_prime"]! - line["mgrpo/acc_t1"]! -
+        (line["mgrpo/delta_i_to_c"]! - line["mgrpo/delta_c_to_i"]!);
+      assert.ok(Math.abs(identity) < 1e-9);
+      // 2 prompts × G = 4 responses, each corrected H = 2 times.
+      assert.equal(line["mgrpo/n_groups"], 8);
+    }
+  });
+});
+
+Deno.test("Trainer.run() stops at the step that reaches run.max_sampled_tokens", async () => {
+  await withRun(async (tmp, init) => {
+    const runDir = `${tmp}/budget`;
+    const { summary } = await smoke(init, runDir, ["run.max_sampled_tokens=1", "eval.after=false"]);
+    const steps = await stepLines(runDir);
+    // One step of 2 prompts × 4 completions already samples more than 1 token.
+    assert.deepEqual(steps.map((l) => l.step), [1]);
+    const tokens = steps[0]!["completions/total_tokens"]!;
+    assert.ok(tokens >= 8, `${tokens} tokens`);
+    assert.equal(steps[0]!["tokens/sampled_total"], tokens);
+    const written = JSON.parse(await Deno.readTextFile(`${runDir}/summary.json`));
+    assert.equal(written.steps, 1);
+    assert.equal(written.sampled_tokens, tokens);
+    assert.equal(summary.sampled_tokens, tokens);
+  });
+});
+
+Deno.test("Trainer.run() runs grpo, mgrpo and ppo from one YAML file by swapping algorithm", async () => {
+  await withRun(async (tmp, init) => {
+    for (const algorithm of ["grpo", "mgrpo", "ppo"]) {
+      const runDir = `${tmp}/${algorithm}`;
+      await smoke(init, runDir, [
+        `algorithm=${algorithm}`,
+        "eval.before=false",
+        "eval.after=false",
+      ]);
+      const steps = await stepLines(runDir);
+      assert.deepEqual(steps.map((l) => l.step), [1, 2], algorithm);
+      const own: Record<string, string> = {
+        grpo: "clip_ratio/region_mean",
+        mgrpo: "mgrpo/acc_t1_prime",
+        ppo: "value/explained_variance",
+      };
+      for (const line of steps) {
+        assert.ok(own[algorithm]! in line, `${algorithm}: ${own[algorithm]}`);
+      }
+      // GRPO and MGRPO sample 2 prompts × 4; PPO 8 prompts × 1: the same 8 Layer-1 rows.
+      assert.deepEqual(steps.map((l) => l["train/rows"]), [8, 8], algorithm);
+    }
+  });
+});
+
+Deno.test("Trainer.run() runs configs/smoke-ppo.yaml with the PPO metrics", async () => {
+  await withRun(async (tmp, init) => {
+    const runDir = `${tmp}/ppo`;
+    await trainInProcess(runDir, "configs/smoke-ppo.yaml", [`model.init=${init}`]);
+    const steps = await stepLines(runDir);
+    assert.equal(steps.length, 2);
+    for (const line of steps) {
+      for (
+        const key of [
+          "loss/policy",
+          "loss/value",
+          "value/explained_variance",
+          "clip_ratio",
+          "approx_kl",
+          "ppo/kl_coef",
+          "time/critic",
+          "time/ref_policy",
+        ]
+      ) {
+        assert.ok(key in line, `${key} missing`);
+      }
+      assert.equal(line["ppo/kl_coef"], 0.05);
+    }
+    // Two PPO epochs: the second pass sees a moved policy, so the ratio leaves 1.
+    assert.ok(steps[0]!["approx_kl"]! > 0);
+    assert.ok(await exists(`${runDir}/checkpoint-2/model.safetensors`));
+    const first = await loadCheckpoint(`${runDir}/checkpoint-2`);
+    // 2 steps × 2 PPO epochs, one optimizer step each.
+    assert.equal(first.state.optimizer_steps, 4);
+    first.model.dispose();
+
+    // Two mini-batches per epoch: twice the optimizer steps.
+    await trainInProcess(`${tmp}/mini`, "configs/smoke-ppo.yaml", [
+      `model.init=${init}`,
+      "ppo.num_mini_batches=2",
+      "eval.before=false",
+    ]);
+    const second = await loadCheckpoint(`${tmp}/mini/checkpoint-2`);
+    assert.equal(second.state.optimizer_steps, 8);
+    second.model.dispose();
+  });
+});
+
+Deno.test("Trainer.run() runs an algorithm registered from a file path in YAML for two steps", async () => {
+  await withRun(async (tmp, init) => {
+    await writeThrowawayPlugin(tmp);
+    const runDir = `${tmp}/run`;
+    const { log } = await trainInProcess(runDir, `${tmp}/throwaway.yaml`, [`model.init=${init}`]);
+    assert.match(log, /^mgrpo: throwaway on arithmetic/m);
+    const steps = await stepLines(runDir);
+    assert.deepEqual(steps.map((l) => l.step), [1, 2]);
+    for (const line of steps) assert.ok("clip_ratio/region_mean" in line);
+    const resolved = await Deno.readTextFile(`${runDir}/config.yaml`);
+    assert.match(resolved, /^throwaway:\n {2}epsilon: 0\.3\n {2}loss_type: dapo$/m);
+  });
+});
