@@ -278,10 +278,7 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "smoke-nats tests release the server",
-  ignore,
-  async fn() {
-    await server!.stop();
-  },
+// The shared server goes once every test of this file has run (a hook, not a test).
+Deno.test.afterAll(async () => {
+  await server?.stop();
 });

@@ -308,11 +308,9 @@ Deno.test("createOpenAiApp() with an API key refuses requests without it", async
   assert.equal(res.status, 200);
 });
 
-Deno.test({
-  name: "openai_app tests clean up",
-  fn: async () => {
-    policy.dispose();
-    local.dispose();
-    await Deno.remove(tmp, { recursive: true });
-  },
+// The shared policies and folder go once every test of this file has run (a hook, not a test).
+Deno.test.afterAll(async () => {
+  policy.dispose();
+  local.dispose();
+  await Deno.remove(tmp, { recursive: true });
 });

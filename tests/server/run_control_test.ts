@@ -335,9 +335,9 @@ Deno.test("RunControl.patchConfig() refuses fields that cannot change during a r
       assert.equal(
         error.message,
         'Cannot change config: fields "run.steps", "learner.micro_batch_size" cannot change ' +
-          'during this run: live fields are "learner.lr", "grpo.beta", "grpo.epsilon", ' +
-          '"sampler.temperature", "sampler.top_p", "mgrpo.guide_phrases", ' +
-          '"mgrpo.num_corrections", "eval.every", "run.log_every"',
+          'during this run: live fields are "learner.lr", "sampler.temperature", ' +
+          '"sampler.top_p", "eval.every", "run.log_every", "grpo.beta", "grpo.epsilon", ' +
+          '"mgrpo.guide_phrases", "mgrpo.num_corrections"',
       );
       return true;
     },

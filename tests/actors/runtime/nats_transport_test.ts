@@ -180,11 +180,8 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "nats transport tests release the server",
-  ignore,
-  async fn() {
-    await closeNatsConnections();
-    await server!.stop();
-  },
+// The shared server goes once every test of this file has run (a hook, not a test).
+Deno.test.afterAll(async () => {
+  await closeNatsConnections();
+  await server?.stop();
 });

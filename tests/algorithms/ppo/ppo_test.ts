@@ -60,6 +60,7 @@ Deno.test("PpoConfigSchema fills TRL's defaults", () => {
     ppo_epochs: 4,
     num_mini_batches: 1,
     value_lr: 3e-4,
+    value_max_grad_norm: 1,
     value_model: "separate",
     loss_type: "token_mean",
   });
