@@ -9,34 +9,12 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+
+import { runSft } from "../training/sft.ts";
 import { ArgsError, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "../training/config.ts";
 import { runMain } from "./common.ts";
-import { selfCorrectionOptions } from "../training/evaluate.ts";
-import { arithmeticOptions, heldOut, promptRenderer, resolveRepoPath } from "../training/setup.ts";
-import { initBackend } from "../model/backend.ts";
-import { Transformer } from "../model/transformer.ts";
-import { TINY_MODEL_CONFIG } from "../model/model_config.ts";
-import { CharTokenizer } from "../model/char_tokenizer.ts";
-import { batchLogprobs, packBatch } from "../model/sampling.ts";
-import { AdamW, learningRateAt } from "../model/optimizer.ts";
-import { GradientStep } from "../model/gradient_step.ts";
-import { saveCheckpoint } from "../model/checkpoint.ts";
-import { Rng } from "../util/rng.ts";
-import {
-  checkedContinuation,
-  confirmationSolution,
-  correctionSolution,
-  formatCompletion,
-  formatSteps,
-  layer2Continuation,
-  problemStream,
-  slipSteps,
-  workedSolution,
-} from "../data/arithmetic.ts";
-import { drawGuidePhrase } from "../algorithms/mgrpo/mod.ts";
-import { evaluatePolicy } from "../algorithms/mgrpo/evaluate.ts";
+import { resolveRepoPath } from "../training/setup.ts";
 
 const FLAGS = {
   out: {
@@ -126,122 +104,20 @@ async function main(argv: string[]): Promise<number> {
   const seed = num("seed", 1);
   const out = resolveRepoPath(String(args.values.out ?? "checkpoints/tiny-sft"));
 
-  const backend = await initBackend(config.model.backend, {
-    wasmThreads: config.model.wasm_threads,
-  });
-  const tokenizer = new CharTokenizer();
-  const model = Transformer.create({ ...TINY_MODEL_CONFIG, vocab_size: tokenizer.vocabSize }, {
+  await runSft(config, {
+    steps,
+    batchSize,
+    peakLr,
+    stopAt,
+    evalEvery,
+    correctionFrac,
+    layer2Frac,
+    confirmShare,
+    layer2Target,
     seed,
+    out,
+    snapshots: args.values.snapshots === true,
   });
-  const optimizer = new AdamW(model.params, { weightDecay: 0.01, beta2: 0.99 });
-  // The project's one gradient step (the Learner's), clipped to learner.max_grad_norm.
-  const gradients = new GradientStep(model.params, optimizer, {
-    maxGradNorm: config.learner.max_grad_norm,
-  });
-  const render = promptRenderer(config.prompts);
-  const correction = selfCorrectionOptions(config);
-  // Progress is measured on the dev split (drawn like training problems): choices such as
-  // --stop-at are never made on the held-out set, whose keys are all kept out of the data.
-  const { problems: devSet, keys } = heldOut(config.task, "dev");
-  const evalSet = devSet.slice(0, config.task.eval_size);
-  const phrases = config.mgrpo.guide_phrases;
-  const stream = problemStream(seed, { ...arithmeticOptions(config.task), exclude: keys });
-  const rng = new Rng(seed).fork("sft");
-  console.log(
-    `sft: ${model.numParameters} parameters, backend ${backend}, ${stopAt} of ${steps} steps of ${batchSize}, lr ${peakLr}`,
-  );
-
-  const t0 = performance.now();
-  let tokens = 0;
-  for (let step = 0; step < stopAt; step++) {
-    const prompts: number[][] = [], completions: number[][] = [];
-    for (let i = 0; i < batchSize; i++) {
-      const p = stream.next().value;
-      const u = rng.next();
-      if (u < layer2Frac) {
-        // Layer 2 (Eq. 5): q' = question + a right or wrong Layer-1 answer + p_guide.
-        // The same draws as wrongSolution()/workedSolution(), keeping the steps of o_i.
-        const steps = rng.next() < 0.5 ? slipSteps(p, rng) : p.steps;
-        const layer1 = formatCompletion(formatSteps(steps), steps[steps.length - 1]!.after);
-        const phrase = drawGuidePhrase(rng, phrases);
-        prompts.push(
-          tokenizer.encode(correction.buildCorrection(p.question, layer1, phrase).prompt),
-        );
-        const target = layer2Target === "check"
-          ? checkedContinuation(steps, p)
-          : layer2Continuation(p);
-        completions.push([...tokenizer.encode(target), tokenizer.imEndId]);
-        continue;
-      }
-      const text = u < layer2Frac + correctionFrac
-        ? (confirmShare > 0 && rng.next() < confirmShare
-          ? confirmationSolution(p, drawGuidePhrase(rng, phrases))
-          : correctionSolution(p, rng, drawGuidePhrase(rng, phrases)))
-        : workedSolution(p);
-      prompts.push(tokenizer.encode(render(p.question)));
-      completions.push([...tokenizer.encode(text), tokenizer.imEndId]);
-    }
-    const batch = packBatch(prompts, completions, tokenizer.padId);
-    const maskSum = batch.mask.reduce((a, b) => a + b, 0);
-    const lr = learningRateAt(step, {
-      lr: peakLr,
-      totalSteps: steps,
-      warmupRatio: 0.05,
-      schedule: "cosine",
-      minLrRatio: 0.1,
-    });
-    const value = gradients.accumulate(() => {
-      const { logp } = batchLogprobs(model, batch);
-      return tf.div(
-        tf.neg(tf.sum(tf.mul(logp, tf.tensor2d(batch.mask, [batch.n, batch.t])))),
-        maskSum,
-      ) as tf.Scalar;
-    });
-    const { applied, nonFinite } = await gradients.apply(() => lr);
-    if (!applied) {
-      console.error(`step ${step + 1}: update skipped: non-finite gradient in ${nonFinite}`);
-    }
-    const lossValue = (await value.data())[0]!;
-    value.dispose();
-    tokens += batch.n * batch.t;
-    if (step % 10 === 0 || step === stopAt - 1) {
-      const s = (performance.now() - t0) / 1000;
-      console.log(
-        `step ${step + 1}/${steps} loss ${lossValue.toFixed(4)} lr ${lr.toExponential(2)} ` +
-          `${(tokens / s).toFixed(0)} tok/s ${s.toFixed(0)} s`,
-      );
-    }
-    if ((step + 1) % evalEvery === 0 || step === stopAt - 1) {
-      const res = await evaluatePolicy(model, tokenizer, evalSet.map((p) => ({ ...p })), {
-        renderPrompt: render,
-        maxNewTokens: config.eval.max_new_tokens,
-        batchSize: config.eval.batch_size,
-      });
-      const s = (performance.now() - t0) / 1000;
-      console.log(
-        `eval step ${step + 1}: dev accuracy ${(100 * res.accuracy).toFixed(1)}% ` +
-          `format ${(100 * res.formatRate).toFixed(1)}% (${s.toFixed(0)} s) e.g. ${
-            JSON.stringify(res.samples[0]!.completion)
-          }`,
-      );
-      const state = {
-        kind: "sft",
-        step: step + 1,
-        seed,
-        lr: peakLr,
-        schedule_steps: steps,
-        batch_size: batchSize,
-        correction_frac: correctionFrac,
-        layer2_frac: layer2Frac,
-        dev_accuracy: res.accuracy,
-        seconds: Math.round(s),
-      };
-      if (args.values.snapshots === true) {
-        await saveCheckpoint(`${out}-step${step + 1}`, model, tokenizer, state);
-      }
-      if (step === stopAt - 1) await saveCheckpoint(out, model, tokenizer, state);
-    }
-  }
   return 0;
 }
 
