@@ -10,7 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { selfCorrectionOptions } from "./evaluate.ts";
-import { arithmeticOptions, heldOut, promptRenderer, resolveRepoPath } from "./setup.ts";
+import { arithmeticOptions, heldOut, promptRenderer } from "./setup.ts";
 import { initBackend } from "../model/backend.ts";
 import { Transformer } from "../model/transformer.ts";
 import { TINY_MODEL_CONFIG } from "../model/model_config.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { GrpoConfig } from "./config.ts";
+import type { GrpoConfig } from "./config.ts";
 
 // --- advantages ---
 

@@ -4,7 +4,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { GrpoConfig } from "./config.ts";
+import type { GrpoConfig } from "./config.ts";
 
 // --- loss ---
 

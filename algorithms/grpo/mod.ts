@@ -19,7 +19,7 @@ import { refPolicy, type RefPolicyInput } from "../../actors/ref_policy.ts";
 import { learner, type LearnerInput, type PolicyAlgorithm } from "../../actors/learner.ts";
 import type { AlgorithmGraphInput, AlgorithmPlugin } from "../registry.ts";
 import { keptGroupAdvantages, zeroVarianceGroups } from "./advantages.ts";
-import { GrpoConfig, GrpoConfigSchema } from "./config.ts";
+import { type GrpoConfig, GrpoConfigSchema } from "./config.ts";
 import { grpoLoss } from "./loss.ts";
 export * from "./advantages.ts";
 export * from "./config.ts";

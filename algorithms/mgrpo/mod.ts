@@ -14,7 +14,7 @@ import type { AlgorithmPlugin } from "../registry.ts";
 import type { GrpoConfig } from "../grpo/config.ts";
 import { corrector, type CorrectorInput } from "./corrector.ts";
 import type { Graph } from "../../actors/runtime/mod.ts";
-import { MgrpoConfig, MgrpoConfigSchema } from "./config.ts";
+import { type MgrpoConfig, MgrpoConfigSchema } from "./config.ts";
 export * from "./advantages.ts";
 export * from "./config.ts";
 export * from "./metrics.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { Layer2Selection } from "./config.ts";
+import type { Layer2Selection } from "./config.ts";
 
 // --- dynamic verification and selection ---
 

@@ -4,7 +4,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { KlEstimator, PpoLossType } from "./config.ts";
+import type { KlEstimator, PpoLossType } from "./config.ts";
 
 // --- loss ---
 

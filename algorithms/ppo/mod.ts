@@ -21,7 +21,7 @@ import { critic, type CriticInput } from "./critic.ts";
 import { learner, type LearnerInput, type PolicyAlgorithm } from "../../actors/learner.ts";
 import type { AlgorithmPlugin } from "../registry.ts";
 import type { GrpoConfig } from "../grpo/config.ts";
-import { PpoConfig, PpoConfigSchema } from "./config.ts";
+import { type PpoConfig, PpoConfigSchema } from "./config.ts";
 import { ppoPolicyLoss } from "./loss.ts";
 export * from "./advantages.ts";
 export * from "./config.ts";

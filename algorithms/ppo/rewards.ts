@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { KlEstimator } from "./config.ts";
+import type { KlEstimator } from "./config.ts";
 
 // --- rewards ---
 
