@@ -730,8 +730,8 @@ const doc = {
     "model/transformer.ts in tfjs and the same model in @jax-js/jax, interleaved in one " +
     "process (bench/jaxjs_step.ts). speedup_jax_over_tfjs = tfjs median / jax-js median; " +
     "above 1 means jax-js is faster.",
-  not_measured: "jax-js webgpu: Deno's WebGPU on this machine is Mesa llvmpipe (software " +
-    "Vulkan), not a CPU comparison",
+  not_measured: "jax-js webgpu: where Deno's WebGPU adapter is Mesa llvmpipe (software " +
+    "Vulkan, as on the CPU-only machines these runs used) it is not a CPU comparison",
   flop_formula: "6 * parameters * tokens + 12 * layers * d_model * T^2 * rows (as bench/bench.ts)",
   runs: [...(previous.runs ?? []), run],
 };
