@@ -21,7 +21,7 @@ import { type TrainConfig } from "../algorithms/builtins.ts";
 import { runMain } from "./common.ts";
 import { parseTrainArgs } from "./args.ts";
 import { loadRunConfig } from "../training/plugins.ts";
-import { buildGraphInput, setupRun } from "../training/graph_input.ts";
+import { setupGraphInput, setupRun } from "../training/graph_input.ts";
 import { type PlacedActor, type Port, serveActor } from "../actors/runtime/mod.ts";
 import { serveWorker, WORKER_NAME_PREFIX } from "../actors/runtime/worker_transport.ts";
 import {
@@ -82,15 +82,7 @@ export async function hostActor(name: string, options: HostActorOptions): Promis
     backend: name === "sampler" ? backends.sampler ?? backends.learner : backends.learner,
   });
   try {
-    const graphInput = buildGraphInput(setup.config, setup.policy, {
-      runDir,
-      scorer: setup.scorer,
-      task: setup.task,
-      render: setup.render,
-      ...(resume
-        ? { resume: { saved: resume.saved, optimizer: setup.optimizer, exact: setup.exact } }
-        : {}),
-    });
+    const graphInput = setupGraphInput(setup, { runDir });
     let found: PlacedActor | undefined;
     try {
       setup.plugin.buildGraph({

@@ -435,3 +435,28 @@ function openAiSampler(config: TrainConfig): OpenAiSampler {
     reloadPath: o.reload_path,
   });
 }
+
+/**
+ * {@linkcode buildGraphInput} of a prepared run: its config, policy, scorer, task, renderer and
+ * resumed state, with `options` (the run folder, placement, failure report). The Trainer and a
+ * host of one actor (`cli/actor.ts`) build their graphs from this.
+ */
+export function setupGraphInput(
+  setup: RunSetup,
+  options: Pick<GraphInputOptions, "runDir" | "placement" | "onFailure">,
+): AlgorithmGraphInput {
+  return buildGraphInput(setup.config, setup.policy, {
+    ...options,
+    scorer: setup.scorer,
+    task: setup.task,
+    render: setup.render,
+    ...(setup.resume
+      ? { resume: { saved: setup.resume.saved, optimizer: setup.optimizer, exact: setup.exact } }
+      : {}),
+  });
+}
+
+/** Frees the models a run loaded (the policy, the Sampler's copy, the reference). */
+export function disposePolicy(policy: Policy): void {
+  for (const m of new Set([policy.model, policy.samplerModel, policy.refModel])) m?.dispose();
+}

@@ -37,7 +37,13 @@ import {
   startControlServer,
 } from "../server/serve.ts";
 import { deriveConfig } from "./config.ts";
-import { buildGraphInput, type ResumePoint, type RunSetup, setupRun } from "./graph_input.ts";
+import {
+  disposePolicy,
+  type ResumePoint,
+  type RunSetup,
+  setupGraphInput,
+  setupRun,
+} from "./graph_input.ts";
 import { liveConfigValues, pruneCheckpoints } from "./resume.ts";
 import { placeActors } from "./placement.ts";
 import { liveFieldsFor } from "../server/run_control.ts";
@@ -148,20 +154,8 @@ export class Trainer {
     this.#warn = options.warn ?? ((line) => console.error(line));
     this.#sampledTokens = setup.resume ? Number(setup.resume.saved.sampled_tokens ?? 0) : 0;
     this.#graph = setup.plugin.buildGraph(
-      buildGraphInput(setup.config, setup.policy, {
+      setupGraphInput(setup, {
         runDir,
-        scorer: setup.scorer,
-        task: setup.task,
-        render: setup.render,
-        ...(setup.resume
-          ? {
-            resume: {
-              saved: setup.resume.saved,
-              optimizer: setup.optimizer,
-              exact: setup.exact,
-            },
-          }
-          : {}),
         onFailure: (report) => {
           this.#failure = new ActorFailedError(report.actor, report.message, report.cause);
         },
@@ -211,8 +205,7 @@ export class Trainer {
       await control?.close();
       metrics.close();
       await setup.scorer.close();
-      const { model, samplerModel, refModel } = setup.policy;
-      for (const m of new Set([model, samplerModel, refModel])) m?.dispose();
+      disposePolicy(setup.policy);
       throw e;
     }
   }
@@ -447,8 +440,7 @@ export class Trainer {
     this.#metrics.close();
     await this.#setup.scorer.close();
     // The graph's actors are closed; the models the run loaded are its own.
-    const { model, samplerModel, refModel } = this.#setup.policy;
-    for (const m of new Set([model, samplerModel, refModel])) m?.dispose();
+    disposePolicy(this.#setup.policy);
     // The threaded wasm backend's workers would keep a script's process alive.
     releaseWasmThreads();
   }
