@@ -50,9 +50,9 @@ const FLAGS = {
   },
   "layer2-target": {
     type: "string",
-    placeholder: "recompute|check",
+    placeholder: "recompute|check|count",
     help:
-      "What the Layer-2 examples continue with: the correct chain (recompute, default), or each equation of the answer undone and marked ok/no, the chain redone from the first no (check)",
+      "What the Layer-2 examples continue with: the correct chain (recompute, default), or each equation of the answer undone and marked ok/no, the chain redone from the first no (check), or each step counted out one unit at a time from the running value (count)",
   },
   "confirm-share": {
     type: "string",
@@ -96,9 +96,9 @@ async function main(argv: string[]): Promise<number> {
   const layer2Frac = num("layer2-frac", 0.1);
   const confirmShare = num("confirm-share", 0);
   const layer2Target = String(args.values["layer2-target"] ?? "recompute");
-  if (layer2Target !== "recompute" && layer2Target !== "check") {
+  if (layer2Target !== "recompute" && layer2Target !== "check" && layer2Target !== "count") {
     throw new ArgsError(
-      `Invalid value for --layer2-target: must be "recompute" or "check": current value is "${layer2Target}"`,
+      `Invalid value for --layer2-target: must be "recompute", "check" or "count": current value is "${layer2Target}"`,
     );
   }
   const seed = num("seed", 1);

@@ -541,3 +541,36 @@ export function checkedContinuation(
 export function layer2Continuation(problem: Pick<ArithmeticProblem, "steps" | "answer">): string {
   return ` ${formatSteps(problem.steps)}</think>${problem.answer}`;
 }
+
+/**
+ * A Layer-2 continuation that redoes the chain slowly: each step `a op b` of the correct chain
+ * is counted out one unit at a time from the running value, beside a counter that runs from
+ * b − 1 down to 0, so the result comes from successors and predecessors (a few dozen facts) and
+ * the count stops on a local cue, instead of the one-shot sum or difference that slipped. The
+ * operators and second operands are those of o_i's equations, the running value is the count's
+ * own, so a slip does not carry on: `" 9-6:8,5 7,4 6,3 5,2 4,1 3,0 3+4:4,3 5,2 6,1 7,0</think>7"`
+ * after `9-6=2 2+4=6` and after the right `9-6=3 3+4=7` alike. A multiplication step is written
+ * as its equation (`3*2=6`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { countedContinuation } from "./arithmetic.ts";
+ *
+ * const steps = [
+ *   { op: "-" as const, operand: 2, before: 5, after: 3 },
+ *   { op: "+" as const, operand: 3, before: 3, after: 6 },
+ * ];
+ * assert.equal(countedContinuation({ steps, answer: 6 }), " 5-2:4,1 3,0 3+3:4,2 5,1 6,0</think>6");
+ * ```
+ */
+export function countedContinuation(problem: Pick<ArithmeticProblem, "steps" | "answer">): string {
+  const parts = problem.steps.map((s) => {
+    if (s.op === "*") return `${s.before}*${s.operand}=${s.after}`;
+    const counts: string[] = [];
+    const dir = s.op === "+" ? 1 : -1;
+    for (let k = 1; k <= s.operand; k++) counts.push(`${s.before + dir * k},${s.operand - k}`);
+    return `${s.before}${s.op}${s.operand}:${counts.join(" ")}`;
+  });
+  return ` ${parts.join(" ")}</think>${problem.answer}`;
+}

@@ -24,6 +24,7 @@ import {
   checkedContinuation,
   confirmationSolution,
   correctionSolution,
+  countedContinuation,
   formatCompletion,
   formatSteps,
   layer2Continuation,
@@ -53,8 +54,8 @@ export interface SftOptions {
   readonly layer2Frac: number;
   /** Share of the self-check examples that confirm a right chain. */
   readonly confirmShare: number;
-  /** The Layer-2 target: redo the chain, or check each equation. */
-  readonly layer2Target: "recompute" | "check";
+  /** The Layer-2 target: redo the chain, check each equation, or count each step out. */
+  readonly layer2Target: "recompute" | "check" | "count";
   /** The model's and the data's seed. */
   readonly seed: number;
   /** The checkpoint folder to write. */
@@ -121,6 +122,8 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
         );
         const target = layer2Target === "check"
           ? checkedContinuation(steps, p)
+          : layer2Target === "count"
+          ? countedContinuation(p)
           : layer2Continuation(p);
         completions.push([...tokenizer.encode(target), tokenizer.imEndId]);
         continue;

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   type ArithmeticProblem,
   correctionSolution,
+  countedContinuation,
   DEFAULT_ARITHMETIC,
   formatCompletion,
   formatSteps,
@@ -184,6 +185,35 @@ Deno.test("correctionSolution() contains the phrase and ends in the right answer
     correctionSolution(p!, new Rng(5), "Hmm, check again."),
     "<think>12+8=20 20-16=6 Hmm, check again. 12+8=20 20-16=4</think>4",
   );
+});
+
+Deno.test("countedContinuation() counts every step out one unit at a time to the answer", () => {
+  for (const p of makeProblems(10, 300)) {
+    const text = countedContinuation(p);
+    const m = /^ (.*)<\/think>(\d+)$/.exec(text);
+    assert.ok(m, text);
+    assert.equal(Number(m[2]), p.answer);
+    // Each segment "a op b:" then b counts "x,k" with x one unit further and k from b-1 to 0.
+    const segments = [...m[1]!.matchAll(/(\d+)([+-])(\d+):((?:\d+,\d+ ?)+)/g)];
+    assert.equal(segments.length, p.steps.length, text);
+    let value = p.steps[0]!.before;
+    for (const [i, [, a, op, b, counts]] of segments.entries()) {
+      assert.equal(Number(a), value, "each step counts on from the running value");
+      assert.equal(op, p.steps[i]!.op);
+      assert.equal(Number(b), p.steps[i]!.operand);
+      const pairs = counts!.trim().split(" ").map((c) => c.split(",").map(Number));
+      assert.equal(pairs.length, Number(b));
+      for (const [k, [x, left]] of pairs.entries()) {
+        assert.equal(x, value + (op === "+" ? 1 : -1) * (k + 1));
+        assert.equal(left, Number(b) - k - 1);
+      }
+      value = pairs.at(-1)![0]!;
+    }
+    assert.equal(value, p.answer);
+    assert.equal(verifyIntegerAnswer(`<think>${text}`, p.answer).correct, true);
+  }
+  const [p] = makeProblems(1, 1);
+  assert.equal(countedContinuation(p!).slice(0, 15), " 12+8:13,7 14,6");
 });
 
 Deno.test("heldOutProblems() is stable, distinct and excludable from training", () => {
