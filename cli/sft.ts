@@ -54,6 +54,12 @@ const FLAGS = {
     help:
       "What the Layer-2 examples continue with: the correct chain (recompute, default), or each equation of the answer undone and marked ok/no, the chain redone from the first no (check), or each step counted out one unit at a time from the running value (count)",
   },
+  "count-share": {
+    type: "string",
+    placeholder: "S",
+    help:
+      "With --layer2-target count: share of the Layer-2 examples that count, the others redo the chain (default 1)",
+  },
   "confirm-share": {
     type: "string",
     placeholder: "S",
@@ -95,6 +101,7 @@ async function main(argv: string[]): Promise<number> {
   const evalEvery = num("eval-every", 150), correctionFrac = num("correction-frac", 0.15);
   const layer2Frac = num("layer2-frac", 0.1);
   const confirmShare = num("confirm-share", 0);
+  const countShare = num("count-share", 1);
   const layer2Target = String(args.values["layer2-target"] ?? "recompute");
   if (layer2Target !== "recompute" && layer2Target !== "check" && layer2Target !== "count") {
     throw new ArgsError(
@@ -114,6 +121,7 @@ async function main(argv: string[]): Promise<number> {
     layer2Frac,
     confirmShare,
     layer2Target,
+    countShare,
     seed,
     out,
     snapshots: args.values.snapshots === true,

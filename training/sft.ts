@@ -56,6 +56,11 @@ export interface SftOptions {
   readonly confirmShare: number;
   /** The Layer-2 target: redo the chain, check each equation, or count each step out. */
   readonly layer2Target: "recompute" | "check" | "count";
+  /**
+   * With `layer2Target` `count`: the share of Layer-2 examples that count, the others redo the
+   * chain (`recompute`), so the warm start knows both continuations. @default 1
+   */
+  readonly countShare?: number;
   /** The model's and the data's seed. */
   readonly seed: number;
   /** The checkpoint folder to write. */
@@ -79,6 +84,7 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
     seed,
     out,
   } = options;
+  const countShare = options.countShare ?? 1;
   const backend = await initBackend(config.model.backend, {
     wasmThreads: config.model.wasm_threads,
   });
@@ -122,7 +128,7 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
         );
         const target = layer2Target === "check"
           ? checkedContinuation(steps, p)
-          : layer2Target === "count"
+          : layer2Target === "count" && (countShare >= 1 || rng.next() < countShare)
           ? countedContinuation(p)
           : layer2Continuation(p);
         completions.push([...tokenizer.encode(target), tokenizer.imEndId]);
