@@ -37,17 +37,45 @@ export function isTensorBackend(name: string): name is BackendName {
 }
 
 /**
- * The packages the `tensorflow` backend loads, fastest first, by the bare names `deno add`
- * puts in `deno.json`'s import map. An import of a bare name that is not there fails at
- * once, without downloading anything.
+ * The packages the `tensorflow` backend loads, GPU build first. Both are pinned in `deno.json`;
+ * `deno task setup:tensorflow [--gpu]` builds their Node-API addon against PyPI's TensorFlow
+ * (their own install scripts, which download libtensorflow, never run).
  */
 const TFJS_NODE_PACKAGES = ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"] as const;
 
-/** How to install the `tensorflow` backend under Deno, for error messages and the README. */
-export const TFJS_NODE_INSTALL = "`npx -y deno@2.9.6 add npm:@tensorflow/tfjs-node@4.22.0` then " +
-  "`npx -y deno@2.9.6 approve-scripts npm:@tensorflow/tfjs-node` " +
-  "(or @tensorflow/tfjs-node-gpu for CUDA; its install script downloads libtensorflow, " +
-  "so it needs network access)";
+/** How to set up the `tensorflow` backend, for error messages and the README. */
+export const TFJS_NODE_INSTALL = "`npx -y deno@2.9.6 task setup:tensorflow` " +
+  "(add --gpu for CUDA: tfjs-node-gpu with the CUDA 12 wheels)";
+
+/**
+ * The addon a package loads, where `deno task setup:tensorflow` builds it. Importing a package
+ * whose addon is missing would register its kernels and then throw, so the backend looks first.
+ */
+function addonPath(pkg: string): URL {
+  return new URL(`../node_modules/${pkg}/lib/napi-v8/tfjs_binding.node`, import.meta.url);
+}
+
+/** Whether WebGPU started in this realm (a Worker's start shows in the process's maps). */
+let webGpuStartedHere = false;
+
+function markWebGpuStarted(): void {
+  webGpuStartedHere = true;
+}
+
+/**
+ * Whether a WebGPU driver's LLVM is loaded in this process (by this realm or any Worker):
+ * libtensorflow loaded after it crashes the process, because libtensorflow's static
+ * initialisers bind to the LLVM symbols already there. Read from `/proc/self/maps` on Linux;
+ * elsewhere, or without read permission, from this realm's own use of WebGPU.
+ */
+async function foreignLlvmLoaded(): Promise<boolean> {
+  try {
+    const maps = await Deno.readTextFile("/proc/self/maps");
+    return /\/libLLVM[^/\s]*\.so/.test(maps);
+  } catch {
+    return webGpuStartedHere;
+  }
+}
 
 /** What {@link probeWebGpu} found. */
 export interface WebGpuProbe {
@@ -80,6 +108,7 @@ export async function probeWebGpu(): Promise<WebGpuProbe> {
   const gpu = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
   if (!gpu) return { available: false, software: false, description: "no navigator.gpu" };
   let adapter: GPUAdapter | null;
+  markWebGpuStarted();
   try {
     adapter = await gpu.requestAdapter();
   } catch (e) {
@@ -106,10 +135,11 @@ export async function probeWebGpu(): Promise<WebGpuProbe> {
  * - `cpu` (plain JS, needs no permission): 15-40x slower on matmul.
  * - `webgpu` (Deno's WebGPU): a real GPU, or Mesa's software Vulkan (llvmpipe), which is
  *   slower than `cpu`. Read tensors back with `await t.data()`: `dataSync()` throws there.
- * - `tensorflow`: libtensorflow through `@tensorflow/tfjs-node-gpu` (CUDA) or, when that is
- *   not installed, `@tensorflow/tfjs-node`. Neither is a dependency: each is imported only
- *   here, and when neither is installed this rejects with an `Error` that gives the install
- *   command ({@link TFJS_NODE_INSTALL}).
+ * - `tensorflow`: libtensorflow through `@tensorflow/tfjs-node-gpu` (CUDA, when its addon is
+ *   built) or `@tensorflow/tfjs-node`; each is imported only here, and when neither addon is
+ *   built this rejects with an `Error` that gives the set-up command
+ *   ({@link TFJS_NODE_INSTALL}). It refuses to start in a process where WebGPU has started:
+ *   libtensorflow loaded after Mesa's Vulkan driver crashes the process.
  * - `auto`, the fastest available, in this order: `tensorflow` when one of its packages
  *   loads (native, multi-threaded kernels for every op; the GPU build first); then `webgpu`
  *   when {@link probeWebGpu} finds a real GPU (a software adapter is skipped: llvmpipe is
@@ -145,6 +175,7 @@ export async function initBackend(
       await startWasm(threads);
       break;
     case "webgpu":
+      markWebGpuStarted();
       await import("@tensorflow/tfjs-backend-webgpu");
       await setOrThrow("webgpu");
       break;
@@ -193,37 +224,99 @@ async function startWasm(threads: number): Promise<void> {
 async function startTensorflow(): Promise<void> {
   const failures = await importTfjsNode();
   if (failures !== undefined) {
-    // An import-map miss means "not installed"; anything else is a package that is there
-    // but cannot start (its install script, which fetches libtensorflow, did not run).
-    const missing = failures.every((e) => /not in import map|not a dependency/i.test(e.message));
     throw new Error(
-      `Cannot load backend "tensorflow": @tensorflow/tfjs-node is not installed ` +
-        `(nor @tensorflow/tfjs-node-gpu)${missing ? "" : " or failed to load"}; install it with ` +
-        `${TFJS_NODE_INSTALL}, or pick "wasm" or "cpu": current value is ` +
-        failures.map((e) => `"${e.message}"`).join(", "),
-      { cause: failures[0] },
+      `Cannot load backend "tensorflow": ${failures.join("; ")}; set it up with ` +
+        `${TFJS_NODE_INSTALL}, or pick "wasm" or "cpu"`,
     );
   }
   await setOrThrow("tensorflow");
 }
 
 /**
- * Imports the first of {@link TFJS_NODE_PACKAGES} that loads (it registers the `tensorflow`
- * backend); resolves to `undefined` then, else to each package's import error.
+ * Imports the first of {@link TFJS_NODE_PACKAGES} whose addon is built (it registers the
+ * `tensorflow` backend); resolves to `undefined` then, else to why none could load.
  */
-async function importTfjsNode(): Promise<Error[] | undefined> {
-  const failures: Error[] = [];
+async function importTfjsNode(): Promise<string[] | undefined> {
+  if (tf.findBackend("tensorflow") !== null) return undefined;
+  if (await foreignLlvmLoaded()) {
+    return [
+      "WebGPU has already started in this process, and libtensorflow loaded after Mesa's " +
+      "Vulkan driver crashes it (their LLVM symbols collide): start tensorflow first, or run " +
+      "the webgpu actor in another process",
+    ];
+  }
+  const failures: string[] = [];
   for (const pkg of TFJS_NODE_PACKAGES) {
+    let built = false;
+    try {
+      built = (await Deno.stat(addonPath(pkg))).isFile;
+    } catch {
+      // Not built, or no read permission: either way not loadable.
+    }
+    if (!built) {
+      failures.push(`${pkg} is not set up (no ${addonPath(pkg).pathname})`);
+      continue;
+    }
+    const restore = await quietTensorflow();
     try {
       // A non-literal specifier keeps the optional package out of the module graph.
       const specifier: string = pkg;
       await import(specifier);
       return undefined;
     } catch (e) {
-      failures.push(e instanceof Error ? e : new Error(String(e)));
+      failures.push(`${pkg} failed to load: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      restore();
     }
   }
   return failures;
+}
+
+/**
+ * Before libtensorflow loads: tfjs-node 4.22 calls `util.isNullOrUndefined`, which Deno's
+ * `node:util` (and Node 23+) no longer has; TensorFlow's log level is raised to errors unless
+ * `TF_CPP_MIN_LOG_LEVEL` says otherwise; and, with `--allow-ffi`, standard error is pointed at
+ * `/dev/null` while the library loads, because the lines it writes before its logging starts
+ * (oneDNN's notice, "Could not find cuda drivers" on a machine without a GPU) ignore the level.
+ * Resolves to the function that gives standard error back; a failed load is still reported, as
+ * the import's exception. `TF_CPP_MIN_LOG_LEVEL=0` keeps every line.
+ */
+async function quietTensorflow(): Promise<() => void> {
+  const util = (await import("node:util")).default as {
+    isNullOrUndefined?: (x: unknown) => boolean;
+  };
+  util.isNullOrUndefined ??= (x: unknown) => x === null || x === undefined;
+  let level: string | undefined;
+  try {
+    level = Deno.env.get("TF_CPP_MIN_LOG_LEVEL");
+    if (level === undefined) Deno.env.set("TF_CPP_MIN_LOG_LEVEL", "2");
+  } catch {
+    return () => {}; // Without --allow-env TensorFlow logs as it likes.
+  }
+  if (level === "0") return () => {};
+  try {
+    const libc = Deno.dlopen("libc.so.6", {
+      dup: { parameters: ["i32"], result: "i32" },
+      dup2: { parameters: ["i32", "i32"], result: "i32" },
+      open: { parameters: ["buffer", "i32"], result: "i32" },
+      close: { parameters: ["i32"], result: "i32" },
+    });
+    const saved = libc.symbols.dup(2);
+    const devNull = libc.symbols.open(new TextEncoder().encode("/dev/null\0"), 1 /* O_WRONLY */);
+    if (saved < 0 || devNull < 0) {
+      libc.close();
+      return () => {};
+    }
+    libc.symbols.dup2(devNull, 2);
+    libc.symbols.close(devNull);
+    return () => {
+      libc.symbols.dup2(saved, 2);
+      libc.symbols.close(saved);
+      libc.close();
+    };
+  } catch {
+    return () => {}; // No --allow-ffi, or not glibc: the lines stay.
+  }
 }
 
 async function setOrThrow(name: string): Promise<void> {

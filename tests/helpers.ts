@@ -522,3 +522,20 @@ export async function makeHfModel(dir: string): Promise<void> {
   });
   model.dispose();
 }
+
+/** Whether `deno task setup:tensorflow` built a tfjs-node addon (CPU or GPU package). */
+export async function tensorflowReady(): Promise<boolean> {
+  for (const pkg of ["tfjs-node", "tfjs-node-gpu"]) {
+    try {
+      if (
+        (await Deno.stat(
+          `${REPO_ROOT}node_modules/@tensorflow/${pkg}/lib/napi-v8/tfjs_binding.node`,
+        ))
+          .isFile
+      ) return true;
+    } catch {
+      // Not built.
+    }
+  }
+  return false;
+}

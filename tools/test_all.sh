@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# CI: installs the browser the dashboard test needs, runs the README's test command on a
-# clean checkout (Deno comes from npm), then prints deno's summary as a plain
-# "N passed, N failed" line.
+# `deno task test:all` (the README's test command; .ci/run runs it on a clean checkout): sets up
+# what some tests need when it is missing — Debian's chromium, mesa-vulkan-drivers and
+# nats-server, and the native tensorflow backend (deno task setup:tensorflow) — or says what
+# is missing, runs `deno task test` (Deno comes from npm), then prints deno's summary as a
+# plain "N passed, N failed" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+deno=(npx -y deno@2.9.6)
 # The dashboard's browser test (tests/server/dashboard_browser_test.ts) drives Debian's
 # Chromium with playwright-core; install it when the machine lacks it.
 if [ -z "${CHROMIUM_PATH:-}" ] && ! [ -x /usr/bin/chromium ]; then
@@ -38,6 +41,14 @@ if ! command -v nats-server >/dev/null; then
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server; } \
     >/dev/null || echo "could not install nats-server: the NATS tests will fail" >&2
 fi
+# The native tensorflow backend (tests/model/backends_test.ts, tests/training/tensorflow_test.ts):
+# built from PyPI's TensorFlow wheel into node_modules (about a minute the first time, a few
+# seconds after); once it is built the tests require it (MGRPO_REQUIRE_TENSORFLOW).
+if "${deno[@]}" task setup:tensorflow; then
+  export MGRPO_REQUIRE_TENSORFLOW=1
+else
+  echo "could not set up the tensorflow backend (above: what is missing): its tests are skipped" >&2
+fi
 nats_pid=""
 nats_dir=""
 stop_nats() {
@@ -46,7 +57,7 @@ stop_nats() {
 }
 if [ -z "${NATS_URL:-}" ] && command -v nats-server >/dev/null; then
   nats_dir=$(mktemp -d)
-  nats_port=$(npx -y deno@2.9.6 eval \
+  nats_port=$("${deno[@]}" eval \
     'const l = Deno.listen({ hostname: "127.0.0.1", port: 0 }); console.log(l.addr.port); l.close();')
   nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$nats_dir/store" >"$nats_dir/server.log" 2>&1 &
   nats_pid=$!
@@ -59,8 +70,10 @@ if [ -z "${NATS_URL:-}" ] && command -v nats-server >/dev/null; then
 fi
 log=$(mktemp)
 trap 'rm -f "$log"; [ -z "$xdg_dir" ] || rm -rf "$xdg_dir"; stop_nats' EXIT
-npx -y deno@2.9.6 task test 2>&1 | tee "$log"
+status=0
+"${deno[@]}" task test 2>&1 | tee "$log" || status=$?
 summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -oE '[0-9]+ passed \| [0-9]+ failed' | tail -n 1)
 if [ -n "$summary" ]; then
   echo "tests: $(echo "$summary" | sed 's/ | /, /')"
 fi
+exit "$status"

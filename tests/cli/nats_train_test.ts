@@ -1,6 +1,6 @@
 /**
  * `configs/smoke-nats.yaml` in real runs: the Sampler, the Verifier and the Learner in three
- * OS processes, talking to the coordinator through a real nats-server (`.ci/run` starts one
+ * OS processes, talking to the coordinator through a real nats-server (`deno task test:all` starts one
  * and sets NATS_URL; else the test starts `nats-server` from PATH; with CI=true a missing
  * server fails the tests). Same seed, same metrics as a `Trainer` with every actor in this
  * process; a killed Sampler process is reported and the run stops cleanly, or, with a

@@ -8,15 +8,16 @@
  * `max |g - cpu| <= 1e-3 · max |cpu|`, so that small gradients are not compared loosely.
  *
  * webgpu runs when Deno finds an adapter (on a CPU-only host, Mesa's llvmpipe: `apt-get
- * install mesa-vulkan-drivers`); with `CI=true` or `MGRPO_REQUIRE_WEBGPU=1` (which .ci/run
+ * install mesa-vulkan-drivers`); with `CI=true` or `MGRPO_REQUIRE_WEBGPU=1` (which deno task test:all
  * sets once it installed Mesa) a missing adapter fails the test. `tensorflow` runs when
- * tfjs-node is installed, and is reported as unavailable otherwise.
+ * `deno task setup:tensorflow` has built tfjs-node's addon; with `CI=true` or
+ * `MGRPO_REQUIRE_TENSORFLOW=1` (which the test command sets once it built it) a missing one
+ * fails the test, else it is reported as unavailable.
  */
 import assert from "node:assert/strict";
-import * as tf from "@tensorflow/tfjs";
-import { initBackend, probeWebGpu, TFJS_NODE_INSTALL } from "../../model/backend.ts";
+import { probeWebGpu, TFJS_NODE_INSTALL } from "../../model/backend.ts";
 import type { BackendPass } from "../fixtures/backend_pass.ts";
-import { REPO_ROOT } from "../helpers.ts";
+import { REPO_ROOT, tensorflowReady } from "../helpers.ts";
 
 /** Element-wise `|x - ref| <= tol · max(1, |ref|)`; the largest difference, for the report. */
 function maxDiff(x: readonly number[], ref: readonly number[], what: string, tol = 1e-3): number {
@@ -33,11 +34,9 @@ function maxDiff(x: readonly number[], ref: readonly number[], what: string, tol
   return worst;
 }
 
-/** Whether deno.json maps a tfjs-node package (`deno add npm:@tensorflow/tfjs-node`). */
-async function tfjsNodeInImportMap(): Promise<boolean> {
-  const config = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`));
-  const imports = Object.keys(config.imports ?? {});
-  return imports.includes("@tensorflow/tfjs-node") || imports.includes("@tensorflow/tfjs-node-gpu");
+/** CI and the test command require the tensorflow backend; a plain `deno task test` does not. */
+function tensorflowRequired(): boolean {
+  return Deno.env.get("CI") === "true" || Deno.env.get("MGRPO_REQUIRE_TENSORFLOW") === "1";
 }
 
 async function runPass(backend: string, threads = 1): Promise<BackendPass> {
@@ -51,6 +50,7 @@ async function runPass(backend: string, threads = 1): Promise<BackendPass> {
         "--allow-read",
         "--allow-write",
         "--allow-env",
+        "--allow-ffi", // the tensorflow backend's Node-API addon
         "tests/fixtures/backend_pass.ts",
         backend,
         `${dir}/pass.json`,
@@ -74,10 +74,14 @@ Deno.test("every available backend computes cpu's forward, gradients and generat
   if (!gpu.available) {
     assert.ok(
       !required,
-      `webgpu must be available in CI (.ci/run installs mesa-vulkan-drivers): current value is "${gpu.description}"`,
+      `webgpu must be available in CI (deno task test:all installs mesa-vulkan-drivers): current value is "${gpu.description}"`,
     );
   }
-  const tensorflow = await tfjsNodeInImportMap();
+  const tensorflow = await tensorflowReady();
+  assert.ok(
+    tensorflow || !tensorflowRequired(),
+    `the tensorflow backend must be set up in CI: run ${TFJS_NODE_INSTALL}`,
+  );
   const runs: { label: string; backend: string; threads?: number }[] = [
     { label: "wasm", backend: "wasm" },
     { label: "wasm, 2 threads", backend: "wasm", threads: 2 },
@@ -86,7 +90,7 @@ Deno.test("every available backend computes cpu's forward, gradients and generat
   ];
   const report = [
     ...(gpu.available ? [] : [`webgpu: not available (${gpu.description})`]),
-    ...(tensorflow ? [] : ["tensorflow: not available (@tensorflow/tfjs-node is not installed)"]),
+    ...(tensorflow ? [] : ["tensorflow: not available (deno task setup:tensorflow has not run)"]),
   ];
 
   const cpu = await runPass("cpu");
@@ -133,29 +137,86 @@ Deno.test("every available backend computes cpu's forward, gradients and generat
   console.log(report.join("\n"));
 });
 
-Deno.test("initBackend() rejects tensorflow without tfjs-node, naming the install command", async () => {
-  if (await tfjsNodeInImportMap()) {
-    // Installed here: then it must load (this process's backend is switched back after).
-    assert.equal(await initBackend("tensorflow"), "tensorflow");
-    await tf.setBackend("cpu");
-    return;
+/** Runs `code` in a fresh Deno process with the tasks' permissions; its last line of output. */
+async function evalInProcess(code: string): Promise<{ code: number; last: string; err: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--config", `${REPO_ROOT}deno.json`, code],
+    cwd: REPO_ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  return {
+    code: out.code,
+    last: text.split("\n").at(-1) ?? "",
+    err: new TextDecoder().decode(out.stderr),
+  };
+}
+
+Deno.test("initBackend('tensorflow') loads the built addon quietly, or names the set-up command", async () => {
+  // Its own process: this one's backend is shared with the other tests, and the WebGPU probe
+  // of the first test would (rightly) make tensorflow refuse to load here.
+  const r = await evalInProcess(`
+    import { initBackend } from "./model/backend.ts";
+    import * as tf from "@tensorflow/tfjs";
+    try {
+      const name = await initBackend("tensorflow");
+      const y = await tf.matMul(tf.tensor2d([[1, 2]]), tf.tensor2d([[3], [4]])).data();
+      console.log(JSON.stringify({ name, y: y[0] }));
+    } catch (e) {
+      console.log(JSON.stringify({ error: e.message }));
+    }`);
+  assert.equal(r.code, 0, r.err);
+  const result = JSON.parse(r.last);
+  if (await tensorflowReady()) {
+    assert.deepEqual(result, { name: "tensorflow", y: 11 });
+    // TensorFlow's start-up lines (oneDNN, "Could not find cuda drivers") are quieted.
+    assert.doesNotMatch(r.err, /cuda|oneDNN|absl/i, r.err);
+  } else {
+    assert.match(result.error, /^Cannot load backend "tensorflow": .*tfjs-node is not set up/);
+    assert.ok(result.error.includes(TFJS_NODE_INSTALL), result.error);
   }
-  const before = tf.getBackend();
-  await assert.rejects(initBackend("tensorflow"), (e: Error) => {
-    assert.match(
-      e.message,
-      /^Cannot load backend "tensorflow": @tensorflow\/tfjs-node is not installed/,
-    );
-    assert.ok(e.message.includes(TFJS_NODE_INSTALL), e.message);
-    assert.match(e.message, /deno@2\.9\.6 add npm:@tensorflow\/tfjs-node@4\.22\.0/);
-    assert.match(e.message, /downloads libtensorflow, so it needs network access/);
-    return true;
-  });
-  assert.equal(tf.getBackend(), before, "a failed load leaves the backend as it was");
 });
 
-Deno.test('initBackend("auto") picks wasm here: no tfjs-node, and a software adapter is skipped', async () => {
-  if (await tfjsNodeInImportMap()) return; // auto would rightly pick tensorflow
+Deno.test("tensorflow refuses to load after WebGPU started in the process (it would crash)", async () => {
+  // libtensorflow loaded after Mesa's Vulkan driver segfaults; the backend refuses instead.
+  const r = await evalInProcess(`
+    import { initBackend, probeWebGpu } from "./model/backend.ts";
+    const gpu = await probeWebGpu();
+    try {
+      console.log(JSON.stringify({ gpu: gpu.description, name: await initBackend("tensorflow") }));
+    } catch (e) {
+      console.log(JSON.stringify({ gpu: gpu.description, error: e.message }));
+    }`);
+  assert.equal(r.code, 0, `the process must not crash:\n${r.err}`);
+  const result = JSON.parse(r.last);
+  if (result.gpu === "no navigator.gpu") return; // this Deno has no WebGPU at all
+  assert.match(result.error, /WebGPU has already started in this process/);
+  assert.match(result.error, /start tensorflow first/);
+});
+
+Deno.test("tensorflow started first, then webgpu, works in one process", async () => {
+  if (!await tensorflowReady()) return;
+  const gpu = await probeWebGpu();
+  if (!gpu.available) return;
+  const r = await evalInProcess(`
+    import { initBackend } from "./model/backend.ts";
+    const a = await initBackend("tensorflow");
+    const b = await initBackend("webgpu");
+    console.log(JSON.stringify([a, b]));`);
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(JSON.parse(r.last), ["tensorflow", "webgpu"]);
+});
+
+Deno.test('initBackend("auto") picks tensorflow when set up, else wasm over a software adapter', async () => {
+  if (await tensorflowReady()) {
+    const r = await evalInProcess(
+      `import { initBackend } from "./model/backend.ts"; console.log(await initBackend("auto"));`,
+    );
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.last, "tensorflow");
+    return;
+  }
   const gpu = await probeWebGpu();
   if (/llvmpipe|lavapipe|softpipe|swiftshader/i.test(gpu.description)) {
     assert.ok(gpu.available && gpu.software, `"${gpu.description}" is a software adapter`);

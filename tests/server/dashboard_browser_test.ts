@@ -1,6 +1,6 @@
 /**
  * The dashboard in a real browser over a real training run: headless Chromium (Debian's
- * `chromium`, `.ci/run` installs it; set `CHROMIUM_PATH` elsewhere) driven by
+ * `chromium`, `deno task test:all` installs it; set `CHROMIUM_PATH` elsewhere) driven by
  * playwright-core loads the page of a running `cli/train.ts`, sees the charts update, pauses
  * the run with the Pause button, and saves a screenshot under `runs/`.
  */
@@ -20,7 +20,7 @@ Deno.test({
     assert.ok(
       await exists(CHROMIUM),
       `Cannot run the browser test: no Chromium at "${CHROMIUM}" ` +
-        "(apt-get install chromium, as .ci/run does, or set CHROMIUM_PATH)",
+        "(apt-get install chromium, as deno task test:all does, or set CHROMIUM_PATH)",
     );
     const tmp = await Deno.makeTempDir({ prefix: "dashboard_browser_" });
     const { child, output, runDir } = await spawnLongTinyRun(

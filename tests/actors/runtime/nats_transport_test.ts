@@ -1,5 +1,5 @@
 /**
- * The NATS transport against a real nats-server (`.ci/run` starts one and sets NATS_URL; else
+ * The NATS transport against a real nats-server (`deno task test:all` starts one and sets NATS_URL; else
  * the test starts `nats-server` from PATH; with CI=true a missing server fails the tests):
  * the frame codec, a remote actor attached through the server, weights through the object
  * store, and rollouts through JetStream when durable.
