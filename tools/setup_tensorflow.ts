@@ -135,7 +135,12 @@ async function prerequisites(): Promise<Tools> {
   }
   if (!await succeeds("make", ["--version"])) missing.push("make (Debian: apt-get install make)");
   let node = "", nodeDir = "", nodeGyp = "";
-  if (await succeeds("node", ["--version"])) {
+  // Deno runs itself for a "node" it cannot find on PATH: that one has no headers or node-gyp.
+  const realNode = await run("node", ["-p", "typeof Deno === 'undefined'"]).then(
+    (s) => s.trim() === "true",
+    () => false,
+  );
+  if (realNode) {
     node = "node";
     const prefix = (await run("node", ["-p", "require('path').resolve(process.execPath, '../..')"]))
       .trim();

@@ -171,3 +171,83 @@ Deno.test({
     assert.deepEqual(lines[1], lines[0]);
   },
 });
+
+Deno.test({
+  name: "tensorflow: deno task serve answers a greedy completion as on wasm",
+  ignore: !ready,
+  fn: async () => {
+    const tasks = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`)).tasks;
+    const [, ...serve] = (tasks.serve as string).split(" ");
+    const texts: string[] = [];
+    for (const backend of ["wasm", "tensorflow"]) {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          ...serve.map((a) => (a.endsWith(".ts") ? `${REPO_ROOT}${a}` : a)),
+          "--checkpoint",
+          "checkpoints/tiny-sft",
+          "--port",
+          "0",
+          "--set",
+          `model.backend=${backend}`,
+        ],
+        cwd: REPO_ROOT,
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      try {
+        let text = "";
+        while (!/serving: (\S+)/.test(text)) {
+          const { value, done } = await reader.read();
+          assert.ok(!done, `serve on ${backend} exited before listening: ${text}`);
+          text += value;
+        }
+        const url = /serving: (\S+)/.exec(text)![1]!;
+        const res = await fetch(`${url}/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            prompt:
+              "<|im_start|>user\nAnn has 7 pens. She buys 2. She loses 3. How many pens now?" +
+              "<|im_end|>\n<|im_start|>assistant\n",
+            max_tokens: 24,
+            temperature: 0,
+          }),
+        });
+        assert.equal(res.status, 200);
+        texts.push((await res.json()).choices[0].text);
+      } finally {
+        child.kill("SIGTERM");
+        await child.status;
+        await reader.cancel().catch(() => {});
+      }
+    }
+    assert.match(texts[0]!, /<think>/);
+    assert.equal(texts[1], texts[0]);
+  },
+});
+
+Deno.test("setup:tensorflow names every missing prerequisite and how to get it", async () => {
+  // With nothing on PATH, Python, g++, make and Node.js are all missing.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-run",
+      `${REPO_ROOT}tools/setup_tensorflow.ts`,
+    ],
+    env: { PATH: "/nonexistent", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 1, err);
+  assert.match(err, /^setup:tensorflow: missing:/);
+  assert.match(err, /Python 3 with pip \(Debian: apt-get install python3-pip/);
+  assert.match(err, /a C\+\+ compiler, g\+\+ \(Debian: apt-get install g\+\+\)/);
+  assert.match(err, /make \(Debian: apt-get install make\)/);
+  assert.match(err, /Node\.js \(https:\/\/nodejs\.org/);
+});
