@@ -87,7 +87,9 @@ async function kernels(f: () => Promise<void>): Promise<{ count: number; matmulF
       const shared = [a[a.length - 1], a[a.length - 2]].find((d) =>
         d === b[b.length - 1] || d === b[b.length - 2]
       ) ?? inner;
-      matmulFlops += 2 * out.reduce((x, y) => x * y, 1) * (shared ?? 0);
+      matmulFlops += 2 * out.reduce((x, y) =>
+        x * y, 1) *
+        (shared ?? 0);
     }
   }
   return { count, matmulFlops };
@@ -126,7 +128,9 @@ const result: Record<string, unknown> = {
   dispatch_us: dispatchS * 1e6,
   matmul_1024_gflops: matmulGflops,
 };
-for (const [name, config, n] of [["default", TINY_MODEL_CONFIG, 64], ["large", LARGE, 8]] as const) {
+for (
+  const [name, config, n] of [["default", TINY_MODEL_CONFIG, 64], ["large", LARGE, 8]] as const
+) {
   const model = Transformer.create({ ...config, vocab_size: tokenizer.vocabSize }, { seed: 1 });
   const { prompts, batch } = batchOf(n);
   const optimizer = new AdamW(model.params, { weightDecay: 0 });
