@@ -32,7 +32,7 @@ import { setFastBatchMatMul } from "../model/wasm_kernels.ts";
 import { Transformer } from "../model/transformer.ts";
 import { type ModelConfig, TINY_MODEL_CONFIG } from "../model/model_config.ts";
 import { CharTokenizer } from "../model/char_tokenizer.ts";
-import { batchLogprobs, generate, packBatch } from "../model/sampling.ts";
+import { generate, packBatch } from "../model/sampling.ts";
 import { AdamW } from "../model/optimizer.ts";
 import { Rng } from "../util/rng.ts";
 import { makeProblems, workedSolution } from "../data/arithmetic.ts";
@@ -41,7 +41,7 @@ import { TRAIN_RUN_ARGS } from "../cli/common.ts";
 import { formatTable } from "../util/table.ts";
 import { arithmeticOptions, promptRenderer, REPO_ROOT } from "../training/setup.ts";
 import { loadConfig } from "../training/config.ts";
-import { median, timeIt as timeRepeats } from "./timing.ts";
+import { median, optimizerStep, timeIt as timeRepeats } from "./timing.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -101,22 +101,7 @@ interface LearnerFigures {
 async function learner(model: Transformer, n: number): Promise<LearnerFigures> {
   const { batch } = taskBatch(n);
   const optimizer = new AdamW(model.params, { weightDecay: 0 });
-  const vars = [...model.params.values()];
-  const nameOf = new Map([...model.params].map(([name, v]) => [v.name, name]));
-  const seconds = await timeIt(async () => {
-    const loss = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(
-        () => tf.neg(tf.mean(batchLogprobs(model, batch).logp)) as tf.Scalar,
-        vars,
-      );
-      const named: Record<string, tf.Tensor> = {};
-      for (const [id, g] of Object.entries(grads)) named[nameOf.get(id)!] = g;
-      optimizer.step(named, 1e-4);
-      return value;
-    });
-    await loss.data();
-    loss.dispose();
-  });
+  const seconds = await timeIt(optimizerStep(model, batch, optimizer));
   optimizer.dispose();
   const tokens = batch.n * batch.t;
   const c = model.config;

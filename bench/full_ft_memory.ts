@@ -11,6 +11,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../model/backend.ts";
 import { Transformer } from "../model/transformer.ts";
+import { QWEN25_05B_CONFIG } from "../model/model_config.ts";
 import { AdamW } from "../model/optimizer.ts";
 import { GradientStep } from "../model/gradient_step.ts";
 import { batchLogprobs, packBatch } from "../model/sampling.ts";
@@ -27,19 +28,7 @@ const rss = (what: string) => {
   );
 };
 rss("start");
-const model = Transformer.create({
-  vocab_size: 151936,
-  hidden_size: 896,
-  intermediate_size: 4864,
-  num_hidden_layers: L,
-  num_attention_heads: 14,
-  num_key_value_heads: 2,
-  max_position_embeddings: 32768,
-  rope_theta: 1000000,
-  rms_norm_eps: 1e-6,
-  tie_word_embeddings: true,
-  attention_bias: true,
-}, { seed: 0 });
+const model = Transformer.create({ ...QWEN25_05B_CONFIG, num_hidden_layers: L }, { seed: 0 });
 rss(`model ${model.numParameters} params (${mb(model.numParameters * 4)} MiB f32)`);
 const opt = new AdamW(model.params, { weightDecay: 0.01 });
 const step = new GradientStep(model.params, opt, { maxGradNorm: 1 });

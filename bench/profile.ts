@@ -22,11 +22,11 @@ import { type BackendName, initBackend } from "../model/backend.ts";
 import { Transformer } from "../model/transformer.ts";
 import { type ModelConfig, TINY_MODEL_CONFIG } from "../model/model_config.ts";
 import { CharTokenizer } from "../model/char_tokenizer.ts";
-import { batchLogprobs, generate, packBatch } from "../model/sampling.ts";
+import { generate, packBatch } from "../model/sampling.ts";
 import { AdamW } from "../model/optimizer.ts";
 import { makeProblems, workedSolution } from "../data/arithmetic.ts";
 import { Rng } from "../util/rng.ts";
-import { median } from "./timing.ts";
+import { median, optimizerStep, timeIt } from "./timing.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -61,16 +61,7 @@ function batchOf(n: number) {
 }
 
 /** Median seconds of `f` over `n` runs after one warm-up. */
-async function seconds(f: () => Promise<void>, n = 3): Promise<number> {
-  await f();
-  const times: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await f();
-    times.push((performance.now() - t0) / 1000);
-  }
-  return median(times);
-}
+const seconds = (f: () => Promise<void>, n = 3) => timeIt(f, n);
 
 /** Kernel count and the matmul FLOPs among them, from tf.profile's input shapes. */
 async function kernels(f: () => Promise<void>): Promise<{ count: number; matmulFlops: number }> {
@@ -134,22 +125,7 @@ for (
   const model = Transformer.create({ ...config, vocab_size: tokenizer.vocabSize }, { seed: 1 });
   const { prompts, batch } = batchOf(n);
   const optimizer = new AdamW(model.params, { weightDecay: 0 });
-  const vars = [...model.params.values()];
-  const nameOf = new Map([...model.params].map(([k, v]) => [v.name, k]));
-  const step = async () => {
-    const loss = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(
-        () => tf.neg(tf.mean(batchLogprobs(model, batch).logp)) as tf.Scalar,
-        vars,
-      );
-      const named: Record<string, tf.Tensor> = {};
-      for (const [id, g] of Object.entries(grads)) named[nameOf.get(id)!] = g;
-      optimizer.step(named, 1e-4);
-      return value;
-    });
-    await loss.data();
-    loss.dispose();
-  };
+  const step = optimizerStep(model, batch, optimizer);
   const learnerS = await seconds(step);
   const lk = await kernels(step);
   const entry: Record<string, unknown> = {

@@ -3,6 +3,10 @@
  *
  * @module
  */
+import * as tf from "@tensorflow/tfjs";
+import type { AdamW } from "../model/optimizer.ts";
+import { batchLogprobs, type TokenBatch } from "../model/sampling.ts";
+import type { Transformer } from "../model/transformer.ts";
 
 /** The median of `xs` (the upper one for an even count). */
 export function median(xs: number[]): number {
@@ -20,4 +24,32 @@ export async function timeIt(f: () => Promise<void>, repeats: number): Promise<n
     times.push((performance.now() - t0) / 1000);
   }
   return median(times);
+}
+
+/**
+ * One Learner-like optimizer step of `model` on a packed `batch` (forward, `-mean log π`,
+ * backward, AdamW at 1e-4), read back: what the learner benchmarks time. The optimizer is the
+ * caller's (and disposed by it).
+ */
+export function optimizerStep(
+  model: Transformer,
+  batch: TokenBatch,
+  optimizer: AdamW,
+): () => Promise<void> {
+  const vars = [...model.params.values()];
+  const nameOf = new Map([...model.params].map(([name, v]) => [v.name, name]));
+  return async () => {
+    const loss = tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(
+        () => tf.neg(tf.mean(batchLogprobs(model, batch).logp)) as tf.Scalar,
+        vars,
+      );
+      const named: Record<string, tf.Tensor> = {};
+      for (const [id, g] of Object.entries(grads)) named[nameOf.get(id)!] = g;
+      optimizer.step(named, 1e-4);
+      return value;
+    });
+    await loss.data();
+    loss.dispose();
+  };
 }

@@ -166,3 +166,21 @@ export const TINY_MODEL_CONFIG: ModelConfig = {
   tie_word_embeddings: true,
   attention_bias: true,
 };
+
+/**
+ * Qwen/Qwen2.5-0.5B-Instruct's shape (its `config.json` in our field names; 494M parameters):
+ * what `deno task test:slow` and the memory benchmark build with random weights.
+ */
+export const QWEN25_05B_CONFIG: ModelConfig = {
+  vocab_size: 151936,
+  hidden_size: 896,
+  intermediate_size: 4864,
+  num_hidden_layers: 24,
+  num_attention_heads: 14,
+  num_key_value_heads: 2,
+  max_position_embeddings: 32768,
+  rope_theta: 1000000,
+  rms_norm_eps: 1e-6,
+  tie_word_embeddings: true,
+  attention_bias: true,
+};

@@ -13,26 +13,12 @@ import { REPO_ROOT, sleep } from "../helpers.ts";
 import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
 import { initBackend } from "../../model/backend.ts";
 import { Transformer } from "../../model/transformer.ts";
+import { QWEN25_05B_CONFIG } from "../../model/model_config.ts";
 import { saveHfModel } from "../../model/hf.ts";
-
-/** Qwen/Qwen2.5-0.5B-Instruct's config.json, in our field names. */
-const QWEN25_05B = {
-  vocab_size: 151936,
-  hidden_size: 896,
-  intermediate_size: 4864,
-  num_hidden_layers: 24,
-  num_attention_heads: 14,
-  num_key_value_heads: 2,
-  max_position_embeddings: 32768,
-  rope_theta: 1000000,
-  rms_norm_eps: 1e-6,
-  tie_word_embeddings: true,
-  attention_bias: true,
-};
 
 async function writeModel(dir: string): Promise<void> {
   await initBackend("wasm");
-  const model = Transformer.create(QWEN25_05B, { seed: 0, trainable: false });
+  const model = Transformer.create(QWEN25_05B_CONFIG, { seed: 0, trainable: false });
   const tokenizer = `${REPO_ROOT}tests/fixtures/tokenizers/tiny-qwen2`;
   await saveHfModel(dir, model, {
     dtype: "bfloat16",
