@@ -18,6 +18,7 @@
  * @module
  */
 import { dirname } from "node:path";
+import { runEnvironment } from "./environment.ts";
 import type { TrainConfig } from "../algorithms/builtins.ts";
 import type { AlgorithmRegistry } from "../algorithms/registry.ts";
 import { toQuery } from "../actors/prompt_source.ts";
@@ -336,6 +337,11 @@ export class Trainer {
             steps - startStep
           } steps of ${config.sampler.prompts_per_step}×${config.grpo.num_generations}, ` +
           `run dir ${this.runDir}`,
+      );
+      await Deno.writeTextFile(
+        `${this.runDir}/environment.jsonl`,
+        JSON.stringify(await runEnvironment(config, this.#setup.backend, startStep)) + "\n",
+        { append: true },
       );
       const before = config.eval.before ? await this.#runEval("before", startStep) : undefined;
       const tLoop = performance.now();

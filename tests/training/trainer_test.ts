@@ -5,6 +5,7 @@
  * `tests/cli/train_test.ts` checks the `deno task train` process itself.
  */
 import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
 import { loadConfig } from "../../training/config.ts";
 import { loadCheckpoint } from "../../model/checkpoint.ts";
 import {
@@ -118,6 +119,23 @@ Deno.test("Trainer.run() of a resumed run continues from its latest checkpoint",
     assert.equal(loadConfig(`${runDir}/config.yaml`).run.steps, 3);
     assert.match(log, new RegExp(`^resume: ${runDir}/checkpoint-2 \\(step 2\\)`, "m"));
     assert.ok(!/Held-out/.test(log), "the resumed run kept its config (no evaluation)");
+
+    // Where it ran: one line per start, the resumed one from step 2.
+    const env = (await Deno.readTextFile(`${runDir}/environment.jsonl`)).trim().split("\n")
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(env.map((e) => e.start_step), [0, 2]);
+    for (const e of env) {
+      assert.equal(e.deno, Deno.version.deno);
+      assert.equal(e.tfjs, tf.version.tfjs);
+      assert.equal(e.backend, "wasm");
+      assert.equal(e.learner_backend, "wasm");
+      assert.equal(e.sampler_backend, "wasm");
+      assert.equal(e.wasm_threads, 1); // the in-process runs' model.wasm_threads
+      assert.equal(e.cores, navigator.hardwareConcurrency);
+      assert.deepEqual(e.placement, {});
+      assert.ok(e.project === null || /^\S+$/.test(e.project), e.project); // git describe
+      assert.ok(typeof e.cpu === "string" && e.cpu.length > 0);
+    }
   });
 });
 
