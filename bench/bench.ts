@@ -30,7 +30,7 @@ import { parseArgs } from "node:util";
 import { type BackendName, initBackend } from "../model/backend.ts";
 import { setFastBatchMatMul } from "../model/wasm_kernels.ts";
 import { Transformer } from "../model/transformer.ts";
-import { type ModelConfig, TINY_MODEL_CONFIG } from "../model/model_config.ts";
+import { TINY_MODEL_CONFIG } from "../model/model_config.ts";
 import { CharTokenizer } from "../model/char_tokenizer.ts";
 import { generate, packBatch } from "../model/sampling.ts";
 import { AdamW } from "../model/optimizer.ts";
@@ -41,7 +41,7 @@ import { TRAIN_RUN_ARGS } from "../cli/common.ts";
 import { formatTable } from "../util/table.ts";
 import { arithmeticOptions, promptRenderer, REPO_ROOT } from "../training/setup.ts";
 import { loadConfig } from "../training/config.ts";
-import { median, optimizerStep, timeIt as timeRepeats } from "./timing.ts";
+import { LARGE_MODEL_CONFIG, median, optimizerStep, timeIt as timeRepeats } from "./timing.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -66,16 +66,6 @@ const tokenizer = new CharTokenizer();
 const config = loadConfig(undefined);
 const render = promptRenderer(config.prompts);
 const rows: (string | number)[][] = [];
-
-/** The larger preset: d_model 512, 8 layers, 8 heads (4 key/value heads). */
-const LARGE_MODEL_CONFIG: ModelConfig = {
-  ...TINY_MODEL_CONFIG,
-  hidden_size: 512,
-  intermediate_size: 1536,
-  num_hidden_layers: 8,
-  num_attention_heads: 8,
-  num_key_value_heads: 4,
-};
 
 /** A packed batch of `n` default-task prompts with their worked solutions. */
 function taskBatch(n: number) {

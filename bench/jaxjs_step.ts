@@ -46,7 +46,7 @@ import { makeProblems, workedSolution } from "../data/arithmetic.ts";
 import { formatTable } from "../util/table.ts";
 import { arithmeticOptions, promptRenderer, REPO_ROOT } from "../training/setup.ts";
 import { loadConfig } from "../training/config.ts";
-import { median } from "./timing.ts";
+import { LARGE_MODEL_CONFIG, median } from "./timing.ts";
 
 /** The jax-js version imported above. */
 const JAX_VERSION = "0.1.25";
@@ -155,15 +155,6 @@ const tokenizer = new CharTokenizer();
 const config = loadConfig(undefined);
 const render = promptRenderer(config.prompts);
 
-/** The larger preset of `bench.ts`: d_model 512, 8 layers, 8 heads (4 key/value heads). */
-const LARGE_MODEL_CONFIG: ModelConfig = {
-  ...TINY_MODEL_CONFIG,
-  hidden_size: 512,
-  intermediate_size: 1536,
-  num_hidden_layers: 8,
-  num_attention_heads: 8,
-  num_key_value_heads: 4,
-};
 const PRESETS: Record<string, { model: ModelConfig; rows: number }> = {
   default: { model: TINY_MODEL_CONFIG, rows: 64 },
   large: { model: LARGE_MODEL_CONFIG, rows: 8 },

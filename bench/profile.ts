@@ -20,13 +20,13 @@ import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
 import { type BackendName, initBackend } from "../model/backend.ts";
 import { Transformer } from "../model/transformer.ts";
-import { type ModelConfig, TINY_MODEL_CONFIG } from "../model/model_config.ts";
+import { TINY_MODEL_CONFIG } from "../model/model_config.ts";
 import { CharTokenizer } from "../model/char_tokenizer.ts";
 import { generate, packBatch } from "../model/sampling.ts";
 import { AdamW } from "../model/optimizer.ts";
 import { makeProblems, workedSolution } from "../data/arithmetic.ts";
 import { Rng } from "../util/rng.ts";
-import { median, optimizerStep, timeIt } from "./timing.ts";
+import { LARGE_MODEL_CONFIG, median, optimizerStep, timeIt } from "./timing.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -40,15 +40,6 @@ const backend = await initBackend(values.backend as BackendName, {
   wasmThreads: Number(values.threads),
 });
 const tokenizer = new CharTokenizer();
-
-const LARGE: ModelConfig = {
-  ...TINY_MODEL_CONFIG,
-  hidden_size: 512,
-  intermediate_size: 1536,
-  num_hidden_layers: 8,
-  num_attention_heads: 8,
-  num_key_value_heads: 4,
-};
 
 function batchOf(n: number) {
   const problems = makeProblems(7, n, { minSteps: 2, maxSteps: 2, maxOperand: 9 });
@@ -120,7 +111,11 @@ const result: Record<string, unknown> = {
   matmul_1024_gflops: matmulGflops,
 };
 for (
-  const [name, config, n] of [["default", TINY_MODEL_CONFIG, 64], ["large", LARGE, 8]] as const
+  const [name, config, n] of [["default", TINY_MODEL_CONFIG, 64], [
+    "large",
+    LARGE_MODEL_CONFIG,
+    8,
+  ]] as const
 ) {
   const model = Transformer.create({ ...config, vocab_size: tokenizer.vocabSize }, { seed: 1 });
   const { prompts, batch } = batchOf(n);

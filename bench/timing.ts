@@ -1,5 +1,5 @@
 /**
- * Timing helpers shared by the benchmark scripts.
+ * Timing helpers, the optimizer step and the larger model preset shared by the benchmark scripts.
  *
  * @module
  */
@@ -7,6 +7,17 @@ import * as tf from "@tensorflow/tfjs";
 import type { AdamW } from "../model/optimizer.ts";
 import { batchLogprobs, type TokenBatch } from "../model/sampling.ts";
 import type { Transformer } from "../model/transformer.ts";
+import { type ModelConfig, TINY_MODEL_CONFIG } from "../model/model_config.ts";
+
+/** The benchmarks' larger preset: d_model 512, 8 layers, 8 heads (4 key/value heads), 25.2M parameters. */
+export const LARGE_MODEL_CONFIG: ModelConfig = {
+  ...TINY_MODEL_CONFIG,
+  hidden_size: 512,
+  intermediate_size: 1536,
+  num_hidden_layers: 8,
+  num_attention_heads: 8,
+  num_key_value_heads: 4,
+};
 
 /** The median of `xs` (the upper one for an even count). */
 export function median(xs: number[]): number {
