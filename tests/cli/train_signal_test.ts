@@ -187,10 +187,10 @@ Deno.test({
       // The second signal must come after the first one's message and before the run is done
       // finishing its step; a step takes ~0.1 s here, so the run may win the race (it exits
       // before the signal, or finishes with exit 0 and a summary): then try again with a fresh
-      // run (a few times at most).
+      // run (up to 8 times: on a loaded machine the run wins the race more often).
       let runDir = "", status: Deno.CommandStatus | undefined, train: Train;
       for (let attempt = 1; !status; attempt++) {
-        assert.ok(attempt <= 4, "every run finished before its second signal");
+        assert.ok(attempt <= 8, "every run finished before its second signal");
         runDir = `${tmp}/attempt-${attempt}/run`;
         // A checkpoint every step, so the second signal lands beside (or inside) a save.
         train = startTrain(
