@@ -51,9 +51,6 @@ function batchOf(n: number) {
   return { prompts, batch: packBatch(prompts, completions, tokenizer.padId) };
 }
 
-/** Median seconds of `f` over `n` runs after one warm-up. */
-const seconds = (f: () => Promise<void>, n = 3) => timeIt(f, n);
-
 /** Kernel count and the matmul FLOPs among them, from tf.profile's input shapes. */
 async function kernels(f: () => Promise<void>): Promise<{ count: number; matmulFlops: number }> {
   let count = 0, matmulFlops = 0;
@@ -96,7 +93,7 @@ const dispatchS = median(dispatchTimes.slice(2));
 
 // The backend's own plain matmul speed at 1024².
 const a = tf.randomNormal([1024, 1024]);
-const matmulS = await seconds(async () => {
+const matmulS = await timeIt(async () => {
   const c = tf.matMul(a, a);
   await c.data();
   c.dispose();
@@ -121,7 +118,7 @@ for (
   const { prompts, batch } = batchOf(n);
   const optimizer = new AdamW(model.params, { weightDecay: 0 });
   const step = optimizerStep(model, batch, optimizer);
-  const learnerS = await seconds(step);
+  const learnerS = await timeIt(step, 3);
   const lk = await kernels(step);
   const entry: Record<string, unknown> = {
     learner_step_s: learnerS,
@@ -150,7 +147,7 @@ for (
       });
     };
     // One decode step = (33 new tokens − 1 new token) / 32: the prefill cancels out.
-    const perToken = (await seconds(gen(33)) - await seconds(gen(1))) / 32;
+    const perToken = (await timeIt(gen(33), 3) - await timeIt(gen(1), 3)) / 32;
     const k33 = await kernels(gen(33)), k1 = await kernels(gen(1));
     const perTokenKernels = (k33.count - k1.count) / 32;
     entry[`decode_b${b}_s`] = perToken;

@@ -96,34 +96,26 @@ async function main(argv: string[]): Promise<number> {
     return n;
   };
   const config = loadConfig(args.config, { overrides: args.overrides });
-  const steps = num("sft-steps", 1200), batchSize = num("batch", 16), peakLr = num("lr", 2e-3);
-  const stopAt = Math.min(steps, num("stop-at", 600));
-  const evalEvery = num("eval-every", 150), correctionFrac = num("correction-frac", 0.15);
-  const layer2Frac = num("layer2-frac", 0.1);
-  const confirmShare = num("confirm-share", 0);
-  const countShare = num("count-share", 1);
+  const steps = num("sft-steps", 1200);
   const layer2Target = String(args.values["layer2-target"] ?? "recompute");
   if (layer2Target !== "recompute" && layer2Target !== "check" && layer2Target !== "count") {
     throw new ArgsError(
       `Invalid value for --layer2-target: must be "recompute", "check" or "count": current value is "${layer2Target}"`,
     );
   }
-  const seed = num("seed", 1);
-  const out = resolveRepoPath(String(args.values.out ?? "checkpoints/tiny-sft"));
-
   await runSft(config, {
     steps,
-    batchSize,
-    peakLr,
-    stopAt,
-    evalEvery,
-    correctionFrac,
-    layer2Frac,
-    confirmShare,
+    batchSize: num("batch", 16),
+    peakLr: num("lr", 2e-3),
+    stopAt: Math.min(steps, num("stop-at", 600)),
+    evalEvery: num("eval-every", 150),
+    correctionFrac: num("correction-frac", 0.15),
+    layer2Frac: num("layer2-frac", 0.1),
+    confirmShare: num("confirm-share", 0),
     layer2Target,
-    countShare,
-    seed,
-    out,
+    countShare: num("count-share", 1),
+    seed: num("seed", 1),
+    out: resolveRepoPath(String(args.values.out ?? "checkpoints/tiny-sft")),
     snapshots: args.values.snapshots === true,
   });
   return 0;

@@ -55,12 +55,22 @@ function addonPath(pkg: string): URL {
   return new URL(`../node_modules/${pkg}/lib/napi-v8/tfjs_binding.node`, import.meta.url);
 }
 
+async function addonBuilt(pkg: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(addonPath(pkg))).isFile;
+  } catch {
+    return false; // not built, or no read permission: either way not loadable
+  }
+}
+
+/** Whether `deno task setup:tensorflow` has built a tfjs-node addon (the CPU or GPU package). */
+export async function tensorflowSetUp(): Promise<boolean> {
+  for (const pkg of TFJS_NODE_PACKAGES) if (await addonBuilt(pkg)) return true;
+  return false;
+}
+
 /** Whether WebGPU started in this realm (a Worker's start shows in the process's maps). */
 let webGpuStartedHere = false;
-
-function markWebGpuStarted(): void {
-  webGpuStartedHere = true;
-}
 
 /**
  * Whether a WebGPU driver's LLVM is loaded in this process (by this realm or any Worker):
@@ -108,7 +118,7 @@ export async function probeWebGpu(): Promise<WebGpuProbe> {
   const gpu = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
   if (!gpu) return { available: false, software: false, description: "no navigator.gpu" };
   let adapter: GPUAdapter | null;
-  markWebGpuStarted();
+  webGpuStartedHere = true;
   try {
     adapter = await gpu.requestAdapter();
   } catch (e) {
@@ -175,7 +185,7 @@ export async function initBackend(
       await startWasm(threads);
       break;
     case "webgpu":
-      markWebGpuStarted();
+      webGpuStartedHere = true;
       await import("@tensorflow/tfjs-backend-webgpu");
       await setOrThrow("webgpu");
       break;
@@ -247,13 +257,7 @@ async function importTfjsNode(): Promise<string[] | undefined> {
   }
   const failures: string[] = [];
   for (const pkg of TFJS_NODE_PACKAGES) {
-    let built = false;
-    try {
-      built = (await Deno.stat(addonPath(pkg))).isFile;
-    } catch {
-      // Not built, or no read permission: either way not loadable.
-    }
-    if (!built) {
+    if (!await addonBuilt(pkg)) {
       failures.push(`${pkg} is not set up (no ${addonPath(pkg).pathname})`);
       continue;
     }

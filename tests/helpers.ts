@@ -524,18 +524,55 @@ export async function makeHfModel(dir: string): Promise<void> {
 }
 
 /** Whether `deno task setup:tensorflow` built a tfjs-node addon (CPU or GPU package). */
-export async function tensorflowReady(): Promise<boolean> {
-  for (const pkg of ["tfjs-node", "tfjs-node-gpu"]) {
-    try {
-      if (
-        (await Deno.stat(
-          `${REPO_ROOT}node_modules/@tensorflow/${pkg}/lib/napi-v8/tfjs_binding.node`,
-        ))
-          .isFile
-      ) return true;
-    } catch {
-      // Not built.
-    }
+export { tensorflowSetUp as tensorflowReady } from "../model/backend.ts";
+
+/** The `deno task serve` command line of deno.json, run by this deno. */
+export async function serveArgs(): Promise<string[]> {
+  const tasks = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`)).tasks;
+  const [deno, ...args] = (tasks.serve as string).split(" ");
+  assert.equal(deno, "deno");
+  return args.map((a) => (a.endsWith(".ts") ? `${REPO_ROOT}${a}` : a));
+}
+
+/**
+ * Starts `deno task serve --checkpoint <checkpoint> --port 0 <args>` and waits for its
+ * `serving: URL` line; `close()` stops it.
+ */
+export async function startServeTask(checkpoint: string, args: readonly string[]) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      ...(await serveArgs()),
+      "--checkpoint",
+      checkpoint,
+      "--port",
+      "0",
+      ...args,
+    ],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  while (!/serving: (\S+)/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`deno task serve exited before listening: ${text}`);
+    text += value;
   }
-  return false;
+  clearTimeout(timer);
+  const url = /serving: (\S+)/.exec(text)![1]!;
+  // Keep draining stdout so the child never blocks on a full pipe.
+  (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+  return {
+    url,
+    line: text.trim(),
+    async close() {
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
 }

@@ -70,7 +70,6 @@ export async function runEnvironment(
   backend: string,
   startStep: number,
 ): Promise<RunEnvironment> {
-  const backends = tensorBackends(config);
   const threads = wasmThreadsFor(config);
   const placement = Object.fromEntries(
     Object.entries(config.placement ?? {}).filter(([, where]) => where !== "inprocess"),
@@ -84,8 +83,8 @@ export async function runEnvironment(
     tfjs: tf.version.tfjs,
     project: await gitDescribe(),
     backend,
-    learner_backend: backends.learner,
-    sampler_backend: config.sampler.backend ?? backends.sampler ?? config.model.backend,
+    learner_backend: tensorBackends(config).learner,
+    sampler_backend: config.sampler.backend ?? config.model.backend,
     placement,
     wasm_threads: backend === "wasm"
       ? (threads === 0 ? navigator.hardwareConcurrency : threads)

@@ -81,10 +81,10 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
     layer2Frac,
     confirmShare,
     layer2Target,
+    countShare = 1,
     seed,
     out,
   } = options;
-  const countShare = options.countShare ?? 1;
   const backend = await initBackend(config.model.backend, {
     wasmThreads: config.model.wasm_threads,
   });
@@ -128,6 +128,7 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
         );
         const target = layer2Target === "check"
           ? checkedContinuation(steps, p)
+          // A share of 1 draws nothing, so the stream matches a run without --count-share.
           : layer2Target === "count" && (countShare >= 1 || rng.next() < countShare)
           ? countedContinuation(p)
           : layer2Continuation(p);

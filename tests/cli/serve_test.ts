@@ -20,6 +20,8 @@ import {
   maxAbsDiff,
   recordingContext,
   REPO_ROOT,
+  serveArgs,
+  startServeTask,
   TWO_QUERIES,
 } from "../helpers.ts";
 
@@ -27,55 +29,9 @@ await initBackend("cpu");
 
 const tokenizer = new CharTokenizer();
 
-/** The `deno task serve` command line of deno.json, run by this deno. */
-async function serveArgs(): Promise<string[]> {
-  const tasks = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`)).tasks;
-  const [deno, ...args] = (tasks.serve as string).split(" ");
-  assert.equal(deno, "deno");
-  return args.map((a) => (a.endsWith(".ts") ? `${REPO_ROOT}${a}` : a));
-}
-
-/** Starts `deno task serve` on port 0 and waits for its `serving: URL` line. */
-async function startServe(checkpoint: string, name: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      ...(await serveArgs()),
-      "--checkpoint",
-      checkpoint,
-      "--port",
-      "0",
-      "--model-name",
-      name,
-      "--set",
-      "model.backend=cpu",
-    ],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-  while (!/serving: (\S+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`deno task serve exited before listening: ${text}`);
-    text += value;
-  }
-  clearTimeout(timer);
-  const url = /serving: (\S+)/.exec(text)![1]!;
-  // Keep draining stdout so the child never blocks on a full pipe.
-  (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })();
-  return {
-    url,
-    line: text.trim(),
-    async close() {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
+/** `deno task serve` of `checkpoint` as `name`, on the cpu backend. */
+function startServe(checkpoint: string, name: string) {
+  return startServeTask(checkpoint, ["--model-name", name, "--set", "model.backend=cpu"]);
 }
 
 function generateMessage(params: SamplingParams, n: number): Generate {

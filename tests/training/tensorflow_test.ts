@@ -12,7 +12,14 @@
  */
 import assert from "node:assert/strict";
 import { TFJS_NODE_INSTALL } from "../../model/backend.ts";
-import { makeHfModel, REPO_ROOT, runTrain, stepRecords, tensorflowReady } from "../helpers.ts";
+import {
+  makeHfModel,
+  REPO_ROOT,
+  runTrain,
+  startServeTask,
+  stepRecords,
+  tensorflowReady,
+} from "../helpers.ts";
 
 const ready = await tensorflowReady();
 /** A small Hugging Face Qwen2 folder (weights, tokenizer, chat template) for the runs below. */
@@ -176,35 +183,14 @@ Deno.test({
   name: "tensorflow: deno task serve answers a greedy completion as on wasm",
   ignore: !ready,
   fn: async () => {
-    const tasks = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`)).tasks;
-    const [, ...serve] = (tasks.serve as string).split(" ");
     const texts: string[] = [];
     for (const backend of ["wasm", "tensorflow"]) {
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          ...serve.map((a) => (a.endsWith(".ts") ? `${REPO_ROOT}${a}` : a)),
-          "--checkpoint",
-          "checkpoints/tiny-sft",
-          "--port",
-          "0",
-          "--set",
-          `model.backend=${backend}`,
-        ],
-        cwd: REPO_ROOT,
-        env: { NO_COLOR: "1" },
-        stdout: "piped",
-        stderr: "null",
-      }).spawn();
-      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      const server = await startServeTask("checkpoints/tiny-sft", [
+        "--set",
+        `model.backend=${backend}`,
+      ]);
       try {
-        let text = "";
-        while (!/serving: (\S+)/.test(text)) {
-          const { value, done } = await reader.read();
-          assert.ok(!done, `serve on ${backend} exited before listening: ${text}`);
-          text += value;
-        }
-        const url = /serving: (\S+)/.exec(text)![1]!;
-        const res = await fetch(`${url}/completions`, {
+        const res = await fetch(`${server.url}/completions`, {
           method: "POST",
           headers: { "content-type": "application/json" },
           body: JSON.stringify({
@@ -218,9 +204,7 @@ Deno.test({
         assert.equal(res.status, 200);
         texts.push((await res.json()).choices[0].text);
       } finally {
-        child.kill("SIGTERM");
-        await child.status;
-        await reader.cancel().catch(() => {});
+        await server.close();
       }
     }
     assert.match(texts[0]!, /<think>/);
