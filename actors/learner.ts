@@ -361,7 +361,11 @@ async function accumulatePart(
     let stats: Record<string, tf.Scalar> = {};
     let ent: tf.Scalar | undefined;
     const value = state.gradients.accumulate(() => {
-      const { logp, entropy: tokEnt } = batchLogprobs(model, sub, input.temperature ?? 1);
+      const { logp, entropy: tokEnt } = batchLogprobs(
+        model,
+        sub,
+        p.part.temperature ?? input.temperature ?? 1,
+      );
       const maskT = tf.tensor2d(sub.mask, [sub.n, t]);
       const rowFraction = sub.n / batch.n;
       const res = algorithm.loss({

@@ -107,6 +107,11 @@ export const TrainPartSchema = z.object({
    * first answer to it.
    */
   follows: z.number().int().min(0).optional(),
+  /**
+   * Sampling temperature of this part's rollouts: the Learner and RefPolicy take this part's
+   * log-probs at it (MGRPO's `layer2_temperature`). Their own temperature when absent.
+   */
+  temperature: z.number().positive().optional(),
 });
 
 /** Corrector → (RefPolicy →) Learner: the parts of one training step. */

@@ -23,7 +23,11 @@ export interface RefPolicyInput {
 }
 
 /** Returns `scored` with the reference log-probs of its completions and the time taken. */
-async function withReference(state: RefPolicyInput, scored: Scored): Promise<Scored> {
+async function withReference(
+  state: RefPolicyInput,
+  scored: Scored,
+  temperature = state.temperature,
+): Promise<Scored> {
   const t0 = performance.now();
   const maxBatch = state.maxBatch ?? 64;
   const refLogprobs: number[][] = [];
@@ -34,7 +38,7 @@ async function withReference(state: RefPolicyInput, scored: Scored): Promise<Sco
         state.model,
         chunk.map((r) => scored.queries[r.queryIndex]!.promptIds),
         chunk.map((r) => r.completionIds),
-        { padId: state.padId, temperature: state.temperature },
+        { padId: state.padId, temperature },
       ),
     );
   }
@@ -69,7 +73,10 @@ export const refPolicy: ActorLogic<
       case "TrainBatch": {
         const parts = [];
         for (const part of message.parts) {
-          parts.push({ ...part, scored: await withReference(state, part.scored) });
+          parts.push({
+            ...part,
+            scored: await withReference(state, part.scored, part.temperature),
+          });
         }
         await ctx.send(state.target ?? "learner", { ...message, parts });
         return state;

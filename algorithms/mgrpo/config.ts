@@ -47,6 +47,9 @@ export const MgrpoConfigSchema = z.object({
   guide_position: z.enum(["after_answer", "in_think"]).default("after_answer").describe(
     'Where p_guide goes in q\'_i: "after_answer" is Eq. 5 (<think>thought_i</think>ans_i + p_guide); "in_think" is the form of the paper\'s appendix example (Table 3): <think>thought_i + p_guide, the thought left open and ans_i dropped',
   ),
+  layer2_temperature: z.number().gt(0).optional().describe(
+    "τ₂: sampling temperature of the H corrections (the Learner and RefPolicy score Layer 2 at it); sampler.temperature when unset, as in the paper, which uses one temperature",
+  ),
   selection: z.enum(["paper", "keep_all"]).default("paper").describe(
     'Layer-2 group selection: "paper" discards q\'_i when o_i and all H corrections are wrong; "keep_all" keeps every group',
   ),

@@ -65,8 +65,16 @@ export interface CorrectorState {
       sampled: number[];
       truncated: number;
       seconds: number;
+      /** The temperature the corrections were sampled at. */
+      temperature: number;
     }
   >;
+}
+
+/** The H corrections' sampling: the Sampler's, at `mgrpo.layer2_temperature` when set. */
+function layer2Sampling(input: CorrectorInput): SamplingParams {
+  const t = input.config.layer2_temperature;
+  return t === undefined ? input.sampling : { ...input.sampling, temperature: t };
 }
 
 /** The Corrector actor. */
@@ -157,12 +165,14 @@ export const corrector: ActorLogic<
             }
             sampled.push(i);
           });
+          const params = layer2Sampling(state.input);
           state.pending.set(message.step, {
             layer1: message,
             phrases,
             sampled,
             truncated,
             seconds: (performance.now() - t0) / 1000,
+            temperature: params.temperature,
           });
           const generate: Generate = {
             type: "Generate",
@@ -171,7 +181,7 @@ export const corrector: ActorLogic<
             label: "layer2",
             queries: sampled.map((i) => queries[i]!),
             n: config.num_corrections,
-            params: state.input.sampling,
+            params,
           };
           await ctx.send("sampler", generate);
           return state;
@@ -183,7 +193,7 @@ export const corrector: ActorLogic<
           );
         }
         state.pending.delete(message.step);
-        const { layer1, phrases, sampled, truncated, seconds } = waiting;
+        const { layer1, phrases, sampled, truncated, seconds, temperature } = waiting;
         const h = message.n;
         const layer1Correct = layer1.verdicts.map((v) => v.correct);
         // Rollouts come query-major over the sampled q'_i; a rejected q'_i counts as H wrong
@@ -222,6 +232,7 @@ export const corrector: ActorLogic<
               weight: config.layer2_weight,
               prefix: "layer2/",
               follows: 0,
+              temperature,
               keep: message.rollouts.map((r) => keep[sampled[r.queryIndex]!]!),
             },
           ],

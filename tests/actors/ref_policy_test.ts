@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { refPolicy } from "../../actors/ref_policy.ts";
 import { learner } from "../../actors/learner.ts";
-import type { Scored, StepStats } from "../../actors/messages.ts";
+import type { Scored, StepStats, TrainBatch } from "../../actors/messages.ts";
 import { initBackend } from "../../model/backend.ts";
 import { completionLogprobs } from "../../model/sampling.ts";
 import {
@@ -98,4 +98,39 @@ Deno.test("refPolicy.handle() with a reference identical to the policy gives the
   other.dispose();
   policy.dispose();
   fresh.dispose();
+});
+
+Deno.test("a TrainBatch part's own temperature reaches the reference and the learner log-probs", async () => {
+  const policy = makeTinyModel(5);
+  const ref = policy.clone({ trainable: false });
+  const scored = await makeScored(policy, QUERIES, ROLLOUTS, { n: 2 });
+  const batch: TrainBatch = {
+    type: "TrainBatch",
+    step: 1,
+    update: "joint",
+    metrics: {},
+    parts: [{ scored, weight: 1, prefix: "", temperature: 0.5 }],
+  };
+  const refCtx = recordingContext("ref_policy");
+  await refPolicy.handle({ model: ref, padId: 0, temperature: 1 }, batch, refCtx);
+  const out = refCtx.only<TrainBatch>("learner");
+  const atHalf = await completionLogprobs(
+    ref,
+    scored.rollouts.map((r) => QUERIES[r.queryIndex]!.promptIds),
+    scored.rollouts.map((r) => r.completionIds),
+    { padId: 0, temperature: 0.5 },
+  );
+  // The part's 0.5, not the RefPolicy's own 1.
+  assert.deepEqual(out.parts[0]!.scored.refLogprobs, atHalf);
+  assert.ok(maxAbsDiff(atHalf.flat(), scored.rollouts.flatMap((r) => r.logprobs)) > 1e-2);
+
+  // The learner scores the part at 0.5 too: against the identical reference, kl is 0.
+  const ctx = recordingContext("learner");
+  const state = await learner.init(makeLearnerInput(policy, { grpo: { beta: 0.04 } }), ctx);
+  await learner.handle(state, out, ctx);
+  const kl = ctx.only<StepStats>("stats").metrics["kl"]!;
+  assert.ok(Math.abs(kl) <= 1e-6, `kl = ${kl}`);
+  learner.close!(state);
+  ref.dispose();
+  policy.dispose();
 });

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { corrector } from "../../../algorithms/mgrpo/corrector.ts";
-import type { Generate, Query, Scored, TrainBatch, Verdict } from "../../../actors/messages.ts";
+import type {
+  Configure,
+  Generate,
+  Query,
+  Scored,
+  TrainBatch,
+  Verdict,
+} from "../../../actors/messages.ts";
 import { buildLayer2Prompt, MgrpoConfigSchema } from "../../../algorithms/mgrpo/mod.ts";
 import { CharTokenizer } from "../../../model/char_tokenizer.ts";
 import { recordingContext } from "../../helpers.ts";
@@ -181,5 +188,37 @@ Deno.test("corrector.handle() rejects or truncates a q'_i longer than the prompt
       assert.equal(batch.metrics["mgrpo/truncated_prompts"], 1);
       assert.deepEqual(batch.parts[1]!.keep, [true, true, true, true]);
     }
+  }
+});
+
+Deno.test("corrector.handle() samples the corrections at mgrpo.layer2_temperature and tags the part with it", async () => {
+  for (const [layer2, expected] of [[undefined, 1], [0.5, 0.5]] as const) {
+    const config = MgrpoConfigSchema.parse({
+      num_corrections: 2,
+      ...(layer2 === undefined ? {} : { layer2_temperature: layer2 }),
+    });
+    const ctx = recordingContext("corrector");
+    const state = await corrector.init(
+      { tokenizer: TOKENIZER, config, seed: 1, sampling: SAMPLING, target: "learner" },
+      ctx,
+    );
+    await corrector.handle(state, scored("train", QUERIES, ["5", "6"], [true, false], 2), ctx);
+    const generate = ctx.only<Generate>("sampler");
+    assert.equal(generate.params.temperature, expected);
+    assert.equal(generate.params.maxNewTokens, SAMPLING.maxNewTokens);
+    // A live change of the sampler's temperature after the corrections were sampled does not
+    // change the temperature their log-probs are taken at.
+    await corrector.handle(state, {
+      type: "Configure",
+      values: { "sampler.temperature": 0.8 },
+    } as Configure, ctx);
+    await corrector.handle(
+      state,
+      scored("layer2", generate.queries, ["5", "5", "5", "6"], [true, true, true, false], 2),
+      ctx,
+    );
+    const batch = ctx.only<TrainBatch>("learner");
+    assert.equal(batch.parts[0]!.temperature, undefined);
+    assert.equal(batch.parts[1]!.temperature, expected);
   }
 });
