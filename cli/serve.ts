@@ -41,13 +41,20 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   "api-key": {
     type: "string",
     placeholder: "KEY",
-    help: "Require Authorization: Bearer KEY (default: none)",
+    help: "Require Authorization: Bearer KEY (default: $MGRPO_API_KEY, else none)",
+  },
+  "allowed-host": {
+    type: "string",
+    multiple: true,
+    placeholder: "NAME",
+    help:
+      'Also accept this Host/Origin name (repeatable; "*" accepts any); loopback names and --host always',
   },
 };
 
 const HELP = formatHelp(FLAGS, {
   usage:
-    "deno task serve --checkpoint DIR [--host 127.0.0.1] [--port N] [--model-name NAME] [--two-turn]",
+    "deno task serve --checkpoint DIR [--host 127.0.0.1] [--port N] [--model-name NAME] [--two-turn] [--api-key KEY] [--allowed-host NAME]",
   summary: "Serves a policy through OpenAI-compatible /v1/completions and /v1/chat/completions.",
   examples: [
     "deno task serve --checkpoint runs/tiny-mgrpo/checkpoint-16 --port 8000",
@@ -72,7 +79,11 @@ async function main(argv: string[]): Promise<number> {
     );
   }
   const host = typeof v.host === "string" ? v.host : "127.0.0.1";
-  if (!["127.0.0.1", "localhost", "::1"].includes(host) && typeof v["api-key"] !== "string") {
+  const apiKey = typeof v["api-key"] === "string"
+    ? v["api-key"]
+    : Deno.env.get("MGRPO_API_KEY") || undefined;
+  const allowedHosts = (v["allowed-host"] ?? []) as string[];
+  if (!["127.0.0.1", "localhost", "::1"].includes(host) && apiKey === undefined) {
     // The weight-sync endpoints read any folder this process can read.
     console.error(
       `serve: listening on ${host} without --api-key: anyone who can reach it can load adapters and checkpoints from this machine's files`,
@@ -86,7 +97,9 @@ async function main(argv: string[]): Promise<number> {
     : dir.replace(/\/+$/, "").split("/").at(-1)!;
   const policy = await ServedPolicy.load(dir, name);
   const app = createOpenAiApp(policy, {
-    ...(typeof v["api-key"] === "string" ? { apiKey: v["api-key"] } : {}),
+    ...(apiKey === undefined ? {} : { apiKey }),
+    host,
+    allowedHosts,
     twoTurn: {
       phrases: config.mgrpo.guide_phrases,
       separator: config.mgrpo.guide_separator,

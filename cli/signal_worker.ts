@@ -16,8 +16,14 @@ export interface SignalWorkerInit {
 
 let counter: Int32Array | undefined;
 let grace = 500;
+/** Files to remove before the process is killed (`SignalWatch.removeOnExit`). */
+let cleanup: string[] = [];
 
-self.onmessage = (event: MessageEvent<SignalWorkerInit>) => {
+self.onmessage = (event: MessageEvent<SignalWorkerInit | { type: "cleanup"; paths: string[] }>) => {
+  if ("type" in event.data) {
+    cleanup = event.data.paths;
+    return;
+  }
   counter = new Int32Array(event.data.buffer);
   grace = event.data.exitGraceMs;
   for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, onSignal);
@@ -33,6 +39,13 @@ function onSignal(): void {
   // does not, so the process is killed: checkpoints are atomic, nothing is corrupted.
   setTimeout(() => {
     console.error("second signal: exiting at once");
+    for (const path of cleanup) {
+      try {
+        Deno.removeSync(path);
+      } catch {
+        // gone already
+      }
+    }
     try {
       Deno.kill(Deno.pid, "SIGKILL");
     } catch {

@@ -15,6 +15,13 @@ const WebWorker = globalThis.Worker;
 export interface SignalWatch {
   /** SIGINT and SIGTERM received so far. */
   readonly count: number;
+  /**
+   * Files removed when a second signal ends the process at once (the control server's token
+   * file and `control.json`, which the normal close removes).
+   */
+  removeOnExit(paths: readonly string[]): void;
+  /** Removes those files now, synchronously: before an exit that skips the normal close. */
+  cleanUp(): void;
   /** Stops listening. */
   close(): void;
 }
@@ -53,10 +60,29 @@ export async function watchSignals(options: WatchSignalsOptions = {}): Promise<S
   const init: SignalWorkerInit = { buffer, exitGraceMs: options.exitGraceMs ?? 500 };
   worker.postMessage(init);
   await ready;
+  let files: readonly string[] = [];
   return {
     get count() {
       return Atomics.load(counter, 0);
     },
+    removeOnExit(paths) {
+      files = [...paths];
+      worker.postMessage({ type: "cleanup", paths: files });
+    },
+    cleanUp() {
+      removeAll(files);
+    },
     close: () => worker.terminate(),
   };
+}
+
+/** Removes each file that exists, ignoring any that is already gone. */
+export function removeAll(paths: readonly string[]): void {
+  for (const path of paths) {
+    try {
+      Deno.removeSync(path);
+    } catch {
+      // gone already, or not ours to remove
+    }
+  }
 }

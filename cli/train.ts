@@ -20,6 +20,8 @@ import { watchSignals } from "./signals.ts";
 import { loadRunConfig } from "../training/plugins.ts";
 import { Trainer } from "../training/trainer.ts";
 import { ActorFailedError } from "../actors/runtime/mod.ts";
+import { CONTROL_FILE, TOKEN_FILE } from "../server/loop_control.ts";
+import { join } from "node:path";
 
 /** `deno task train` with `argv` as its command line; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -37,7 +39,11 @@ export async function main(argv: string[]): Promise<number> {
   });
   let signalled = false;
   const onSignal = (count: number) => {
-    if (count >= 2) Deno.exit(130); // a second signal exits at once
+    if (count >= 2) {
+      // A second signal exits at once, without the close that removes the control files.
+      signals.cleanUp();
+      Deno.exit(130);
+    }
     if (signalled) return;
     signalled = true;
     trainer.requestStop();
@@ -61,6 +67,10 @@ export async function main(argv: string[]): Promise<number> {
   });
   const progress = new ProgressReporter(config.run.steps, trainer.startStep, config.run.log_every);
   const signals = await watchSignals({ onSignal });
+  signals.removeOnExit([
+    join(trainer.runDir, TOKEN_FILE),
+    join(trainer.runDir, CONTROL_FILE),
+  ]);
   try {
     await trainer.run();
     return 0;

@@ -177,7 +177,7 @@ export const OpenAiSamplerConfigSchema = z.object({
     "Model name of requests: the served base model (vLLM's --served-model-name)",
   ),
   api_key: z.string().min(1).optional().describe(
-    "Sent as Authorization: Bearer <api_key>; default none",
+    "Sent as Authorization: Bearer <api_key> with every request, weight syncs included; default $MGRPO_API_KEY, else none",
   ),
   max_concurrency: z.number().int().min(1).default(8).describe(
     "Most requests in flight at once (one request per prompt, n completions each)",
@@ -345,6 +345,9 @@ export const ControlConfigSchema = z.object({
   ),
   port: z.number().int().min(0).max(65535).default(0).describe(
     "Port to listen on; 0 = a free one (the URL is printed and written to control.json)",
+  ),
+  allowed_hosts: z.array(z.string().min(1)).default([]).describe(
+    "Host names (or addresses) accepted in requests' Host and Origin headers besides loopback and control.host, e.g. the machine's name when binding 0.0.0.0; \"*\" accepts any (no DNS-rebinding protection)",
   ),
 }).strict();
 

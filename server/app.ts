@@ -11,6 +11,7 @@
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
+import { requestGuard } from "./guard.ts";
 import { z } from "zod";
 import {
   ConfigPatchError,
@@ -28,6 +29,12 @@ export interface ControlAppOptions {
   token: string;
   /** Whether reads (status, config, metrics, events, samples, openapi.json) need it too. */
   requireTokenForReads: boolean;
+  /** The address the server binds (see `server/guard.ts`). @default "127.0.0.1" */
+  host?: string;
+  /** More host names accepted in `Host` and `Origin` (`control.allowed_hosts`). @default [] */
+  allowedHosts?: readonly string[];
+  /** Largest request body in bytes. @default DEFAULT_MAX_BODY_BYTES */
+  maxBodyBytes?: number;
 }
 
 /**
@@ -49,7 +56,9 @@ export interface ControlAppOptions {
  * - `GET /openapi.json`: an OpenAPI 3.1 document of all of these
  *
  * Requests without the right `Authorization: Bearer <token>` get 401 (all but the dashboard
- * and its static files).
+ * and its static files). Every route is behind {@linkcode requestGuard}: a `Host` that is not
+ * loopback or allowed, a foreign `Origin`, a body that is not JSON or larger than the cap get
+ * 403, 415 or 413 before any route runs.
  *
  * @example
  * ```ts
@@ -78,6 +87,15 @@ export function createControlApp(control: RunControl, options: ControlAppOptions
     control.sectionSchemas,
   );
   return new Hono()
+    .use(
+      "*",
+      requestGuard({
+        host: options.host ?? "127.0.0.1",
+        ...(options.allowedHosts ? { allowedHosts: options.allowedHosts } : {}),
+        ...(options.maxBodyBytes ? { maxBodyBytes: options.maxBodyBytes } : {}),
+        refuse: (status, message) => jsonError(status, { error: message }),
+      }),
+    )
     .get("/", (c) => serveStatic(c, DASHBOARD))
     .get("/static/uplot/uPlot.iife.min.js", (c) => serveStatic(c, UPLOT_JS))
     .get("/static/uplot/uPlot.min.css", (c) => serveStatic(c, UPLOT_CSS))
@@ -173,7 +191,7 @@ function unauthorized(message: string): HTTPException {
 // --- errors and bodies ---
 
 function jsonError(
-  status: 400 | 401 | 409,
+  status: 400 | 401 | 403 | 409 | 413 | 415,
   body: { error: string } & Record<string, unknown>,
   headers: Record<string, string> = {},
 ): HTTPException {

@@ -23,6 +23,7 @@ let loop: LocalLoopControl | undefined;
 let server: Deno.HttpServer | undefined;
 let abort: AbortController | undefined;
 let controlPath = "";
+let tokenPath = "";
 
 /**
  * The algorithms' sections of a run: the built-ins' and those of the modules its config lists
@@ -47,10 +48,13 @@ async function init(m: InitMessage): Promise<void> {
     ...m,
     sectionSchemas: liveSectionSchemas(await pluginSections(m.config)),
   });
-  await writeTokenFile(`${m.runDir}/${TOKEN_FILE}`, m.token);
+  tokenPath = `${m.runDir}/${TOKEN_FILE}`;
+  await writeTokenFile(tokenPath, m.token);
   const app = createControlApp(loop.control, {
     token: m.token,
     requireTokenForReads: m.tokenForReads,
+    host: m.host,
+    allowedHosts: m.config.control.allowed_hosts,
   });
   abort = new AbortController();
   const listening = Promise.withResolvers<Deno.NetAddr>();
@@ -75,9 +79,19 @@ async function init(m: InitMessage): Promise<void> {
 }
 
 async function close(graceMs: number): Promise<void> {
+  // The run is over: nobody may drive it any more, and its token must not outlive it.
   if (controlPath) await Deno.remove(controlPath).catch(() => {});
+  if (tokenPath) await Deno.remove(tokenPath).catch(() => {});
   if (server) {
-    const timer = setTimeout(() => abort?.abort(), graceMs);
+    const timer = setTimeout(() => {
+      // Cuts open streams and stalled connections; one the client already dropped can make
+      // Deno report a stale resource, which must not kill the worker mid-close.
+      try {
+        abort?.abort();
+      } catch {
+        // already closed
+      }
+    }, graceMs);
     try {
       await server.shutdown();
     } finally {

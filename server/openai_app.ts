@@ -38,6 +38,7 @@ import { loadCheckpoint } from "../model/checkpoint.ts";
 import { loadLoraAdapter } from "../model/lora.ts";
 import { generate } from "../model/sampling.ts";
 import { Rng } from "../util/rng.ts";
+import { requestGuard } from "./guard.ts";
 import {
   type ChatMessage,
   CHATML_TEMPLATE,
@@ -270,7 +271,7 @@ const ReloadSchema = z.object({ model_path: z.string().min(1) });
 // --- errors ---
 
 function openAiError(
-  status: 400 | 401 | 404 | 500,
+  status: 400 | 401 | 403 | 404 | 413 | 415 | 500,
   message: string,
   extra: { param?: string | null; issues?: unknown } = {},
 ): HTTPException {
@@ -278,8 +279,14 @@ function openAiError(
     ? "BadRequestError"
     : status === 401
     ? "AuthenticationError"
+    : status === 403
+    ? "PermissionDeniedError"
     : status === 404
     ? "NotFoundError"
+    : status === 413
+    ? "RequestTooLargeError"
+    : status === 415
+    ? "UnsupportedMediaTypeError"
     : "InternalServerError";
   const body = {
     error: { message, type, param: extra.param ?? null, code: status },
@@ -510,6 +517,12 @@ export interface OpenAiAppOptions {
   apiKey?: string;
   /** MGRPO's two-turn mode of chat completions; without it `mgrpo_correct` is refused. */
   twoTurn?: TwoTurnSettings;
+  /** The address the server binds (see `server/guard.ts`). @default "127.0.0.1" */
+  host?: string;
+  /** More host names accepted in `Host` and `Origin` (serve's `--allowed-host`). @default [] */
+  allowedHosts?: readonly string[];
+  /** Largest request body in bytes. @default DEFAULT_MAX_BODY_BYTES */
+  maxBodyBytes?: number;
 }
 
 /**
@@ -559,6 +572,15 @@ export function createOpenAiApp(policy: ServedPolicy, options: OpenAiAppOptions 
     }, 200);
   };
   return new Hono()
+    .use(
+      "*",
+      requestGuard({
+        host: options.host ?? "127.0.0.1",
+        ...(options.allowedHosts ? { allowedHosts: options.allowedHosts } : {}),
+        ...(options.maxBodyBytes ? { maxBodyBytes: options.maxBodyBytes } : {}),
+        refuse: (status, message) => openAiError(status, message),
+      }),
+    )
     .use("/v1/*", auth)
     .get("/health", (c) => c.body(null, 200))
     .get("/v1/models", (c) =>

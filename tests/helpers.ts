@@ -538,7 +538,11 @@ export async function serveArgs(): Promise<string[]> {
  * Starts `deno task serve --checkpoint <checkpoint> --port 0 <args>` and waits for its
  * `serving: URL` line; `close()` stops it.
  */
-export async function startServeTask(checkpoint: string, args: readonly string[]) {
+export async function startServeTask(
+  checkpoint: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+) {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       ...(await serveArgs()),
@@ -549,7 +553,7 @@ export async function startServeTask(checkpoint: string, args: readonly string[]
       ...args,
     ],
     cwd: REPO_ROOT,
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
     stdout: "piped",
     stderr: "inherit",
   }).spawn();

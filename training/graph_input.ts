@@ -422,10 +422,12 @@ export function buildGraphInput(
  */
 function openAiSampler(config: TrainConfig): OpenAiSampler {
   const o = config.sampler.openai;
+  // The key of a server started with MGRPO_API_KEY reaches it from the same environment.
+  const apiKey = o.api_key ?? (Deno.env.get("MGRPO_API_KEY") || undefined);
   return new OpenAiSampler({
     baseUrl: o.base_url!,
     model: o.model,
-    ...(o.api_key === undefined ? {} : { apiKey: o.api_key }),
+    ...(apiKey === undefined ? {} : { apiKey }),
     maxConcurrency: o.max_concurrency,
     maxRetries: o.max_retries,
     timeoutS: o.timeout_s,

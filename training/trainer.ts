@@ -536,6 +536,24 @@ export class Trainer {
 }
 
 /** The control loop of a run: the HTTP server when `control.enabled` (and allowed). */
+/**
+ * A short fingerprint of a bearer token: the first 8 hex digits of its SHA-256, enough to tell
+ * two tokens apart and of no use to anyone who reads it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tokenFingerprint } from "./trainer.ts";
+ *
+ * assert.match(await tokenFingerprint("secret"), /^sha256:[0-9a-f]{8}$/);
+ * ```
+ */
+export async function tokenFingerprint(token: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token));
+  const hex = [...new Uint8Array(digest).slice(0, 4)].map((b) => b.toString(16).padStart(2, "0"));
+  return `sha256:${hex.join("")}`;
+}
+
 async function startControl(
   setup: RunSetup,
   runDir: string,
@@ -568,7 +586,12 @@ async function startControl(
       runDir,
     });
     log(`control: ${server.url} (dashboard; deno task ctl --run-dir ${runDir})`);
-    log(`control token: ${server.token} (also in ${server.tokenPath}, mode 0600)`);
+    // The token itself stays out of stdout (a redirected log is often world-readable).
+    log(
+      `control token: in ${server.tokenPath} (mode 0600), fingerprint ${await tokenFingerprint(
+        server.token,
+      )}`,
+    );
     return server;
   }
   return new LocalLoopControl(config, controlOptions);

@@ -118,6 +118,22 @@ async function longRunArgs(tmp: string, sets: string[] = []): Promise<string[]> 
   ];
 }
 
+/**
+ * The run printed the token's file and fingerprint, never the token, and removed the token
+ * file and control.json when it ended.
+ */
+async function assertControlFilesGone(runDir: string, stdout: string): Promise<void> {
+  assert.match(
+    stdout,
+    new RegExp(
+      `control token: in ${runDir}/control-token \\(mode 0600\\), fingerprint sha256:[0-9a-f]{8}\\n`,
+    ),
+  );
+  assert.doesNotMatch(stdout, /[0-9a-f]{64}/, "the token is not printed");
+  assert.ok(!(await exists(`${runDir}/control-token`)), "control-token removed");
+  assert.ok(!(await exists(`${runDir}/control.json`)), "control.json removed");
+}
+
 async function stop(train: Train): Promise<void> {
   try {
     train.child.kill("SIGKILL");
@@ -133,7 +149,7 @@ Deno.test({
   async fn() {
     const tmp = await Deno.makeTempDir({ prefix: "train_signal_" });
     const runDir = `${tmp}/run`;
-    const train = startTrain(await longRunArgs(tmp));
+    const train = startTrain(await longRunArgs(tmp, ["control.enabled=true"]));
     try {
       const seen = await waitFor("the first step", train, async () => {
         const n = await loggedSteps(runDir);
@@ -163,6 +179,7 @@ Deno.test({
       assert.match(train.stdout(), new RegExp(`checkpoint: ${summary.checkpoint}\\n`));
       assert.deepEqual(await verifyAll(runDir), [summary.steps]);
       await loadStep(summary.checkpoint, summary.steps);
+      await assertControlFilesGone(runDir, train.stdout());
       console.log(
         `one SIGINT after ${seen} logged step(s): handled after ${handledMs.toFixed(0)} ms ` +
           `(${loggedAtSignal} logged), stopped at step ${summary.steps}, exit 0 after ` +
@@ -197,6 +214,7 @@ Deno.test({
           await longRunArgs(`${tmp}/attempt-${attempt}`, [
             "run.checkpoint_every=1",
             "run.keep_last=2",
+            "control.enabled=true",
           ]),
         );
         trains.push(train);
@@ -230,6 +248,8 @@ Deno.test({
       );
       // At once: the run did not go on to its end (no final checkpoint, no summary).
       assert.ok(!(await exists(`${runDir}/summary.json`)), "no summary: the run did not finish");
+      // Even so, the control token does not outlive the run.
+      await assertControlFilesGone(runDir, train!.stdout());
 
       // What it left verifies, whatever moment the exit cut.
       const steps = await verifyAll(runDir);

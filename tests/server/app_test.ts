@@ -240,7 +240,11 @@ Deno.test("createControlApp() refuses mutating routes without the right token", 
   ];
   for (const [method, path] of MUTATING) {
     for (const [headers, error] of cases) {
-      const res = await app.request(path, { method, headers, body: '{"learner":{"lr":1}}' });
+      const res = await app.request(path, {
+        method,
+        headers: { ...headers, "Content-Type": "application/json" },
+        body: '{"learner":{"lr":1}}',
+      });
       assert.equal(res.status, 401, `${method} ${path} with ${JSON.stringify(headers)}`);
       assert.equal(res.headers.get("WWW-Authenticate"), 'Bearer realm="mgrpo"');
       assert.deepEqual(await res.json(), { error });
@@ -490,7 +494,7 @@ Deno.test("createControlApp() GET /events ends after the run stops", async () =>
 
 Deno.test("ControlApp types the routes for hono/client", async () => {
   const { control, app } = setup();
-  const client = hc<ControlApp>("http://control.test", {
+  const client = hc<ControlApp>("http://127.0.0.1:8080", {
     fetch: (input: RequestInfo | URL, init?: RequestInit) => app.request(input, init),
     headers: AUTH,
   });

@@ -75,6 +75,7 @@ Deno.test("startControlServer() writes the token (0600) and control.json, serves
       await server.close();
     }
     assert.ok(!(await exists(`${dir}/control.json`)));
+    assert.ok(!(await exists(`${dir}/control-token`)), "the token does not outlive the server");
     await assert.rejects(fetch(`${server.url}/status`));
   });
 });
