@@ -2,10 +2,11 @@
  * `deno task verify`: checks (prediction, reference) pairs with the math verifier.
  *
  * Reads JSON Lines `{"pred": "…", "gold": "…"}` on stdin (a number for `gold` is read as
- * its decimal text) and writes one JSON line per input record, in input order:
- * `{"equal": true, "pred_answer": "…", "gold_answer": "…", "reason": "equal"}`. A bad
- * record gets `{"line": 3, "error": "line 3: …"}` instead, and the run goes on. Blank
- * lines are skipped and get no output line; line numbers count every input line from 1.
+ * its decimal text) and writes exactly one JSON line per input line, in input order, each
+ * with its 1-based `line`:
+ * `{"line": 1, "equal": true, "pred_answer": "…", "gold_answer": "…", "reason": "equal"}`.
+ * A bad record, a blank line included, gets `{"line": 3, "error": "line 3: …"}` instead, and
+ * the run goes on: a consumer can pair answers with inputs by position or by `line`.
  * The exit status is 0 whenever the input could be read, 2 for bad flags.
  *
  * Every pair runs in a {@linkcode VerifierPool} under a wall-clock limit, so a
@@ -43,9 +44,9 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
 const HELP = formatHelp(FLAGS, {
   usage: "deno task verify [--timeout-ms MS] [--workers N] [--isolation KIND] < pairs.jsonl",
   summary:
-    'Reads JSON Lines {"pred": "...", "gold": "..."} on stdin and writes one JSON line per\n' +
-    'record in order: {"equal", "pred_answer", "gold_answer", "reason"}, or {"line", "error"}\n' +
-    "for a bad record. Blank lines are skipped. A pair that runs past the limit gets\n" +
+    'Reads JSON Lines {"pred": "...", "gold": "..."} on stdin and writes exactly one JSON line\n' +
+    'per input line, in order: {"line", "equal", "pred_answer", "gold_answer", "reason"}, or\n' +
+    '{"line", "error"} for a bad one (a blank line too). A pair that runs past the limit gets\n' +
     'reason "timeout". Write integers above 2^53 in "gold" as strings.',
   examples: [
     `echo '{"pred": "\\\\boxed{1,234}", "gold": 1234}' | deno task verify`,
@@ -186,8 +187,8 @@ export interface VerifyJsonLinesOptions {
 
 /**
  * Streams JSON Lines records from `input` through `pool` and writes one output line per
- * record to `output`, in input order (see the module documentation for the formats).
- * Returns the number of records read. Does not close `output`.
+ * input line to `output`, in input order (see the module documentation for the formats).
+ * Returns the number of lines read. Does not close `output`.
  */
 export async function verifyJsonLines(
   input: ReadableStream<Uint8Array>,
@@ -219,17 +220,19 @@ export async function verifyJsonLines(
   async function onLine(raw: string): Promise<void> {
     lineNumber++;
     const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
-    if (line.trim() === "") return;
     records++;
-    const record = parseInputLine(line, lineNumber);
+    const record = line.trim() === ""
+      ? { error: `line ${lineNumber}: blank line: expected a JSON object with "pred" and "gold"` }
+      : parseInputLine(line, lineNumber);
     if ("error" in record) {
       const text = JSON.stringify({ line: lineNumber, error: record.error });
       pending.push({ settled: true, text, done: Promise.resolve() });
     } else {
       const entry: Pending = { settled: false, text: "", done: Promise.resolve() };
+      const at = lineNumber;
       entry.done = pool.verify(record.pred, record.gold).then(
         (verdict) => {
-          entry.text = formatVerdict(verdict);
+          entry.text = formatVerdict(at, verdict);
           entry.settled = true;
         },
         (error: unknown) => {
@@ -298,8 +301,9 @@ async function main(argv: string[]): Promise<number> {
 
 // --- helpers ---
 
-function formatVerdict(verdict: MathVerdict): string {
+function formatVerdict(line: number, verdict: MathVerdict): string {
   return JSON.stringify({
+    line,
     equal: verdict.equal,
     pred_answer: verdict.predAnswer,
     gold_answer: verdict.goldAnswer,

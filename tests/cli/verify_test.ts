@@ -5,9 +5,10 @@ import { verifyMath } from "../../verifiers/math/verify.ts";
 import { REPO_ROOT } from "../helpers.ts";
 
 /** The CLI's output line for a pair, computed in-process. */
-function expectedLine(pred: string, gold: string): string {
+function expectedLine(line: number, pred: string, gold: string): string {
   const v = verifyMath(pred, gold);
   return JSON.stringify({
+    line,
     equal: v.equal,
     pred_answer: v.predAnswer,
     gold_answer: v.goldAnswer,
@@ -81,7 +82,8 @@ const INPUT_LINES = [
 ];
 
 const EXPECTED_LINES = [
-  expectedLine("42", "42"),
+  expectedLine(1, "42", "42"),
+  '{"line":2,"error":"line 2: blank line: expected a JSON object with \\"pred\\" and \\"gold\\""}',
   '{"line":3,"error":"line 3: field \\"pred\\" must be a string: current value is 1"}',
   `{"line":4,"error":"line 4: invalid JSON: ${
     (() => {
@@ -94,10 +96,10 @@ const EXPECTED_LINES = [
   }"}`,
   '{"line":5,"error":"line 5: must be a JSON object with fields \\"pred\\" and \\"gold\\": current value is [\\"pred\\",\\"gold\\"]"}',
   '{"line":6,"error":"line 6: field \\"gold\\" is missing"}',
-  expectedLine("7", "8"),
+  expectedLine(7, "7", "8"),
   '{"line":8,"error":"line 8: field \\"gold\\" must be a string or a number: current value is null"}',
-  expectedLine("#### 18", "18"),
-  expectedLine("½ → \\frac{1}{2}", "0.5"),
+  expectedLine(9, "#### 18", "18"),
+  expectedLine(10, "½ → \\frac{1}{2}", "0.5"),
 ];
 
 Deno.test("parseInputLine() reads a record or says what is wrong with it", () => {
@@ -154,7 +156,7 @@ Deno.test("verifyJsonLines() answers every record in order, across chunk boundar
   const pool = new VerifierPool({ isolation: "worker", size: 2, batchSize: 2 });
   try {
     const n = await verifyJsonLines(chunked(INPUT_LINES.join("\n"), 3), out.stream, pool);
-    assert.equal(n, 9);
+    assert.equal(n, 10);
   } finally {
     await pool.close();
   }
@@ -178,8 +180,8 @@ Deno.test("verifyJsonLines() keeps the order with few records read ahead", async
     await pool.close();
   }
   const lines = out.text().trimEnd().split("\n");
-  assert.deepEqual(lines, pairs.map((p) => expectedLine(p.pred, String(p.gold))));
-  assert.equal(lines.filter((l) => l.startsWith('{"equal":true')).length, 15);
+  assert.deepEqual(lines, pairs.map((p, i) => expectedLine(i + 1, p.pred, String(p.gold))));
+  assert.equal(lines.filter((l) => l.includes('"equal":true')).length, 15);
 });
 
 Deno.test("verify CLI streams JSON Lines through verifier processes", async () => {
@@ -195,11 +197,19 @@ Deno.test("verify CLI streams JSON Lines through verifier processes", async () =
   );
   assert.equal(code, 0, stderr);
   const lines = stdout.trimEnd().split("\n");
-  assert.deepEqual(lines.slice(0, 9), EXPECTED_LINES);
-  assert.equal(lines.length, 11);
-  for (const line of lines.slice(9)) {
+  // One output line per input line, the blank one included.
+  assert.deepEqual(lines.slice(0, 10), EXPECTED_LINES);
+  assert.equal(lines.length, 12);
+  for (const [k, line] of lines.slice(10).entries()) {
     const verdict = JSON.parse(line);
-    assert.deepEqual(Object.keys(verdict), ["equal", "pred_answer", "gold_answer", "reason"]);
+    assert.deepEqual(Object.keys(verdict), [
+      "line",
+      "equal",
+      "pred_answer",
+      "gold_answer",
+      "reason",
+    ]);
+    assert.equal(verdict.line, 11 + k);
     assert.equal(verdict.equal, false);
   }
 });
@@ -213,7 +223,7 @@ Deno.test("verify CLI falls back to Web Workers without --allow-run", async () =
   assert.equal(code, 0, stderr);
   assert.equal(
     stdout,
-    `${expectedLine("\\boxed{1,234}", "1234")}\n${expectedLine("5", "6")}\n`,
+    `${expectedLine(1, "\\boxed{1,234}", "1234")}\n${expectedLine(2, "5", "6")}\n`,
   );
 });
 
