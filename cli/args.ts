@@ -227,8 +227,8 @@ export interface TrainArgs {
 /**
  * Parses the arguments of `deno task train`.
  *
- * @throws {ArgsError} for an unknown flag, a missing value, or a `--steps` /
- * `--seed` that is not an integer in range.
+ * @throws {ArgsError} for an unknown flag, a missing value, a `--steps` / `--seed` that is
+ * not an integer in range, or `--config` with `--resume`.
  *
  * @example
  * ```ts
@@ -247,6 +247,13 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
   const args = parseCommonArgs(argv, TRAIN_FLAGS);
   const runDir = args.values["run-dir"];
   const resume = args.values.resume;
+  if (typeof resume === "string" && args.config !== undefined) {
+    // Silently ignoring the file would train on a config the user did not ask for.
+    throw new ArgsError(
+      `Cannot combine --config with --resume: a resumed run keeps the config saved in ` +
+        `${resume}/config.yaml; change settings with --set key=value instead`,
+    );
+  }
   return {
     ...(args.config === undefined ? {} : { config: args.config }),
     overrides: args.overrides,

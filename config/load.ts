@@ -20,6 +20,7 @@ import {
   type YAMLError,
 } from "yaml";
 import { z } from "zod";
+import { invalidUtf8Lines } from "../util/utf8.ts";
 import {
   type BaseConfig,
   BaseConfigSchema,
@@ -173,7 +174,16 @@ export function loadConfigWith(
   } catch (cause) {
     throw new ConfigError(displayPath, [{ field: "", message: errorMessage(cause) }], { cause });
   }
-  data = data ?? {}; // an empty file is an empty config
+  if (data == null && options.text === undefined) {
+    // A file the user named holds nothing: running the full default instead would be a
+    // silent surprise (a truncated or wrongly saved file looks exactly like this).
+    throw new ConfigError(displayPath, [{
+      field: "",
+      message:
+        "the file holds no settings (it is empty or only comments): write the settings to change, or leave out --config to run the embedded default",
+    }]);
+  }
+  data = data ?? {}; // text given in code may be empty: the defaults
   if (isPlainObject(data)) {
     for (const [section, value] of Object.entries(data)) {
       if (value === null) delete data[section]; // `grpo:` with nothing under it
@@ -325,8 +335,9 @@ export function configToYaml(config: BaseConfig): string {
 // --- reading ---
 
 function readConfigText(path: string | undefined, displayPath: string): string {
+  let bytes: Uint8Array;
   try {
-    return Deno.readTextFileSync(path ?? DEFAULT_CONFIG_URL);
+    bytes = Deno.readFileSync(path ?? DEFAULT_CONFIG_URL);
   } catch (cause) {
     const message = cause instanceof Deno.errors.NotFound
       ? "file not found"
@@ -335,6 +346,15 @@ function readConfigText(path: string | undefined, displayPath: string): string {
       : `cannot read the file: ${errorMessage(cause)}`;
     throw new ConfigError(displayPath, [{ field: "", message }], { cause });
   }
+  const bad = invalidUtf8Lines(bytes);
+  if (bad.length > 0) {
+    throw new ConfigError(displayPath, [{
+      field: "",
+      line: bad[0]!,
+      message: "not valid UTF-8 text (save the file as UTF-8)",
+    }]);
+  }
+  return new TextDecoder().decode(bytes);
 }
 
 function syntaxIssue(error: YAMLError, lineCounter: LineCounter): ConfigIssue {

@@ -13,6 +13,7 @@
  * @module
  */
 import { Rng } from "../util/rng.ts";
+import { invalidUtf8Lines } from "../util/utf8.ts";
 
 /** One training problem; the shape the PromptSource turns into a query. */
 export interface JsonlProblem {
@@ -60,6 +61,11 @@ export interface ProblemsJsonlOptions {
    * @default "answer"
    */
   answerField?: string;
+  /**
+   * 1-based lines whose bytes were not UTF-8 (the file reader finds them): each is a bad line.
+   * @default []
+   */
+  invalidUtf8Lines?: readonly number[];
 }
 
 /** What {@linkcode parseProblemsJsonl} read: the good problems, in file order, and the bad lines. */
@@ -132,14 +138,17 @@ export function parseProblemsJsonl(
     DEFAULT_QUESTION_FIELDS;
   const answerField = fieldOption(path, "answerField", options.answerField)?.[0] ?? "answer";
 
+  const invalidUtf8 = new Set(options.invalidUtf8Lines ?? []);
   const problems: JsonlProblem[] = [];
   const badLines: BadLine[] = [];
   const idLines = new Map<string, number>();
   const lines = (text.startsWith("\uFEFF") ? text.slice(1) : text).split("\n");
   for (const [index, raw] of lines.entries()) {
     const line = index + 1;
-    if (raw.trim() === "") continue;
-    const result = parseLine(raw, questionFields, answerField);
+    if (raw.trim() === "" && !invalidUtf8.has(line)) continue;
+    const result = invalidUtf8.has(line)
+      ? { reason: "not valid UTF-8 text (save the file as UTF-8)", kind: "syntax" as const }
+      : parseLine(raw, questionFields, answerField);
     let reason: string;
     let kind: "syntax" | "type";
     if ("problem" in result) {
@@ -202,9 +211,9 @@ export async function loadProblemsJsonl(
   path: string,
   options: ProblemsJsonlOptions = {},
 ): Promise<ProblemsJsonl> {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = await Deno.readTextFile(path);
+    bytes = await Deno.readFile(path);
   } catch (cause) {
     if (cause instanceof Deno.errors.NotFound) {
       throw new Deno.errors.NotFound(`Cannot load dataset "${path}": file not found`, { cause });
@@ -214,7 +223,12 @@ export async function loadProblemsJsonl(
       : `cannot read the file: ${cause instanceof Error ? cause.message : String(cause)}`;
     throw new Error(`Cannot load dataset "${path}": ${why}`, { cause });
   }
-  return parseProblemsJsonl(text, path, options);
+  // A line that is not UTF-8 is a bad line (stop or skip), not text with U+FFFD in it.
+  const invalidUtf8 = invalidUtf8Lines(bytes);
+  return parseProblemsJsonl(new TextDecoder().decode(bytes), path, {
+    ...options,
+    ...(invalidUtf8.length ? { invalidUtf8Lines: invalidUtf8 } : {}),
+  });
 }
 
 /** Options of {@linkcode datasetStream}. */

@@ -602,9 +602,9 @@ export function createOpenAiApp(policy: ServedPolicy, options: OpenAiAppOptions 
       const tokenizer = policy.tokenizer;
       const raw = body.prompt;
       const prompts: number[][] = typeof raw === "string"
-        ? [tokenizer.encode(raw)]
+        ? [encodeRequestText(tokenizer, raw, "prompt")]
         : raw.every((p) => typeof p === "string")
-        ? (raw as string[]).map((p) => tokenizer.encode(p))
+        ? (raw as string[]).map((p) => encodeRequestText(tokenizer, p, "prompt"))
         : raw.every((p) => typeof p === "number")
         ? [raw as number[]]
         : raw as number[][];
@@ -663,8 +663,10 @@ export function createOpenAiApp(policy: ServedPolicy, options: OpenAiAppOptions 
       }
       const tokenizer = policy.tokenizer;
       const messages = body.messages as ChatMessage[];
-      const prompt = tokenizer.encode(
+      const prompt = encodeRequestText(
+        tokenizer,
         renderChat(messages, { template: policy.template, addGenerationPrompt: true }),
+        "messages",
       );
       const ctx = (policy.get(body.model)?.model.config.max_position_embeddings) ?? 0;
       const maxTokens = body.max_completion_tokens ?? body.max_tokens ??
@@ -804,6 +806,29 @@ export function createOpenAiApp(policy: ServedPolicy, options: OpenAiAppOptions 
 
 /** The typed API of the OpenAI-compatible app. */
 export type OpenAiApp = ReturnType<typeof createOpenAiApp>;
+
+/**
+ * The ids of text from a request; text the model's tokenizer cannot encode (a character
+ * outside a character-level vocabulary) is the client's error: 400 naming the field.
+ */
+function encodeRequestText(
+  tokenizer: { encode(text: string): number[] },
+  text: string,
+  param: string,
+): number[] {
+  try {
+    return tokenizer.encode(text);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    throw openAiError(
+      400,
+      `Invalid request: field "${param}" holds text the model's tokenizer cannot encode: ${
+        lowerFirst(error.message)
+      }`,
+      { param },
+    );
+  }
+}
 
 function requireApiKey(key: string): MiddlewareHandler {
   return async function requireApiKey(c, next) {

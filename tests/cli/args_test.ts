@@ -38,17 +38,27 @@ Deno.test("parseTrainArgs() reads every flag, keeping overrides in command-line 
     "7",
     "--run-dir",
     "runs/a",
-    "--resume",
-    "runs/b",
     "-h",
   ]);
   assert.deepEqual(args, {
     config: "configs/smoke-grpo.yaml",
     overrides: ["learner.lr=3e-4", "run.steps=5", "grpo.beta=0.04", "run.seed=7"],
     runDir: "runs/a",
-    resume: "runs/b",
     help: true,
   });
+  assert.deepEqual(parseTrainArgs(["--resume", "runs/b", "--set", "learner.lr=1e-5"]), {
+    overrides: ["learner.lr=1e-5"],
+    resume: "runs/b",
+    help: false,
+  });
+});
+
+Deno.test("parseTrainArgs() refuses --config with --resume instead of ignoring the file", () => {
+  assertArgsError(
+    ["--resume", "runs/b", "--config", "configs/smoke-grpo.yaml"],
+    "Cannot combine --config with --resume: a resumed run keeps the config saved in " +
+      "runs/b/config.yaml; change settings with --set key=value instead",
+  );
 });
 
 Deno.test("parseTrainArgs() lets a later --set beat --steps, as the order says", () => {

@@ -269,6 +269,30 @@ Deno.test("loadConfig() reads a file from disk and names it in the error", async
   }
 });
 
+Deno.test("loadConfig() refuses a config file that holds no settings, or bytes that are not UTF-8", async () => {
+  const path = await Deno.makeTempFile({ suffix: ".yaml" });
+  try {
+    for (const text of ["", "\n\n", "# all commented out\n# run:\n#   steps: 3\n"]) {
+      await Deno.writeTextFile(path, text);
+      assert.equal(
+        configError(() => loadConfig(path)).message,
+        `Cannot load config "${path}": the file holds no settings (it is empty or only ` +
+          "comments): write the settings to change, or leave out --config to run the embedded default",
+      );
+    }
+    // Latin-1 "é" in a phrase on line 3.
+    const bytes = new TextEncoder().encode('run:\n  steps: 2\nmgrpo:\n  guide_phrases: ["caf?"]\n');
+    bytes[bytes.indexOf(0x3f)] = 0xe9;
+    await Deno.writeFile(path, bytes);
+    assert.equal(
+      configError(() => loadConfig(path)).message,
+      `Cannot load config "${path}": line 4, not valid UTF-8 text (save the file as UTF-8)`,
+    );
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
 Deno.test("loadConfig() says so when the file does not exist", async () => {
   const dir = await Deno.makeTempDir();
   try {

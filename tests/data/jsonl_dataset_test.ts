@@ -170,6 +170,28 @@ Deno.test("loadProblemsJsonl() reads a file and names a missing one", async () =
   }
 });
 
+Deno.test("loadProblemsJsonl() treats a line that is not UTF-8 as a bad line, naming it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mgrpo_jsonl_" });
+  try {
+    const path = `${dir}/latin1.jsonl`;
+    const bytes = new TextEncoder().encode(
+      '{"question": "1+1?", "answer": "2"}\n{"question": "caf? 2+2?", "answer": "4"}\n',
+    );
+    bytes[bytes.indexOf(0x3f, 40)] = 0xe9; // Latin-1 "é" on line 2
+    await Deno.writeFile(path, bytes);
+    await assert.rejects(() => loadProblemsJsonl(path), {
+      name: "SyntaxError",
+      message: `Cannot load dataset: ${path}:2: not valid UTF-8 text (save the file as UTF-8)`,
+    });
+    const { problems, badLines } = await loadProblemsJsonl(path, { onBadLine: "skip" });
+    assert.deepEqual(problems.map((p) => p.question), ["1+1?"]);
+    assert.deepEqual(badLines.map((b) => b.line), [2]);
+    assert.ok(!problems.some((p) => p.question.includes("\uFFFD")));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 function take<T>(stream: Iterator<T>, k: number): T[] {
   return Array.from({ length: k }, () => stream.next().value as T);
 }

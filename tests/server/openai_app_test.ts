@@ -178,6 +178,24 @@ Deno.test("POST /v1/completions answers 400 naming the field of a bad body", asy
   );
 });
 
+Deno.test("text the tokenizer cannot encode is a 400 naming the field, not a 500", async () => {
+  const completion = await post("/v1/completions", { prompt: "日本", max_tokens: 2 });
+  assert.equal(completion.status, 400);
+  const a = await completion.json();
+  assert.equal(a.error.param, "prompt");
+  assert.equal(a.error.type, "BadRequestError");
+  assert.match(
+    a.error.message,
+    /^Invalid request: field "prompt" holds text the model's tokenizer cannot encode: cannot encode text: character at index 0 is not in the vocabulary/,
+  );
+  const chat = await post("/v1/chat/completions", {
+    messages: [{ role: "user", content: "What is 日本?" }],
+    max_tokens: 2,
+  });
+  assert.equal(chat.status, 400);
+  assert.equal((await chat.json()).error.param, "messages");
+});
+
 Deno.test("POST /v1/chat/completions renders the chat template; mgrpo_correct answers in two turns", async () => {
   const messages = [{ role: "user" as const, content: "What is 2+3?" }];
   const l1 = tokenizer.encode(
