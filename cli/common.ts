@@ -6,6 +6,7 @@
  */
 import { ArgsError } from "./args.ts";
 import { ConfigError } from "../config/load.ts";
+import { InputError } from "../util/errors.ts";
 import { type CorrectionMetrics } from "../algorithms/mgrpo/self_correction.ts";
 import { type TwoTurnMetrics } from "../algorithms/mgrpo/mod.ts";
 import { REPO_ROOT } from "../training/setup.ts";
@@ -34,7 +35,9 @@ export async function runMain(main: (argv: string[]) => Promise<number>): Promis
     Deno.exit(await main(Deno.args));
   } catch (e) {
     console.error(e instanceof Error ? e.message : e);
-    Deno.exit(e instanceof ArgsError || e instanceof ConfigError ? 2 : 1);
+    Deno.exit(
+      e instanceof ArgsError || e instanceof ConfigError || e instanceof InputError ? 2 : 1,
+    );
   }
 }
 

@@ -9,7 +9,7 @@
  */
 import type { Backend } from "../config/schema.ts";
 import { tensorBackends } from "../config/schema.ts";
-import { configToYaml } from "../config/load.ts";
+import { ConfigError, configToYaml } from "../config/load.ts";
 import type { TrainConfig } from "../algorithms/builtins.ts";
 import type {
   AlgorithmGraphInput,
@@ -146,10 +146,8 @@ export async function setupRun(
     if (task.badLines.length > 5) {
       warn(`skipped: ... ${task.badLines.length - 5} more bad lines`);
     }
-    if (write) {
-      await Deno.mkdir(runDir, { recursive: true });
-      await Deno.writeTextFile(`${runDir}/config.yaml`, configToYaml(config));
-    }
+    // The config as given is what the run folder keeps (a chat template found below is not).
+    const given = config;
 
     // The Learner's backend (learner.backend, else model.backend) is this process's; the
     // config refuses a different in-process sampler.backend.
@@ -217,14 +215,6 @@ export async function setupRun(
     // a fresh sampling stream, as they always did.
     const restores = resumeFrom ? await restoreMessages(resumeFrom, saved) : new Map();
     const exact = resumeFrom !== undefined && saved.actors !== undefined;
-    if (resumeFrom && write) {
-      const dropped = await truncateMetrics(`${runDir}/metrics.jsonl`, startStep);
-      log(
-        `resume: ${resumeFrom} (step ${startStep}${
-          exact ? "" : "; written before exact resume: sampling restarts from a new stream"
-        }${dropped ? `; dropped ${dropped} metrics lines logged after it` : ""})`,
-      );
-    }
     let optimizer: AdamWState | undefined;
     if (resumeFrom) {
       try {
@@ -268,6 +258,27 @@ export async function setupRun(
           `for the model's context or not encodable`,
       );
     }
+    // Everything that can be checked was: only now is the run folder written, so a failed
+    // start leaves no folder and never rewrites a resumed run's config.yaml.
+    if (write) {
+      if (given.control.enabled) {
+        await probeListen(
+          options.configPath ?? "configs/tiny-mgrpo.yaml",
+          given.control.host,
+          given.control.port,
+        );
+      }
+      await Deno.mkdir(runDir, { recursive: true });
+      await writeFileAtomic(`${runDir}/config.yaml`, configToYaml(given));
+    }
+    if (resumeFrom && write) {
+      const dropped = await truncateMetrics(`${runDir}/metrics.jsonl`, startStep);
+      log(
+        `resume: ${resumeFrom} (step ${startStep}${
+          exact ? "" : "; written before exact resume: sampling restarts from a new stream"
+        }${dropped ? `; dropped ${dropped} metrics lines logged after it` : ""})`,
+      );
+    }
     return {
       config,
       plugin,
@@ -288,6 +299,37 @@ export async function setupRun(
     await scorer.close();
     throw e;
   }
+}
+
+/**
+ * Checks that the control server will be able to listen on `host:port` (an address that
+ * does not resolve, or a port taken), before the run folder is written. Without the net
+ * permission the control server is skipped later with a warning, so nothing is checked.
+ *
+ * @throws {ConfigError} Naming `control.host` or `control.port`.
+ */
+async function probeListen(configPath: string, host: string, port: number): Promise<void> {
+  const permission = await Deno.permissions.query({ name: "net", host });
+  if (permission.state !== "granted") return;
+  try {
+    Deno.listen({ hostname: host, port }).close();
+  } catch (cause) {
+    const field = cause instanceof Deno.errors.AddrInUse ? "control.port" : "control.host";
+    const value = field === "control.port" ? port : JSON.stringify(host);
+    throw new ConfigError(configPath, [{
+      field,
+      message: `field "${field}" cannot be listened on: ${
+        (cause as Error).message
+      }: current value is ${value}`,
+    }], { cause });
+  }
+}
+
+/** Writes `text` to `path` through a temporary file and a rename: never half a file. */
+async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  await Deno.writeTextFile(tmp, text);
+  await Deno.rename(tmp, path);
 }
 
 /** Options of {@linkcode buildGraphInput}. */

@@ -14,6 +14,7 @@ import type { Restore } from "../actors/messages.ts";
 import { liveFieldsFor } from "../server/run_control.ts";
 import { removeCheckpoint, repairCheckpoints } from "../model/checkpoint.ts";
 import type { TrainConfig } from "../algorithms/builtins.ts";
+import { InputError } from "../util/errors.ts";
 
 /** The file a checkpoint keeps its counters and actor snapshots in. */
 export const TRAINER_STATE_FILE = "trainer_state.json";
@@ -51,7 +52,7 @@ export async function listCheckpoints(runDir: string): Promise<{ step: number; p
 /**
  * The newest `checkpoint-<step>` folder of a run.
  *
- * @throws {Error} Naming the folder when it cannot be read or holds no checkpoint.
+ * @throws {InputError} Naming the folder when it does not exist or holds no checkpoint.
  */
 export async function latestCheckpoint(runDir: string): Promise<string> {
   let all;
@@ -60,10 +61,19 @@ export async function latestCheckpoint(runDir: string): Promise<string> {
     await repairCheckpoints(runDir);
     all = await listCheckpoints(runDir);
   } catch (cause) {
-    throw new Error(`Cannot resume from "${runDir}": ${(cause as Error).message}`, { cause });
+    const why = cause instanceof Deno.errors.NotFound
+      ? "the folder does not exist"
+      : cause instanceof Deno.errors.NotADirectory
+      ? "the path is a file, not a run folder"
+      : (cause as Error).message;
+    throw new InputError(`Cannot resume from "${runDir}": ${why}`, { cause });
   }
   const best = all.at(-1);
-  if (!best) throw new Error(`Cannot resume from "${runDir}": no checkpoint-<step> folder in it`);
+  if (!best) {
+    throw new InputError(
+      `Cannot resume from "${runDir}": it is not a run folder (no checkpoint-<step> folder in it)`,
+    );
+  }
   return best.path;
 }
 

@@ -16,6 +16,7 @@ import { devProblems, heldOutProblems, problemKey } from "../data/arithmetic.ts"
 import type { ArithmeticOptions, ArithmeticProblem } from "../data/arithmetic.ts";
 import { type BadLine, epochOrder, loadProblemsJsonl } from "../data/jsonl_dataset.ts";
 import type { SourceProblem } from "../actors/prompt_source.ts";
+import { InputError } from "../util/errors.ts";
 
 /** The repository root (where `deno.json` lives). */
 export const REPO_ROOT: string = new URL("../", import.meta.url).pathname;
@@ -116,9 +117,12 @@ export async function loadTrainingTask(
     onBadLine: task.on_bad_line,
     answerField: task.answer_field,
     ...(task.question_field === undefined ? {} : { questionField: task.question_field }),
+  }).catch((cause) => {
+    // A missing file or a bad line is the user's input: exit 2, same message.
+    throw new InputError((cause as Error).message, { cause });
   });
   if (task.eval_size >= problems.length) {
-    throw new RangeError(
+    throw new InputError(
       `Cannot use dataset "${task.path}": task.eval_size must be smaller than its ` +
         `${problems.length} problems, to leave some to train on: current value is ${task.eval_size}`,
     );
@@ -153,5 +157,20 @@ export async function loadStartingPolicy(
     };
   }
   const path = resolveRepoPath(config.model.init);
-  return { ...(await loadCheckpoint(path, options)), identity: path };
+  let loaded: LoadedCheckpoint;
+  try {
+    loaded = await loadCheckpoint(path, options);
+  } catch (cause) {
+    // The user named this folder (model.init / model.path): a model, not a checkpoint.
+    const exists = await Deno.stat(path).then((s) => s.isDirectory, () => undefined);
+    const why = exists === undefined
+      ? "the folder does not exist"
+      : exists === false
+      ? "the path is a file, not a model folder"
+      : !(await Deno.stat(`${path}/config.json`).then(() => true, () => false))
+      ? 'the folder holds no "config.json": it is not a model folder (ours or a Hugging Face one)'
+      : (cause as Error).message.replace(/^Cannot load checkpoint "[^"]*": /, "");
+    throw new InputError(`Cannot load model.init "${config.model.init}": ${why}`, { cause });
+  }
+  return { ...loaded, identity: path };
 }

@@ -20,8 +20,10 @@ interface Result {
 
 /** Runs `deno run cli/train.ts ...args` from the repository root. */
 async function train(...args: string[]): Promise<Result> {
+  // "--allow-net" first: a run that listens (the control server).
+  const net = args[0] === "--allow-net" ? [args.shift()!] : [];
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", "--allow-env", "cli/train.ts", ...args],
+    args: ["run", "--allow-read", "--allow-write", "--allow-env", ...net, "cli/train.ts", ...args],
     cwd: REPO_ROOT,
     env: { NO_COLOR: "1" },
     stdout: "piped",
@@ -125,17 +127,81 @@ Deno.test("train.ts exits 2 for an unknown flag", async () => {
   assert.match(result.stderr, /^Unknown flag "--stepz": known flags are --config, --set, /);
 });
 
-Deno.test("train.ts --resume fails on a folder without checkpoints and writes nothing", async () => {
+Deno.test("train.ts exits 2 for a --resume folder that is not a run, naming what is wrong, and writes nothing", async () => {
   await withRun(async (tmp) => {
     const empty = `${tmp}/empty-run`;
     await Deno.mkdir(empty);
-    const result = await train("--resume", empty, "--steps", "3");
-    assert.notEqual(result.code, 0);
-    assert.equal(
-      result.stderr,
-      `Cannot resume from "${empty}": no checkpoint-<step> folder in it\n`,
-    );
+    await Deno.writeTextFile(`${tmp}/file`, "x");
+    const cases: [string, string][] = [
+      [
+        empty,
+        `Cannot resume from "${empty}": it is not a run folder (no checkpoint-<step> folder in it)`,
+      ],
+      [`${tmp}/missing`, `Cannot resume from "${tmp}/missing": the folder does not exist`],
+      [`${tmp}/file`, `Cannot resume from "${tmp}/file": the path is a file, not a run folder`],
+    ];
+    for (const [dir, message] of cases) {
+      const result = await train("--resume", dir, "--steps", "3");
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(result.stderr, `${message}\n`);
+    }
     assert.deepEqual(await Array.fromAsync(Deno.readDir(empty)), []);
+    assert.ok(!(await exists(`${tmp}/missing`)));
+  });
+});
+
+Deno.test("train.ts exits 2 for a missing model folder or dataset and leaves no run folder", async () => {
+  await withRun(async (tmp) => {
+    const cases: [string[], string][] = [
+      [
+        ["--set", `model.init=${tmp}/no-model`],
+        `Cannot load model.init "${tmp}/no-model": the folder does not exist`,
+      ],
+      [
+        ["--set", `model.init=${tmp}/empty-model`],
+        `Cannot load model.init "${tmp}/empty-model": the folder holds no "config.json": it is not a model folder (ours or a Hugging Face one)`,
+      ],
+      [
+        ["--set", "task.kind=jsonl", "--set", `task.path=${tmp}/none.jsonl`],
+        `Cannot load dataset "${tmp}/none.jsonl": file not found`,
+      ],
+      [
+        ["--set", "task.kind=jsonl", "--set", `task.path=${tmp}/bad.jsonl`],
+        `Cannot load dataset: ${tmp}/bad.jsonl:2: not JSON: `,
+      ],
+    ];
+    await Deno.mkdir(`${tmp}/empty-model`);
+    await Deno.writeTextFile(`${tmp}/bad.jsonl`, '{"question": "1+1?", "answer": 2}\n{oops\n');
+    for (const [args, message] of cases) {
+      const run = `${tmp}/run`;
+      const result = await train(...args, "--steps", "1", "--run-dir", run);
+      assert.equal(result.code, 2, result.stderr);
+      assert.ok(result.stderr.startsWith(message), result.stderr);
+      assert.doesNotMatch(result.stderr, /checkpoint|readfile|os error/);
+      assert.ok(!(await exists(run)), `${args.join(" ")}: no run folder`);
+    }
+  });
+});
+
+Deno.test("train.ts checks control.host before writing: a bad one leaves no run folder and a resumed run's config.yaml untouched", async () => {
+  await withRun(async (tmp, init) => {
+    const run = `${tmp}/run`;
+    const args = ["--config", "configs/smoke-grpo.yaml", "--set", `model.init=${init}`];
+    const bad = ["--set", "control.host=no-such-host.invalid"];
+    const fresh = await train("--allow-net", ...args, ...bad, "--run-dir", run);
+    assert.equal(fresh.code, 2, fresh.stderr);
+    assert.match(
+      fresh.stderr,
+      /field "control\.host" cannot be listened on: .*current value is "no-such-host\.invalid"/,
+    );
+    assert.ok(!(await exists(run)));
+
+    const done = await train("--allow-net", ...args, "--run-dir", run);
+    assert.equal(done.code, 0, done.stderr);
+    const before = await Deno.readTextFile(`${run}/config.yaml`);
+    const resumed = await train("--allow-net", "--resume", run, "--steps", "4", ...bad);
+    assert.equal(resumed.code, 2, resumed.stderr);
+    assert.equal(await Deno.readTextFile(`${run}/config.yaml`), before);
   });
 });
 
