@@ -10,6 +10,7 @@ import { InputError } from "../util/errors.ts";
 import { type CorrectionMetrics } from "../algorithms/mgrpo/self_correction.ts";
 import { type TwoTurnMetrics } from "../algorithms/mgrpo/mod.ts";
 import { REPO_ROOT } from "../training/setup.ts";
+import { RUN_PERMISSIONS } from "../training/permissions.ts";
 
 /**
  * `deno run` arguments that start `cli/train.ts` with the permissions `deno task train` has
@@ -17,18 +18,14 @@ import { REPO_ROOT } from "../training/setup.ts";
  */
 export const TRAIN_RUN_ARGS: readonly string[] = [
   "run",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-run",
-  "--allow-net",
-  "--allow-ffi", // the optional tensorflow backend (tfjs-node) is a Node-API addon
+  ...RUN_PERMISSIONS,
   `${REPO_ROOT}cli/train.ts`,
 ];
 
 /**
  * Runs a CLI entry point and exits with its code: a thrown `ArgsError` or `ConfigError`
- * prints its message and exits 2 (bad command line or config), anything else exits 1.
+ * prints its message and exits 2 (bad command line or config), as does an `InputError` (a path
+ * or file the user named), anything else exits 1.
  */
 export async function runMain(main: (argv: string[]) => Promise<number>): Promise<never> {
   try {

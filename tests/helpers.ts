@@ -529,7 +529,7 @@ export { tensorflowSetUp as tensorflowReady } from "../model/backend.ts";
 /** The `deno task serve` command line of deno.json, run by this deno. */
 export async function serveArgs(): Promise<string[]> {
   const tasks = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`)).tasks;
-  const [deno, ...args] = (tasks.serve as string).split(" ");
+  const [deno, ...args] = (tasks.serve.command as string).split(" ");
   assert.equal(deno, "deno");
   return args.map((a) => (a.endsWith(".ts") ? `${REPO_ROOT}${a}` : a));
 }

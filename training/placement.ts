@@ -11,6 +11,7 @@ import { type TrainConfig } from "../algorithms/builtins.ts";
 import { type Placement, remoteActor } from "../actors/runtime/mod.ts";
 import { workerConnect } from "../actors/runtime/worker_transport.ts";
 import { natsConnect, natsSession } from "../actors/runtime/nats_transport.ts";
+import { RUN_PERMISSIONS } from "./permissions.ts";
 
 /**
  * The wasm backend's threads for a run: 1 when an actor is placed on `worker` (the threaded
@@ -90,7 +91,8 @@ export function placeActors(
           new Deno.Command(Deno.execPath(), {
             args: [
               "run",
-              "--allow-all",
+              // The permissions of train itself, no more.
+              ...RUN_PERMISSIONS,
               ACTOR_ENTRY.pathname,
               name,
               "--nats",
