@@ -7,6 +7,7 @@
 import { ArgsError } from "./args.ts";
 import { ConfigError } from "../config/load.ts";
 import { InputError } from "../util/errors.ts";
+import { escapeControlChars } from "../util/escape.ts";
 import { type CorrectionMetrics } from "../algorithms/mgrpo/self_correction.ts";
 import { type TwoTurnMetrics } from "../algorithms/mgrpo/mod.ts";
 import { REPO_ROOT } from "../training/setup.ts";
@@ -31,7 +32,8 @@ export async function runMain(main: (argv: string[]) => Promise<number>): Promis
   try {
     Deno.exit(await main(Deno.args));
   } catch (e) {
-    console.error(e instanceof Error ? e.message : e);
+    // Messages quote user data (a dataset line, a config value): never raw escape sequences.
+    console.error(escapeControlChars(e instanceof Error ? e.message : String(e)));
     Deno.exit(
       e instanceof ArgsError || e instanceof ConfigError || e instanceof InputError ? 2 : 1,
     );

@@ -14,6 +14,7 @@
  */
 import { Rng } from "../util/rng.ts";
 import { invalidUtf8Lines } from "../util/utf8.ts";
+import { escapeControlChars } from "../util/escape.ts";
 
 /** One training problem; the shape the PromptSource turns into a query. */
 export interface JsonlProblem {
@@ -166,6 +167,8 @@ export function parseProblemsJsonl(
     } else {
       ({ reason, kind } = result);
     }
+    // The reason may quote the line (a JSON syntax error does): no raw control characters.
+    reason = escapeControlChars(reason);
     const bad: BadLine = { line, reason, message: `${path}:${line}: ${reason}` };
     if (onBadLine === "stop") {
       const message = `Cannot load dataset: ${bad.message}`;

@@ -183,6 +183,28 @@ Deno.test("train.ts exits 2 for a missing model folder or dataset and leaves no 
   });
 });
 
+Deno.test("train.ts never echoes a dataset line's escape sequences to the terminal", async () => {
+  await withRun(async (tmp) => {
+    // A line that would clear the screen, set the window title and use a one-byte CSI.
+    // Not JSON, so the parser's message quotes it.
+    const hostile = 'x\x1b]0;pwned\x07\x1b[2J\x9b31m {"question": "1+1?"}';
+    await Deno.writeTextFile(`${tmp}/hostile.jsonl`, `${hostile}\n`);
+    const result = await train(
+      "--set",
+      "task.kind=jsonl",
+      "--set",
+      `task.path=${tmp}/hostile.jsonl`,
+      "--run-dir",
+      `${tmp}/run`,
+    );
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, new RegExp(`^Cannot load dataset: ${tmp}/hostile\\.jsonl:1: `));
+    // deno-lint-ignore no-control-regex
+    assert.doesNotMatch(result.stderr, /[\x00-\x08\x0b-\x1f\x7f-\x9f]/);
+    assert.match(result.stderr, /"x\\x1b\]0;pwned"/);
+  });
+});
+
 Deno.test("train.ts checks control.host before writing: a bad one leaves no run folder and a resumed run's config.yaml untouched", async () => {
   await withRun(async (tmp, init) => {
     const run = `${tmp}/run`;
