@@ -54,20 +54,53 @@ async function sha256Hex(data: Uint8Array): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** Options of {@linkcode verifyCheckpoint} and {@linkcode loadCheckpoint}. */
+export interface VerifyOptions {
+  /**
+   * Load a checkpoint of ours (it has `trainer_state.json`) that has no manifest, or an empty
+   * one, unverified. Also set by the environment variable `MGRPO_ALLOW_UNVERIFIED=1`.
+   * @default false
+   */
+  allowUnverified?: boolean;
+}
+
+/** The environment variable that lets an unverifiable checkpoint of ours load. */
+export const ALLOW_UNVERIFIED_ENV = "MGRPO_ALLOW_UNVERIFIED";
+
+function unverifiedAllowed(options: VerifyOptions): boolean {
+  if (options.allowUnverified) return true;
+  try {
+    return Deno.env.get(ALLOW_UNVERIFIED_ENV) === "1";
+  } catch {
+    return false; // no --allow-env
+  }
+}
+
 /**
- * Checks the files of checkpoint folder `dir` against its `manifest.json`. A folder without
- * a manifest (a Hugging Face download, an older checkpoint) passes.
+ * Checks the files of checkpoint folder `dir` against its `manifest.json`. Every checkpoint
+ * this project writes has one; a folder without one passes only when it is not ours (no
+ * `trainer_state.json`: a Hugging Face download). One of ours with a missing or empty manifest
+ * cannot be checked, so it is refused unless `allowUnverified` (or `MGRPO_ALLOW_UNVERIFIED=1`).
  *
  * @throws {Error} naming the folder and the first missing, resized or altered file, or a
- * malformed manifest
+ * malformed, missing or empty manifest
  */
-export async function verifyCheckpoint(dir: string): Promise<void> {
-  let text: string;
+export async function verifyCheckpoint(dir: string, options: VerifyOptions = {}): Promise<void> {
+  let text: string | undefined;
   try {
     text = await Deno.readTextFile(`${dir}/${MANIFEST_FILE}`);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    throw e;
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const ours = await exists(`${dir}/trainer_state.json`);
+  const empty = text !== undefined && ["", "{}"].includes(text.replace(/\s+/g, ""));
+  if (text === undefined || empty) {
+    if (!ours || unverifiedAllowed(options)) return;
+    throw new Error(
+      `Cannot load checkpoint "${dir}": it was written by mgrpo (it has trainer_state.json) but ` +
+        `its ${MANIFEST_FILE} is ${text === undefined ? "missing" : "empty"}, so its files ` +
+        `cannot be verified; to load it anyway, set ${ALLOW_UNVERIFIED_ENV}=1`,
+    );
   }
   let manifest: CheckpointManifest;
   try {
@@ -80,6 +113,13 @@ export async function verifyCheckpoint(dir: string): Promise<void> {
   if (typeof manifest?.files !== "object" || manifest.files === null) {
     throw new TypeError(
       `Cannot load checkpoint "${dir}": "${MANIFEST_FILE}" has no "files" object`,
+    );
+  }
+  if (Object.keys(manifest.files).length === 0 && ours && !unverifiedAllowed(options)) {
+    throw new Error(
+      `Cannot load checkpoint "${dir}": it was written by mgrpo (it has trainer_state.json) but ` +
+        `its ${MANIFEST_FILE} lists no files, so they cannot be verified; to load it anyway, ` +
+        `set ${ALLOW_UNVERIFIED_ENV}=1`,
     );
   }
   for (const [name, expected] of Object.entries(manifest.files)) {
@@ -319,11 +359,11 @@ export async function saveCheckpoint(
  */
 export async function loadCheckpoint(
   dir: string,
-  options: { trainable?: boolean } = {},
+  options: { trainable?: boolean } & VerifyOptions = {},
 ): Promise<LoadedCheckpoint> {
   const clean = dir.replace(/\/+$/, "");
   if (!(await exists(clean))) dir = (await asideCopies(clean))[0] ?? dir;
-  await verifyCheckpoint(dir);
+  await verifyCheckpoint(dir, options);
   const read = async (name: string) => {
     try {
       return await Deno.readFile(`${dir}/${name}`);

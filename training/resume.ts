@@ -12,7 +12,13 @@
  */
 import type { Restore } from "../actors/messages.ts";
 import { liveFieldsFor } from "../server/run_control.ts";
-import { removeCheckpoint, repairCheckpoints } from "../model/checkpoint.ts";
+import {
+  MANIFEST_FILE,
+  removeCheckpoint,
+  repairCheckpoints,
+  verifyCheckpoint,
+} from "../model/checkpoint.ts";
+import { exists } from "../model/fs.ts";
 import type { TrainConfig } from "../algorithms/builtins.ts";
 import { InputError } from "../util/errors.ts";
 
@@ -50,11 +56,18 @@ export async function listCheckpoints(runDir: string): Promise<{ step: number; p
 }
 
 /**
- * The newest `checkpoint-<step>` folder of a run.
+ * The newest `checkpoint-<step>` folder of a run that verifies: it has a manifest and every
+ * file matches it. A newer one that does not (corrupt, emptied, its manifest lost) is moved
+ * aside as `checkpoint-<step>.corrupt-<time>` for inspection, `warn` says so, and the next
+ * older one is tried.
  *
- * @throws {InputError} Naming the folder when it does not exist or holds no checkpoint.
+ * @throws {InputError} Naming the folder when it does not exist, holds no checkpoint, or none
+ * of its checkpoints verifies.
  */
-export async function latestCheckpoint(runDir: string): Promise<string> {
+export async function latestCheckpoint(
+  runDir: string,
+  warn: (line: string) => void = (line) => console.error(line),
+): Promise<string> {
   let all;
   try {
     // A process killed mid-save may have left the newest checkpoint moved aside: put it back.
@@ -68,13 +81,38 @@ export async function latestCheckpoint(runDir: string): Promise<string> {
       : (cause as Error).message;
     throw new InputError(`Cannot resume from "${runDir}": ${why}`, { cause });
   }
-  const best = all.at(-1);
-  if (!best) {
+  if (all.length === 0) {
     throw new InputError(
       `Cannot resume from "${runDir}": it is not a run folder (no checkpoint-<step> folder in it)`,
     );
   }
-  return best.path;
+  const bad: string[] = [];
+  for (const { path } of all.reverse()) {
+    try {
+      // Every checkpoint a run writes has a manifest: one without cannot be trusted here.
+      if (!(await exists(`${path}/${MANIFEST_FILE}`))) {
+        throw new Error(`Cannot load checkpoint "${path}": its ${MANIFEST_FILE} is missing`);
+      }
+      await verifyCheckpoint(path);
+    } catch (error) {
+      const aside = `${path}.corrupt-${Date.now()}`;
+      await Deno.rename(path, aside);
+      bad.push(path);
+      warn(
+        `resume: ${
+          (error as Error).message
+        }; kept aside as ${aside}, trying the next older checkpoint`,
+      );
+      continue;
+    }
+    if (bad.length > 0) {
+      warn(`resume: continuing from ${path}, the newest checkpoint that verifies`);
+    }
+    return path;
+  }
+  throw new InputError(
+    `Cannot resume from "${runDir}": none of its checkpoints verifies (${bad.length} kept aside as *.corrupt-*)`,
+  );
 }
 
 /**

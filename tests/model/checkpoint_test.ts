@@ -12,6 +12,20 @@ import { makeTinyModel } from "../helpers.ts";
 
 await initBackend("wasm");
 
+Deno.test("the committed checkpoints carry manifests and verify", async () => {
+  for (const name of ["tiny-sft", "tiny-mgrpo"]) {
+    const dir = new URL(`../../checkpoints/${name}`, import.meta.url).pathname;
+    const manifest = JSON.parse(await Deno.readTextFile(`${dir}/${MANIFEST_FILE}`));
+    assert.deepEqual(Object.keys(manifest.files).sort(), [
+      "config.json",
+      "model.safetensors",
+      "tokenizer.json",
+      "trainer_state.json",
+    ]);
+    await verifyCheckpoint(dir);
+  }
+});
+
 Deno.test("encodeSafetensors() and decodeSafetensors() round-trip with the standard header", () => {
   const tensors = new Map([
     ["b", { data: new Float32Array([1.5, -2]), shape: [2] }],
@@ -80,8 +94,10 @@ Deno.test("loadCheckpoint() names the folder and the problem for bad checkpoints
     const model = makeTinyModel(3);
     await saveCheckpoint(`${dir}/ckpt`, model, new CharTokenizer());
     model.dispose();
-    // Edited by hand, as a foreign checkpoint would be: without a manifest to catch the edit.
+    // Edited by hand, as a foreign checkpoint would be: without a manifest (or a trainer state)
+    // to catch the edit.
     await Deno.remove(`${dir}/ckpt/${MANIFEST_FILE}`);
+    await Deno.remove(`${dir}/ckpt/trainer_state.json`);
     const config = JSON.parse(await Deno.readTextFile(`${dir}/ckpt/config.json`));
     await Deno.writeTextFile(
       `${dir}/ckpt/config.json`,
@@ -156,10 +172,34 @@ Deno.test("saveCheckpoint() writes a manifest, and loadCheckpoint() names a corr
       /file "tokenizer\.json" listed in manifest\.json cannot be read/,
     );
 
-    // A folder without a manifest (a Hugging Face download) is not checked.
-    await saveCheckpoint(`${dir}/plain`, model, new CharTokenizer());
-    await Deno.remove(`${dir}/plain/${MANIFEST_FILE}`);
-    (await loadCheckpoint(`${dir}/plain`)).model.dispose();
+    // One of ours (trainer_state.json) whose manifest is lost or empty cannot be verified: a
+    // flipped bit would load. Refused, with the way to load it anyway.
+    const plain = `${dir}/plain`;
+    await saveCheckpoint(plain, model, new CharTokenizer());
+    const bytes = await Deno.readFile(`${plain}/model.safetensors`);
+    bytes[bytes.length - 1]! ^= 1;
+    await Deno.writeFile(`${plain}/model.safetensors`, bytes);
+    for (const [manifest, what] of [[undefined, "missing"], ["", "empty"], ["{}", "empty"]]) {
+      await Deno.remove(`${plain}/${MANIFEST_FILE}`).catch(() => {});
+      if (manifest !== undefined) await Deno.writeTextFile(`${plain}/${MANIFEST_FILE}`, manifest);
+      await assert.rejects(loadCheckpoint(plain), {
+        message: `Cannot load checkpoint "${plain}": it was written by mgrpo (it has ` +
+          `trainer_state.json) but its manifest.json is ${what}, so its files cannot be ` +
+          `verified; to load it anyway, set MGRPO_ALLOW_UNVERIFIED=1`,
+      });
+    }
+    await Deno.writeTextFile(
+      `${plain}/${MANIFEST_FILE}`,
+      '{"format": "mgrpo-checkpoint/1", "files": {}}',
+    );
+    await assert.rejects(loadCheckpoint(plain), /manifest\.json lists no files/);
+    // The explicit way round it.
+    (await loadCheckpoint(plain, { allowUnverified: true })).model.dispose();
+    // A folder that is not ours (no trainer_state.json: a Hugging Face download) has no
+    // manifest to check and loads as it is.
+    await Deno.remove(`${plain}/${MANIFEST_FILE}`);
+    await Deno.remove(`${plain}/trainer_state.json`);
+    (await loadCheckpoint(plain)).model.dispose();
   } finally {
     model.dispose();
     await Deno.remove(dir, { recursive: true });

@@ -5,9 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
-import { liveConfigValues, truncateMetrics } from "../../training/resume.ts";
+import { latestCheckpoint, liveConfigValues, truncateMetrics } from "../../training/resume.ts";
+import { MANIFEST_FILE } from "../../model/checkpoint.ts";
 import { loadConfig } from "../../training/config.ts";
-import { REPO_ROOT, sleep, stepRecords } from "../helpers.ts";
+import { makeTinyCheckpoint, REPO_ROOT, sleep, stepRecords } from "../helpers.ts";
 import { IN_PROCESS_SETS, trainInProcess } from "./run_trainer.ts";
 
 const QUIET = ["eval.before=false", "eval.after=false"];
@@ -207,5 +208,47 @@ Deno.test("resuming refuses a checkpoint whose architecture differs from the ref
     );
   } finally {
     await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("--resume falls back past a corrupt, emptied or unmanifested newest checkpoint, keeping each aside", async () => {
+  const run = await Deno.makeTempDir({ prefix: "resume_fallback_" });
+  try {
+    for (const step of [1, 2, 3, 4]) await makeTinyCheckpoint(`${run}/checkpoint-${step}`, step);
+    // 4: a flipped bit; 3: emptied; 2: its manifest lost. 1 is whole.
+    const weights = await Deno.readFile(`${run}/checkpoint-4/model.safetensors`);
+    weights[weights.length - 1]! ^= 1;
+    await Deno.writeFile(`${run}/checkpoint-4/model.safetensors`, weights);
+    for await (const e of Deno.readDir(`${run}/checkpoint-3`)) {
+      await Deno.remove(`${run}/checkpoint-3/${e.name}`);
+    }
+    await Deno.remove(`${run}/checkpoint-2/${MANIFEST_FILE}`);
+    const warnings: string[] = [];
+    assert.equal(await latestCheckpoint(run, (l) => warnings.push(l)), `${run}/checkpoint-1`);
+    assert.equal(warnings.length, 4);
+    assert.match(
+      warnings[0]!,
+      /^resume: Cannot load checkpoint ".*checkpoint-4": file "model\.safetensors" is corrupt: .*; kept aside as .*checkpoint-4\.corrupt-\d+, trying the next older checkpoint$/,
+    );
+    assert.match(warnings[1]!, /checkpoint-3": its manifest\.json is missing; kept aside/);
+    assert.match(warnings[2]!, /checkpoint-2": its manifest\.json is missing; kept aside/);
+    assert.equal(
+      warnings[3],
+      `resume: continuing from ${run}/checkpoint-1, the newest checkpoint that verifies`,
+    );
+    // Nothing is deleted: the bad ones wait beside the run for inspection.
+    const names = (await Array.fromAsync(Deno.readDir(run))).map((e) => e.name).sort();
+    assert.equal(names.length, 4);
+    assert.equal(names[0], "checkpoint-1");
+    assert.ok(names.slice(1).every((n) => /^checkpoint-[234]\.corrupt-\d+$/.test(n)), names.join());
+    // With nothing left that verifies, the error says so.
+    await Deno.remove(`${run}/checkpoint-1/${MANIFEST_FILE}`);
+    await assert.rejects(latestCheckpoint(run, () => {}), {
+      name: "InputError",
+      message:
+        `Cannot resume from "${run}": none of its checkpoints verifies (1 kept aside as *.corrupt-*)`,
+    });
+  } finally {
+    await Deno.remove(run, { recursive: true });
   }
 });
