@@ -185,8 +185,14 @@ export const TRAIN_FLAGS: Readonly<Record<string, FlagSpec>> = {
   "run-dir": {
     type: "string",
     placeholder: "DIR",
-    help: "Write the run to DIR instead of <run.dir>/<run.name>",
+    help:
+      "Write the run to DIR (refused when DIR holds anything) instead of a fresh <run.dir>/<run.name>-<date>",
     example: "--run-dir runs/lr-sweep-3e-4",
+  },
+  overwrite: {
+    type: "boolean",
+    help:
+      "With --run-dir: move a run already in DIR aside to DIR.replaced-<time> (nothing is deleted)",
   },
   steps: {
     type: "string",
@@ -220,6 +226,8 @@ export interface TrainArgs {
   readonly runDir?: string;
   /** `--resume DIR`, when given. */
   readonly resume?: string;
+  /** `--overwrite`: move a run already in `--run-dir` aside. */
+  readonly overwrite?: boolean;
   /** `--help` or `-h` was given. */
   readonly help: boolean;
 }
@@ -259,6 +267,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
     overrides: args.overrides,
     ...(typeof runDir === "string" ? { runDir } : {}),
     ...(typeof resume === "string" ? { resume } : {}),
+    ...(args.values.overwrite === true ? { overwrite: true } : {}),
     help: args.help,
   };
 }

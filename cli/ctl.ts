@@ -19,6 +19,7 @@ import { parseArgs } from "node:util";
 import { CONTROL_FILE, type ControlFile, TOKEN_FILE } from "../server/serve.ts";
 import { ArgsError } from "./args.ts";
 import { runMain } from "./common.ts";
+import { resolveRunDir } from "../training/run_dir.ts";
 
 /** Help text of `deno task ctl`. */
 export const CTL_HELP = `Usage: deno task ctl COMMAND [ARGS] [--run-dir DIR]
@@ -186,7 +187,10 @@ async function main(argv: string[]): Promise<number> {
     throw new ArgsError(`Cannot run "${command}": it takes no arguments: got "${rest.join(" ")}"`);
   }
   const patch = command === "set" ? parseAssignments(rest) : undefined;
-  const runDir = parsed.values["run-dir"] ?? await newestRun(parsed.values.runs);
+  const given = parsed.values["run-dir"];
+  const runDir = given !== undefined
+    ? await resolveRunDir(given)
+    : await newestRun(parsed.values.runs);
   const { url, token } = await readControl(runDir);
   if (command === "url") {
     console.log(url);

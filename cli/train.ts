@@ -22,6 +22,7 @@ import { Trainer } from "../training/trainer.ts";
 import { ActorFailedError } from "../actors/runtime/mod.ts";
 import { CONTROL_FILE, TOKEN_FILE } from "../server/loop_control.ts";
 import { join } from "node:path";
+import { resolveRunDir } from "../training/run_dir.ts";
 
 /** `deno task train` with `argv` as its command line; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -32,9 +33,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   // A resumed run keeps its config and the live changes in force at the checkpoint (as
   // values); command-line overrides still apply on top.
+  // `--resume runs/<name>` finds the newest dated run of that name.
+  const resumeDir = args.resume ? await resolveRunDir(args.resume) : undefined;
   const { config, registry, resume } = await loadRunConfig({
     ...(args.config ? { config: args.config } : {}),
-    ...(args.resume ? { resume: args.resume } : {}),
+    ...(resumeDir ? { resume: resumeDir } : {}),
     overrides: args.overrides,
   });
   let signalled = false;
@@ -51,7 +54,8 @@ export async function main(argv: string[]): Promise<number> {
   };
   const trainer = await Trainer.create(config, {
     registry,
-    ...(args.runDir ?? args.resume ? { runDir: args.runDir ?? args.resume } : {}),
+    ...(args.runDir ?? resumeDir ? { runDir: (args.runDir ?? resumeDir)! } : {}),
+    ...(args.overwrite ? { overwrite: true } : {}),
     ...(resume ? { resume } : {}),
     ...(args.config ? { configPath: args.config } : {}),
     overrides: args.overrides,

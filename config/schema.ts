@@ -35,7 +35,7 @@ export const DEFAULT_SYSTEM_PROMPT = "";
 /** The `run` section: naming, seeding, length and checkpointing of a run. */
 export const RunConfigSchema = z.object({
   name: z.string().min(1).default("tiny-mgrpo").describe(
-    "Run name: the run is written to <dir>/<name>",
+    "Run name: the run is written to a fresh <dir>/<name>-<YYYYMMDD-HHMMSS>, and <dir>/<name> links to the newest one",
   ),
   dir: z.string().min(1).default("runs").describe(
     "Folder that holds the runs (relative to the working directory or absolute)",

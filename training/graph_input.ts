@@ -10,6 +10,7 @@
 import type { Backend } from "../config/schema.ts";
 import { tensorBackends } from "../config/schema.ts";
 import { ConfigError, configToYaml } from "../config/load.ts";
+import { checkRunDir, claimRunDir, type RunDirClaim } from "./run_dir.ts";
 import type { TrainConfig } from "../algorithms/builtins.ts";
 import type {
   AlgorithmGraphInput,
@@ -86,6 +87,11 @@ export interface SetupOptions {
   readonly warn?: (line: string) => void;
   /** Where progress notes go (resume). @default console.log */
   readonly log?: (line: string) => void;
+  /**
+   * How a new run claims `runDir` (refuse a non-empty one, or move it aside; link the default
+   * name). @default no checks (a resumed run, or a caller that checked)
+   */
+  readonly claim?: RunDirClaim;
 }
 
 /** What {@linkcode setupRun} prepared. */
@@ -135,6 +141,8 @@ export async function setupRun(
   const saved = options.resume?.saved ?? {};
   const registry = options.registry ?? builtinAlgorithms();
   const plugin = registry.get(config.algorithm);
+  // A folder holding another run is refused before anything is loaded.
+  if (write && options.claim && !options.resume) await checkRunDir(runDir, options.claim);
   // Reward modules are imported before anything is written, so a bad path leaves no run dir.
   const scorer = await buildScorer(config, {
     configPath: options.configPath ?? "configs/tiny-mgrpo.yaml",
@@ -267,6 +275,10 @@ export async function setupRun(
           given.control.host,
           given.control.port,
         );
+      }
+      if (options.claim && !options.resume) {
+        const aside = await claimRunDir(runDir, options.claim);
+        if (aside) warn(`run dir: the run that was in ${runDir} was moved to ${aside}`);
       }
       await Deno.mkdir(runDir, { recursive: true });
       await writeFileAtomic(`${runDir}/config.yaml`, configToYaml(given));

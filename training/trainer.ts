@@ -51,11 +51,19 @@ import { liveFieldsFor } from "../server/run_control.ts";
 import { liveSectionSchemas } from "../config/schema.ts";
 import { formatTable } from "../util/table.ts";
 import { releaseWasmThreads } from "../model/wasm_threads.ts";
+import { datedRunDir } from "./run_dir.ts";
 
 /** Options of {@linkcode Trainer.create}. */
 export interface TrainerOptions {
-  /** The run folder. @default `<run.dir>/<run.name>` */
+  /**
+   * The run folder. A new run refuses a folder that is not empty unless `overwrite`. Left out,
+   * a fresh dated folder `<run.dir>/<run.name>-<YYYYMMDD-HHMMSS>`, with `<run.dir>/<run.name>`
+   * a link to it (`training/run_dir.ts`).
+   * @default a dated folder
+   */
   readonly runDir?: string;
+  /** Move a non-empty `runDir` aside (`<dir>.replaced-<time>`) instead of refusing it. */
+  readonly overwrite?: boolean;
   /** The registry `config.algorithm` is looked up in (plug-ins). @default the built-ins */
   readonly registry?: AlgorithmRegistry;
   /** The checkpoint a resumed run continues from (`resumePoint()`). @default a new run */
@@ -176,11 +184,16 @@ export class Trainer {
     config: TrainConfig & Record<string, unknown>,
     options: TrainerOptions = {},
   ): Promise<Trainer> {
-    const runDir = options.runDir ?? deriveConfig(config).runDir;
+    const named = deriveConfig(config).runDir;
+    const runDir = options.runDir ?? (options.resume ? named : await datedRunDir(named));
     const log = options.log ?? ((line: string) => console.log(line));
     const warn = options.warn ?? ((line: string) => console.error(line));
     const setup = await setupRun(config, {
       runDir,
+      claim: {
+        overwrite: options.overwrite ?? false,
+        ...(options.runDir === undefined ? { link: named } : {}),
+      },
       ...(options.registry ? { registry: options.registry } : {}),
       ...(options.resume ? { resume: options.resume } : {}),
       ...(options.configPath ? { configPath: options.configPath } : {}),

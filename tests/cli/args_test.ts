@@ -20,7 +20,7 @@ function assertArgsError(argv: string[], message: string): void {
   });
 }
 
-const KNOWN = "--config, --set, --help, --run-dir, --steps, --seed, --resume";
+const KNOWN = "--config, --set, --help, --run-dir, --overwrite, --steps, --seed, --resume";
 
 Deno.test("parseTrainArgs() with no flags asks for the default config and nothing else", () => {
   assert.deepEqual(parseTrainArgs([]), { overrides: [], help: false });
