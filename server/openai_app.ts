@@ -541,6 +541,7 @@ export interface OpenAiAppOptions {
  * const app = createOpenAiApp(policy);
  * const res = await app.request("/v1/completions", {
  *   method: "POST",
+ *   headers: { "Content-Type": "application/json" },
  *   body: JSON.stringify({ prompt: "1+1=", max_tokens: 4, temperature: 0, logprobs: 0 }),
  * });
  * const { choices } = await res.json();

@@ -184,7 +184,7 @@ Deno.test("createControlApp() refuses a PATCH /config body nested 100,000 deep w
   const body = '{"a":'.repeat(100_000) + "1" + "}".repeat(100_000);
   const response = await app.request("/config", {
     method: "PATCH",
-    headers: { Authorization: "Bearer t" },
+    headers: { Authorization: "Bearer t", "Content-Type": "application/json" },
     body,
   });
   assert.equal(response.status, 409);

@@ -1223,7 +1223,8 @@ function fieldValue(config: unknown, field: LiveField): unknown {
   return ((config as Record<string, Record<string, unknown>>)[section] ?? {})[key];
 }
 
-const ALLOWED_STATUSES = new Set([200, 202, 400, 401, 404, 409]);
+/** The control API's documented answers; 403, 413 and 415 are the request guard's refusals. */
+const ALLOWED_STATUSES = new Set([200, 202, 400, 401, 403, 404, 409, 413, 415]);
 
 /**
  * The body of `response` (an event stream is cancelled, not read). A body that never ends
