@@ -26,7 +26,6 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { parseArgs } from "node:util";
 import { type BackendName, initBackend } from "../model/backend.ts";
 import { setFastBatchMatMul } from "../model/wasm_kernels.ts";
 import { Transformer } from "../model/transformer.ts";
@@ -42,20 +41,42 @@ import { formatTable } from "../util/table.ts";
 import { arithmeticOptions, promptRenderer, REPO_ROOT } from "../training/setup.ts";
 import { loadConfig } from "../training/config.ts";
 import { LARGE_MODEL_CONFIG, median, optimizerStep, timeIt as timeRepeats } from "./timing.ts";
+import { benchArgs } from "./cli.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    backend: { type: "string", default: "wasm" },
-    repeats: { type: "string", default: "3" },
-    "skip-large": { type: "boolean", default: false },
-    "skip-runtime": { type: "boolean", default: false },
-    "stock-matmul": { type: "boolean", default: false },
-    python: { type: "string", default: "python3" },
-    threads: { type: "string", default: "0" },
+const values = benchArgs(
+  "bench",
+  "Learner and sampler speed of the default model and a larger preset, against this\n" +
+    "machine's sgemm peak; runtime overhead of a real run; verifier throughput.",
+  {
+    backend: {
+      type: "string",
+      default: "wasm",
+      placeholder: "NAME",
+      help: "Tensor backend (wasm, tensorflow, cpu)",
+    },
+    repeats: {
+      type: "string",
+      default: "3",
+      placeholder: "N",
+      help: "Timed runs per figure (median)",
+    },
+    "skip-large": { type: "boolean", help: "Leave out the larger preset" },
+    "skip-runtime": { type: "boolean", help: "Leave out the runtime-overhead run" },
+    "stock-matmul": { type: "boolean", help: "tfjs-wasm's own batched matmul instead of ours" },
+    python: {
+      type: "string",
+      default: "python3",
+      placeholder: "PATH",
+      help: "Python with numpy for the sgemm peak",
+    },
+    threads: {
+      type: "string",
+      default: "0",
+      placeholder: "N",
+      help: "wasm threads (0 = one per core)",
+    },
   },
-  strict: true,
-});
+);
 const repeats = Number(values.repeats);
 const timeIt = (f: () => Promise<void> | void) => timeRepeats(async () => await f(), repeats);
 

@@ -11,28 +11,29 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { TRAIN_RUN_ARGS } from "../cli/common.ts";
 import { REPO_ROOT } from "../training/setup.ts";
 import { waitForControlFile } from "../server/serve.ts";
+import { benchArgs } from "./cli.ts";
 
-const args = parseArgs({
-  args: Deno.args,
-  options: {
-    clients: { type: "string", default: "200" },
-    steps: { type: "string", default: "8" },
-    pairs: { type: "string", default: "3" },
-    "poll-ms": { type: "string", default: "1000" },
-    config: { type: "string", default: "configs/tiny-grpo.yaml" },
-    help: { type: "boolean", short: "h" },
-  },
-});
-if (args.values.help) {
-  console.log(
-    "Usage: deno task bench:control [--clients 200] [--steps 8] [--pairs 3] [--poll-ms 1000] [--config FILE]",
-  );
-  Deno.exit(0);
-}
+const args = {
+  values: benchArgs(
+    "bench:control",
+    "Training speed while clients poll the control server, against a run without them.",
+    {
+      clients: { type: "string", default: "200", placeholder: "N", help: "Polling clients" },
+      steps: { type: "string", default: "8", placeholder: "N", help: "Steps per run" },
+      pairs: { type: "string", default: "3", placeholder: "N", help: "Loaded/unloaded run pairs" },
+      "poll-ms": { type: "string", default: "1000", placeholder: "MS", help: "Poll interval" },
+      config: {
+        type: "string",
+        default: "configs/tiny-grpo.yaml",
+        placeholder: "FILE",
+        help: "Config",
+      },
+    },
+  ),
+};
 const CLIENTS = Number(args.values.clients);
 const STEPS = Number(args.values.steps);
 const PAIRS = Number(args.values.pairs);

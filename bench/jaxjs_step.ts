@@ -33,7 +33,6 @@ import * as tf from "@tensorflow/tfjs";
 // The version is repeated in JAX_VERSION below; keep them equal.
 // deno-lint-ignore no-import-prefix
 import type * as JaxModule from "npm:@jax-js/jax@0.1.25";
-import { parseArgs } from "node:util";
 import process from "node:process";
 import { initBackend } from "../model/backend.ts";
 import { Transformer } from "../model/transformer.ts";
@@ -47,6 +46,7 @@ import { formatTable } from "../util/table.ts";
 import { arithmeticOptions, promptRenderer, REPO_ROOT } from "../training/setup.ts";
 import { loadConfig } from "../training/config.ts";
 import { LARGE_MODEL_CONFIG, median } from "./timing.ts";
+import { benchArgs } from "./cli.ts";
 
 /** The jax-js version imported above. */
 const JAX_VERSION = "0.1.25";
@@ -70,20 +70,40 @@ type JaxBatch = {
 /** Per-step AdamW scalars, passed as arrays so the jitted step is compiled once. */
 type Hyper = { stepSize: JArray; sqrtBiasCorrection2: JArray };
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    preset: { type: "string", default: "all" },
-    rounds: { type: "string", default: "5" },
-    warmup: { type: "string", default: "2" },
-    threads: { type: "string", default: "0" },
-    out: { type: "string", default: "docs/perf/jaxjs.json" },
-    append: { type: "boolean", default: false },
-    "jax-embed": { type: "string", default: "take" },
-    "jax-attention": { type: "string", default: "matmul" },
+const values = benchArgs(
+  "bench:jaxjs",
+  "A learner step written with jax-js beside ours, on the same batch.",
+  {
+    preset: { type: "string", default: "all", placeholder: "NAME", help: "default, large or all" },
+    rounds: { type: "string", default: "5", placeholder: "N", help: "Timed rounds" },
+    warmup: { type: "string", default: "2", placeholder: "N", help: "Warm-up rounds" },
+    threads: {
+      type: "string",
+      default: "0",
+      placeholder: "N",
+      help: "wasm threads (0 = one per core)",
+    },
+    out: {
+      type: "string",
+      default: "docs/perf/jaxjs.json",
+      placeholder: "FILE",
+      help: "Where the figures go",
+    },
+    append: { type: "boolean", help: "Append to --out instead of replacing it" },
+    "jax-embed": {
+      type: "string",
+      default: "take",
+      placeholder: "KIND",
+      help: "jax-js embedding lookup",
+    },
+    "jax-attention": {
+      type: "string",
+      default: "matmul",
+      placeholder: "KIND",
+      help: "jax-js attention",
+    },
   },
-  strict: true,
-});
+);
 const rounds = Number(values.rounds);
 const warmup = Number(values.warmup);
 if (!(Number.isInteger(rounds) && rounds >= 1)) {

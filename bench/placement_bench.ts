@@ -11,15 +11,30 @@
  * @module
  */
 import { TRAIN_RUN_ARGS } from "../cli/common.ts";
+import { benchArgs } from "./cli.ts";
 
-function flag(name: string, fallback: string): string {
-  const i = Deno.args.indexOf(name);
-  return i >= 0 && Deno.args[i + 1] !== undefined ? Deno.args[i + 1]! : fallback;
-}
-
-const steps = Number(flag("--steps", "4"));
-const config = flag("--config", "configs/tiny-mgrpo.yaml");
-const variants = flag("--variants", "inprocess,inprocess_1t,worker").split(",");
+const flags = benchArgs(
+  "bench:placement",
+  "Step time with every actor in process against the Sampler in a Web Worker.",
+  {
+    steps: { type: "string", default: "4", placeholder: "N", help: "Steps per run" },
+    config: {
+      type: "string",
+      default: "configs/tiny-mgrpo.yaml",
+      placeholder: "FILE",
+      help: "Config",
+    },
+    variants: {
+      type: "string",
+      default: "inprocess,inprocess_1t,worker",
+      placeholder: "LIST",
+      help: "Variants to run, comma-separated",
+    },
+  },
+);
+const steps = Number(flags.steps);
+const config = flags.config;
+const variants = flags.variants.split(",");
 const SETS: Record<string, string[]> = {
   inprocess: [],
   inprocess_1t: ["model.wasm_threads=1"],

@@ -17,7 +17,6 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { parseArgs } from "node:util";
 import { type BackendName, initBackend } from "../model/backend.ts";
 import { Transformer } from "../model/transformer.ts";
 import { TINY_MODEL_CONFIG } from "../model/model_config.ts";
@@ -27,15 +26,21 @@ import { AdamW } from "../model/optimizer.ts";
 import { makeProblems, workedSolution } from "../data/arithmetic.ts";
 import { Rng } from "../util/rng.ts";
 import { LARGE_MODEL_CONFIG, median, optimizerStep, timeIt } from "./timing.ts";
+import { benchArgs } from "./cli.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    backend: { type: "string", default: "tensorflow" },
-    threads: { type: "string", default: "0" },
+const values = benchArgs(
+  "bench:profile",
+  "Where a learner step spends its time: kernels, dispatch and matmul time, per backend.",
+  {
+    backend: { type: "string", default: "tensorflow", placeholder: "NAME", help: "Tensor backend" },
+    threads: {
+      type: "string",
+      default: "0",
+      placeholder: "N",
+      help: "wasm threads (0 = one per core)",
+    },
   },
-  strict: true,
-});
+);
 const backend = await initBackend(values.backend as BackendName, {
   wasmThreads: Number(values.threads),
 });

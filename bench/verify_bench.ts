@@ -14,21 +14,31 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { type Isolation, VerifierPool } from "../verifiers/math/pool.ts";
 import { verifyMath } from "../verifiers/math/verify.ts";
 import type { MathVerdict } from "../verifiers/math/types.ts";
 import { formatTable } from "../util/table.ts";
 import { median, timeIt as timeRepeats } from "./timing.ts";
+import { benchArgs } from "./cli.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    repeats: { type: "string", default: "3" },
-    workers: { type: "string", default: "2" },
+const values = benchArgs(
+  "bench:verify",
+  "Verifications per second: in process, through the pool, through deno task verify.",
+  {
+    repeats: {
+      type: "string",
+      default: "3",
+      placeholder: "N",
+      help: "Timed runs per figure (median)",
+    },
+    workers: {
+      type: "string",
+      default: "2",
+      placeholder: "N",
+      help: "Verifier workers of the pool",
+    },
   },
-  strict: true,
-});
+);
 const repeats = Number(values.repeats), workers = Number(values.workers);
 const timeIt = (f: () => Promise<void> | void) => timeRepeats(async () => await f(), repeats);
 const REPO = new URL("../", import.meta.url);

@@ -14,7 +14,14 @@
  *
  * @module
  */
-import { ArgsError } from "./args.ts";
+import {
+  ArgsError,
+  COMMON_FLAGS,
+  type FlagSpec,
+  formatHelp,
+  parseFlags,
+  TRAIN_FLAGS,
+} from "./args.ts";
 import { ConfigError } from "../config/load.ts";
 import { natsUrl, tensorBackends } from "../config/schema.ts";
 import { type TrainConfig } from "../algorithms/builtins.ts";
@@ -30,18 +37,26 @@ import {
   natsSession,
 } from "../actors/runtime/nats_transport.ts";
 
+/** The flags of `deno task actor`: train's (they describe the run) and `--nats`. */
+const ACTOR_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  ...COMMON_FLAGS,
+  ...TRAIN_FLAGS,
+  nats: {
+    type: "string",
+    placeholder: "URL",
+    help:
+      "nats-server address (default: nats.url of the config, else $NATS_URL, else nats://127.0.0.1:4222)",
+  },
+};
+
 /** `deno task actor --help`. */
-export const ACTOR_HELP =
-  `Usage: deno task actor <name> [--config FILE] [--nats URL] [--set KEY=VALUE]...
-
-Runs the actor <name> (sampler, verifier, learner, ref_policy, ...) of the config's graph in
-this process, for a coordinator that places it on NATS (placement: { <name>: nats }).
-
-  --config FILE     the run's config (default: the embedded default)
-  --nats URL        nats-server address (default: nats.url of the config, else $NATS_URL,
-                    else nats://127.0.0.1:4222)
-  --set KEY=VALUE   config override, as for deno task train (repeatable)
-  --help            this text`;
+export const ACTOR_HELP: string = formatHelp(ACTOR_FLAGS, {
+  usage: "deno task actor <name> [--config FILE] [--nats URL] [--set KEY=VALUE]...",
+  summary:
+    "Runs the actor <name> (sampler, verifier, learner, ref_policy, ...) of the config's graph in\n" +
+    "this process, for a coordinator that places it on NATS (placement: { <name>: nats }). The\n" +
+    "run is described by train's flags, as the coordinator was started.",
+});
 
 /** Options of {@linkcode hostActor}. */
 export interface HostActorOptions {
@@ -123,13 +138,17 @@ export async function hostActor(name: string, options: HostActorOptions): Promis
 
 /** `deno task actor` with `argv` as its command line; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  if (argv.includes("--help") || argv.includes("-h")) {
+  // Checked here so a mistyped flag gets the same one-line answer as every other task.
+  const { values } = parseFlags(argv, ACTOR_FLAGS, { allowPositionals: true });
+  if (values.help === true) {
     console.log(ACTOR_HELP);
     return 0;
   }
   const name = argv[0];
   if (name === undefined || name.startsWith("-")) {
-    throw new ArgsError(`Missing the actor name: deno task actor <name> ...\n\n${ACTOR_HELP}`);
+    throw new ArgsError(
+      "Missing the actor name: deno task actor <name> ... (sampler, verifier, learner, ...; see --help)",
+    );
   }
   const rest = argv.slice(1);
   let url: string | undefined;

@@ -180,6 +180,62 @@ export function parseCommonArgs(
   };
 }
 
+/**
+ * Parses `argv` against `flags` alone (tools with flags of their own, such as `compare` and
+ * `seeds`): strict, with the same one-line {@linkcode ArgsError}s as
+ * {@linkcode parseCommonArgs}. Arguments after `--` are returned as `passThrough` when
+ * `allowPassThrough`; any other positional argument is an error.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseFlags } from "./args.ts";
+ *
+ * const flags = { seeds: { type: "string", placeholder: "LIST", help: "Seeds" } } as const;
+ * assert.deepEqual(parseFlags(["--seeds", "0,1"], flags).values, { seeds: "0,1" });
+ * assert.throws(() => parseFlags(["--sedes", "0"], flags), {
+ *   message: 'Unknown flag "--sedes": known flags are --seeds',
+ * });
+ * ```
+ */
+export function parseFlags(
+  argv: readonly string[],
+  flags: Readonly<Record<string, FlagSpec>>,
+  options: { allowPassThrough?: boolean; allowPositionals?: boolean } = {},
+): {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+  passThrough: string[];
+} {
+  const dash = argv.indexOf("--");
+  const own = dash >= 0 && options.allowPassThrough ? argv.slice(0, dash) : [...argv];
+  const passThrough = dash >= 0 && options.allowPassThrough ? argv.slice(dash + 1) : [];
+  const spec: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> =
+    {};
+  for (const [name, f] of Object.entries(flags)) {
+    spec[name] = {
+      type: f.type,
+      ...(f.short === undefined ? {} : { short: f.short }),
+      ...(f.multiple === true ? { multiple: true } : {}),
+    };
+  }
+  try {
+    const { values, positionals } = parseArgs({
+      args: own,
+      options: spec,
+      strict: true,
+      allowPositionals: options.allowPositionals ?? false,
+    });
+    return {
+      values: values as Record<string, string | boolean | string[] | undefined>,
+      positionals,
+      passThrough,
+    };
+  } catch (cause) {
+    throw new ArgsError(describeParseError(cause, flags), { cause });
+  }
+}
+
 /** The `train` CLI's own flags, after {@linkcode COMMON_FLAGS}. */
 export const TRAIN_FLAGS: Readonly<Record<string, FlagSpec>> = {
   "run-dir": {

@@ -18,12 +18,11 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { runMain, TRAIN_RUN_ARGS } from "./common.ts";
 import { evaluateCheckpointTwoTurn } from "../training/evaluate.ts";
 import { heldOut, REPO_ROOT, resolveRepoPath } from "../training/setup.ts";
 import { loadConfig } from "../training/config.ts";
-import { ArgsError } from "./args.ts";
+import { ArgsError, type FlagSpec, formatHelp, parseFlags } from "./args.ts";
 import { initBackend } from "../model/backend.ts";
 import {
   accuracySvg,
@@ -78,28 +77,57 @@ async function curve(runDir: string): Promise<[number, number, number][]> {
   ]);
 }
 
+const COMPARE_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  seeds: {
+    type: "string",
+    placeholder: "LIST",
+    help: "Seeds, comma-separated (default 0,1,2,3,4)",
+  },
+  arms: {
+    type: "string",
+    placeholder: "LIST",
+    help: `Arms to run, of ${Object.keys(ARMS).join(", ")} (default mgrpo,grpo,grpo_tokens)`,
+  },
+  out: { type: "string", placeholder: "DIR", help: "Report folder (default runs/compare-<date>)" },
+  steps: { type: "string", placeholder: "N", help: "Optimizer steps per run (default: run.steps)" },
+  jobs: { type: "string", placeholder: "N", help: "Runs at once (default 1)" },
+  set: {
+    type: "string",
+    multiple: true,
+    placeholder: "KEY=VALUE",
+    help: "Config override for every run; repeatable",
+  },
+  reuse: {
+    type: "boolean",
+    help: "Keep the finished runs and held-out verdicts of an earlier call in --out",
+  },
+  help: { type: "boolean", short: "h", help: "Print this help and exit" },
+};
+
+const COMPARE_HELP = formatHelp(COMPARE_FLAGS, {
+  usage:
+    "deno task compare [--seeds 0,1,2,3,4] [--arms mgrpo,grpo,grpo_tokens,ppo] [--out DIR] [--steps N] [--jobs N] [--set KEY=VALUE]... [--reuse]",
+  summary:
+    "Trains each arm on each seed, evaluates every final policy on the held-out set and writes the\n" +
+    "report (the criterion fixed before the runs, McNemar's and permutation tests, the plot).",
+  examples: ["deno task compare", "deno task compare --seeds 0,1 --steps 8 --out runs/quick"],
+});
+
 async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      seeds: { type: "string", default: "0,1,2,3,4" },
-      arms: { type: "string", default: "mgrpo,grpo,grpo_tokens" },
-      out: { type: "string" },
-      jobs: { type: "string", default: "1" },
-      steps: { type: "string" },
-      set: { type: "string", multiple: true, default: [] },
-      reuse: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    console.log(
-      "deno task compare [--seeds 0,1,2,3,4] [--arms mgrpo,grpo,grpo_tokens,ppo] [--out DIR] " +
-        "[--steps N] [--jobs N] [--set key=value]... [--reuse]",
-    );
+  const { values: v } = parseFlags(argv, COMPARE_FLAGS);
+  if (v.help === true) {
+    console.log(COMPARE_HELP);
     return 0;
   }
+  const values = {
+    seeds: (v.seeds as string | undefined) ?? "0,1,2,3,4",
+    arms: (v.arms as string | undefined) ?? "mgrpo,grpo,grpo_tokens",
+    out: v.out as string | undefined,
+    jobs: (v.jobs as string | undefined) ?? "1",
+    steps: v.steps as string | undefined,
+    set: (v.set as string[] | undefined) ?? [],
+    reuse: v.reuse === true,
+  };
   const seeds = values.seeds.split(",").map((s) => Number(s.trim()));
   if (seeds.some((s) => !Number.isInteger(s) || s < 0)) {
     throw new ArgsError(`Invalid value for --seeds: current value is "${values.seeds}"`);

@@ -15,9 +15,8 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { CONTROL_FILE, type ControlFile, TOKEN_FILE } from "../server/serve.ts";
-import { ArgsError } from "./args.ts";
+import { ArgsError, type FlagSpec, parseFlags } from "./args.ts";
 import { runMain } from "./common.ts";
 import { resolveRunDir } from "../training/run_dir.ts";
 
@@ -40,6 +39,13 @@ Options:
   --run-dir DIR       the run folder (default: the newest run under runs/ with a control.json)
   --runs DIR          where to look for runs (default: runs)
   -h, --help          show this help`;
+
+/** The flags of `deno task ctl` (its commands are positional). */
+const CTL_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  "run-dir": { type: "string", placeholder: "DIR", help: "the run folder" },
+  runs: { type: "string", placeholder: "DIR", help: "where to look for runs" },
+  help: { type: "boolean", short: "h", help: "show this help" },
+};
 
 /** Finds the run folder under `runsDir` whose `control.json` was written last. */
 export async function newestRun(runsDir: string): Promise<string> {
@@ -158,20 +164,15 @@ function formatStatus(status: Record<string, unknown>): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        "run-dir": { type: "string" },
-        runs: { type: "string", default: "runs" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (cause) {
-    throw new ArgsError(`${(cause as Error).message} (see --help)`, { cause });
-  }
+  const { values, positionals } = parseFlags(argv, CTL_FLAGS, { allowPositionals: true });
+  const parsed = {
+    values: {
+      help: values.help === true,
+      "run-dir": values["run-dir"] as string | undefined,
+      runs: (values.runs as string | undefined) ?? "runs",
+    },
+    positionals,
+  };
   const [command, ...rest] = parsed.positionals;
   if (parsed.values.help || command === undefined) {
     console.log(CTL_HELP);

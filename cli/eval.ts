@@ -8,7 +8,7 @@
  * @module
  */
 import { basename } from "node:path";
-import { ArgsError, formatHelp, parseCommonArgs } from "./args.ts";
+import { ArgsError, COMMON_FLAGS, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "../training/config.ts";
 import {
   CORRECTION_COLUMNS,
@@ -80,7 +80,7 @@ const FLAGS = {
   },
 } as const;
 
-const HELP = formatHelp(FLAGS, {
+const HELP = formatHelp({ ...COMMON_FLAGS, ...FLAGS }, {
   usage:
     "deno task eval [--config FILE] [--checkpoint DIR]... [--dataset NAME|FILE] [--two-turn] [--set key=value]...",
   summary:

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { ArgsError, type FlagSpec, formatHelp, parseCommonArgs } from "./args.ts";
+import { ArgsError, COMMON_FLAGS, type FlagSpec, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "../training/config.ts";
 import { runMain } from "./common.ts";
 import { resolveRepoPath } from "../training/setup.ts";
@@ -40,7 +40,7 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   json: { type: "boolean", help: "Print one JSON object with ids and log-probs" },
 };
 
-const HELP = formatHelp(FLAGS, {
+const HELP = formatHelp({ ...COMMON_FLAGS, ...FLAGS }, {
   usage:
     "deno task generate --model DIR --prompt TEXT [--chat] [--max-new-tokens N] [--greedy] [--json]",
   summary: "Samples one completion from a model folder and prints it.",

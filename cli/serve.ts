@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { ArgsError, type FlagSpec, formatHelp, parseCommonArgs } from "./args.ts";
+import { ArgsError, COMMON_FLAGS, type FlagSpec, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "../training/config.ts";
 import { runMain } from "./common.ts";
 import { resolveRepoPath } from "../training/setup.ts";
@@ -52,7 +52,7 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   },
 };
 
-const HELP = formatHelp(FLAGS, {
+const HELP = formatHelp({ ...COMMON_FLAGS, ...FLAGS }, {
   usage:
     "deno task serve --checkpoint DIR [--host 127.0.0.1] [--port N] [--model-name NAME] [--two-turn] [--api-key KEY] [--allowed-host NAME]",
   summary: "Serves a policy through OpenAI-compatible /v1/completions and /v1/chat/completions.",

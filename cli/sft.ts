@@ -11,7 +11,7 @@
  */
 
 import { runSft } from "../training/sft.ts";
-import { ArgsError, formatHelp, parseCommonArgs } from "./args.ts";
+import { ArgsError, COMMON_FLAGS, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "../training/config.ts";
 import { runMain } from "./common.ts";
 import { resolveRepoPath } from "../training/setup.ts";
@@ -75,7 +75,7 @@ const FLAGS = {
   seed: { type: "string", placeholder: "N", help: "Seed of data and initialisation (default 1)" },
 } as const;
 
-const HELP = formatHelp(FLAGS, {
+const HELP = formatHelp({ ...COMMON_FLAGS, ...FLAGS }, {
   usage: "deno task sft [--config FILE] [--out DIR] [--sft-steps N] ...",
   summary: "Trains the embedded model from scratch on worked solutions (the warm start of train).",
 });

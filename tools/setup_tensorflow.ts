@@ -26,9 +26,9 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseFlags } from "../cli/args.ts";
 
 /** The TensorFlow release whose C API the addon links. */
 export const TF_VERSION = "2.21.0";
@@ -391,17 +391,23 @@ async function remove(): Promise<void> {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      gpu: { type: "boolean", default: false },
-      remove: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
-  });
+  let values;
+  try {
+    ({ values } = parseFlags(argv, {
+      gpu: { type: "boolean", help: "build tfjs-node-gpu with the CUDA 12 wheels" },
+      remove: { type: "boolean", help: "delete the cached TensorFlow and the built addon" },
+      help: { type: "boolean", short: "h", help: "print this help and exit" },
+    }));
+  } catch (error) {
+    console.error((error as Error).message);
+    return 2;
+  }
   if (values.help) {
     console.log(
       "Usage: deno task setup:tensorflow [--gpu] [--remove]\n\n" +
+        "Flags:\n  --gpu     build tfjs-node-gpu with the CUDA 12 wheels\n" +
+        "  --remove  delete the cached TensorFlow and the built addon\n" +
+        "  --help    print this help and exit\n\n" +
         `Builds @tensorflow/tfjs-node@${TFJS_NODE_VERSION} (--gpu: tfjs-node-gpu with the CUDA 12 ` +
         `wheels) against PyPI's tensorflow==${TF_VERSION}.\n` +
         "Disk: about 1.3 GB in the cache (4.2 GB more with --gpu); --remove deletes it and the build.",
@@ -434,7 +440,7 @@ async function main(argv: string[]): Promise<number> {
     await Deno.remove(join(cache, "nvidia-wheels"), { recursive: true });
   }
   const pkg = await packageDir(name);
-  await fillDeps(pkg, cache, values.gpu);
+  await fillDeps(pkg, cache, values.gpu === true);
   await build(tools, pkg);
   await smokeTest(name);
   log(`done in ${((performance.now() - t0) / 1000).toFixed(0)} s; model.backend: tensorflow`);

@@ -344,12 +344,15 @@ export class Trainer {
     let lastStep = startStep;
     try {
       await this.#start();
+      // Plain words: what trains, on what, from which model, where the run is written.
+      const model = config.model.preset ? `preset ${config.model.preset}` : config.model.init;
+      const task = config.task.kind === "jsonl" ? `${config.task.path}` : config.task.kind;
       this.#log(
-        `mgrpo: ${config.algorithm} on ${config.task.kind}, ${policy.model.numParameters} ` +
-          `parameters, backend ${this.#setup.backend}, ${
-            steps - startStep
-          } steps of ${config.sampler.prompts_per_step}×${config.grpo.num_generations}, ` +
-          `run dir ${this.runDir}`,
+        `${config.algorithm.toUpperCase()} on ${task}: model ${model} ` +
+          `(${policy.model.numParameters.toLocaleString("en-US")} parameters, ` +
+          `${this.#setup.backend}), ${steps - startStep} steps of ` +
+          `${config.sampler.prompts_per_step} prompts × ${config.grpo.num_generations}; ` +
+          `run folder ${this.runDir}`,
       );
       await Deno.writeTextFile(
         `${this.runDir}/environment.jsonl`,
