@@ -74,6 +74,12 @@ export interface AlgorithmPlugin<C = unknown, S = any> {
   /** One line on the section, shown with its fields. @default "The <name> algorithm" */
   readonly description?: string;
   /**
+   * Other algorithms' sections this one reads (MGRPO and PPO read `grpo`), listed with its own
+   * by `deno task config --algorithm <name>`.
+   * @default []
+   */
+  readonly readsSections?: readonly string[];
+  /**
    * Dotted config fields of its own section (or one it shares, like MGRPO's `grpo.beta`) that
    * may change while the run is live (`PATCH /config`), besides the shared ones
    * (`learner.lr`, `sampler.temperature`, ...). A change reaches every actor that accepts

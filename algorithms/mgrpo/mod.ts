@@ -69,6 +69,7 @@ export const mgrpoPlugin: AlgorithmPlugin<
   name: "mgrpo",
   configSchema: MgrpoConfigSchema,
   description: "MGRPO Layer 2: corrections per response, guide phrases, selection, layer weights",
+  readsSections: ["grpo"],
   liveFields: ["grpo.beta", "grpo.epsilon", "mgrpo.guide_phrases", "mgrpo.num_corrections"],
   needsReference: (config) => config.grpo.beta !== 0,
   buildGraph: (input) =>

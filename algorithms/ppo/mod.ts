@@ -41,6 +41,7 @@ export const ppoPlugin: AlgorithmPlugin<PpoConfig, { grpo: GrpoConfig; ppo: PpoC
   description:
     "PPO: GAE, clipping, KL penalty, epochs and the value model (used when algorithm: ppo)",
   liveFields: ["ppo.cliprange"],
+  readsSections: ["grpo"], // num_generations: completions per prompt
   needsReference: (config) => config.ppo.kl_coef > 0,
   buildGraph(input) {
     const { config, promptSource: source, ...rest } = input;
