@@ -7,23 +7,30 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deno=(npx -y deno@2.9.6)
-# The dashboard's browser test (tests/server/dashboard_browser_test.ts) drives Debian's
-# Chromium with playwright-core; install it when the machine lacks it.
-if [ -z "${CHROMIUM_PATH:-}" ] && ! [ -x /usr/bin/chromium ]; then
-  echo "installing Debian's chromium for the dashboard browser test"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
-    >/dev/null || echo "could not install chromium: the browser test will fail" >&2
-fi
-# The backends test (tests/model/backends_test.ts) runs Deno's WebGPU on Mesa's software
-# Vulkan (llvmpipe) where there is no GPU; install it when missing. Once it is installed, a
-# missing WebGPU adapter fails that test (MGRPO_REQUIRE_WEBGPU) instead of leaving webgpu out.
+# Debian packages some tests need: the dashboard's browser test drives chromium (playwright-core),
+# the backends test runs Deno's WebGPU on Mesa's software Vulkan (llvmpipe), the NATS tests talk
+# to a real nats-server with JetStream. Each missing one is installed when this runs as root with
+# apt; otherwise it stops at once with the exact command to run.
 mesa_installed() {
   dpkg-query -W -f='${Status}' mesa-vulkan-drivers 2>/dev/null | grep -q "ok installed"
 }
-if command -v dpkg-query >/dev/null && ! mesa_installed; then
-  echo "installing Debian's mesa-vulkan-drivers for the webgpu backend test"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers; } \
-    >/dev/null || echo "could not install mesa-vulkan-drivers: webgpu is left out" >&2
+missing=()
+if [ -z "${CHROMIUM_PATH:-}" ] && ! [ -x /usr/bin/chromium ]; then missing+=(chromium); fi
+if command -v dpkg-query >/dev/null && ! mesa_installed; then missing+=(mesa-vulkan-drivers); fi
+if ! command -v nats-server >/dev/null; then missing+=(nats-server); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Debian's ${missing[*]} for the tests"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >/dev/null; then
+      echo "could not install ${missing[*]} (is the Debian mirror reachable?); run:" >&2
+      echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+      exit 2
+    fi
+  else
+    echo "the tests need ${missing[*]}, which this machine lacks; install them (as root), then rerun:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+    exit 2
+  fi
 fi
 if command -v dpkg-query >/dev/null && mesa_installed; then export MGRPO_REQUIRE_WEBGPU=1; fi
 # Deno's WebGPU wants a private runtime folder (mktemp -d makes it 0700).
@@ -31,15 +38,6 @@ xdg_dir=""
 if [ ! -d "${XDG_RUNTIME_DIR:-}" ]; then
   xdg_dir=$(mktemp -d)
   export XDG_RUNTIME_DIR="$xdg_dir"
-fi
-# The NATS tests (tests/actors/runtime/nats_transport_test.ts, tests/cli/nats_train_test.ts)
-# talk to a real nats-server with JetStream: install Debian's when missing, start one on
-# 127.0.0.1 with a temporary store and give the tests its address in NATS_URL (with CI=true a
-# test that cannot reach it fails instead of being skipped); it is killed on exit.
-if ! command -v nats-server >/dev/null; then
-  echo "installing Debian's nats-server for the NATS transport tests"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server; } \
-    >/dev/null || echo "could not install nats-server: the NATS tests will fail" >&2
 fi
 # The native tensorflow backend (tests/model/backends_test.ts, tests/training/tensorflow_test.ts):
 # built from PyPI's TensorFlow wheel into node_modules (about a minute the first time, a few
@@ -49,6 +47,10 @@ if "${deno[@]}" task setup:tensorflow; then
 else
   echo "could not set up the tensorflow backend (above: what is missing): its tests are skipped" >&2
 fi
+# The NATS tests (tests/actors/runtime/nats_transport_test.ts, tests/cli/nats_train_test.ts)
+# talk to a real nats-server with JetStream (installed above): start one on
+# 127.0.0.1 with a temporary store and give the tests its address in NATS_URL (with CI=true a
+# test that cannot reach it fails instead of being skipped); it is killed on exit.
 nats_pid=""
 nats_dir=""
 stop_nats() {
