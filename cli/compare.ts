@@ -20,7 +20,7 @@
  */
 import { runMain, TRAIN_RUN_ARGS } from "./common.ts";
 import { evaluateCheckpointTwoTurn } from "../training/evaluate.ts";
-import { heldOut, REPO_ROOT, resolveRepoPath } from "../training/setup.ts";
+import { heldOut, REPO_ROOT, resolveModelDir, resolveRepoPath } from "../training/setup.ts";
 import { loadConfig } from "../training/config.ts";
 import { ArgsError, type FlagSpec, formatHelp, parseFlags } from "./args.ts";
 import { initBackend } from "../model/backend.ts";
@@ -220,7 +220,7 @@ async function main(argv: string[]): Promise<number> {
   };
   console.log(`evaluating on ${problems.length} held-out problems`);
   const warm = await evaluateCheckpointTwoTurn(
-    resolveRepoPath(config.model.init),
+    resolveModelDir(config.model.init),
     config,
     problems,
     {

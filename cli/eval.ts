@@ -20,7 +20,7 @@ import {
 } from "./common.ts";
 import { formatTable } from "../util/table.ts";
 import { evaluateCheckpointTwoTurn, type TwoTurnReport } from "../training/evaluate.ts";
-import { heldOut, promptRenderer, resolveRepoPath } from "../training/setup.ts";
+import { heldOut, promptRenderer, resolveModelDir } from "../training/setup.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { type EvalProblem, evaluatePolicy, passAtK } from "../algorithms/mgrpo/evaluate.ts";
@@ -95,7 +95,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const config = loadConfig(args.config, { overrides: args.overrides });
   const dirs = (args.values.checkpoint as string[] | undefined) ??
-    [resolveRepoPath(config.model.init)];
+    [resolveModelDir(config.model.init)];
   const nSamples = Number(args.values.samples ?? 3);
   const positive = (name: "n" | "limit", dflt: number) => {
     const v = args.values[name];

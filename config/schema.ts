@@ -69,10 +69,10 @@ export type Backend = (typeof BACKENDS)[number];
 /** The `model` section: which checkpoint to start from and where to run it. */
 export const ModelConfigSchema = z.object({
   init: z.string().min(1).default("checkpoints/tiny-sft").describe(
-    "Folder of the warm-start checkpoint (relative to the repository root, or absolute): ours, or a Hugging Face model folder (Qwen2, Llama)",
+    "Warm-start model: a folder (relative to the repository root, or absolute) holding ours or a Hugging Face model (Qwen2, Llama), or a Hugging Face id such as Qwen/Qwen2.5-0.5B-Instruct[@revision] found in the local hub cache",
   ),
   path: z.string().min(1).optional().describe(
-    "A Hugging Face model folder (config.json, *.safetensors, tokenizer.json) to start from; takes the place of init",
+    "A Hugging Face model to start from: a folder (config.json, *.safetensors, tokenizer.json) or an id such as Qwen/Qwen2.5-0.5B-Instruct[@revision] in the local hub cache (HF_HUB_CACHE, HF_HOME); takes the place of init",
   ),
   lora: z.object({
     r: z.number().int().min(0).default(0).describe(

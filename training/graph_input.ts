@@ -37,7 +37,7 @@ import {
   loadStartingPolicy,
   loadTrainingTask,
   promptRenderer,
-  resolveRepoPath,
+  resolveModelDir,
   type TrainingTask,
 } from "./setup.ts";
 import {
@@ -207,7 +207,7 @@ export async function setupRun(
         init: config.model.preset ? `preset:${config.model.preset}` : config.model.init,
         sha256: config.model.preset
           ? `seed-${config.run.seed}` // a preset is rebuilt from its seed
-          : await weightsSha256(resolveRepoPath(config.model.init)),
+          : await weightsSha256(resolveModelDir(config.model.init)),
       }
       : undefined;
     if (reference && saved.reference && saved.reference.sha256 !== reference.sha256) {
@@ -238,7 +238,7 @@ export async function setupRun(
     if (config.prompts.template === undefined && !(tokenizer instanceof CharTokenizer)) {
       // A Hugging Face model is prompted with its own chat template (unless the config sets
       // one).
-      const folder = resolveRepoPath(config.model.init);
+      const folder = resolveModelDir(config.model.init);
       const template = await loadChatTemplate(folder).catch(() => undefined);
       if (template) {
         config = {

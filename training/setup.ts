@@ -17,6 +17,7 @@ import type { ArithmeticOptions, ArithmeticProblem } from "../data/arithmetic.ts
 import { type BadLine, epochOrder, loadProblemsJsonl } from "../data/jsonl_dataset.ts";
 import type { SourceProblem } from "../actors/prompt_source.ts";
 import { InputError } from "../util/errors.ts";
+import { resolveModelPath } from "../model/hf_cache.ts";
 
 /** The repository root (where `deno.json` lives). */
 export const REPO_ROOT: string = new URL("../", import.meta.url).pathname;
@@ -24,6 +25,17 @@ export const REPO_ROOT: string = new URL("../", import.meta.url).pathname;
 /** Resolves a path from the config: absolute as is, otherwise relative to the repo root. */
 export function resolveRepoPath(path: string): string {
   return path.startsWith("/") ? path : `${REPO_ROOT}${path}`;
+}
+
+/**
+ * The folder of a model reference (`model.init`, `--model`, `--checkpoint`): a folder (relative
+ * to the repo root), else a Hugging Face id (`Qwen/Qwen2.5-0.5B-Instruct[@revision]`) found in
+ * the local hub cache, as `transformers` finds it offline.
+ *
+ * @throws {InputError} For an id that is not cached, with the `hf download` command.
+ */
+export function resolveModelDir(spec: string): string {
+  return resolveModelPath(spec, REPO_ROOT);
 }
 
 /**
@@ -156,7 +168,7 @@ export async function loadStartingPolicy(
       identity: `preset:tiny:seed-${config.run.seed}`,
     };
   }
-  const path = resolveRepoPath(config.model.init);
+  const path = resolveModelDir(config.model.init);
   let loaded: LoadedCheckpoint;
   try {
     loaded = await loadCheckpoint(path, options);
