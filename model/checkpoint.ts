@@ -150,6 +150,27 @@ export async function verifyCheckpoint(dir: string, options: VerifyOptions = {})
   }
 }
 
+/**
+ * Writes `manifest.json` for the files of checkpoint folder `dir` as they are now (each file's
+ * size and SHA-256, as {@linkcode saveCheckpoint} does), replacing any manifest there: for a
+ * checkpoint edited on purpose, or one saved before every checkpoint carried a manifest.
+ */
+export async function writeManifest(dir: string): Promise<void> {
+  const files: Record<string, { size: number; sha256: string }> = {};
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile && e.name !== MANIFEST_FILE) names.push(e.name);
+  }
+  for (const name of names.sort()) {
+    const bytes = await Deno.readFile(`${dir}/${name}`);
+    files[name] = { size: bytes.length, sha256: await sha256Hex(bytes) };
+  }
+  const manifest: CheckpointManifest = { format: "mgrpo-checkpoint/1", files };
+  const path = `${dir}/${MANIFEST_FILE}`;
+  await Deno.writeTextFile(`${path}.tmp`, JSON.stringify(manifest, null, 2) + "\n");
+  await Deno.rename(`${path}.tmp`, path);
+}
+
 /** A sibling that a save, replace or removal leaves while it runs: base, kind, pid, time. */
 const LEFTOVER = /^(.+)\.(tmp|old|del)-(\d+)-(\d+)$/;
 

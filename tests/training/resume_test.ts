@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
 import { latestCheckpoint, liveConfigValues, truncateMetrics } from "../../training/resume.ts";
-import { MANIFEST_FILE } from "../../model/checkpoint.ts";
+import { MANIFEST_FILE, writeManifest } from "../../model/checkpoint.ts";
 import { loadConfig } from "../../training/config.ts";
 import { makeTinyCheckpoint, REPO_ROOT, sleep, stepRecords } from "../helpers.ts";
 import { IN_PROCESS_SETS, trainInProcess } from "./run_trainer.ts";
@@ -82,7 +82,7 @@ Deno.test("a run killed with SIGKILL resumes bit for bit (MGRPO: data cursor, sa
     const state = JSON.parse(await Deno.readTextFile(statePath));
     delete state.actors;
     await Deno.writeTextFile(statePath, JSON.stringify(state));
-    await Deno.remove(`${control}/checkpoint-${at}/manifest.json`);
+    await writeManifest(`${control}/checkpoint-${at}`); // edited on purpose
     await trainInProcess(control, undefined, [], { resume: true });
     const approx = await stepMetrics(control);
     assert.notDeepEqual(approx.get(at + 1), full.get(at + 1));
@@ -146,6 +146,7 @@ Deno.test("resuming refuses a reference policy whose weights changed since the c
     const weights = await Deno.readFile(`${init}/model.safetensors`);
     weights[weights.length - 1] = weights.at(-1)! ^ 0x01;
     await Deno.writeFile(`${init}/model.safetensors`, weights);
+    await writeManifest(init); // replaced on purpose, not corrupted
     await assert.rejects(
       () => trainInProcess(`${tmp}/run`, undefined, [], { resume: true }),
       /Cannot resume from ".*checkpoint-1": the reference policy ".*init" changed/,
@@ -202,6 +203,7 @@ Deno.test("resuming refuses a checkpoint whose architecture differs from the ref
       `${init}/config.json`,
       JSON.stringify({ ...config, rms_norm_eps: 1e-5 }),
     );
+    await writeManifest(init);
     await assert.rejects(
       () => trainInProcess(`${tmp}/run`, undefined, [], { resume: true }),
       /its architecture differs from the reference policy ".*init": field "rms_norm_eps" is 0\.000001 in the checkpoint and 0\.00001 in the reference/,
