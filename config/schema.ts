@@ -102,20 +102,29 @@ export const ModelConfigSchema = z.object({
 
 /** The `task` section: the synthetic multi-step arithmetic task, or a JSONL dataset. */
 export const TaskConfigSchema = z.object({
-  kind: z.enum(["arithmetic", "jsonl"]).default("arithmetic").describe(
-    "Training problems: synthetic multi-step arithmetic, or a JSONL file of {question, answer} (path)",
+  kind: z.enum(["arithmetic", "jsonl", "parquet", "hf"]).default("arithmetic").describe(
+    "Training problems: synthetic multi-step arithmetic; a JSONL file of {question, answer} (path); a Parquet file or folder of them (path); or a Hugging Face dataset (path: an id such as openai/gsm8k from the local hub cache, or a save_to_disk folder; split, subset)",
   ),
   path: z.string().min(1).optional().describe(
-    "kind: jsonl: the dataset file, one JSON object a line (relative to the working directory)",
+    "The dataset (kind jsonl, parquet: a file, or a folder of .parquet files; kind hf: a dataset id or a save_to_disk folder), relative to the working directory",
+  ),
+  split: z.string().min(1).default("train").describe(
+    "kind: hf: the split to train on",
+  ),
+  subset: z.string().min(1).optional().describe(
+    "kind: hf: the subset (the hub's config name, e.g. main for openai/gsm8k) when the dataset has several",
   ),
   on_bad_line: z.enum(["stop", "skip"]).default("stop").describe(
-    "kind: jsonl: a malformed line stops the run naming file:line, or is skipped and counted in summary.json",
+    "A malformed line or record stops the run naming file:line (or row), or is skipped and counted in summary.json",
   ),
   question_field: z.string().min(1).optional().describe(
-    'kind: jsonl: the field holding the question (default "question", else "problem")',
+    'The field holding the question (default "question", else "problem")',
   ),
   answer_field: z.string().min(1).default("answer").describe(
-    "kind: jsonl: the field holding the reference answer",
+    "The field holding the reference answer",
+  ),
+  answer_marker: z.string().min(1).optional().describe(
+    'The answer field holds a worked solution ending in this marker and the answer, as GSM8K\'s "... #### 72": the answer is the text after the last marker, thousands separators taken out',
   ),
   min_steps: z.number().int().min(1).default(2).describe(
     "Fewest arithmetic operations in a problem",
@@ -127,7 +136,7 @@ export const TaskConfigSchema = z.object({
     "Largest operand drawn for a problem",
   ),
   eval_size: z.number().int().min(1).default(200).describe(
-    "Held-out problems train evaluates before and after (and every eval.every steps): the first eval_size of the held-out set (kind: jsonl: the held-out split itself)",
+    "Held-out problems train evaluates before and after (and every eval.every steps): the first eval_size of the held-out set (a dataset: the held-out split itself)",
   ),
   heldout_size: z.number().int().min(1).default(1000).describe(
     "kind: arithmetic: problems in the held-out set that deno task eval and compare report on; all of them are kept out of training (>= eval_size)",
@@ -144,9 +153,9 @@ export const TaskConfigSchema = z.object({
     const task = issue.input as { eval_size: number };
     return `must be >= task.eval_size (${task.eval_size})`;
   },
-}).refine((task) => task.kind !== "jsonl" || task.path !== undefined, {
+}).refine((task) => task.kind === "arithmetic" || task.path !== undefined, {
   path: ["path"],
-  error: "is required when task.kind is jsonl",
+  error: (issue) => `is required when task.kind is ${(issue.input as { kind: string }).kind}`,
 });
 
 /** The `prompts` section: system prompt and chat template. */

@@ -67,6 +67,13 @@ export interface ProblemsJsonlOptions {
    * @default []
    */
   invalidUtf8Lines?: readonly number[];
+  /**
+   * The answer field holds a worked solution ending in this marker and the answer (GSM8K's
+   * `"... #### 72"`): the answer is the text after the last marker, trimmed, with thousands
+   * separators taken out (`1,234` → `1234`). A record without the marker is a bad one.
+   * @default undefined (the field is the answer as is)
+   */
+  answerMarker?: string;
 }
 
 /** What {@linkcode parseProblemsJsonl} read: the good problems, in file order, and the bad lines. */
@@ -135,41 +142,105 @@ export function parseProblemsJsonl(
       }`,
     );
   }
-  const questionFields = fieldOption(path, "questionField", options.questionField) ??
-    DEFAULT_QUESTION_FIELDS;
-  const answerField = fieldOption(path, "answerField", options.answerField)?.[0] ?? "answer";
-
+  const fields = recordFields(path, options);
   const invalidUtf8 = new Set(options.invalidUtf8Lines ?? []);
-  const problems: JsonlProblem[] = [];
-  const badLines: BadLine[] = [];
-  const idLines = new Map<string, number>();
   const lines = (text.startsWith("\uFEFF") ? text.slice(1) : text).split("\n");
+  const entries: { at: number; result: LineResult }[] = [];
   for (const [index, raw] of lines.entries()) {
     const line = index + 1;
     if (raw.trim() === "" && !invalidUtf8.has(line)) continue;
-    const result = invalidUtf8.has(line)
-      ? { reason: "not valid UTF-8 text (save the file as UTF-8)", kind: "syntax" as const }
-      : parseLine(raw, questionFields, answerField);
+    entries.push({
+      at: line,
+      result: invalidUtf8.has(line)
+        ? { reason: "not valid UTF-8 text (save the file as UTF-8)", kind: "syntax" }
+        : parseLine(raw, fields),
+    });
+  }
+  return collectProblems(entries, path, onBadLine, "lines");
+}
+
+/**
+ * Problems from records already read from a table (Parquet, Arrow): each record an object with
+ * the question and answer fields, read and checked as a JSONL line is. A bad record is named
+ * `path:row N` (1-based).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { problemsFromRecords } from "./jsonl_dataset.ts";
+ *
+ * const { problems } = problemsFromRecords(
+ *   [{ question: "Halve 8.", answer: "8/2 = <<8/2=4>>4\n#### 4" }],
+ *   "train.parquet",
+ *   { answerMarker: "####" },
+ * );
+ * assert.deepEqual(problems.map((p) => p.answer), ["4"]);
+ * ```
+ */
+export function problemsFromRecords(
+  records: readonly unknown[],
+  path: string,
+  options: ProblemsJsonlOptions = {},
+): ProblemsJsonl {
+  const onBadLine = options.onBadLine ?? "stop";
+  if (onBadLine !== "skip" && onBadLine !== "stop") {
+    throw new RangeError(
+      `Cannot load dataset "${path}": option "onBadLine" must be "skip" or "stop": current value is ${
+        formatValue(onBadLine)
+      }`,
+    );
+  }
+  const fields = recordFields(path, options);
+  const entries = records.map((record, i) => ({ at: i + 1, result: parseRecord(record, fields) }));
+  return collectProblems(entries, path, onBadLine, "rows");
+}
+
+/** The fields a record is read with. */
+interface RecordFields {
+  readonly questionFields: readonly string[];
+  readonly answerField: string;
+  readonly answerMarker: string | undefined;
+}
+
+function recordFields(path: string, options: ProblemsJsonlOptions): RecordFields {
+  const questionFields = fieldOption(path, "questionField", options.questionField) ??
+    DEFAULT_QUESTION_FIELDS;
+  const answerField = fieldOption(path, "answerField", options.answerField)?.[0] ?? "answer";
+  const answerMarker = fieldOption(path, "answerMarker", options.answerMarker)?.[0];
+  return { questionFields, answerField, answerMarker };
+}
+
+/** The good problems and the bad entries of a file, or the first bad one thrown (`stop`). */
+function collectProblems(
+  entries: readonly { at: number; result: LineResult }[],
+  path: string,
+  onBadLine: OnBadLine,
+  unit: "lines" | "rows",
+): ProblemsJsonl {
+  const problems: JsonlProblem[] = [];
+  const badLines: BadLine[] = [];
+  const idLines = new Map<string, number>();
+  const where = (at: number) => unit === "lines" ? `${path}:${at}` : `${path}:row ${at}`;
+  for (const { at, result } of entries) {
     let reason: string;
     let kind: "syntax" | "type";
     if ("problem" in result) {
       const { problem } = result;
       const earlier = idLines.get(problem.id);
       if (!result.explicitId || earlier === undefined) {
-        if (result.explicitId) idLines.set(problem.id, line);
+        if (result.explicitId) idLines.set(problem.id, at);
         problems.push(problem);
         continue;
       }
-      reason = `field "id" repeats the id of line ${earlier}: current value is ${
-        formatValue(problem.id)
-      }`;
+      reason = `field "id" repeats the id of ${unit === "lines" ? "line" : "row"} ${earlier}: ` +
+        `current value is ${formatValue(problem.id)}`;
       kind = "type";
     } else {
       ({ reason, kind } = result);
     }
     // The reason may quote the line (a JSON syntax error does): no raw control characters.
     reason = escapeControlChars(reason);
-    const bad: BadLine = { line, reason, message: `${path}:${line}: ${reason}` };
+    const bad: BadLine = { line: at, reason, message: `${where(at)}: ${reason}` };
     if (onBadLine === "stop") {
       const message = `Cannot load dataset: ${bad.message}`;
       throw kind === "syntax" ? new SyntaxError(message) : new TypeError(message);
@@ -178,11 +249,14 @@ export function parseProblemsJsonl(
   }
   if (problems.length === 0) {
     const first = badLines[0];
+    const noun = unit === "lines" ? "line" : "row";
     throw new RangeError(
       first === undefined
-        ? `Cannot load dataset "${path}": the file has no problems: current value is 0 non-blank lines`
+        ? `Cannot load dataset "${path}": the file has no problems: current value is 0 ${
+          unit === "lines" ? "non-blank lines" : "rows"
+        }`
         : `Cannot load dataset "${path}": the file has no problems: current value is ${badLines.length} bad ${
-          badLines.length === 1 ? "line" : "lines"
+          badLines.length === 1 ? noun : `${noun}s`
         } and no good one, the first ${first.message}`,
     );
   }
@@ -335,11 +409,7 @@ type LineResult =
   | { problem: JsonlProblem; explicitId: boolean }
   | { reason: string; kind: "syntax" | "type" };
 
-function parseLine(
-  raw: string,
-  questionFields: readonly string[],
-  answerField: string,
-): LineResult {
+function parseLine(raw: string, fields: RecordFields): LineResult {
   let value: unknown;
   try {
     value = JSON.parse(raw);
@@ -349,6 +419,17 @@ function parseLine(
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return {
       reason: `the line must be a JSON object: current value is ${formatValue(value)}`,
+      kind: "type",
+    };
+  }
+  return parseRecord(value, fields);
+}
+
+function parseRecord(value: unknown, fields: RecordFields): LineResult {
+  const { questionFields, answerField, answerMarker } = fields;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return {
+      reason: `the record must be an object: current value is ${formatValue(value)}`,
       kind: "type",
     };
   }
@@ -386,11 +467,33 @@ function parseLine(
   if (answerText.trim() === "") {
     return bad(`field "${answerField}" must not be empty: current value is ${formatValue(answer)}`);
   }
+  let answerValue = answerText;
+  if (answerMarker !== undefined) {
+    const at = answerText.lastIndexOf(answerMarker);
+    if (at < 0) {
+      return bad(
+        `field "${answerField}" has no "${answerMarker}" before its answer (task.answer_marker): current value is ${
+          formatValue(answerText)
+        }`,
+      );
+    }
+    answerValue = answerText.slice(at + answerMarker.length).trim().replace(
+      /(\d),(?=\d{3}\b)/g,
+      "$1",
+    );
+    if (answerValue === "") {
+      return bad(
+        `field "${answerField}" has nothing after "${answerMarker}": current value is ${
+          formatValue(answerText)
+        }`,
+      );
+    }
+  }
 
   const rawId = Object.hasOwn(record, "id") ? record.id : undefined;
   if (rawId === undefined) {
     return {
-      problem: { id: defaultId(question), question, answer: answerText },
+      problem: { id: defaultId(question), question, answer: answerValue },
       explicitId: false,
     };
   }
@@ -402,7 +505,7 @@ function parseLine(
       }`,
     );
   }
-  return { problem: { id, question, answer: answerText }, explicitId: true };
+  return { problem: { id, question, answer: answerValue }, explicitId: true };
 }
 
 /** A string as is, a finite number as text; anything else `undefined`. */

@@ -15,6 +15,7 @@ import { CharTokenizer } from "../model/char_tokenizer.ts";
 import { devProblems, heldOutProblems, problemKey } from "../data/arithmetic.ts";
 import type { ArithmeticOptions, ArithmeticProblem } from "../data/arithmetic.ts";
 import { type BadLine, epochOrder, loadProblemsJsonl } from "../data/jsonl_dataset.ts";
+import { loadProblemsHf, loadProblemsParquet } from "../data/tabular.ts";
 import type { SourceProblem } from "../actors/prompt_source.ts";
 import { InputError } from "../util/errors.ts";
 import { resolveModelPath } from "../model/hf_cache.ts";
@@ -119,17 +120,25 @@ export async function loadTrainingTask(
   task: TrainConfig["task"],
   split: "heldout" | "dev" = "heldout",
 ): Promise<TrainingTask> {
-  if (task.kind !== "jsonl") return { ...heldOutTask(task, split), badLines: [] };
+  if (task.kind === "arithmetic") return { ...heldOutTask(task, split), badLines: [] };
   if (split === "dev") {
     throw new RangeError(
       `Cannot evaluate on the dev split of dataset "${task.path}": eval.split dev needs task.kind arithmetic: current value is "dev"`,
     );
   }
-  const { problems, badLines } = await loadProblemsJsonl(task.path!, {
+  const read = {
     onBadLine: task.on_bad_line,
     answerField: task.answer_field,
     ...(task.question_field === undefined ? {} : { questionField: task.question_field }),
-  }).catch((cause) => {
+    ...(task.answer_marker === undefined ? {} : { answerMarker: task.answer_marker }),
+  };
+  const { problems, badLines } = await (
+    task.kind === "jsonl"
+      ? loadProblemsJsonl(task.path!, read)
+      : task.kind === "parquet"
+      ? loadProblemsParquet(task.path!, read)
+      : loadProblemsHf(task.path!, task.split, task.subset, read)
+  ).catch((cause) => {
     // A missing file or a bad line is the user's input: exit 2, same message.
     throw new InputError((cause as Error).message, { cause });
   });

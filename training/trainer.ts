@@ -346,7 +346,7 @@ export class Trainer {
       await this.#start();
       // Plain words: what trains, on what, from which model, where the run is written.
       const model = config.model.preset ? `preset ${config.model.preset}` : config.model.init;
-      const task = config.task.kind === "jsonl" ? `${config.task.path}` : config.task.kind;
+      const task = config.task.kind === "arithmetic" ? "arithmetic" : `${config.task.path}`;
       this.#log(
         `${config.algorithm.toUpperCase()} on ${task}: model ${model} ` +
           `(${policy.model.numParameters.toLocaleString("en-US")} parameters, ` +
