@@ -57,7 +57,8 @@ def with_commas(answer):
 UNICODE_RULES = [
     (re.compile(r"\\sqrt\{(\d+)\}"), r"√\1"),
     (re.compile(r"\\sqrt(\d)"), r"√\1"),
-    (re.compile(r"\\d?frac\{(\d+)\}\{(\d+)\}"), r"\1/\2"),
+    # Not after a digit: 1\frac{4}{5} is a mixed number, not 14/5.
+    (re.compile(r"(?<![\d\s])\s*\\d?frac\{(\d+)\}\{(\d+)\}"), r"\1/\2"),
     (re.compile(r"\\pi\b"), "π"),
     (re.compile(r"\\cdot\b"), "·"),
     (re.compile(r"\\times\b"), "×"),
@@ -271,6 +272,8 @@ def report(pairs, mv, ours, work, examples):
     print(header)
     print(row("Math-Verify", counts(expected, mv)))
     print(row("ours", counts(expected, ours_equal)))
+    doubtful = sum(1 for k, want in enumerate(expected) if not want and mv[k] and ours_equal[k])
+    print(f"  (false positives of both: {doubtful}, labels in doubt such as 5 vs x=5)")
     print("\nper style (Math-Verify | ours):")
     styles = list(dict.fromkeys(p["style"] for p in pairs))
     for style in styles:
@@ -317,6 +320,8 @@ def report(pairs, mv, ours, work, examples):
             f" vs gold {json.dumps(pairs[k]['gold'])}{'  (MV equal)' if mv[k] else ''}"
         )
     undecided = sum(1 for a in ours if a.get("reason") == "undecided")
+    reasons = collections.Counter(a.get("reason", "error") for a in ours)
+    print(f"\nour reasons: {dict(reasons)}")
     errors = sum(1 for a in ours if "error" in a)
     timeouts = sum(1 for a in ours if a.get("reason") == "timeout")
     print(f"\nours: {undecided} undecided, {timeouts} timeouts, {errors} input errors")
