@@ -7,9 +7,10 @@
  * {@linkcode ExtractionRule}s are tried in order; the first that finds something
  * wins. `\boxed{…}` boxes written one after the other with little in between
  * (`\boxed{1}, \boxed{2}`, `\boxed{1} \text{ and } \boxed{2}`) are merged into
- * the list `1, 2`. Before the first of `last_math`/`last_number`, and when no
- * rule matched, a bare answer (a response that is only an answer, such as
- * `$\frac{1}{2}$`) is read whole.
+ * the list `1, 2`. In a math span, an escaped dollar `\$` is a dollar sign, not a
+ * delimiter (`$\$10$` reads `\$10`). Before the first of `last_math`/`last_number`,
+ * and when no rule matched, a bare answer (a response that is only an answer, such
+ * as `$\frac{1}{2}$`) is read whole.
  *
  * Scanning is linear in the length of the text; nothing here backtracks.
  *
@@ -146,6 +147,19 @@ function lastBoxes(text: string, strict: boolean): string | null {
 }
 
 /**
+ * Where `close` next occurs in `text` from `from` on, not counting escaped characters:
+ * `$\$10$` closes at its last `$`, since `\$` is a dollar sign, not a delimiter. -1 when
+ * it does not occur.
+ */
+function closingDelimiter(text: string, close: string, from: number): number {
+  for (let k = from; k < text.length; k++) {
+    if (text.startsWith(close, k)) return k;
+    if (text[k] === "\\") k++;
+  }
+  return -1;
+}
+
+/**
  * The answer written right after a marker: a math span when one opens there,
  * else the rest of the line up to the end of the sentence.
  */
@@ -155,7 +169,7 @@ function answerAfter(text: string): string | null {
   let rest = text.replace(/^[\s*:："]+/, "").slice(0, ANSWER_WINDOW);
   for (const [open, close] of [["$$", "$$"], ["\\[", "\\]"], ["\\(", "\\)"], ["$", "$"]] as const) {
     if (rest.startsWith(open)) {
-      const end = rest.indexOf(close, open.length);
+      const end = closingDelimiter(rest, close, open.length);
       if (end > open.length) return rest.slice(open.length, end).trim() || null;
     }
   }
@@ -249,7 +263,7 @@ function lastMath(text: string): Found | null {
       continue;
     }
     if (text[k + 1] === "$") {
-      const end = unclosed.has("$$") ? -1 : text.indexOf("$$", k + 2);
+      const end = unclosed.has("$$") ? -1 : closingDelimiter(text, "$$", k + 2);
       if (end < 0) {
         unclosed.add("$$");
         k += 2;
@@ -292,7 +306,9 @@ export function unwrapMath(text: string): string {
   for (const [open, close] of [["$$", "$$"], ["\\[", "\\]"], ["\\(", "\\)"], ["$", "$"]] as const) {
     if (s.length >= open.length + close.length && s.startsWith(open) && s.endsWith(close)) {
       const inner = s.slice(open.length, s.length - close.length);
-      if (!inner.includes(open === "$$" ? "$$" : open)) {
+      // The span must end where the text does: `$1$ and $2$` is two spans, and `\$` or a
+      // row break `\\` before the last `$` is no closing delimiter.
+      if (closingDelimiter(s, close, open.length) === s.length - close.length) {
         s = inner.trim();
         break;
       }

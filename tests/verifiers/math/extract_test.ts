@@ -69,6 +69,20 @@ Deno.test("extractAnswer() reads 'The final answer is' and 'Final Answer:' lines
   assert.equal(extractAnswer("**Final Answer**: 42"), "42");
 });
 
+Deno.test("extractAnswer() reads an escaped dollar inside a math span as part of it", () => {
+  assert.equal(
+    extractAnswer("Final Answer: The final answer is $\\$10$. I hope it is correct."),
+    "\\$10",
+  );
+  assert.equal(extractAnswer("The final answer is $\\$1,000$."), "\\$1,000");
+  assert.equal(extractAnswer("The answer is $\\$5.50$ per cup."), "\\$5.50");
+  assert.equal(extractAnswer("The answer is $$\\$7$$"), "\\$7");
+  assert.equal(extractAnswer("$\\$18$"), "\\$18");
+  assert.equal(extractAnswer("It costs $\\$3$ in all.", { extraction: ["last_math"] }), "\\$3");
+  // A row break \\ before the closing $ does not escape it.
+  assert.equal(extractAnswer("The answer is $1 \\\\$ and more"), "1 \\\\");
+});
+
 Deno.test("extractAnswer() reads 'The answer is', '####' and the text after </think>", () => {
   assert.equal(extractAnswer("So the answer is $16,\\!386.20$. Done"), "16,\\!386.20");
   assert.equal(extractAnswer("The answer is: **42**"), "42");
@@ -163,4 +177,6 @@ Deno.test("unwrapMath() removes one pair of delimiters and trailing punctuation"
   assert.equal(unwrapMath("\\(x\\)."), "x");
   assert.equal(unwrapMath("$1$ and $2$"), "$1$ and $2$");
   assert.equal(unwrapMath("5\\,."), "5");
+  assert.equal(unwrapMath("$\\$10$"), "\\$10");
+  assert.equal(unwrapMath("\\$10\\$"), "\\$10\\$");
 });

@@ -92,3 +92,13 @@ Deno.test("verifyMath() bounds long lists and deep expressions", () => {
   );
   assert.equal(verifyMath(`\\boxed{${"x^".repeat(500)}x}`, "1").equal, false);
 });
+
+Deno.test("verifyMath() reads a Minerva-style dollar amount $\\$10$ as 10", () => {
+  const minerva = (answer: string): string =>
+    `Final Answer: The final answer is $${answer}$. I hope it is correct.`;
+  assert.equal(verifyMath(minerva("\\$10"), "10").equal, true);
+  assert.equal(verifyMath(minerva("\\$1,000"), "1000").equal, true);
+  assert.equal(verifyMath(minerva("\\$18.50"), "18.5").equal, true);
+  assert.equal(verifyMath(minerva("\\$10"), "11").equal, false);
+  assert.equal(verifyMath(minerva("\\$1,000"), "1").equal, false);
+});
