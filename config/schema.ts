@@ -58,6 +58,9 @@ export const RunConfigSchema = z.object({
   log_every: z.number().int().min(1).default(1).describe(
     "Print and record metrics every this many steps",
   ),
+  report_to: z.array(z.enum(["tensorboard"])).default([]).describe(
+    "Where metrics go besides metrics.jsonl, as TRL's report_to: tensorboard = event files in <run dir>/tb/ (every metrics.jsonl key a scalar, sample completions as text), written as the run goes",
+  ),
 }).strict();
 
 /** Tensor backends a run can ask for; `auto` picks the fastest one available. */

@@ -52,6 +52,7 @@ import { liveSectionSchemas } from "../config/schema.ts";
 import { formatTable } from "../util/table.ts";
 import { releaseWasmThreads } from "../model/wasm_threads.ts";
 import { datedRunDir } from "./run_dir.ts";
+import { TensorBoardWriter } from "./tensorboard.ts";
 
 /** Options of {@linkcode Trainer.create}. */
 export interface TrainerOptions {
@@ -135,6 +136,7 @@ export class Trainer {
   readonly #warn: (line: string) => void;
   #failure: ActorFailedError | undefined;
   #metrics: Deno.FsFile;
+  #board: TensorBoardWriter | undefined;
   #started = false;
   #closed = false;
   #live: TrainConfig & Record<string, unknown>;
@@ -238,6 +240,11 @@ export class Trainer {
   async #start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    if (this.config.run.report_to.includes("tensorboard")) {
+      // A resumed run's file first drops what earlier files logged after its checkpoint.
+      const purge = this.#setup.resume ? { purgeStep: this.startStep + 1 } : {};
+      this.#board ??= await TensorBoardWriter.create(`${this.runDir}/tb`, purge);
+    }
     await this.#graph.start();
     const present = this.#graph.stats();
     for (const [name, message] of this.#setup.restores) {
@@ -412,6 +419,7 @@ export class Trainer {
           .reduce((acc, [, v]) => acc + v, 0);
         metrics["tokens/sampled_total"] = this.#sampledTokens;
         await this.#writeLine(metrics);
+        await this.#board?.writeSamples(step, stats.samples);
         loop.recordSamples(stats.samples.map((s) => ({
           prompt: s.prompt,
           completion: s.completion,
@@ -460,6 +468,7 @@ export class Trainer {
     }
     await this.control.close();
     this.#metrics.close();
+    this.#board?.close();
     await this.#setup.scorer.close();
     // The graph's actors are closed; the models the run loaded are its own.
     disposePolicy(this.#setup.policy);
@@ -523,6 +532,7 @@ export class Trainer {
 
   async #writeLine(record: Record<string, number>): Promise<void> {
     await this.#metrics.write(new TextEncoder().encode(JSON.stringify(record) + "\n"));
+    await this.#board?.writeMetrics(record);
   }
 
   async #runEval(label: "before" | "during" | "after", step: number): Promise<EvalResult> {

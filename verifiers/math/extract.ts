@@ -7,10 +7,11 @@
  * {@linkcode ExtractionRule}s are tried in order; the first that finds something
  * wins. `\boxed{…}` boxes written one after the other with little in between
  * (`\boxed{1}, \boxed{2}`, `\boxed{1} \text{ and } \boxed{2}`) are merged into
- * the list `1, 2`. In a math span, an escaped dollar `\$` is a dollar sign, not a
- * delimiter (`$\$10$` reads `\$10`). Before the first of `last_math`/`last_number`,
- * and when no rule matched, a bare answer (a response that is only an answer, such
- * as `$\frac{1}{2}$`) is read whole.
+ * the list `1, 2`; the same answer boxed again with only white space or delimiters
+ * in between (`$\boxed{5}$ \[\boxed{5}\]`) is read once. In a math span, an escaped
+ * dollar `\$` is a dollar sign, not a delimiter (`$\$10$` reads `\$10`). Before the
+ * first of `last_math`/`last_number`, and when no rule matched, a bare answer (a
+ * response that is only an answer, such as `$\frac{1}{2}$`) is read whole.
  *
  * Scanning is linear in the length of the text; nothing here backtracks.
  *
@@ -136,14 +137,23 @@ function lastBoxes(text: string, strict: boolean): string | null {
   const boxes = findBoxes(text);
   const last = boxes[boxes.length - 1];
   if (last === undefined) return null;
-  const parts = [last.content];
+  const parts = [last.content.trim()];
+  let repeated = true;
   for (let k = boxes.length - 2; k >= 0 && parts.length < 50; k--) {
     const box = boxes[k] as Box;
     const next = boxes[k + 1] as Box;
-    if (!isFiller(text.slice(box.end, next.start), strict)) break;
-    parts.unshift(box.content);
+    const between = text.slice(box.end, next.start);
+    if (!isFiller(between, strict)) break;
+    parts.unshift(box.content.trim());
+    // Words or `=` between the boxes make them answers to different names or parts.
+    repeated &&= !/[a-zA-Z=]/.test(between.replace(/\\[a-zA-Z]+/g, ""));
   }
-  return parts.map((part) => part.trim()).join(", ");
+  // The same answer boxed again (`$\boxed{5}$ \n\n \boxed{5}`) is one answer, not the list 5, 5.
+  const first = parts[0]?.replace(/\s+/g, "");
+  if (repeated && parts.every((part) => part.replace(/\s+/g, "") === first)) {
+    return parts[0] ?? null;
+  }
+  return parts.join(", ");
 }
 
 /**

@@ -7,8 +7,9 @@
 /**
  * Where a final answer may be read from in a response, in the order tried:
  * `boxed` (the last `\boxed{…}`/`\fbox{…}`, with boxes that follow it closely merged
- * into a list), `final_answer_is` ("The final answer is …", "Final Answer: …"),
- * `answer_is` ("The answer is …", "Answer: …"), `hash` (`#### …`), `after_think`
+ * into a list, and the same answer boxed again read once), `final_answer_is` ("The
+ * final answer is …", "Final Answer: …"), `answer_is` ("The answer is …", "Answer:
+ * …"), `hash` (`#### …`), `after_think`
  * (the whole text after the last `</think>`), `last_math` (the last `$…$`,
  * `$$…$$`, `\(…\)` or `\[…\]` span) and `last_number` (the last number anywhere).
  */

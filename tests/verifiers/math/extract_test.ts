@@ -45,6 +45,17 @@ Deno.test("extractAnswer() merges boxes separated only by filler", () => {
   );
 });
 
+Deno.test("extractAnswer() collapses a final answer boxed twice in a row to one", () => {
+  assert.equal(extractAnswer("The answer is $\\boxed{5}$\n\n\\boxed{5}"), "5");
+  assert.equal(extractAnswer("\\boxed{5}, \\boxed{5}"), "5");
+  assert.equal(extractAnswer("\\[\\boxed{x + 1}\\] \\[ \\boxed{x+1} \\]"), "x + 1");
+  // Different values, or the same value given for two names or parts, stay a list.
+  assert.equal(extractAnswer("\\boxed{1}, \\boxed{1}, \\boxed{2}"), "1, 1, 2");
+  assert.equal(extractAnswer("$a = \\boxed{-2}$ and $b = \\boxed{-2}$"), "-2, -2");
+  assert.equal(extractAnswer("\\boxed{3} and \\boxed{3}"), "3, 3");
+  assert.equal(extractGoldAnswer("$\\boxed{7}$ $\\boxed{7}$"), "7");
+});
+
 Deno.test("extractAnswer() skips unclosed boxes and survives unbalanced braces", () => {
   assert.equal(extractAnswer("\\boxed{4} and later \\boxed{5"), "4");
   assert.equal(extractAnswer("}}}{{{\\boxed{5}"), "5");

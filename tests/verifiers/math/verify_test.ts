@@ -102,3 +102,11 @@ Deno.test("verifyMath() reads a Minerva-style dollar amount $\\$10$ as 10", () =
   assert.equal(verifyMath(minerva("\\$10"), "11").equal, false);
   assert.equal(verifyMath(minerva("\\$1,000"), "1").equal, false);
 });
+
+Deno.test("verifyMath() counts a final answer boxed twice as one answer", () => {
+  assert.equal(verifyMath("So $x = \\boxed{5}$\n\n\\boxed{5}", "5").equal, true);
+  assert.equal(verifyMath("\\boxed{5}, \\boxed{5}", "5").equal, true);
+  assert.equal(verifyMath("\\boxed{5}, \\boxed{5}", "6").equal, false);
+  assert.equal(verifyMath("\\boxed{5}, \\boxed{6}", "5").equal, false);
+  assert.equal(verifyMath("$a = \\boxed{-2}$ and $b = \\boxed{-2}$", "-2,-2").equal, true);
+});
