@@ -108,6 +108,15 @@ export interface RenderChatOptions {
    * @default {false}
    */
   continueFinalMessage?: boolean;
+  /**
+   * More variables for the template, as the keyword arguments of `transformers`'
+   * `apply_chat_template` (Qwen3's `{ enable_thinking: false }`). They may replace
+   * the special tokens, as in `transformers`, but not `messages` or
+   * `add_generation_prompt`.
+   *
+   * @default {{}}
+   */
+  variables?: Record<string, unknown>;
 }
 
 const ROLES: ReadonlySet<string> = new Set(["system", "user", "assistant"]);
@@ -144,8 +153,9 @@ function render(compiled: Template, context: Record<string, unknown>): string {
 /**
  * Renders a conversation with a Jinja chat template, as `transformers`'
  * `apply_chat_template(messages, tokenize=False, ...)` does: the template sees
- * `messages`, `add_generation_prompt`, `tools` and `documents` (both `none`) and
- * the special tokens, with `trim_blocks` and `lstrip_blocks` on.
+ * `messages`, `add_generation_prompt`, `tools` and `documents` (both `none`),
+ * the special tokens and `options.variables`, with `trim_blocks` and
+ * `lstrip_blocks` on.
  *
  * @example Layer-1 style prompt
  * ```ts
@@ -158,7 +168,8 @@ function render(compiled: Template, context: Record<string, unknown>): string {
  *
  * @throws {RangeError} When there are no messages, a role is unknown, or
  * `continueFinalMessage` is combined with `addGenerationPrompt` or used when
- * the last message is not the assistant's.
+ * the last message is not the assistant's, or `variables` sets `messages` or
+ * `add_generation_prompt`.
  * @throws {Error} When the template fails while rendering (`raise_exception`, or
  * a runtime error such as a missing variable's attribute).
  */
@@ -171,7 +182,17 @@ export function renderChat(
   const source = typeof template === "string" ? template : template.template;
   const specialTokens = options.specialTokens ??
     (typeof template === "string" ? {} : template.specialTokens);
-  const context = { tools: null, documents: null, ...specialTokens };
+  const variables = options.variables ?? {};
+  for (const key of ["messages", "add_generation_prompt"]) {
+    if (Object.hasOwn(variables, key)) {
+      throw new RangeError(
+        `Cannot render chat: options.variables must not set "${key}": current value is ${
+          JSON.stringify(variables[key])
+        }`,
+      );
+    }
+  }
+  const context = { tools: null, documents: null, ...specialTokens, ...variables };
   if (messages.length === 0) {
     throw new RangeError("Cannot render chat: messages must not be empty: current length is 0");
   }

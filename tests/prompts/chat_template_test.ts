@@ -91,6 +91,29 @@ Deno.test("renderChat() uses a custom template", () => {
   );
 });
 
+Deno.test("renderChat() passes variables to the template as apply_chat_template's kwargs", () => {
+  const template = "{{ bos_token }}{{ messages[0].content }}" +
+    "{% if enable_thinking is defined and enable_thinking is false %}[no think]{% endif %}";
+  const messages = [{ role: "user" as const, content: "a" }];
+  assert.equal(renderChat(messages, { template }), "a");
+  assert.equal(
+    renderChat(messages, {
+      template,
+      specialTokens: { bos_token: "<s>" },
+      variables: { enable_thinking: false, bos_token: "<b>" },
+    }),
+    "<b>a[no think]",
+  );
+  assert.throws(
+    () => renderChat(messages, { template, variables: { messages: [] } }),
+    /options\.variables must not set "messages": current value is \[\]/,
+  );
+  assert.throws(
+    () => renderChat(messages, { template, variables: { add_generation_prompt: true } }),
+    RangeError,
+  );
+});
+
 Deno.test("renderChat() rejects invalid requests", () => {
   assert.throws(() => renderChat([]), RangeError);
   assert.throws(
