@@ -95,6 +95,8 @@ const UNICODE: readonly [RegExp, string][] = [
   [/\u2265/g, "\\ge "],
   [/\u2260/g, "\\ne "],
   [/\u2248/g, "\\approx "],
+  // √51 is the root of 51 (LaTeX's \sqrt51 would be \sqrt{5}·1): the whole number goes under it.
+  [/\u221a\s*(\d+(?:\.\d+)?)/g, "\\sqrt{$1}"],
   [/\u221a/g, "\\sqrt"],
   [/\u222a/g, "\\cup "],
   [/\u2208/g, "\\in "],

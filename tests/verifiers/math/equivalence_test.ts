@@ -118,6 +118,21 @@ Deno.test("answersEquivalent() reads fractions, roots, pi and e", () => {
   ], false);
 });
 
+Deno.test("answersEquivalent() reads a Unicode root over the whole number after it", () => {
+  check([
+    ["√51", "\\sqrt{51}"],
+    ["3√13", "3\\sqrt{13}"],
+    ["5 √10", "5\\sqrt{10}"],
+    ["2√113", "2\\sqrt{113}"],
+    ["1±√19", "1 \\pm \\sqrt{19}"],
+    ["√2.25", "1.5"],
+    ["√5", "\\sqrt{5}"],
+    ["√(x+1)", "\\sqrt{x+1}"],
+  ], true);
+  // LaTeX's \sqrt51 is still \sqrt{5}·1.
+  check([["√51", "\\sqrt{5}"], ["3√13", "3\\sqrt{1}\\cdot 3"], ["\\sqrt51", "\\sqrt{51}"]], false);
+});
+
 Deno.test("answersEquivalent() never reads 0.5 as 50%", () => {
   check(
     [["0.5", "50\\%"], ["50\\%", "0.5"], ["0.5", "50%"], ["\\frac{1}{2}", "50 percent"]],
