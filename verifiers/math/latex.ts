@@ -759,17 +759,19 @@ class Parser {
         const applies = token !== undefined && token.t === "op" && token.v === "(" && !token.sp &&
           factors.length === 1 && previous?.kind === "symbol";
         const factor = this.#parsePostfix(true);
-        // 1\frac{4}{5} is the mixed number 1 + 4/5.
+        // 1\frac{4}{5} is the mixed number 1 + 4/5, and -3\frac{8}{9} is -(3 + 8/9).
+        const whole = previous?.kind === "neg" ? previous.arg : previous;
         if (
-          factors.length === 1 && previous?.kind === "number" && !previous.decimal &&
-          previous.value.d === 1n && factor.kind === "div" && factor.frac === true &&
+          factors.length === 1 && whole?.kind === "number" && !whole.decimal &&
+          whole.value.d === 1n && factor.kind === "div" && factor.frac === true &&
           factor.num.kind === "number" && factor.den.kind === "number" && !factor.num.decimal &&
           !factor.den.decimal
         ) {
-          factors = [{
+          const mixed: MathNode = {
             kind: "add",
-            terms: [previous, previous.value.n < 0n ? { kind: "neg", arg: factor } : factor],
-          }];
+            terms: [whole, whole.value.n < 0n ? { kind: "neg", arg: factor } : factor],
+          };
+          factors = [previous?.kind === "neg" ? { kind: "neg", arg: mixed } : mixed];
           continue;
         }
         if (applies && factor.kind === "number" && previous !== undefined) {

@@ -133,6 +133,17 @@ Deno.test("answersEquivalent() reads a Unicode root over the whole number after 
   check([["√51", "\\sqrt{5}"], ["3√13", "3\\sqrt{1}\\cdot 3"], ["\\sqrt51", "\\sqrt{51}"]], false);
 });
 
+Deno.test("answersEquivalent() reads a negative mixed number as negative as a whole", () => {
+  check([
+    ["-3\\frac{8}{9}", "-\\frac{35}{9}"],
+    ["-1\\frac{1}{2}", "-1.5"],
+    ["x = -2\\frac{2}{3}", "-\\frac{8}{3}"],
+    ["2 - 3\\frac{8}{9}", "-\\frac{17}{9}"],
+    ["4\\frac{1}{4}", "\\frac{17}{4}"],
+  ], true);
+  check([["-3\\frac{8}{9}", "-\\frac{8}{3}"], ["-3\\frac{8}{9}", "-\\frac{19}{9}"]], false);
+});
+
 Deno.test("answersEquivalent() never reads 0.5 as 50%", () => {
   check(
     [["0.5", "50\\%"], ["50\\%", "0.5"], ["0.5", "50%"], ["\\frac{1}{2}", "50 percent"]],
