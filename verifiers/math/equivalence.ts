@@ -187,9 +187,12 @@ function prepRelation(node: Extract<MathNode, { kind: "relation" }>, ctx: Contex
         ? { kind: "relation", ops: ["="], sides: [first, last] }
         : prep(last, ctx);
     }
-    if (!hasSymbols(first) && !isLabel(first)) {
-      // 5 \times 6 = 30 reads as 30, and 3 = x as 3.
-      return isLabel(last) ? prep(first, ctx) : prep(last, ctx);
+    // 5 \times 6 = 30 reads as 30.
+    if (!hasSymbols(first) && !hasSymbols(last)) return prep(last, ctx);
+    // 3 = x reads as x = 3 and 2x + 1 = y as y = 2x + 1, the name first; an equation
+    // such as 5 = x + y keeps its sides (equations compare up to a factor, -1 included).
+    if (isLabel(last) && !isLabel(first)) {
+      return { kind: "relation", ops: ["="], sides: [last, first] };
     }
     return { kind: "relation", ops: ["="], sides: [first, last] };
   }

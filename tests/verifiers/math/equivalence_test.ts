@@ -227,6 +227,26 @@ Deno.test("answersEquivalent() compares equations up to a nonzero factor", () =>
   ]], false);
 });
 
+Deno.test("answersEquivalent() reads an equation the same with its sides swapped", () => {
+  check([
+    ["x + y = 5", "5 = x + y"],
+    ["2x + 1 = 7", "7 = 2x + 1"],
+    ["5x - 7y + 11z + 4 = 0", "0 = 5x - 7y + 11z + 4"],
+    ["x^2 + y^2 = 1", "1 = x^2 + y^2"],
+    ["2x + 1 = y", "2x + 1"],
+    ["y = 2x + 1", "2x + 1 = y"],
+    ["x = 5", "5 = x"],
+    ["1 = a, 2 = b", "b = 2, a = 1"],
+  ], true);
+  check([
+    ["5 = x + y", "x + y = 6"],
+    ["5 = x + y", "x + y"],
+    ["x = 5", "x = 6"],
+    ["y = 2x", "x = 2y"],
+    ["1 = a, 2 = b", "a = 2, b = 1"],
+  ], false);
+});
+
 Deno.test("answersEquivalent() compares inequalities, as intervals where it can", () => {
   check([
     ["x \\geq 5", "x >= 5"],
