@@ -25,7 +25,9 @@
  *   (`(B)`, `\text{(B)}`, `B`) by the letter.
  *
  * Work is bounded: a comparison evaluates at most {@linkcode MAX_COMPARISON_STEPS}
- * nodes and gives up as not equal beyond that.
+ * nodes and gives up as undecided beyond that. {@linkcode compareAnswers} also answers
+ * undecided (never equal) when the sample points cannot tell, as when both sides
+ * overflow at every point.
  *
  * ## Why our own parser and not `@cortex-js/compute-engine`
  *
@@ -87,8 +89,15 @@ export interface EquivalenceOptions {
   relativeTolerance?: number;
 }
 
-/** The most node evaluations one comparison may spend before it answers not equal. */
+/** The most node evaluations one comparison may spend before it gives up as undecided. */
 export const MAX_COMPARISON_STEPS = 200_000;
+
+/**
+ * The outcome of {@linkcode compareAnswers}: `"undecided"` when the comparison could not
+ * tell (floating point overflowed where no difference was seen, or the step budget ran
+ * out), which is not evidence that the answers differ.
+ */
+export type Comparison = "equal" | "not equal" | "undecided";
 
 /** The sample points per comparison of expressions with variables. */
 const SAMPLE_POINTS = 6;
@@ -97,6 +106,8 @@ interface Context {
   tolerance: number;
   percent: "strip" | "strict";
   steps: number;
+  /** Set when a numeric check could not decide; a final `false` is then undecided. */
+  undecided: boolean;
 }
 
 class BudgetExceeded extends Error {}
@@ -107,9 +118,9 @@ function spend(ctx: Context, amount = 1): void {
 }
 
 /**
- * Whether two extracted answers are mathematically equivalent. An answer that
- * cannot be parsed matches only the same text (after normalization), and a
- * comparison that runs over its step budget answers `false`.
+ * Whether two extracted answers are mathematically equivalent: `compareAnswers()`
+ * is `"equal"`. An answer that cannot be parsed matches only the same text (after
+ * normalization), and a comparison that cannot decide answers `false`.
  *
  * @example
  * ```ts
@@ -124,21 +135,48 @@ export function answersEquivalent(
   gold: string,
   options: EquivalenceOptions = {},
 ): boolean {
+  return compareAnswers(pred, gold, options) === "equal";
+}
+
+/**
+ * Compares two extracted answers: `"equal"`, `"not equal"`, or `"undecided"` when the
+ * numeric check had nothing to go on (a side that may overflow floating point, such as
+ * `(x+1)^{1000000}`, came out infinite or NaN at the sample points and no difference was
+ * seen at the others) or the step budget ran out. Undecided is never equal.
+ *
+ * @example
+ * ```ts
+ * import { compareAnswers } from "./equivalence.ts";
+ * if (compareAnswers("x+1", "1+x") !== "equal") throw new Error("x+1 is 1+x");
+ * if (compareAnswers("x+1", "x+2") !== "not equal") throw new Error("x+1 is not x+2");
+ * if (compareAnswers("(x+1)^{1000000}", "(1+x)^{1000000}") !== "undecided") {
+ *   throw new Error("overflows at every sample point");
+ * }
+ * ```
+ */
+export function compareAnswers(
+  pred: string,
+  gold: string,
+  options: EquivalenceOptions = {},
+): Comparison {
   const ctx: Context = {
     tolerance: options.relativeTolerance ?? 1e-9,
     percent: options.percent ?? "strip",
     steps: MAX_COMPARISON_STEPS,
+    undecided: false,
   };
-  if (pred.trim() === "" || gold.trim() === "") return false;
+  if (pred.trim() === "" || gold.trim() === "") return "not equal";
   const canonicalPred = canonicalText(pred);
-  if (canonicalPred !== "" && canonicalPred === canonicalText(gold)) return true;
+  if (canonicalPred !== "" && canonicalPred === canonicalText(gold)) return "equal";
   const a = tryParse(pred);
   const b = tryParse(gold);
-  if (a === null || b === null) return false;
+  if (a === null || b === null) return "not equal";
   try {
-    return same(a, b, ctx);
+    if (same(a, b, ctx)) return "equal";
+    return ctx.undecided ? "undecided" : "not equal";
   } catch (error) {
-    if (error instanceof BudgetExceeded || error instanceof RangeError) return false;
+    // Out of steps, or a number too large for BigInt: not evidence either way.
+    if (error instanceof BudgetExceeded || error instanceof RangeError) return "undecided";
     throw error;
   }
 }
@@ -973,16 +1011,26 @@ function numericEqual(a: MathNode, b: MathNode, ctx: Context, allowAbsolute = fa
   const symbols = collectSymbols(b, collectSymbols(a, new Set()));
   const points = symbols.size === 0 ? 1 : SAMPLE_POINTS;
   const tolerance = Math.max(ctx.tolerance, 1e-11);
+  // An infinite or undefined value decides nothing when it may be an overflow
+  // ((x+1)^{1000000}) or a cancellation of overflows (Inf/Inf); a written \infty or a
+  // division by zero is infinite or undefined for real.
+  const overflow = mayOverflow(a, b);
   let valid = 0;
+  let unknown = false;
   for (let point = 0; point < points; point++) {
     const env = (name: string): Complex => complex(sampleValue(name, point));
     const x = evaluate(a, env, ctx);
     const y = evaluate(b, env, ctx);
     if (x === null || y === null || x.kind !== y.kind) return false;
     if (x.kind === "scalar" && y.kind === "scalar") {
-      // Undefined on both sides is no evidence; on one side only, a difference.
+      // Undefined on both sides is no evidence; on one side only, a difference unless it
+      // may be an overflow.
       if (!cIsFinite(x.z) && !cIsFinite(y.z)) continue;
-      if (!cIsFinite(x.z) || !cIsFinite(y.z)) return false;
+      if (!cIsFinite(x.z) || !cIsFinite(y.z)) {
+        if (!overflow) return false;
+        unknown = true;
+        continue;
+      }
       valid++;
       if (!closeScalars(x.z, y.z, tolerance, allowAbsolute)) return false;
       continue;
@@ -998,14 +1046,66 @@ function numericEqual(a: MathNode, b: MathNode, ctx: Context, allowAbsolute = fa
       const finiteX = cellsX.every(cIsFinite);
       const finiteY = cellsY.every(cIsFinite);
       if (!finiteX && !finiteY) continue;
-      if (!finiteX || !finiteY) return false;
+      if (!finiteX || !finiteY) {
+        if (!overflow) return false;
+        unknown = true;
+        continue;
+      }
       valid++;
       if (
         !cellsX.every((z, k) => closeScalars(z, cellsY[k] as Complex, tolerance, allowAbsolute))
       ) return false;
     }
   }
-  return valid >= Math.min(points, 3);
+  if (!unknown && valid >= Math.min(points, 3)) return true;
+  // Too few points where both sides are finite, and no difference seen at any of them.
+  if (overflow) ctx.undecided = true;
+  return false;
+}
+
+/** The value of a number literal, its negation or a quotient of two, else NaN. */
+function smallNumber(node: MathNode): number {
+  switch (node.kind) {
+    case "number":
+      return ratToNumber(node.value);
+    case "neg":
+      return -smallNumber(node.arg);
+    case "div":
+      return smallNumber(node.num) / smallNumber(node.den);
+    default:
+      return NaN;
+  }
+}
+
+/** Functions whose value may overflow a float for moderate arguments. */
+const FAST_GROWING = new Set(["exp", "factorial", "binom", "sinh", "cosh", "sum", "prod"]);
+
+/**
+ * Whether evaluating `a` or `b` in floating point may overflow or underflow: they hold a
+ * power with a large or symbolic exponent, an exponential, a factorial or a series, or a
+ * literal beyond 1e±100, and no written \infty.
+ */
+function mayOverflow(a: MathNode, b: MathNode): boolean {
+  const has = (node: MathNode, test: (node: MathNode) => boolean): boolean =>
+    test(node) || children(node).some((child) => has(child, test));
+  const infinity = (node: MathNode): boolean => node.kind === "constant" && node.name === "inf";
+  const grows = (node: MathNode): boolean => {
+    switch (node.kind) {
+      case "pow":
+        // x^2 and \pi^{-1/2} stay small at the sample points; x^{100} and e^x may not.
+        return !(Math.abs(smallNumber(node.exp)) <= 20) || has(node.base, grows);
+      case "func":
+      case "opaque":
+        return FAST_GROWING.has(node.name);
+      case "number": {
+        const magnitude = Math.abs(ratToNumber(node.value));
+        return magnitude > 1e100 || (magnitude < 1e-100 && node.value.n !== 0n);
+      }
+      default:
+        return false;
+    }
+  };
+  return !has(a, infinity) && !has(b, infinity) && (has(a, grows) || has(b, grows));
 }
 
 /**
@@ -1026,12 +1126,16 @@ function proportional(f: MathNode, g: MathNode, positive: boolean, ctx: Context)
   let ratio: Complex | null = null;
   let valid = 0;
   let zeros = 0;
+  let skipped = 0;
   for (let point = 0; point < points; point++) {
     const env = (name: string): Complex => complex(sampleValue(name, point));
     const x = evaluate(f, env, ctx);
     const y = evaluate(g, env, ctx);
     if (x === null || y === null || x.kind !== "scalar" || y.kind !== "scalar") return false;
-    if (!cIsFinite(x.z) || !cIsFinite(y.z)) continue;
+    if (!cIsFinite(x.z) || !cIsFinite(y.z)) {
+      skipped++;
+      continue;
+    }
     const smallX = cAbs(x.z) < 1e-12;
     const smallY = cAbs(y.z) < 1e-12;
     if (smallX && smallY) {
@@ -1044,9 +1148,13 @@ function proportional(f: MathNode, g: MathNode, positive: boolean, ctx: Context)
     if (ratio === null) ratio = r;
     else if (!cClose(ratio, r, tolerance)) return false;
   }
-  if (ratio === null) return zeros > 0;
-  if (positive && !(Math.abs(ratio.im) <= 1e-12 * cAbs(ratio) && ratio.re > 0)) return false;
-  return valid + zeros >= Math.min(points, 3);
+  if (ratio !== null && positive && !(Math.abs(ratio.im) <= 1e-12 * cAbs(ratio) && ratio.re > 0)) {
+    return false;
+  }
+  if (ratio === null ? zeros > 0 : valid + zeros >= Math.min(points, 3)) return true;
+  // Too few finite points to tell: undecided when overflow or undefined values cost them.
+  if (skipped > 0 && mayOverflow(f, g)) ctx.undecided = true;
+  return false;
 }
 
 function toScalar(value: Value | null): Complex {

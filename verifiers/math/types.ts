@@ -57,6 +57,11 @@ export interface MathVerdict {
   predAnswer: string | null;
   /** The answer read from the reference, or `null` when none was found. */
   goldAnswer: string | null;
-  /** Why: `"equal"`, `"not equal"`, `"no answer found"`, `"timeout"`, … */
+  /**
+   * Why: `"equal"`, `"not equal"`, `"undecided"` (the comparison could not tell, as when
+   * both sides overflow at every sample point: not rewarded, but no evidence of a wrong
+   * answer), `"no answer found"`, `"no reference answer"`, `"answer too long"`,
+   * `"timeout"`, `"verifier error: …"`.
+   */
   reason: string;
 }

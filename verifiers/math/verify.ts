@@ -1,7 +1,7 @@
 /**
  * The math answer verifier: reads the final answer of a response
  * ({@linkcode extractAnswer}) and of the reference ({@linkcode extractGoldAnswer}),
- * and compares them mathematically ({@linkcode answersEquivalent}).
+ * and compares them mathematically ({@linkcode compareAnswers}).
  *
  * It is synchronous, pure and bounded: answers longer than
  * {@linkcode MAX_ANSWER_LENGTH} characters are rejected without parsing, parsing
@@ -12,7 +12,7 @@
  */
 import type { MathVerdict, MathVerifyOptions } from "./types.ts";
 import { extractAnswer, extractGoldAnswer } from "./extract.ts";
-import { answersEquivalent } from "./equivalence.ts";
+import { compareAnswers } from "./equivalence.ts";
 
 /** The longest extracted answer (in characters) that is parsed; longer ones are not equal. */
 export const MAX_ANSWER_LENGTH = 2000;
@@ -20,8 +20,9 @@ export const MAX_ANSWER_LENGTH = 2000;
 /**
  * Verifies a prediction against a reference answer.
  *
- * Reasons: `"equal"`, `"not equal"`, `"no answer found"` (empty prediction),
- * `"no reference answer"` (empty reference), `"answer too long"`.
+ * Reasons: `"equal"`, `"not equal"`, `"undecided"` (the comparison could not tell, as when
+ * both sides overflow at every sample point; never equal), `"no answer found"` (empty
+ * prediction), `"no reference answer"` (empty reference), `"answer too long"`.
  *
  * @example
  * ```ts
@@ -55,11 +56,11 @@ export function verifyMath(
       reason: "answer too long",
     };
   }
-  const equal = answersEquivalent(predAnswer, goldAnswer, {
+  const comparison = compareAnswers(predAnswer, goldAnswer, {
     ...(options.percent === undefined ? {} : { percent: options.percent }),
     ...(options.relativeTolerance === undefined
       ? {}
       : { relativeTolerance: options.relativeTolerance }),
   });
-  return { equal, predAnswer, goldAnswer, reason: equal ? "equal" : "not equal" };
+  return { equal: comparison === "equal", predAnswer, goldAnswer, reason: comparison };
 }

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { answersEquivalent, canonicalText } from "../../../verifiers/math/equivalence.ts";
+import {
+  answersEquivalent,
+  canonicalText,
+  compareAnswers,
+} from "../../../verifiers/math/equivalence.ts";
 import type { EquivalenceOptions } from "../../../verifiers/math/equivalence.ts";
 
 /** Asserts each `[pred, gold]` pair is (or is not) equivalent, naming the failing pair. */
@@ -405,6 +409,16 @@ Deno.test("answersEquivalent() compares expressions at sample points", () => {
     ["F_n = \\sum_{k=0}^{n-2} F_k F_{n-k-2}", "F_n = \\sum_{k=0}^{n-1} F_k F_{n-k-1}"],
     ["|x-2|", "x-2"],
   ], false);
+});
+
+Deno.test("compareAnswers() answers undecided when every sample point overflows", () => {
+  assert.equal(compareAnswers("(x+1)^{1000000}", "(1+x)^{1000000}"), "undecided");
+  assert.equal(compareAnswers("e^{10^{6} x}", "e^{x \\cdot 10^{6}}"), "undecided");
+  assert.equal(compareAnswers("(x+1)^{1000000} - (x+1)^{1000000}", "0"), "undecided");
+  assert.equal(compareAnswers("x^{5000}", "x^{5001}"), "not equal");
+  assert.equal(compareAnswers("(x+1)^{1000}", "(1+x)^{1000}"), "equal");
+  assert.equal(compareAnswers("\\frac{1}{x-x}", "5"), "not equal");
+  assert.equal(answersEquivalent("(x+1)^{1000000}", "(1+x)^{1000000}"), false);
 });
 
 Deno.test("answersEquivalent() compares complex numbers", () => {

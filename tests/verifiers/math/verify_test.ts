@@ -110,3 +110,25 @@ Deno.test("verifyMath() counts a final answer boxed twice as one answer", () => 
   assert.equal(verifyMath("\\boxed{5}, \\boxed{6}", "5").equal, false);
   assert.equal(verifyMath("$a = \\boxed{-2}$ and $b = \\boxed{-2}$", "-2,-2").equal, true);
 });
+
+Deno.test("verifyMath() answers undecided when sampling cannot decide", () => {
+  assert.deepEqual(verifyMath("\\boxed{(x+1)^{1000000}}", "(1+x)^{1000000}"), {
+    equal: false,
+    predAnswer: "(x+1)^{1000000}",
+    goldAnswer: "(1+x)^{1000000}",
+    reason: "undecided",
+  });
+  assert.equal(verifyMath("\\boxed{(x+1)^{1000}}", "(1+x)^{1000}").reason, "equal");
+  assert.equal(
+    verifyMath("\\boxed{\\frac{(x+1)^{1000000}}{(x+1)^{999999}}}", "x+1").reason,
+    "undecided",
+  );
+  assert.equal(verifyMath("\\boxed{2^{2^{2^{2^{2^{2}}}}}}", "5").reason, "undecided");
+  // A difference seen at a point where both sides are finite is still decided, and so is
+  // a value that is infinite or undefined for real.
+  assert.equal(verifyMath("\\boxed{x+1}", "x+2").reason, "not equal");
+  assert.equal(verifyMath("\\boxed{\\arcsin(x)}", "x").reason, "not equal");
+  assert.equal(verifyMath("\\boxed{\\frac{\\pi}{0}}", "\\frac{\\pi}{9}").reason, "not equal");
+  assert.equal(verifyMath("\\boxed{\\infty}", "-\\infty").reason, "not equal");
+  assert.equal(verifyMath("\\boxed{\\infty}", "10^{400}").reason, "not equal");
+});
