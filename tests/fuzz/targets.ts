@@ -927,6 +927,7 @@ const VERDICT_REASONS = [
   "no answer found",
   "no reference answer",
   "answer too long",
+  "undecided", // the sampled check could not tell (overflow), never rewarded
 ];
 
 async function verifierTarget(): Promise<FuzzTarget<VerifierCase>> {
