@@ -5,8 +5,9 @@ SummaryWriter wraps, so what TRL's TensorBoard callback writes): its first event
 "brain.Event:2", wall_time = time.time(), source_metadata) and then, with fixed wall times, a
 SessionLog START (a purge step), simple_value scalars (TRL's add_scalar) at steps that take one to
 six varint bytes, values float32 rounds or cannot hold, and text-plugin summaries made by
-tensorboard.plugins.text.summary_v2.text_pb (a scalar string tensor). events.json lists the same events
-for tests/training/tensorboard_test.ts, which encodes them with our writer and compares bytes.
+tensorboard.plugins.text.summary_v2.text_pb (a scalar string tensor). events.json lists the same
+events for tests/training/tensorboard_test.ts, which encodes them with our writer and compares
+bytes.
 
 Usage: python tools/tensorboard_golden.py tests/fixtures/tensorboard && deno fmt tests/fixtures
 (pip install tensorboard)
@@ -16,7 +17,6 @@ import math
 import os
 import sys
 
-import numpy as np
 import tensorboard
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.compat.proto import event_pb2, summary_pb2

@@ -207,8 +207,9 @@ export interface TensorBoardWriterOptions {
   /**
    * Start the file with a `SessionLog` START at this step, after `file_version`: readers drop
    * what earlier files logged at this step and later (a resumed run's steps after its
-   * checkpoint).
-   * @default none (a new run)
+   * checkpoint). TensorBoard's server (`plugin_event_accumulator`) takes the first START of a
+   * run for its beginning and purges only at later ones, so a new run writes one as well.
+   * @default no START
    */
   readonly purgeStep?: number;
   /** Seconds since the epoch, for each event's `wall_time`. @default Date.now() / 1000 */
@@ -311,11 +312,12 @@ export class TensorBoardWriter {
 export function samplesMarkdown(samples: StepStats["samples"]): string {
   const block = (text: string) => text.split("\n").map((line) => `    ${line}`).join("\n");
   return samples.map((s, i) => {
-    const verdict = s.correct === undefined ? "" : s.correct ? ", correct" : ", wrong";
+    const verdict = s.correct === undefined ? undefined : s.correct ? "correct" : "wrong";
     const reward = s.reward === null ? "none" : s.reward.toFixed(3);
     const layer = s.layer === undefined ? "" : ` (Layer ${s.layer})`;
+    const why = s.reason === verdict ? "" : ` (${s.reason})`;
     const parts = [
-      `### Sample ${i + 1}${layer}: reward ${reward}${verdict} (${s.reason})`,
+      `### Sample ${i + 1}${layer}: reward ${reward}${verdict ? `, ${verdict}` : ""}${why}`,
       `Prompt:\n\n${block(s.prompt)}`,
       `Completion:\n\n${block(s.completion)}`,
     ];

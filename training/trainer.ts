@@ -241,9 +241,12 @@ export class Trainer {
     if (this.#started) return;
     this.#started = true;
     if (this.config.run.report_to.includes("tensorboard")) {
-      // A resumed run's file first drops what earlier files logged after its checkpoint.
-      const purge = this.#setup.resume ? { purgeStep: this.startStep + 1 } : {};
-      this.#board ??= await TensorBoardWriter.create(`${this.runDir}/tb`, purge);
+      // Its START drops what earlier files logged after the step it starts from (a resumed
+      // run's checkpoint). A new run writes one too: TensorBoard's server takes a run's first
+      // START for its beginning and purges only at later ones.
+      this.#board ??= await TensorBoardWriter.create(`${this.runDir}/tb`, {
+        purgeStep: this.startStep + 1,
+      });
     }
     await this.#graph.start();
     const present = this.#graph.stats();

@@ -188,11 +188,12 @@ Deno.test("samplesMarkdown() shows each sample's verdict, prompt, completion and
     correct: false,
     layer: 1,
     correction: { completion: "It is 5", correct: true },
-  }]);
+  }, { prompt: "1+1=?", completion: "2", reward: 1, reason: "correct", correct: true }]);
   assert.equal(
     md,
     "### Sample 1 (Layer 1): reward none, wrong (no </think> tag)\n\n" +
       "Prompt:\n\n    2+3=?\n    think\n\nCompletion:\n\n    5\n\n" +
-      "Correction (Layer 2, correct):\n\n    It is 5",
+      "Correction (Layer 2, correct):\n\n    It is 5\n\n" +
+      "### Sample 2: reward 1.000, correct\n\nPrompt:\n\n    1+1=?\n\nCompletion:\n\n    2",
   );
 });

@@ -45,14 +45,22 @@ Deno.test("Trainer.run() with run.report_to tensorboard logs every metrics.jsonl
 
     const events = readRecords(await Deno.readFile(files[0]!)).map(decodeEvent);
     assert.equal(events[0]!.fileVersion, "brain.Event:2");
-    assert.ok(events.every((e) => e.sessionStatus === undefined), "a new run purges nothing");
+    // A START at step 1 purges nothing and marks the run's beginning for TensorBoard's server.
+    assert.deepEqual(
+      events.filter((e) => e.sessionStatus !== undefined).map((e) => [e.sessionStatus, e.step]),
+      [[1, 1]],
+    );
+    assert.equal(events[1]!.sessionStatus, 1);
     const texts = events.flatMap((e) =>
       (e.summary ?? []).filter((v) => v.tag === SAMPLES_TAG).map((v) => ({ e, v }))
     );
     assert.deepEqual(texts.map(({ e }) => e.step), [1, 2]);
     for (const { v } of texts) {
       assert.equal(v.plugin, "text");
-      assert.match(v.strings![0]!, /^### Sample 1: reward [\d.]+, (correct|wrong) /);
+      assert.match(
+        v.strings![0]!,
+        /^### Sample 1: reward [\d.]+, (correct|wrong)( \(.+\))?\n\nPrompt:/,
+      );
     }
   } finally {
     await Deno.remove(tmp, { recursive: true });
