@@ -227,7 +227,7 @@ export function parseFlags(
       allowPositionals: options.allowPositionals ?? false,
     });
     return {
-      values: values as Record<string, string | boolean | string[] | undefined>,
+      values: { ...values } as Record<string, string | boolean | string[] | undefined>,
       positionals,
       passThrough,
     };

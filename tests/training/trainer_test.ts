@@ -282,7 +282,7 @@ Deno.test("Trainer.run() runs an algorithm registered from a file path in YAML f
     await writeThrowawayPlugin(tmp);
     const runDir = `${tmp}/run`;
     const { log } = await trainInProcess(runDir, `${tmp}/throwaway.yaml`, [`model.init=${init}`]);
-    assert.match(log, /^mgrpo: throwaway on arithmetic/m);
+    assert.match(log, /^THROWAWAY on arithmetic: model .*tiny-init \(4,000 parameters, wasm\)/m);
     const steps = await stepLines(runDir);
     assert.deepEqual(steps.map((l) => l.step), [1, 2]);
     for (const line of steps) assert.ok("clip_ratio/region_mean" in line);
