@@ -157,8 +157,10 @@ export async function probeWebGpu(): Promise<WebGpuProbe> {
  *   `--allow-read`).
  *
  * `options.wasmThreads` above 1 runs the wasm backend's threaded build with that many
- * threads, 0 with one per core (`model/wasm_threads.ts`; the process then needs `Deno.exit`
- * to end). The default, 1, is tfjs' single-threaded build. Other backends ignore it.
+ * threads, 0 with one per free core ({@linkcode autoWasmThreads}: one per core on a quiet
+ * machine, the single-threaded build on a busy one; `model/wasm_threads.ts`). The default, 1,
+ * is tfjs' single-threaded build. Other backends ignore it; {@linkcode wasmThreadCount} says
+ * what was started.
  *
  * Also calls `tf.enableProdMode()`, which silences tfjs' Node banner and skips debug checks.
  *
@@ -175,8 +177,9 @@ export async function initBackend(
 ): Promise<string> {
   tf.enableProdMode();
   const threads = options.wasmThreads === 0
-    ? navigator.hardwareConcurrency
+    ? autoWasmThreads(navigator.hardwareConcurrency, readLoad())
     : options.wasmThreads ?? 1;
+  startedWasmThreads = threads;
   switch (name) {
     case "cpu":
       await setOrThrow("cpu");
@@ -201,6 +204,57 @@ export async function initBackend(
   await tf.ready();
   await removeWasmThreadScripts();
   return tf.getBackend();
+}
+
+/** The wasm threads {@linkcode initBackend} last started with (1: the single-threaded build). */
+let startedWasmThreads = 1;
+
+/** The wasm threads the backend was started with (`model.wasm_threads: 0` resolved). */
+export function wasmThreadCount(): number {
+  return startedWasmThreads;
+}
+
+/** The machine's load as `/proc/loadavg` gives it; `undefined` where it cannot be read. */
+export interface MachineLoad {
+  /** The 1-minute load average. */
+  readonly load1: number;
+  /** Runnable tasks now, this process's included. */
+  readonly running: number;
+}
+
+function readLoad(): MachineLoad | undefined {
+  try {
+    const [load1, tasks] = Deno.readTextFileSync("/proc/loadavg").split(" ");
+    return { load1: Number(load1), running: Number(tasks!.split("/")[0]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The wasm threads of `model.wasm_threads: 0`: one per core on a quiet machine, but the
+ * single-threaded build when other processes already keep the cores busy. XNNPACK's threads
+ * wait for each other at every kernel: with a core taken by another process, a thread that is
+ * descheduled stalls the others, and two threads on an oversubscribed machine are slower than
+ * one (`deno task bench:load`, docs/performance.md). "Busy" is the larger of the 1-minute load
+ * average and the runnable tasks other than this process, against the cores.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { autoWasmThreads } from "./backend.ts";
+ *
+ * assert.equal(autoWasmThreads(2, { load1: 0.1, running: 1 }), 2);
+ * assert.equal(autoWasmThreads(2, { load1: 1.9, running: 3 }), 1);
+ * assert.equal(autoWasmThreads(8, { load1: 2.2, running: 3 }), 6);
+ * assert.equal(autoWasmThreads(2, undefined), 2);
+ * ```
+ */
+export function autoWasmThreads(cores: number, load: MachineLoad | undefined): number {
+  if (load === undefined || !Number.isFinite(load.load1)) return cores;
+  const others = Math.max(load.load1, load.running - 1);
+  const free = Math.floor(cores - others + 0.5);
+  return free >= 2 ? Math.min(cores, free) : 1;
 }
 
 /** `auto`: see {@link initBackend} for the order. */

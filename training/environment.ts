@@ -10,6 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import { tensorBackends } from "../config/schema.ts";
 import type { TrainConfig } from "../algorithms/builtins.ts";
 import { wasmThreadsFor } from "./placement.ts";
+import { wasmThreadCount } from "../model/backend.ts";
 import { REPO_ROOT } from "./setup.ts";
 
 /** One line of `environment.jsonl`. */
@@ -86,9 +87,8 @@ export async function runEnvironment(
     learner_backend: tensorBackends(config).learner,
     sampler_backend: config.sampler.backend ?? config.model.backend,
     placement,
-    wasm_threads: backend === "wasm"
-      ? (threads === 0 ? navigator.hardwareConcurrency : threads)
-      : 0,
+    // What the backend started with: model.wasm_threads 0 depends on the machine's load.
+    wasm_threads: backend === "wasm" ? (threads === 0 ? wasmThreadCount() : threads) : 0,
     cpu: await cpuName(),
     cores: navigator.hardwareConcurrency,
     os: Deno.build.os,
