@@ -96,7 +96,7 @@ export const ModelConfigSchema = z.object({
     "TensorFlow.js backend: auto (the fastest available: tensorflow, webgpu on a real GPU, wasm, cpu), wasm, cpu, webgpu or tensorflow (tfjs-node); learner.backend and sampler.backend override it per actor",
   ),
   wasm_threads: z.number().int().min(0).default(0).describe(
-    "Threads of the wasm backend (XNNPACK): 0 = one per core, or tfjs' single-threaded build when other processes already keep the cores busy (read from /proc/loadavg at start); 1 = the single-threaded build; above 1 runs tfjs' threaded build through a shim of its internals (model/wasm_threads.ts), with bit-identical results",
+    "Threads of the wasm backend (XNNPACK): 0 = one per core, or tfjs' single-threaded build when other processes already keep the cores busy (measured from /proc/stat over 200 ms at start); 1 = the single-threaded build; above 1 runs tfjs' threaded build through a shim of its internals (model/wasm_threads.ts), with bit-identical results",
   ),
 }).strict().refine((m) => m.path === undefined || m.preset === undefined, {
   path: ["preset"],

@@ -158,7 +158,8 @@ export async function probeWebGpu(): Promise<WebGpuProbe> {
  *
  * `options.wasmThreads` above 1 runs the wasm backend's threaded build with that many
  * threads, 0 with one per free core ({@linkcode autoWasmThreads}: one per core on a quiet
- * machine, the single-threaded build on a busy one; `model/wasm_threads.ts`). The default, 1,
+ * machine, the single-threaded build on a busy one, measured over 200 ms at start;
+ * `model/wasm_threads.ts`). The default, 1,
  * is tfjs' single-threaded build. Other backends ignore it; {@linkcode wasmThreadCount} says
  * what was started.
  *
@@ -176,8 +177,11 @@ export async function initBackend(
   options: { wasmThreads?: number } = {},
 ): Promise<string> {
   tf.enableProdMode();
-  const threads = options.wasmThreads === 0
-    ? autoWasmThreads(navigator.hardwareConcurrency, readLoad())
+  const auto = options.wasmThreads === 0 && (name === "wasm" || name === "auto");
+  const threads = auto
+    ? autoWasmThreads(navigator.hardwareConcurrency, await measureLoad())
+    : options.wasmThreads === 0
+    ? navigator.hardwareConcurrency
     : options.wasmThreads ?? 1;
   startedWasmThreads = threads;
   switch (name) {
@@ -214,18 +218,39 @@ export function wasmThreadCount(): number {
   return startedWasmThreads;
 }
 
-/** The machine's load as `/proc/loadavg` gives it; `undefined` where it cannot be read. */
+/** How busy the cores are with other processes, measured over a short window. */
 export interface MachineLoad {
-  /** The 1-minute load average. */
-  readonly load1: number;
-  /** Runnable tasks now, this process's included. */
-  readonly running: number;
+  /** CPU seconds per second that other processes used (2.0: two cores' worth). */
+  readonly others: number;
 }
 
-function readLoad(): MachineLoad | undefined {
+/** Total busy and idle jiffies of all cores (`/proc/stat`), and this process's own. */
+function cpuTimes(): { busy: number; total: number; self: number } {
+  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0]!.trim().split(/\s+/).slice(1)
+    .map(Number);
+  const idle = line[3]! + (line[4] ?? 0); // idle + iowait
+  const total = line.slice(0, 8).reduce((a, b) => a + b, 0);
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const self = Number(fields[11]) + Number(fields[12]); // utime + stime
+  return { busy: total - idle, total, self };
+}
+
+/**
+ * What other processes use of the cores, over `ms` milliseconds: all cores' busy time from
+ * `/proc/stat` minus this process's own (`/proc/self/stat`); `undefined` where those cannot be
+ * read (not Linux, no --allow-read).
+ */
+export async function measureLoad(ms = 200): Promise<MachineLoad | undefined> {
   try {
-    const [load1, tasks] = Deno.readTextFileSync("/proc/loadavg").split(" ");
-    return { load1: Number(load1), running: Number(tasks!.split("/")[0]) };
+    const a = cpuTimes();
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    const b = cpuTimes();
+    const cores = navigator.hardwareConcurrency;
+    const window = (b.total - a.total) / cores; // jiffies of one core over the window
+    if (window <= 0) return undefined;
+    const others = Math.max(0, (b.busy - a.busy) - (b.self - a.self)) / window;
+    return { others };
   } catch {
     return undefined;
   }
@@ -235,25 +260,25 @@ function readLoad(): MachineLoad | undefined {
  * The wasm threads of `model.wasm_threads: 0`: one per core on a quiet machine, but the
  * single-threaded build when other processes already keep the cores busy. XNNPACK's threads
  * wait for each other at every kernel: with a core taken by another process, a thread that is
- * descheduled stalls the others, and two threads on an oversubscribed machine are slower than
- * one (`deno task bench:load`, docs/performance.md). "Busy" is the larger of the 1-minute load
- * average and the runnable tasks other than this process, against the cores.
+ * descheduled stalls the others, and more threads than free cores are slower than one
+ * (`deno task bench:load`, docs/performance.md). The free cores are the cores less what other
+ * processes used over a short window at start ({@linkcode measureLoad}).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { autoWasmThreads } from "./backend.ts";
  *
- * assert.equal(autoWasmThreads(2, { load1: 0.1, running: 1 }), 2);
- * assert.equal(autoWasmThreads(2, { load1: 1.9, running: 3 }), 1);
- * assert.equal(autoWasmThreads(8, { load1: 2.2, running: 3 }), 6);
+ * assert.equal(autoWasmThreads(2, { others: 0.1 }), 2);
+ * assert.equal(autoWasmThreads(2, { others: 1.9 }), 1);
+ * assert.equal(autoWasmThreads(2, { others: 0.9 }), 1);
+ * assert.equal(autoWasmThreads(8, { others: 2.2 }), 6);
  * assert.equal(autoWasmThreads(2, undefined), 2);
  * ```
  */
 export function autoWasmThreads(cores: number, load: MachineLoad | undefined): number {
-  if (load === undefined || !Number.isFinite(load.load1)) return cores;
-  const others = Math.max(load.load1, load.running - 1);
-  const free = Math.floor(cores - others + 0.5);
+  if (load === undefined || !Number.isFinite(load.others)) return cores;
+  const free = Math.floor(cores - load.others + 0.5);
   return free >= 2 ? Math.min(cores, free) : 1;
 }
 
