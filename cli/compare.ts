@@ -242,6 +242,10 @@ async function main(argv: string[]): Promise<number> {
       t1: v.t1,
       t2: v.t2,
       curve: await curve(dir),
+      ...(await Deno.readTextFile(`${dir}/environment.jsonl`).then(
+        (t) => ({ environment: JSON.parse(t.trim().split("\n").at(-1)!) }),
+        () => ({}),
+      )),
     });
   }
   // Deno reads /proc only with --allow-all; cat is allowed by --allow-run (as in bench/).

@@ -36,6 +36,32 @@ export interface CompareRun {
   t2: boolean[];
   /** Held-out accuracy (train's eval subset) during training: `[step, sampled tokens, acc]`. */
   curve: [number, number, number][];
+  /**
+   * Where the run ran, as its `environment.jsonl` recorded it (versions of Deno, tfjs and the
+   * project, each actor's backend, the wasm threads, the CPU); absent for older runs.
+   */
+  environment?: Record<string, unknown>;
+}
+
+/**
+ * The distinct environments of the runs, one line each (`Deno 2.9.6, tfjs 4.22.0, project
+ * abc123, backend wasm (2 threads), Intel Xeon …, 2 cores: runs mgrpo-seed0, …`).
+ */
+export function environmentLines(runs: readonly CompareRun[]): string[] {
+  const groups = new Map<string, string[]>();
+  for (const r of runs) {
+    const e = r.environment;
+    const key = e === undefined ? "not recorded" : [
+      `Deno ${e.deno}`,
+      `tfjs ${e.tfjs}`,
+      `project ${e.project ?? "unknown"}`,
+      `learner ${e.learner_backend}, sampler ${e.sampler_backend}` +
+      (e.backend === "wasm" ? ` (${e.wasm_threads} wasm threads)` : ""),
+      `${e.cpu}, ${e.cores} cores`,
+    ].join(", ");
+    groups.set(key, [...groups.get(key) ?? [], `${r.arm}-seed${r.seed}`]);
+  }
+  return [...groups].map(([key, names]) => `${key}: ${names.join(", ")}`);
 }
 
 /** What the report is built from. */
@@ -120,6 +146,10 @@ export function reportMarkdown(data: CompareData, verdict: CriterionResult): str
     "policy (the embedded config's Layer-2 query); the Δ's are between t1 and t2, in points of",
     "all problems; p is McNemar's exact two-sided test on the per-problem verdicts",
     "(`docs/self-correction.md`).",
+    "",
+    "Where the runs ran (each run's `environment.jsonl`):",
+    "",
+    ...environmentLines(data.runs).map((l) => `- ${l}`),
     "",
     "## Criterion",
     "",
