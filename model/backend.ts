@@ -9,6 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { registerFastWasmKernels } from "./wasm_kernels.ts";
 import { enableWasmThreads, removeWasmThreadScripts } from "./wasm_threads.ts";
+import { readProcFile } from "../util/proc.ts";
 
 /** Names accepted by `model.backend`, `learner.backend` and `sampler.backend`. */
 export type BackendName = "auto" | "wasm" | "cpu" | "webgpu" | "tensorflow";
@@ -225,35 +226,34 @@ export interface MachineLoad {
 }
 
 /** Total busy and idle jiffies of all cores (`/proc/stat`), and this process's own. */
-function cpuTimes(): { busy: number; total: number; self: number } {
-  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0]!.trim().split(/\s+/).slice(1)
-    .map(Number);
+async function cpuTimes(): Promise<{ busy: number; total: number; self: number } | undefined> {
+  const [all, own] = await Promise.all([
+    readProcFile("/proc/stat"),
+    readProcFile(`/proc/${Deno.pid}/stat`),
+  ]);
+  if (all === undefined || own === undefined) return undefined;
+  const line = all.split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
   const idle = line[3]! + (line[4] ?? 0); // idle + iowait
   const total = line.slice(0, 8).reduce((a, b) => a + b, 0);
-  const stat = Deno.readTextFileSync("/proc/self/stat");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const fields = own.slice(own.lastIndexOf(")") + 2).split(" ");
   const self = Number(fields[11]) + Number(fields[12]); // utime + stime
   return { busy: total - idle, total, self };
 }
 
 /**
  * What other processes use of the cores, over `ms` milliseconds: all cores' busy time from
- * `/proc/stat` minus this process's own (`/proc/self/stat`); `undefined` where those cannot be
- * read (not Linux, no --allow-read).
+ * `/proc/stat` minus this process's own (`/proc/<pid>/stat`); `undefined` where those cannot be
+ * read (not Linux, or neither read nor run permission for them).
  */
 export async function measureLoad(ms = 200): Promise<MachineLoad | undefined> {
-  try {
-    const a = cpuTimes();
-    await new Promise((resolve) => setTimeout(resolve, ms));
-    const b = cpuTimes();
-    const cores = navigator.hardwareConcurrency;
-    const window = (b.total - a.total) / cores; // jiffies of one core over the window
-    if (window <= 0) return undefined;
-    const others = Math.max(0, (b.busy - a.busy) - (b.self - a.self)) / window;
-    return { others };
-  } catch {
-    return undefined;
-  }
+  const a = await cpuTimes();
+  if (a === undefined) return undefined;
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const b = await cpuTimes();
+  if (b === undefined) return undefined;
+  const window = (b.total - a.total) / navigator.hardwareConcurrency; // one core's jiffies
+  if (!(window > 0)) return undefined;
+  return { others: Math.max(0, (b.busy - a.busy) - (b.self - a.self)) / window };
 }
 
 /**

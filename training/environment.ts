@@ -11,6 +11,7 @@ import { tensorBackends } from "../config/schema.ts";
 import type { TrainConfig } from "../algorithms/builtins.ts";
 import { wasmThreadsFor } from "./placement.ts";
 import { wasmThreadCount } from "../model/backend.ts";
+import { readProcFile } from "../util/proc.ts";
 import { REPO_ROOT } from "./setup.ts";
 
 /** One line of `environment.jsonl`. */
@@ -57,12 +58,8 @@ async function gitDescribe(): Promise<string | null> {
 }
 
 async function cpuName(): Promise<string> {
-  try {
-    const info = await Deno.readTextFile("/proc/cpuinfo");
-    return /model name\s*:\s*(.+)/.exec(info)?.[1]?.trim() ?? "unknown";
-  } catch {
-    return "unknown";
-  }
+  const info = await readProcFile("/proc/cpuinfo");
+  return /model name\s*:\s*(.+)/.exec(info ?? "")?.[1]?.trim() ?? "unknown";
 }
 
 /** The environment of a run that starts at `startStep` on `backend` (this process's). */
