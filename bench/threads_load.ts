@@ -15,6 +15,7 @@
 import { TRAIN_RUN_ARGS } from "../cli/common.ts";
 import { formatTable } from "../util/table.ts";
 import { benchArgs } from "./cli.ts";
+import { readProcFile } from "../util/proc.ts";
 
 const flags = benchArgs(
   "bench:load",
@@ -60,7 +61,7 @@ function median(xs: number[]): number {
 
 /** User + system CPU seconds of the finished children of this process (from /proc). */
 async function childCpuSeconds(): Promise<number> {
-  const stat = await Deno.readTextFile("/proc/self/stat").catch(() => "");
+  const stat = (await readProcFile(`/proc/${Deno.pid}/stat`)) ?? "";
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // cutime and cstime are fields 16 and 17 (1-based), 14 and 15 after the name.
   return (Number(fields[13] ?? 0) + Number(fields[14] ?? 0)) / 100;
