@@ -134,14 +134,7 @@ export function parseProblemsJsonl(
   path: string,
   options: ProblemsJsonlOptions = {},
 ): ProblemsJsonl {
-  const onBadLine = options.onBadLine ?? "stop";
-  if (onBadLine !== "skip" && onBadLine !== "stop") {
-    throw new RangeError(
-      `Cannot load dataset "${path}": option "onBadLine" must be "skip" or "stop": current value is ${
-        formatValue(onBadLine)
-      }`,
-    );
-  }
+  const onBadLine = onBadLineOption(path, options);
   const fields = recordFields(path, options);
   const invalidUtf8 = new Set(options.invalidUtf8Lines ?? []);
   const lines = (text.startsWith("\uFEFF") ? text.slice(1) : text).split("\n");
@@ -182,6 +175,14 @@ export function problemsFromRecords(
   path: string,
   options: ProblemsJsonlOptions = {},
 ): ProblemsJsonl {
+  const onBadLine = onBadLineOption(path, options);
+  const fields = recordFields(path, options);
+  const entries = records.map((record, i) => ({ at: i + 1, result: parseRecord(record, fields) }));
+  return collectProblems(entries, path, onBadLine, "rows");
+}
+
+/** `options.onBadLine`, checked (`"stop"` when absent). */
+function onBadLineOption(path: string, options: ProblemsJsonlOptions): OnBadLine {
   const onBadLine = options.onBadLine ?? "stop";
   if (onBadLine !== "skip" && onBadLine !== "stop") {
     throw new RangeError(
@@ -190,9 +191,7 @@ export function problemsFromRecords(
       }`,
     );
   }
-  const fields = recordFields(path, options);
-  const entries = records.map((record, i) => ({ at: i + 1, result: parseRecord(record, fields) }));
-  return collectProblems(entries, path, onBadLine, "rows");
+  return onBadLine;
 }
 
 /** The fields a record is read with. */

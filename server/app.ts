@@ -11,7 +11,7 @@
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
-import { requestGuard } from "./guard.ts";
+import { guardFor } from "./guard.ts";
 import { z } from "zod";
 import {
   ConfigPatchError,
@@ -87,15 +87,7 @@ export function createControlApp(control: RunControl, options: ControlAppOptions
     control.sectionSchemas,
   );
   return new Hono()
-    .use(
-      "*",
-      requestGuard({
-        host: options.host ?? "127.0.0.1",
-        ...(options.allowedHosts ? { allowedHosts: options.allowedHosts } : {}),
-        ...(options.maxBodyBytes ? { maxBodyBytes: options.maxBodyBytes } : {}),
-        refuse: (status, message) => jsonError(status, { error: message }),
-      }),
-    )
+    .use("*", guardFor(options, (status, message) => jsonError(status, { error: message })))
     .get("/", (c) => serveStatic(c, DASHBOARD))
     .get("/static/uplot/uPlot.iife.min.js", (c) => serveStatic(c, UPLOT_JS))
     .get("/static/uplot/uPlot.min.css", (c) => serveStatic(c, UPLOT_CSS))

@@ -35,6 +35,29 @@ export interface GuardOptions {
   refuse: (status: 403 | 413 | 415, message: string) => HTTPException;
 }
 
+/** The guard settings an app takes in its own options (all optional: loopback, 1 MiB). */
+export interface GuardSettings {
+  /** The address the server binds. @default "127.0.0.1" */
+  host?: string;
+  /** More host names accepted in `Host` and `Origin`. @default [] */
+  allowedHosts?: readonly string[];
+  /** Largest request body in bytes. @default DEFAULT_MAX_BODY_BYTES */
+  maxBodyBytes?: number;
+}
+
+/** {@linkcode requestGuard} from an app's optional settings and its refusal format. */
+export function guardFor(
+  settings: GuardSettings,
+  refuse: GuardOptions["refuse"],
+): MiddlewareHandler {
+  return requestGuard({
+    host: settings.host ?? "127.0.0.1",
+    ...(settings.allowedHosts ? { allowedHosts: settings.allowedHosts } : {}),
+    ...(settings.maxBodyBytes ? { maxBodyBytes: settings.maxBodyBytes } : {}),
+    refuse,
+  });
+}
+
 /** Default cap of a request body: 1 MiB (a config patch or a chat request is a few KB). */
 export const DEFAULT_MAX_BODY_BYTES = 1 << 20;
 

@@ -38,7 +38,7 @@ import { loadCheckpoint } from "../model/checkpoint.ts";
 import { loadLoraAdapter } from "../model/lora.ts";
 import { generate } from "../model/sampling.ts";
 import { Rng } from "../util/rng.ts";
-import { requestGuard } from "./guard.ts";
+import { guardFor } from "./guard.ts";
 import {
   type ChatMessage,
   CHATML_TEMPLATE,
@@ -573,15 +573,7 @@ export function createOpenAiApp(policy: ServedPolicy, options: OpenAiAppOptions 
     }, 200);
   };
   return new Hono()
-    .use(
-      "*",
-      requestGuard({
-        host: options.host ?? "127.0.0.1",
-        ...(options.allowedHosts ? { allowedHosts: options.allowedHosts } : {}),
-        ...(options.maxBodyBytes ? { maxBodyBytes: options.maxBodyBytes } : {}),
-        refuse: (status, message) => openAiError(status, message),
-      }),
-    )
+    .use("*", guardFor(options, (status, message) => openAiError(status, message)))
     .use("/v1/*", auth)
     .get("/health", (c) => c.body(null, 200))
     .get("/v1/models", (c) =>
