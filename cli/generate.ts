@@ -16,7 +16,7 @@
 import { ArgsError, COMMON_FLAGS, type FlagSpec, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "../training/config.ts";
 import { runMain } from "./common.ts";
-import { resolveModelDir } from "../training/setup.ts";
+import { existingModelDir } from "../training/setup.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { CharTokenizer } from "../model/char_tokenizer.ts";
@@ -78,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
   const config = loadConfig(args.config, { overrides: args.overrides });
   await initBackend(config.model.backend, { wasmThreads: config.model.wasm_threads });
 
-  const dir = resolveModelDir(v.model);
+  const dir = existingModelDir(v.model, "--model");
   const { model, tokenizer } = await loadCheckpoint(dir, { trainable: false });
   model.limitVocabulary(tokenizer.vocabSize);
   let prompt = v.prompt;

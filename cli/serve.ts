@@ -20,7 +20,7 @@
 import { ArgsError, COMMON_FLAGS, type FlagSpec, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "../training/config.ts";
 import { runMain } from "./common.ts";
-import { resolveModelDir } from "../training/setup.ts";
+import { existingModelDir } from "../training/setup.ts";
 import { initBackend } from "../model/backend.ts";
 import { layer2SystemPrompt } from "../algorithms/mgrpo/mod.ts";
 import { createOpenAiApp, ServedPolicy } from "../server/openai_app.ts";
@@ -91,7 +91,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const config = loadConfig(args.config, { overrides: args.overrides });
   await initBackend(config.model.backend, { wasmThreads: config.model.wasm_threads });
-  const dir = resolveModelDir(v.checkpoint);
+  const dir = existingModelDir(v.checkpoint, "--checkpoint");
   const name = typeof v["model-name"] === "string"
     ? v["model-name"]
     : dir.replace(/\/+$/, "").split("/").at(-1)!;

@@ -40,6 +40,22 @@ export function resolveModelDir(spec: string): string {
 }
 
 /**
+ * {@linkcode resolveModelDir} for a model a command was told to load (`--checkpoint DIR`,
+ * `--model DIR`): a folder that does not exist is bad input.
+ *
+ * @throws {InputError} Naming the flag and the folder.
+ */
+export function existingModelDir(spec: string, flag: string): string {
+  const dir = resolveModelDir(spec);
+  try {
+    if (Deno.statSync(dir).isDirectory) return dir;
+  } catch {
+    // reported below
+  }
+  throw new InputError(`Cannot load the model of ${flag} "${spec}": the folder does not exist`);
+}
+
+/**
  * A question → prompt renderer for the config's `prompts` section. An empty system prompt
  * leaves the system turn out (the embedded model's context is short); `"table1"` is the
  * paper's Table 1 system prompt.

@@ -231,7 +231,37 @@ Deno.test("a Trainer with weight_sync checkpoint reloads deno task serve", async
   }
 });
 
-Deno.test("deno task serve exits 2 on a bad --port and 1 on a missing checkpoint", async () => {
+Deno.test("a Trainer sends MGRPO_API_KEY with its requests and weight syncs to a serve started with it", async () => {
+  const tmp = await Deno.makeTempDir();
+  const server = await startServeTask(TINY_SFT, [
+    "--model-name",
+    "tiny",
+    "--set",
+    "model.backend=cpu",
+  ], {
+    MGRPO_API_KEY: "sync-key",
+  });
+  const saved = Deno.env.get("MGRPO_API_KEY");
+  try {
+    // Without the key the server refuses; the run finds it in its own environment.
+    const denied = await fetch(`${server.url}/models`);
+    assert.equal(denied.status, 401);
+    await denied.body?.cancel();
+    Deno.env.set("MGRPO_API_KEY", "sync-key");
+    await trainAgainst(server.url, tmp, TINY_SFT, ["sampler.openai.weight_sync=checkpoint"]);
+    const models = await (await fetch(`${server.url}/models`, {
+      headers: { Authorization: "Bearer sync-key" },
+    })).json();
+    assert.equal(models.data[0].policy_version, 1, "the synced checkpoint was loaded");
+  } finally {
+    if (saved === undefined) Deno.env.delete("MGRPO_API_KEY");
+    else Deno.env.set("MGRPO_API_KEY", saved);
+    await server.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("deno task serve exits 2 on a bad --port and on a missing checkpoint", async () => {
   const run = async (args: string[]) => {
     const out = await new Deno.Command(Deno.execPath(), {
       args: [...(await serveArgs()), ...args],
@@ -249,6 +279,9 @@ Deno.test("deno task serve exits 2 on a bad --port and 1 on a missing checkpoint
     /Invalid value for --port: must be an integer in 0\.\.65535: current value is "http"/,
   );
   const missing = await run(["--checkpoint", "/nonexistent/ckpt", "--set", "model.backend=cpu"]);
-  assert.equal(missing.code, 1);
-  assert.match(missing.stderr, /\/nonexistent\/ckpt/);
+  assert.equal(missing.code, 2);
+  assert.equal(
+    missing.stderr,
+    'Cannot load the model of --checkpoint "/nonexistent/ckpt": the folder does not exist\n',
+  );
 });
