@@ -20,7 +20,7 @@ import {
 } from "./common.ts";
 import { formatTable } from "../util/table.ts";
 import { evaluateCheckpointTwoTurn, type TwoTurnReport } from "../training/evaluate.ts";
-import { heldOut, promptRenderer, resolveModelDir } from "../training/setup.ts";
+import { existingModelDir, heldOut, promptRenderer, resolveModelDir } from "../training/setup.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { type EvalProblem, evaluatePolicy, passAtK } from "../algorithms/mgrpo/evaluate.ts";
@@ -94,8 +94,17 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const config = loadConfig(args.config, { overrides: args.overrides });
-  const dirs = (args.values.checkpoint as string[] | undefined) ??
-    [resolveModelDir(config.model.init)];
+  const given = args.values.checkpoint as string[] | undefined;
+  // Checked up front (a missing folder is bad input); a folder is shown as it was given.
+  const dirs = given?.map((d) => {
+    const dir = existingModelDir(d, "--checkpoint");
+    try {
+      Deno.statSync(d);
+      return d;
+    } catch {
+      return dir; // a Hugging Face id, or a path relative to the repository root
+    }
+  }) ?? [resolveModelDir(config.model.init)];
   const nSamples = Number(args.values.samples ?? 3);
   const positive = (name: "n" | "limit", dflt: number) => {
     const v = args.values[name];
