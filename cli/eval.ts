@@ -29,6 +29,7 @@ import { type AnswerChecker, integerChecker } from "../verifiers/reward.ts";
 import type { TrainConfig } from "../algorithms/builtins.ts";
 import { buildChecker } from "../training/rewards.ts";
 import type { TwoTurnMetrics } from "../algorithms/mgrpo/mod.ts";
+import { InputError } from "../util/errors.ts";
 
 const FLAGS = {
   checkpoint: {
@@ -132,7 +133,10 @@ async function main(argv: string[]): Promise<number> {
   let checker: AnswerChecker = integerChecker;
   let closeChecker = () => Promise.resolve();
   if (dataset !== undefined) {
-    problems = await loadBenchmark(dataset);
+    problems = await loadBenchmark(dataset).catch((cause) => {
+      // A missing file or a bad line is the user's input: exit 2, same message.
+      throw new InputError((cause as Error).message, { cause });
+    });
     if (args.values.limit !== undefined) problems = problems.slice(0, positive("limit", 1));
     ({ checker, close: closeChecker } = buildChecker({ ...config.reward, checker: "math" }));
   } else {

@@ -67,7 +67,7 @@ Deno.test("eval.ts --dataset scores n samples per problem and writes problems.js
   }
 });
 
-Deno.test("eval.ts --dataset names the file and line of a bad line and exits 1", async () => {
+Deno.test("eval.ts exits 2 naming the file and line of a bad dataset line, or a missing checkpoint folder", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "eval_test_" });
   try {
     await Deno.writeTextFile(
@@ -75,7 +75,7 @@ Deno.test("eval.ts --dataset names the file and line of a bad line and exits 1",
       '{"id": "a", "problem": "p", "answer": "1"}\n{"id":\n',
     );
     const res = await evalCli("--dataset", `${tmp}/bad.jsonl`);
-    assert.equal(res.code, 1);
+    assert.equal(res.code, 2);
     assert.match(
       res.stderr,
       new RegExp(`^Cannot load dataset "${tmp}/bad.jsonl": line 2 is not JSON`),
@@ -83,6 +83,12 @@ Deno.test("eval.ts --dataset names the file and line of a bad line and exits 1",
     const k = await evalCli("--dataset", "gsm8k", "--n", "2", "--k", "3");
     assert.equal(k.code, 2);
     assert.match(k.stderr, /Invalid value for --k: each k must be an integer in \[1, n=2\]/);
+    const missing = await evalCli("--checkpoint", `${tmp}/none`);
+    assert.equal(missing.code, 2);
+    assert.equal(
+      missing.stderr,
+      `Cannot load the model of --checkpoint "${tmp}/none": the folder does not exist\n`,
+    );
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
