@@ -79,8 +79,11 @@ Deno.test("deno task generate --chat --json on a HF folder: its template, its id
 
 Deno.test("deno task generate names a missing model folder and a bad flag", async () => {
   const missing = await run([...GENERATE, "--model", "/nonexistent/model", "--prompt", "x"]);
-  assert.equal(missing.code, 1);
-  assert.match(missing.stderr, /Cannot load checkpoint "\/nonexistent\/model"/);
+  assert.equal(missing.code, 2);
+  assert.match(
+    missing.stderr,
+    /Cannot load the model of --model "\/nonexistent\/model": the folder does not exist/,
+  );
   const bad = await run([...GENERATE, "--model", "m", "--prompt", "x", "--max-new-tokens", "0"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--max-new-tokens: must be an integer >= 1: current value is "0"/);
