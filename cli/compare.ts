@@ -19,6 +19,8 @@
  * @module
  */
 import { runMain, TRAIN_RUN_ARGS } from "./common.ts";
+import { readProcFile } from "../util/proc.ts";
+import { exists } from "../model/fs.ts";
 import { evaluateCheckpointTwoTurn } from "../training/evaluate.ts";
 import { heldOut, REPO_ROOT, resolveModelDir, resolveRepoPath } from "../training/setup.ts";
 import { loadConfig } from "../training/config.ts";
@@ -39,15 +41,6 @@ const ARMS: Record<string, { label: string; config: string | null }> = {
   grpo_tokens: { label: "GRPO (equal tokens)", config: "configs/tiny-grpo.yaml" },
   ppo: { label: "PPO (equal steps)", config: "configs/tiny-ppo.yaml" },
 };
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function train(runDir: string, args: string[]): Promise<void> {
   await Deno.remove(runDir, { recursive: true }).catch(() => {});
@@ -248,9 +241,7 @@ async function main(argv: string[]): Promise<number> {
       )),
     });
   }
-  // Deno reads /proc only with --allow-all; cat is allowed by --allow-run (as in bench/).
-  const cpuinfo = await new Deno.Command("cat", { args: ["/proc/cpuinfo"], stderr: "null" })
-    .output().then((o) => new TextDecoder().decode(o.stdout)).catch(() => "");
+  const cpuinfo = (await readProcFile("/proc/cpuinfo")) ?? "";
   const cpu = cpuinfo.match(/model name\s*:\s*(.+)/)?.[1] ?? "unknown CPU";
   const data: CompareData = {
     date,

@@ -10,7 +10,12 @@ import { ArgsError, COMMON_FLAGS, type FlagSpec, formatHelp, parseCommonArgs } f
 import { runMain } from "./common.ts";
 import { loadConfigWithPlugins } from "../training/plugins.ts";
 import { configSchema } from "../config/schema.ts";
-import { configReference, referenceMarkdown, referenceText } from "../config/describe.ts";
+import {
+  configReference,
+  referenceMarkdown,
+  referenceText,
+  type SectionDoc,
+} from "../config/describe.ts";
 import { REPO_ROOT } from "../training/setup.ts";
 
 const FLAGS: Readonly<Record<string, FlagSpec>> = {
@@ -42,20 +47,23 @@ export const BEGIN_MARK = "<!-- BEGIN deno task config --markdown: generated, do
 export const END_MARK = "<!-- END deno task config --markdown -->";
 
 /**
- * The Markdown reference of the config schema of `registry`'s algorithms, every section, as
- * `docs/configuration.md` holds it.
+ * The reference sections of the config schema with the algorithms of `configPath`'s plug-ins
+ * (the built-ins without one); with `algorithm`, only the shared sections, its own and those it
+ * reads (`readsSections`).
  */
-export async function configMarkdown(configPath?: string, algorithm?: string): Promise<string> {
+async function referenceSections(configPath?: string, algorithm?: string): Promise<SectionDoc[]> {
   const { registry } = await loadConfigWithPlugins(configPath);
-  const schema = configSchema(registry.sections());
-  let sections = configReference(schema);
-  if (algorithm !== undefined) {
-    const plugin = registry.get(algorithm); // a RangeError naming the known ones
-    const algorithms = new Set(registry.names());
-    const keep = new Set([algorithm, ...(plugin.readsSections ?? [])]);
-    sections = sections.filter((s) => !algorithms.has(s.name) || keep.has(s.name));
-  }
-  return referenceMarkdown(sections);
+  const sections = configReference(configSchema(registry.sections()));
+  if (algorithm === undefined) return sections;
+  const plugin = registry.get(algorithm); // a RangeError naming the known ones
+  const algorithms = new Set(registry.names());
+  const keep = new Set([algorithm, ...(plugin.readsSections ?? [])]);
+  return sections.filter((s) => !algorithms.has(s.name) || keep.has(s.name));
+}
+
+/** The Markdown reference, every section by default, as `docs/configuration.md` holds it. */
+export async function configMarkdown(configPath?: string, algorithm?: string): Promise<string> {
+  return referenceMarkdown(await referenceSections(configPath, algorithm));
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -87,14 +95,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(await configMarkdown(args.config, algorithm));
     return 0;
   }
-  const { registry } = await loadConfigWithPlugins(args.config);
-  let sections = configReference(configSchema(registry.sections()));
-  if (algorithm !== undefined) {
-    const plugin = registry.get(algorithm);
-    const algorithms = new Set(registry.names());
-    const keep = new Set([algorithm, ...(plugin.readsSections ?? [])]);
-    sections = sections.filter((s) => !algorithms.has(s.name) || keep.has(s.name));
-  }
+  const sections = await referenceSections(args.config, algorithm);
   console.log(referenceText(sections));
   return 0;
 }

@@ -24,6 +24,7 @@ import { existingModelDir } from "../training/setup.ts";
 import { initBackend } from "../model/backend.ts";
 import { layer2SystemPrompt } from "../algorithms/mgrpo/mod.ts";
 import { createOpenAiApp, ServedPolicy } from "../server/openai_app.ts";
+import { isLoopbackHost } from "../server/guard.ts";
 
 const FLAGS: Readonly<Record<string, FlagSpec>> = {
   checkpoint: { type: "string", placeholder: "DIR", help: "Checkpoint or model folder to serve" },
@@ -83,7 +84,7 @@ async function main(argv: string[]): Promise<number> {
     ? v["api-key"]
     : Deno.env.get("MGRPO_API_KEY") || undefined;
   const allowedHosts = (v["allowed-host"] ?? []) as string[];
-  if (!["127.0.0.1", "localhost", "::1"].includes(host) && apiKey === undefined) {
+  if (!isLoopbackHost(host) && apiKey === undefined) {
     // The weight-sync endpoints read any folder this process can read.
     console.error(
       `serve: listening on ${host} without --api-key: anyone who can reach it can load adapters and checkpoints from this machine's files`,

@@ -415,22 +415,17 @@ function parseLine(raw: string, fields: RecordFields): LineResult {
   } catch (cause) {
     return { reason: `not JSON: ${(cause as Error).message}`, kind: "syntax" };
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return {
-      reason: `the line must be a JSON object: current value is ${formatValue(value)}`,
-      kind: "type",
-    };
-  }
-  return parseRecord(value, fields);
+  return parseRecord(value, fields, "the line must be a JSON object");
 }
 
-function parseRecord(value: unknown, fields: RecordFields): LineResult {
+function parseRecord(
+  value: unknown,
+  fields: RecordFields,
+  notObject = "the record must be an object",
+): LineResult {
   const { questionFields, answerField, answerMarker } = fields;
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return {
-      reason: `the record must be an object: current value is ${formatValue(value)}`,
-      kind: "type",
-    };
+    return { reason: `${notObject}: current value is ${formatValue(value)}`, kind: "type" };
   }
   const record = value as Record<string, unknown>;
   const bad = (reason: string): LineResult => ({ reason, kind: "type" });

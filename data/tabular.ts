@@ -18,7 +18,8 @@ import {
   type ProblemsJsonl,
   type ProblemsJsonlOptions,
 } from "./jsonl_dataset.ts";
-import { hfHubCache } from "../model/hf_cache.ts";
+import { hfHubCache, hubRevision } from "../model/hf_cache.ts";
+import { exists } from "../model/fs.ts";
 import { InputError } from "../util/errors.ts";
 
 /** Every record of a Parquet file, as plain objects (BigInt columns as numbers when safe). */
@@ -172,18 +173,13 @@ export async function hfDatasetFiles(
     revision ? ` --revision ${revision}` : ""
   }`;
   const repo = join(cache, `datasets--${id!.replaceAll("/", "--")}`);
-  let commit = revision ?? "main";
-  if (!/^[0-9a-f]{40}$/.test(commit)) {
-    try {
-      commit = (await Deno.readTextFile(join(repo, "refs", commit))).trim();
-    } catch {
-      throw new InputError(
-        `Cannot find the dataset "${id}"${revision ? ` at revision "${revision}"` : ""} in the ` +
-          `Hugging Face cache ${cache} (it is not a folder here either); download it with: ${download}`,
-      );
-    }
+  const snapshot = hubRevision(repo, revision ?? "main");
+  if (snapshot === undefined) {
+    throw new InputError(
+      `Cannot find the dataset "${id}"${revision ? ` at revision "${revision}"` : ""} in the ` +
+        `Hugging Face cache ${cache} (it is not a folder here either); download it with: ${download}`,
+    );
   }
-  const snapshot = join(repo, "snapshots", commit);
   const all = await parquetFiles(snapshot).catch(() => [] as string[]);
   const rel = all.map((f) => f.slice(snapshot.length + 1));
   const wanted = (r: string) => {
@@ -207,10 +203,6 @@ export async function hfDatasetFiles(
     );
   }
   return { format: "parquet", files, source: snapshot };
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
 }
 
 /**

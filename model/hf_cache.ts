@@ -60,6 +60,23 @@ export function parseHubId(spec: string): HubModelRef | undefined {
 }
 
 /**
+ * The snapshot folder of revision `revision` (a branch or tag under `refs/`, or a 40-hex
+ * commit) of the cached hub repository folder `repo` (`models--org--name`,
+ * `datasets--org--name`); `undefined` when the ref is not cached.
+ */
+export function hubRevision(repo: string, revision = "main"): string | undefined {
+  let commit = revision;
+  if (!/^[0-9a-f]{40}$/.test(revision)) {
+    try {
+      commit = Deno.readTextFileSync(join(repo, "refs", revision)).trim();
+    } catch {
+      return undefined;
+    }
+  }
+  return join(repo, "snapshots", commit);
+}
+
+/**
  * The snapshot folder of hub model `ref` in `cache`.
  *
  * @throws {InputError} When the model, or that revision of it, is not in the cache; the message
@@ -76,19 +93,10 @@ export function hubSnapshot(ref: HubModelRef, cache: string = hfHubCache()): str
       }: ${what} in the Hugging Face cache ${cache} (it is not a folder here either); ` +
         `download it with: ${command}`,
     );
-  let commit = revision;
-  if (!/^[0-9a-f]{40}$/.test(revision)) {
-    try {
-      commit = Deno.readTextFileSync(join(repo, "refs", revision)).trim();
-    } catch {
-      throw missing(
-        exists(repo) ? `no ref "${revision}"` : "it is not",
-      );
-    }
-  }
-  const snapshot = join(repo, "snapshots", commit);
+  const snapshot = hubRevision(repo, revision);
+  if (snapshot === undefined) throw missing(exists(repo) ? `no ref "${revision}"` : "it is not");
   if (!exists(join(snapshot, "config.json"))) {
-    throw missing(`snapshot ${commit} has no config.json`);
+    throw missing(`snapshot ${snapshot.split("/").at(-1)} has no config.json`);
   }
   return snapshot;
 }

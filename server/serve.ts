@@ -19,6 +19,7 @@ import {
   type LoopControlOptions,
   TOKEN_FILE,
 } from "./loop_control.ts";
+import { isLoopbackHost } from "./guard.ts";
 export * from "./loop_control.ts";
 
 /**
@@ -57,23 +58,8 @@ export interface ControlServer extends LoopControl {
   close(graceMs?: number): Promise<void>;
 }
 
-/**
- * Whether `host` is a loopback address (`127.0.0.0/8`, `::1`, `localhost`).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { isLoopback } from "./serve.ts";
- *
- * assert.ok(isLoopback("127.0.0.1"));
- * assert.ok(isLoopback("::1"));
- * assert.ok(!isLoopback("0.0.0.0"));
- * ```
- */
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
-  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
-}
+/** Whether `host` is a loopback address (`127.0.0.0/8`, `::1`, `localhost`): the guard's test. */
+export { isLoopbackHost as isLoopback } from "./guard.ts";
 
 /**
  * Starts the control server of a run of `config` in a Worker and resolves once it listens
@@ -135,7 +121,7 @@ export async function startControlServer(
     port: options.port,
     token,
     runDir: options.runDir,
-    tokenForReads: !isLoopback(options.host),
+    tokenForReads: !isLoopbackHost(options.host),
   });
   let url: string;
   try {

@@ -580,3 +580,22 @@ export async function startServeTask(
     },
   };
 }
+
+/**
+ * Runs `deno task -q <args>` from the repository root, as a user would (no colour; `env` added
+ * to this process's environment); resolves to the exit code and the two streams.
+ */
+export async function runTask(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "-q", ...args],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}

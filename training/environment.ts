@@ -9,7 +9,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { tensorBackends } from "../config/schema.ts";
 import type { TrainConfig } from "../algorithms/builtins.ts";
-import { wasmThreadsFor } from "./placement.ts";
 import { wasmThreadCount } from "../model/backend.ts";
 import { readProcFile } from "../util/proc.ts";
 import { REPO_ROOT } from "./setup.ts";
@@ -68,7 +67,6 @@ export async function runEnvironment(
   backend: string,
   startStep: number,
 ): Promise<RunEnvironment> {
-  const threads = wasmThreadsFor(config);
   const placement = Object.fromEntries(
     Object.entries(config.placement ?? {}).filter(([, where]) => where !== "inprocess"),
   ) as Record<string, string>;
@@ -84,8 +82,8 @@ export async function runEnvironment(
     learner_backend: tensorBackends(config).learner,
     sampler_backend: config.sampler.backend ?? config.model.backend,
     placement,
-    // What the backend started with: model.wasm_threads 0 depends on the machine's load.
-    wasm_threads: backend === "wasm" ? (threads === 0 ? wasmThreadCount() : threads) : 0,
+    // What the backend started with (model.wasm_threads 0 depends on the machine's load).
+    wasm_threads: backend === "wasm" ? wasmThreadCount() : 0,
     cpu: await cpuName(),
     cores: navigator.hardwareConcurrency,
     os: Deno.build.os,

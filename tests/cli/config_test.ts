@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { BEGIN_MARK, configMarkdown, END_MARK } from "../../cli/config.ts";
 import { TrainConfigSchema } from "../../algorithms/builtins.ts";
 import { configReference } from "../../config/describe.ts";
-import { REPO_ROOT } from "../helpers.ts";
+import { REPO_ROOT, runTask } from "../helpers.ts";
 
 Deno.test("docs/configuration.md holds the current reference (deno task config --write updates it)", async () => {
   const doc = await Deno.readTextFile(`${REPO_ROOT}docs/configuration.md`);
@@ -53,13 +53,9 @@ Deno.test("deno task config filters by algorithm and adds the sections of a conf
     const withPlugin = await configMarkdown(tmp);
     assert.match(withPlugin, /### `rloo`/);
     assert.match(withPlugin, /`rloo\.\w+`/);
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["task", "-q", "config", "--config", tmp, "--algorithm", "rloo"],
-      cwd: REPO_ROOT,
-      env: { NO_COLOR: "1" },
-    }).output();
-    const text = new TextDecoder().decode(out.stdout);
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const out = await runTask(["config", "--config", tmp, "--algorithm", "rloo"]);
+    const text = out.stdout;
+    assert.equal(out.code, 0, out.stderr);
     assert.match(text, /^run: /m);
     assert.match(text, /^rloo/m);
     assert.doesNotMatch(text, /^mgrpo/m);

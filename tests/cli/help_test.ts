@@ -5,7 +5,7 @@
  * test:all are left out: their help is Deno's.)
  */
 import assert from "node:assert/strict";
-import { REPO_ROOT } from "../helpers.ts";
+import { REPO_ROOT, runTask } from "../helpers.ts";
 
 const TASKS = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`)).tasks as Record<
   string,
@@ -15,16 +15,8 @@ const OURS = Object.entries(TASKS)
   .filter(([, t]) => t.command.startsWith("deno run"))
   .map(([name]) => name);
 
-async function task(name: string, ...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "-q", name, ...args],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+function task(name: string, ...args: string[]) {
+  return runTask([name, ...args]);
 }
 
 Deno.test("every task's --help works and lists every flag it accepts", async () => {

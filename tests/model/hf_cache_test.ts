@@ -8,7 +8,7 @@ import { hfHubCache, hubSnapshot, resolveModelPath } from "../../model/hf_cache.
 import { loadCheckpoint } from "../../model/checkpoint.ts";
 import { initBackend } from "../../model/backend.ts";
 import { InputError } from "../../util/errors.ts";
-import { REPO_ROOT } from "../helpers.ts";
+import { REPO_ROOT, runTask } from "../helpers.ts";
 
 const CACHE = `${REPO_ROOT}tests/fixtures/hf_cache/hub`;
 const REPO = `${CACHE}/models--mgrpo-test--tiny-qwen2`;
@@ -101,26 +101,11 @@ Deno.test("resolveModelPath(): a folder wins, an id comes from the cache, and lo
 });
 
 Deno.test("deno task generate --model takes a Hugging Face id, and names the download command when it is not cached", async () => {
-  const run = async (model: string) => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "task",
-        "-q",
-        "generate",
-        "--model",
-        model,
-        "--prompt",
-        "1+1=",
-        "--greedy",
-        "--max-new-tokens",
-        "3",
-      ],
-      cwd: REPO_ROOT,
-      env: { NO_COLOR: "1", HF_HUB_CACHE: CACHE },
-    }).output();
-    const d = new TextDecoder();
-    return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
-  };
+  const run = (model: string) =>
+    runTask(
+      ["generate", "--model", model, "--prompt", "1+1=", "--greedy", "--max-new-tokens", "3"],
+      { HF_HUB_CACHE: CACHE },
+    );
   const ok = await run("mgrpo-test/tiny-qwen2");
   assert.equal(ok.code, 0, ok.stderr);
   const missing = await run("mgrpo-test/absent");
