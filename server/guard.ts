@@ -74,6 +74,8 @@ const BODILESS = new Set(["GET", "HEAD", "OPTIONS"]);
  *
  * assert.ok(isLoopbackHost("localhost"));
  * assert.ok(isLoopbackHost("[::1]"));
+ * assert.ok(isLoopbackHost("127.0.0.1"));
+ * assert.ok(!isLoopbackHost("0.0.0.0"));
  * assert.ok(!isLoopbackHost("127.0.0.1.evil.example"));
  * ```
  */
