@@ -14,33 +14,39 @@ import { Canvas } from "./canvas.ts";
 /** A point in user units, x to the right, y down. */
 export type Point = readonly [number, number];
 
-/** One thing to draw; later shapes paint over earlier ones. */
+/**
+ * One thing to draw; later shapes paint over earlier ones. `id` names a shape for its readers
+ * (the SVG element's `id`, and tests that look a shape up).
+ */
 export type Shape =
-  | { kind: "line"; points: readonly Point[]; stroke: string; width: number; opacity?: number }
-  | { kind: "polygon"; points: readonly Point[]; fill: string; opacity?: number }
-  | {
-    kind: "rect";
-    x: number;
-    y: number;
-    width: number;
-    height: number;
-    fill: string;
-    opacity?: number;
-  }
-  | {
-    kind: "text";
-    /** The baseline's anchor point. */
-    x: number;
-    y: number;
-    text: string;
-    /** Font size in units (10: one font pixel a unit). */
-    size: number;
-    color: string;
-    /** @default {"start"} */
-    anchor?: "start" | "middle" | "end";
-    /** -90: reads bottom to top. @default {0} */
-    rotate?: 0 | -90;
-  };
+  & { id?: string }
+  & (
+    | { kind: "line"; points: readonly Point[]; stroke: string; width: number; opacity?: number }
+    | { kind: "polygon"; points: readonly Point[]; fill: string; opacity?: number }
+    | {
+      kind: "rect";
+      x: number;
+      y: number;
+      width: number;
+      height: number;
+      fill: string;
+      opacity?: number;
+    }
+    | {
+      kind: "text";
+      /** The baseline's anchor point. */
+      x: number;
+      y: number;
+      text: string;
+      /** Font size in units (10: one font pixel a unit). */
+      size: number;
+      color: string;
+      /** @default {"start"} */
+      anchor?: "start" | "middle" | "end";
+      /** -90: reads bottom to top. @default {0} */
+      rotate?: 0 | -90;
+    }
+  );
 
 /** A picture: its size in units, background colour, a title (the SVG's `<title>`) and shapes. */
 export interface Drawing {
@@ -82,19 +88,20 @@ const opacityAttr = (name: string, o: number | undefined) =>
 export function drawingToSvg(drawing: Drawing): string {
   const { width: w, height: h } = drawing;
   const body = drawing.shapes.map((s) => {
+    const id = s.id === undefined ? "" : `id="${xml(s.id)}" `;
     switch (s.kind) {
       case "line":
-        return `<polyline points="${points(s.points)}" fill="none" stroke="${s.stroke}" ` +
+        return `<polyline ${id}points="${points(s.points)}" fill="none" stroke="${s.stroke}" ` +
           `stroke-width="${num(s.width)}" stroke-linejoin="round" stroke-linecap="round"` +
           `${opacityAttr("stroke-opacity", s.opacity)}/>`;
       case "polygon":
-        return `<polygon points="${points(s.points)}" fill="${s.fill}"` +
+        return `<polygon ${id}points="${points(s.points)}" fill="${s.fill}"` +
           `${opacityAttr("fill-opacity", s.opacity)}/>`;
       case "rect":
-        return `<rect x="${num(s.x)}" y="${num(s.y)}" width="${num(s.width)}" ` +
+        return `<rect ${id}x="${num(s.x)}" y="${num(s.y)}" width="${num(s.width)}" ` +
           `height="${num(s.height)}" fill="${s.fill}"${opacityAttr("fill-opacity", s.opacity)}/>`;
       case "text":
-        return `<text x="${num(s.x)}" y="${num(s.y)}" font-size="${
+        return `<text ${id}x="${num(s.x)}" y="${num(s.y)}" font-size="${
           num(s.size)
         }" fill="${s.color}"` +
           (s.anchor && s.anchor !== "start" ? ` text-anchor="${s.anchor}"` : "") +

@@ -15,7 +15,7 @@ const DRAWING: Drawing = {
       opacity: 0.2,
     },
     { kind: "line", points: [[10, 20], [50, 20]], stroke: "#d62728", width: 2 },
-    { kind: "rect", x: 2, y: 30, width: 6, height: 6, fill: "#2ca02c" },
+    { kind: "rect", id: "swatch", x: 2, y: 30, width: 6, height: 6, fill: "#2ca02c" },
     { kind: "text", x: 30, y: 38, text: "1.5k <", size: 10, color: "black", anchor: "middle" },
     { kind: "text", x: 8, y: 30, text: "y", size: 10, color: "black", rotate: -90 },
   ],
@@ -30,7 +30,7 @@ Deno.test("drawingToSvg() writes every shape, escapes text and sizes the picture
   assert.match(svg, /<title>A &amp; B<\/title>/);
   assert.match(svg, /<polygon points="10,5 50,5 50,15 10,15" fill="#0000ff" fill-opacity="0.2"\/>/);
   assert.match(svg, /<polyline points="10,20 50,20" fill="none" stroke="#d62728" stroke-width="2"/);
-  assert.match(svg, /<rect x="2" y="30" width="6" height="6" fill="#2ca02c"\/>/);
+  assert.match(svg, /<rect id="swatch" x="2" y="30" width="6" height="6" fill="#2ca02c"\/>/);
   assert.match(
     svg,
     /<text x="30" y="38" font-size="10" fill="black" text-anchor="middle">1.5k &lt;<\/text>/,
