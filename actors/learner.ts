@@ -13,6 +13,8 @@ import type {
   Checkpoint,
   CheckpointSaved,
   Configure,
+  SampleCompletion,
+  SampleGroup,
   Scored,
   StepStats,
   TrainBatch,
@@ -122,8 +124,12 @@ export interface LearnerInput {
    * for a non-finite gradient; 0 never stops. @default 0
    */
   maxConsecutiveSkips?: number;
-  /** Rollout samples attached to each StepStats. @default 4 */
-  samplesPerStep?: number;
+  /**
+   * Prompts of each step shown to a person (`StepStats.samples`): the first this many, each
+   * with all its completions, rewards and trained advantages, and every answer a following
+   * part gave to them. @default 2
+   */
+  sampleGroupsPerStep?: number;
   /**
    * The Sampler holds this same model object (`sampler.share_weights`): `Weights` carry only
    * the new version. @default false
@@ -244,11 +250,15 @@ interface PreparedPart {
   entropy: number;
 }
 
+/**
+ * Packs a part for the loss (`prepared`: none when every row is left out) and records, per
+ * rollout, the advantage it trains with (`trained`: `null` for a row left out of the loss).
+ */
 function preparePart(
   input: LearnerInput,
   part: Part,
   metrics: Record<string, number>,
-): PreparedPart | undefined {
+): { prepared: PreparedPart | undefined; trained: (number | null)[] } {
   const { scored, prefix } = part;
   // The sender's selection goes to the algorithm, so that the rows it drops enter no
   // statistic of the rows that train (GRPO's batch std); the filter below enforces it too.
@@ -273,7 +283,8 @@ function preparePart(
     ...componentMeans(scored, prefix),
     ...Object.fromEntries(Object.entries(adv.metrics).map(([k, v]) => [`${prefix}${k}`, v])),
   });
-  if (kept.length === 0) return undefined;
+  const trained = trainedAdvantages(input, part, adv, new Set(kept.map(({ i }) => i)));
+  if (kept.length === 0) return { prepared: undefined, trained };
   const prompts = kept.map(({ r }) => scored.queries[r.queryIndex]!.promptIds);
   const batch = packBatch(prompts, kept.map(({ r }) => r.completionIds), input.tokenizer.padId);
   if (input.maskTruncated) {
@@ -291,7 +302,7 @@ function preparePart(
       batch.t,
     )
     : undefined;
-  return {
+  const prepared: PreparedPart = {
     part,
     rows: kept.length,
     batch,
@@ -312,6 +323,26 @@ function preparePart(
     statSums: {},
     entropy: 0,
   };
+  return { prepared, trained };
+}
+
+/**
+ * The advantage each rollout of a part trains with: the algorithm's, or with per-token
+ * advantages their mean over the completion; `null` for a row out of `kept`, a truncated
+ * completion masked out of the loss, or a value that is not finite.
+ */
+function trainedAdvantages(
+  input: LearnerInput,
+  part: Part,
+  adv: AdvantageResult,
+  kept: ReadonlySet<number>,
+): (number | null)[] {
+  return part.scored.rollouts.map((r, i) => {
+    if (!kept.has(i) || (input.maskTruncated && r.finishReason === "length")) return null;
+    const perToken = adv.tokenAdvantages?.[i];
+    const a = perToken ? mean(Array.from(perToken)) : adv.advantages[i]!;
+    return Number.isFinite(a) ? a : null;
+  });
 }
 
 /** Rows `[start, end)` of a prepared part, as a part of its own (fresh sums). */
@@ -462,7 +493,8 @@ async function trainStep(
       metrics[`time/${k}`] = (metrics[`time/${k}`] ?? 0) + v;
     }
   }
-  const prepared = parts.map((part) => preparePart(input, part, metrics))
+  const packed = parts.map((part) => preparePart(input, part, metrics));
+  const prepared = packed.map((p) => p.prepared)
     .filter((p): p is PreparedPart => p !== undefined);
   const miniBatches = input.miniBatches ?? 1;
   for (let iter = 0; iter < input.numIterations; iter++) {
@@ -516,47 +548,76 @@ async function trainStep(
   };
   await ctx.send("sampler", weights);
   metrics["time/learner"] = (performance.now() - t0) / 1000;
-  const n = input.samplesPerStep ?? 4;
   const stats: StepStats = {
     type: "StepStats",
     step,
     policyVersion: state.version,
     metrics,
-    samples: stepSamples(parts, n),
+    samples: stepSamples(step, parts, packed.map((p) => p.trained), {
+      groups: input.sampleGroupsPerStep ?? 2,
+    }),
   };
   await ctx.send("stats", stats);
 }
 
 /**
- * The first `n` rollouts of the step's first part, each with its verdict; when a part follows
- * the first (its query i was built from rollout i, as in MGRPO), each sample carries the
- * first answer to it.
+ * The step's first `options.groups` prompts of its first part, each with all its rollouts, their
+ * rewards, verdicts and `trained` advantages. When a part follows the first (its queries were
+ * built from the first part's rollouts, as in MGRPO), each rollout also carries the guide
+ * phrase of the query built from it, every answer to that query, and `discarded` when none of
+ * those answers entered the update.
  */
-function stepSamples(parts: Part[], n: number): StepStats["samples"] {
+function stepSamples(
+  step: number,
+  parts: readonly Part[],
+  trained: readonly (readonly (number | null)[])[],
+  options: { groups: number },
+): SampleGroup[] {
   const main = parts[0]!.scored;
-  const answers = parts.find((p) => p.follows === 0)?.scored;
-  return main.rollouts.slice(0, n).map((r, i) => {
-    const verdict = main.verdicts[i]!;
-    const sample: StepStats["samples"][number] = {
-      prompt: main.queries[r.queryIndex]!.question,
-      completion: r.text,
-      reward: verdict.reward,
-      reason: verdict.reason,
-      correct: verdict.correct,
-    };
-    if (!answers) return sample;
-    const j = answers.rollouts.findIndex((c) => c.queryIndex === i);
-    return {
-      ...sample,
-      layer: 1,
-      ...(j < 0 ? {} : {
-        correction: {
-          completion: answers.rollouts[j]!.text,
-          correct: answers.verdicts[j]!.correct,
-        },
-      }),
-    };
+  // The following part's rows by the rollout of the first part they answer.
+  const f = parts.findIndex((p) => p.follows === 0);
+  const follower = f < 0 ? undefined : parts[f]!;
+  const answers = new Map<number, number[]>();
+  const askedBy = new Map<number, number>();
+  follower?.scored.rollouts.forEach((r, j) => {
+    const i = follower.sources?.[r.queryIndex] ?? r.queryIndex;
+    askedBy.set(i, r.queryIndex);
+    answers.set(i, [...(answers.get(i) ?? []), j]);
   });
+  const rows = main.queries.map((_, q) =>
+    main.rollouts.flatMap((r, i) => (r.queryIndex === q ? [i] : []))
+  );
+  return rows.flatMap((group, q) => (group.length ? [{ q, group }] : []))
+    .slice(0, options.groups)
+    .map(({ q, group }) => ({
+      step,
+      prompt: main.queries[q]!.question,
+      completions: group.map((i) => {
+        const own = sampleCompletion(main, i, trained[0]![i] ?? null);
+        if (!follower) return own;
+        const js = answers.get(i) ?? [];
+        const k = askedBy.get(i);
+        const phrase = k === undefined ? undefined : follower.scored.queries[k]?.guidePhrase;
+        return {
+          ...own,
+          ...(phrase === undefined ? {} : { guidePhrase: phrase }),
+          discarded: js.every((j) => !(follower.keep?.[j] ?? true)),
+          corrections: js.map((j) => sampleCompletion(follower.scored, j, trained[f]![j] ?? null)),
+        };
+      }),
+    }));
+}
+
+/** Rollout `i` of `scored` as a person reads it, with the advantage it trained with. */
+function sampleCompletion(scored: Scored, i: number, advantage: number | null): SampleCompletion {
+  const verdict = scored.verdicts[i]!;
+  return {
+    text: scored.rollouts[i]!.text,
+    reward: verdict.reward,
+    advantage,
+    correct: verdict.correct,
+    reason: verdict.reason,
+  };
 }
 
 /** The Learner actor. */

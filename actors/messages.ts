@@ -28,6 +28,11 @@ export const QuerySchema = z.object({
   /** The rendered prompt text (what reward functions see as `prompt`). */
   prompt: z.string(),
   promptIds: z.array(z.number().int()),
+  /**
+   * The guide phrase this query ends with (MGRPO's q'_i: p_guide), carried to the step's
+   * samples so a person sees which phrase each correction answered.
+   */
+  guidePhrase: z.string().optional(),
 });
 /** One query. */
 export type Query = z.infer<typeof QuerySchema>;
@@ -102,11 +107,17 @@ export const TrainPartSchema = z.object({
   /** Rows the sender selected; all when absent. */
   keep: z.array(z.boolean()).optional(),
   /**
-   * Index of the part this one answers: query i of this part was built from rollout i of that
-   * part (MGRPO's Layer 2 follows Layer 1). The step's samples then show each rollout with the
-   * first answer to it.
+   * Index of the part this one answers: each query of this part was built from one rollout of
+   * that part (MGRPO's Layer 2 follows Layer 1). The step's samples then show each rollout of
+   * that part with every answer to it.
    */
   follows: z.number().int().min(0).optional(),
+  /**
+   * With `follows`: query k of this part was built from rollout `sources[k]` of the part it
+   * follows (a rollout whose query was not sampled has none). Query k from rollout k when
+   * absent.
+   */
+  sources: z.array(z.number().int().min(0)).optional(),
   /**
    * Sampling temperature of this part's rollouts: the Learner and RefPolicy take this part's
    * log-probs at it (MGRPO's `layer2_temperature`). Their own temperature when absent.
@@ -200,23 +211,62 @@ export const ConfigureSchema = z.object({
   values: z.record(z.string(), z.unknown()),
 });
 
+/**
+ * One scored completion as a person reads it in a step's samples: its text, reward, the
+ * advantage it was trained with and the verifier's verdict.
+ */
+export const SampleCompletionSchema = z.object({
+  /** The completion text. */
+  text: z.string(),
+  /** Its summed reward; `null` when every reward function abstained. */
+  reward: z.number().nullable(),
+  /**
+   * The advantage the Learner trained this row with (PPO: the mean of its per-token
+   * advantages); `null` for a row left out of the update (dropped by the sender or the
+   * algorithm, no reward, or a truncated completion masked out).
+   */
+  advantage: z.number().nullable(),
+  /** Whether the answer checker accepted it. */
+  correct: z.boolean().optional(),
+  /** The verifier's reason (`"correct"`, `"wrong answer"`, `"no </think> tag"`, ...). */
+  reason: z.string(),
+});
+/** One scored completion of a step's samples. */
+export type SampleCompletion = z.infer<typeof SampleCompletionSchema>;
+
+/**
+ * One prompt of a training step with all G of its completions. Under MGRPO each Layer-1
+ * completion o_i also carries its q'_i's guide phrase and all H corrections õ_ij; `discarded`
+ * marks an o_i whose corrections were left out of the update (the paper's selection: o_i
+ * wrong and all H corrections wrong; also a q'_i too long to sample). The same JSON is a
+ * line's `groups` in `<run dir>/samples.jsonl` and the body of `GET /samples`.
+ */
+export const SampleGroupSchema = z.object({
+  /** The training step. */
+  step: z.number().int().min(1),
+  /** The question of the prompt. */
+  prompt: z.string(),
+  /** The prompt's completions, in sampling order. */
+  completions: z.array(SampleCompletionSchema.extend({
+    /** MGRPO: the guide phrase of this completion's correction query q'_i. */
+    guidePhrase: z.string().optional(),
+    /** MGRPO: its corrections were left out of the update. */
+    discarded: z.boolean().optional(),
+    /** MGRPO: its H corrections, in sampling order (none when q'_i was not sampled). */
+    corrections: z.array(SampleCompletionSchema).optional(),
+  })),
+});
+/** One prompt of a step's samples. */
+export type SampleGroup = z.infer<typeof SampleGroupSchema>;
+
 /** Learner → driver: the metrics of one training step (slash-namespaced keys). */
 export const StepStatsSchema = z.object({
   type: z.literal("StepStats"),
   step: z.number().int().min(1),
   policyVersion: z.number().int().min(0),
   metrics: z.record(z.string(), z.number()),
-  samples: z.array(z.object({
-    prompt: z.string(),
-    completion: z.string(),
-    reward: z.number().nullable(),
-    reason: z.string(),
-    correct: z.boolean().optional(),
-    /** MGRPO: the layer of the rollout (Layer-1 samples carry their correction). */
-    layer: z.union([z.literal(1), z.literal(2)]).optional(),
-    /** MGRPO: the first Layer-2 correction of this Layer-1 response. */
-    correction: z.object({ completion: z.string(), correct: z.boolean() }).optional(),
-  })),
+  /** The first prompts of the step, each with its completions (see {@link SampleGroupSchema}). */
+  samples: z.array(SampleGroupSchema),
 });
 
 /** Any message of the graph. */

@@ -180,13 +180,17 @@ function realMessages(): StepMessages {
     step: 1,
     policyVersion: 1,
     metrics,
-    samples: rollouts.rollouts.slice(0, 4).map((r, i) => ({
-      prompt: queries[r.queryIndex]!.question,
-      completion: r.text,
-      reward: scored.verdicts[i]!.reward,
-      reason: scored.verdicts[i]!.reason,
-      correct: scored.verdicts[i]!.correct,
-    })),
+    samples: [{
+      step: 1,
+      prompt: queries[0]!.question,
+      completions: rollouts.rollouts.slice(0, 4).map((r, i) => ({
+        text: r.text,
+        reward: scored.verdicts[i]!.reward,
+        advantage: 0,
+        correct: scored.verdicts[i]!.correct,
+        reason: scored.verdicts[i]!.reason,
+      })),
+    }],
   };
   return { generate, rollouts, scored, weights, stats };
 }

@@ -22,6 +22,7 @@ import {
   type RunControl,
   RunStateError,
 } from "./run_control.ts";
+import { SampleGroupSchema } from "../actors/messages.ts";
 
 /** Options for {@linkcode createControlApp}. */
 export interface ControlAppOptions {
@@ -44,8 +45,12 @@ export interface ControlAppOptions {
  *   buttons, live config form, latest samples); `GET /static/uplot/uPlot.iife.min.js` and
  *   `GET /static/uplot/uPlot.min.css`: the uPlot 1.6.32 files it loads. These three never
  *   need the token: the page fetches everything else itself, with the token typed into it
- * - `GET /status`, `GET /config`, `GET /samples`, `GET /history` (metrics of every recorded
- *   step and evaluation): JSON
+ * - `GET /status`, `GET /config`, `GET /history` (metrics of every recorded step and
+ *   evaluation): JSON
+ * - `GET /samples`: the latest step's sample groups as JSON, one per prompt
+ *   (`SampleGroup[]`: the prompt and each completion's text, reward, trained advantage and
+ *   verdict; under MGRPO each completion's guide phrase, H corrections and `discarded`);
+ *   `[]` before the first step
  * - `GET /metrics`: the last step's metrics in the Prometheus text format 0.0.4
  * - `GET /events`: server-sent events `state` (first the current one), `step`, `eval`,
  *   `config`;
@@ -376,6 +381,7 @@ function openApiDocument(
       io: "input",
     },
   );
+  const { $schema: __, ...sampleGroupSchema } = z.toJSONSchema(SampleGroupSchema);
   const anyJson = json({ type: "object" });
   return {
     openapi: "3.1.0",
@@ -423,7 +429,12 @@ function openApiDocument(
           "text/event-stream": { schema: { type: "string" } },
         }),
       },
-      "/samples": { get: read("The most recent samples", json({ type: "array" })) },
+      "/samples": {
+        get: read(
+          "The latest step's sample groups, one per prompt",
+          json({ type: "array", items: { $ref: "#/components/schemas/SampleGroup" } }),
+        ),
+      },
       "/history": {
         get: read("Metrics of every recorded step and evaluation", json({ type: "array" })),
       },
@@ -437,6 +448,7 @@ function openApiDocument(
       securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
       schemas: {
         ConfigPatch: patchSchema,
+        SampleGroup: sampleGroupSchema,
         Accepted: {
           type: "object",
           properties: {

@@ -15,6 +15,7 @@ import { liveSectionSchemas, SHARED_LIVE_FIELDS } from "../config/schema.ts";
 import { builtinAlgorithms, type TrainConfig } from "../algorithms/builtins.ts";
 import { type AlgorithmPlugin } from "../algorithms/registry.ts";
 import { describeConfigIssue, formatValue } from "../config/load.ts";
+import type { SampleGroup } from "../actors/messages.ts";
 
 // --- types ---
 
@@ -124,23 +125,12 @@ export interface ConfigChange {
   new: unknown;
 }
 
-/** One rollout kept for `GET /samples`. */
-export interface RunSample {
-  /** The prompt text (the question, or the whole rendered prompt). */
-  prompt: string;
-  /** The sampled completion. */
-  completion: string;
-  /** Its summed reward; `null` when every reward function abstained (as in `StepStats`). */
-  reward: number | null;
-  /** The verifier's reason (`"correct"`, `"no </think> tag"`, ...). */
-  reason: string;
-  /** Whether the answer checker accepted it. */
-  correct?: boolean;
-  /** MGRPO layer the rollout belongs to. */
-  layer?: 1 | 2;
-  /** For a Layer-1 response: one of its Layer-2 corrections. */
-  correction?: { completion: string; correct: boolean };
-}
+/**
+ * One prompt of the latest step with its completions, as `GET /samples` returns it: the
+ * Learner's `StepStats.samples` entries ({@linkcode SampleGroup}: the prompt, each completion's
+ * reward, trained advantage and verdict, and under MGRPO its guide phrase and H corrections).
+ */
+export type RunSample = SampleGroup;
 
 /** What {@linkcode RunControl.subscribe} delivers (and `GET /events` streams). */
 export type ControlEvent =
@@ -292,7 +282,7 @@ export interface RunControlOptions {
    */
   eventsPath?: string;
   /**
-   * Samples kept for `GET /samples` (the most recent ones).
+   * Sample groups (prompts) of the latest step kept for `GET /samples`: the first this many.
    * @default 32
    */
   maxSamples?: number;
@@ -449,7 +439,7 @@ export class RunControl {
     return { ...this.#metrics };
   }
 
-  /** The most recent samples, oldest first. */
+  /** The latest step's sample groups, one per prompt (`[]` before the first step). */
   samples(): RunSample[] {
     return [...this.#samples];
   }
@@ -496,11 +486,12 @@ export class RunControl {
     if (this.#history.length > this.#maxHistory) this.#history.shift();
   }
 
-  /** Keeps `samples` for `GET /samples`, dropping the oldest beyond `maxSamples`. */
+  /**
+   * Keeps a step's sample groups for `GET /samples` (the first `maxSamples`), in place of the
+   * previous step's.
+   */
   recordSamples(samples: readonly RunSample[]): void {
-    this.#samples.push(...samples);
-    const excess = this.#samples.length - this.#maxSamples;
-    if (excess > 0) this.#samples.splice(0, excess);
+    this.#samples = samples.slice(0, this.#maxSamples);
   }
 
   /**

@@ -2,7 +2,7 @@
  * TensorBoard event files, written as a run goes (`run.report_to: [tensorboard]`): the same
  * `events.out.tfevents.<time>.<host>.<pid>.<n>` files that TRL's TensorBoard callback
  * (`torch.utils.tensorboard.SummaryWriter`) writes, with one `simple_value` scalar per
- * `metrics.jsonl` key and the step's sample completions for the text plugin.
+ * `metrics.jsonl` key and the step's sample groups (`samples.jsonl`) for the text plugin.
  *
  * The format is written by hand, without a protobuf library: TFRecord framing (little-endian
  * uint64 length, masked CRC32C of the length, the data, masked CRC32C of the data) around
@@ -25,7 +25,7 @@
  *
  * @module
  */
-import type { StepStats } from "../actors/messages.ts";
+import type { SampleCompletion, SampleGroup } from "../actors/messages.ts";
 
 /** One value of a `tensorboard.Summary`: a scalar (`simple_value`) or a text-plugin string. */
 export type SummaryValue =
@@ -287,8 +287,8 @@ export class TensorBoardWriter {
     await this.write({ wallTime: this.#clock(), step: record["step"] ?? 0, summary });
   }
 
-  /** Writes a step's sample completions as Markdown for the text plugin (none: nothing). */
-  async writeSamples(step: number, samples: StepStats["samples"]): Promise<void> {
+  /** Writes a step's sample groups as Markdown for the text plugin (none: nothing). */
+  async writeSamples(step: number, samples: readonly SampleGroup[]): Promise<void> {
     if (samples.length === 0) return;
     await this.write({
       wallTime: this.#clock(),
@@ -306,27 +306,51 @@ export class TensorBoardWriter {
 }
 
 /**
- * A step's samples as Markdown: a heading per sample with its reward and verdict, the prompt
- * and completion as indented code blocks (their text shown as is), and MGRPO's correction.
+ * A step's sample groups as Markdown: a heading per prompt, then a heading per completion
+ * with its reward, trained advantage and verdict, the texts as indented code blocks (shown as
+ * they are); under MGRPO each completion's guide phrase and its corrections, each with its
+ * own reward, advantage and verdict, and whether they were discarded.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { samplesMarkdown } from "./tensorboard.ts";
+ *
+ * const md = samplesMarkdown([{
+ *   step: 1,
+ *   prompt: "1+1=?",
+ *   completions: [{ text: "2", reward: 1, advantage: 0.5, correct: true, reason: "correct" }],
+ * }]);
+ * assert.equal(
+ *   md,
+ *   "### Prompt 1\n\n    1+1=?\n\n" +
+ *     "#### Completion 1: reward 1.000, advantage 0.500, correct\n\n    2",
+ * );
+ * ```
  */
-export function samplesMarkdown(samples: StepStats["samples"]): string {
+export function samplesMarkdown(groups: readonly SampleGroup[]): string {
   const block = (text: string) => text.split("\n").map((line) => `    ${line}`).join("\n");
-  return samples.map((s, i) => {
-    const verdict = s.correct === undefined ? undefined : s.correct ? "correct" : "wrong";
-    const reward = s.reward === null ? "none" : s.reward.toFixed(3);
-    const layer = s.layer === undefined ? "" : ` (Layer ${s.layer})`;
-    const why = s.reason === verdict ? "" : ` (${s.reason})`;
-    const parts = [
-      `### Sample ${i + 1}${layer}: reward ${reward}${verdict ? `, ${verdict}` : ""}${why}`,
-      `Prompt:\n\n${block(s.prompt)}`,
-      `Completion:\n\n${block(s.completion)}`,
-    ];
-    if (s.correction) {
-      const verdict2 = s.correction.correct ? "correct" : "wrong";
-      parts.push(`Correction (Layer 2, ${verdict2}):\n\n${block(s.correction.completion)}`);
-    }
+  return groups.map((g, p) => {
+    const parts = [`### Prompt ${p + 1}`, block(g.prompt)];
+    g.completions.forEach((c, i) => {
+      const fate = c.discarded ? ", corrections discarded" : "";
+      parts.push(`#### Completion ${i + 1}: ${verdictText(c)}${fate}`, block(c.text));
+      if (c.guidePhrase !== undefined) parts.push(`Guide phrase:`, block(c.guidePhrase));
+      c.corrections?.forEach((k, j) => {
+        parts.push(`##### Correction ${i + 1}.${j + 1}: ${verdictText(k)}`, block(k.text));
+      });
+    });
     return parts.join("\n\n");
   }).join("\n\n");
+}
+
+/** `reward R, advantage A (or not trained), correct|wrong (reason)` of one completion. */
+function verdictText(c: SampleCompletion): string {
+  const verdict = c.correct === undefined ? undefined : c.correct ? "correct" : "wrong";
+  const reward = c.reward === null ? "none" : c.reward.toFixed(3);
+  const advantage = c.advantage === null ? "not trained" : `advantage ${c.advantage.toFixed(3)}`;
+  const why = c.reason === verdict ? "" : ` (${c.reason})`;
+  return `reward ${reward}, ${advantage}${verdict ? `, ${verdict}` : ""}${why}`;
 }
 
 /**

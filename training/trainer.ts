@@ -1,7 +1,8 @@
 /**
  * The training driver as a library: a {@linkcode Trainer} sets a run up from a validated config
  * (`setupRun`), builds the algorithm's actor graph (`buildGraphInput`), and runs it step by step
- * with a held-out evaluation before and after, `metrics.jsonl`, checkpoints with every
+ * with a held-out evaluation before and after, `metrics.jsonl`, `samples.jsonl` (each step's
+ * prompts with their completions, rewards and advantages), checkpoints with every
  * stateful actor's snapshot, and the live control loop (HTTP server or local). `deno task train`
  * is this plus argument parsing, signals and a progress line.
  *
@@ -53,6 +54,7 @@ import { formatTable } from "../util/table.ts";
 import { releaseWasmThreads } from "../model/wasm_threads.ts";
 import { datedRunDir } from "./run_dir.ts";
 import { TensorBoardWriter } from "./tensorboard.ts";
+import { sampleLine, SAMPLES_FILE, truncateSamples } from "./samples_file.ts";
 
 /** Options of {@linkcode Trainer.create}. */
 export interface TrainerOptions {
@@ -136,6 +138,7 @@ export class Trainer {
   readonly #warn: (line: string) => void;
   #failure: ActorFailedError | undefined;
   #metrics: Deno.FsFile;
+  #samples: Deno.FsFile;
   #board: TensorBoardWriter | undefined;
   #started = false;
   #closed = false;
@@ -149,7 +152,7 @@ export class Trainer {
     setup: RunSetup,
     runDir: string,
     control: LoopControl,
-    metrics: Deno.FsFile,
+    files: { metrics: Deno.FsFile; samples: Deno.FsFile },
     placement: Record<string, Placement>,
     options: TrainerOptions,
   ) {
@@ -159,7 +162,8 @@ export class Trainer {
     this.#live = setup.config;
     this.runDir = runDir;
     this.control = control;
-    this.#metrics = metrics;
+    this.#metrics = files.metrics;
+    this.#samples = files.samples;
     this.#options = options;
     this.#log = options.log ?? ((line) => console.log(line));
     this.#warn = options.warn ?? ((line) => console.error(line));
@@ -202,11 +206,12 @@ export class Trainer {
       log,
       warn,
     });
-    const metrics = await Deno.open(`${runDir}/metrics.jsonl`, {
-      create: true,
-      append: true,
-      write: true,
-    });
+    // A resumed run logs the steps after its checkpoint again: their old lines go, as
+    // metrics.jsonl's do.
+    if (setup.resume) await truncateSamples(runDir, setup.policy.startStep);
+    const append = { create: true, append: true, write: true };
+    const metrics = await Deno.open(`${runDir}/metrics.jsonl`, append);
+    const samples = await Deno.open(`${runDir}/${SAMPLES_FILE}`, append);
     let control: LoopControl | undefined;
     try {
       // Actors placed in a Worker or on NATS (`placement:`): proxies that forward to them.
@@ -216,10 +221,11 @@ export class Trainer {
         ...(setup.resume ? { resume: dirname(setup.resume.checkpoint) } : {}),
       });
       control = await startControl(setup, runDir, log, warn);
-      return new Trainer(setup, runDir, control, metrics, placement, options);
+      return new Trainer(setup, runDir, control, { metrics, samples }, placement, options);
     } catch (e) {
       await control?.close();
       metrics.close();
+      samples.close();
       await setup.scorer.close();
       disposePolicy(setup.policy);
       throw e;
@@ -422,16 +428,9 @@ export class Trainer {
           .reduce((acc, [, v]) => acc + v, 0);
         metrics["tokens/sampled_total"] = this.#sampledTokens;
         await this.#writeLine(metrics);
+        await writeAll(this.#samples, sampleLine(step, stats.samples));
         await this.#board?.writeSamples(step, stats.samples);
-        loop.recordSamples(stats.samples.map((s) => ({
-          prompt: s.prompt,
-          completion: s.completion,
-          reward: s.reward,
-          reason: s.reason,
-          ...(s.correct === undefined ? {} : { correct: s.correct }),
-          ...(s.layer === undefined ? {} : { layer: s.layer }),
-          ...(s.correction === undefined ? {} : { correction: s.correction }),
-        })));
+        loop.recordSamples(stats.samples);
         loop.recordStep(step, metrics, {
           actors: this.#graph.stats(),
           policyVersion: stats.policyVersion,
@@ -471,6 +470,7 @@ export class Trainer {
     }
     await this.control.close();
     this.#metrics.close();
+    this.#samples.close();
     this.#board?.close();
     await this.#setup.scorer.close();
     // The graph's actors are closed; the models the run loaded are its own.
@@ -534,7 +534,7 @@ export class Trainer {
   }
 
   async #writeLine(record: Record<string, number>): Promise<void> {
-    await this.#metrics.write(new TextEncoder().encode(JSON.stringify(record) + "\n"));
+    await writeAll(this.#metrics, JSON.stringify(record) + "\n");
     await this.#board?.writeMetrics(record);
   }
 
@@ -564,7 +564,12 @@ export class Trainer {
   }
 }
 
-/** The control loop of a run: the HTTP server when `control.enabled` (and allowed). */
+/** Appends `text` to `file` whole (a write may take fewer bytes than it is given). */
+async function writeAll(file: Deno.FsFile, text: string): Promise<void> {
+  let bytes = new TextEncoder().encode(text);
+  while (bytes.length > 0) bytes = bytes.subarray(await file.write(bytes));
+}
+
 /**
  * A short fingerprint of a bearer token: the first 8 hex digits of its SHA-256, enough to tell
  * two tokens apart and of no use to anyone who reads it.
@@ -583,6 +588,7 @@ export async function tokenFingerprint(token: string): Promise<string> {
   return `sha256:${hex.join("")}`;
 }
 
+/** The control loop of a run: the HTTP server when `control.enabled` (and allowed). */
 async function startControl(
   setup: RunSetup,
   runDir: string,

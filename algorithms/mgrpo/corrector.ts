@@ -150,6 +150,7 @@ export const corrector: ActorLogic<
               answer: q.answer,
               prompt: text,
               promptIds: tokenizer.encode(text),
+              guidePhrase: phrase,
             };
           });
           // A q'_i longer than the prompt limit is rejected or cut to its last tokens.
@@ -232,6 +233,7 @@ export const corrector: ActorLogic<
               weight: config.layer2_weight,
               prefix: "layer2/",
               follows: 0,
+              sources: sampled,
               temperature,
               keep: message.rollouts.map((r) => keep[sampled[r.queryIndex]!]!),
             },

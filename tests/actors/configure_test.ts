@@ -19,7 +19,6 @@ import { completionLogprobs } from "../../model/sampling.ts";
 import {
   assertClose,
   makeLearnerInput,
-  makeQuery,
   makeScored,
   makeTinyModel,
   maxAbsDiff,
@@ -130,41 +129,6 @@ Deno.test("learner uses the learning rate from Configure for the next update", a
   await learner.handle(state, step2, ctx);
   const lrs = ctx.to<StepStats>("stats").map((s) => s.metrics["learning_rate"]);
   assert.deepEqual(lrs, [1e-2, 1e-3]);
-  learner.close!(state);
-  model.dispose();
-});
-
-Deno.test("learner attaches each Layer-1 sample's first Layer-2 correction to the step's samples", async () => {
-  const model = makeTinyModel(5);
-  const ctx = recordingContext("learner");
-  const state = await learner.init(
-    makeLearnerInput(model, { learner: { samplesPerStep: 2 } }),
-    ctx,
-  );
-  const layer1 = await makeScored(model, QUERIES, ROLLOUTS, { n: 2, step: 1 });
-  // q'_0 is corrected to the right answer, q'_1 stays wrong (H = 1 each).
-  const l2Queries = ROLLOUTS.map((_, i) => makeQuery(`q${i}'`, QUERIES[0]!.question, 5));
-  const layer2 = await makeScored(model, l2Queries, [
-    { query: 0, text: "<think>again</think>5", reward: 1 },
-    { query: 1, text: "<think>again</think>7", reward: 0 },
-    { query: 2, text: "<think>again</think>5", reward: 1 },
-    { query: 3, text: "<think>again</think>5", reward: 1 },
-  ], { n: 1, step: 1 });
-  await learner.handle(state, {
-    type: "TrainBatch",
-    step: 1,
-    update: "joint",
-    metrics: {},
-    parts: [
-      { scored: layer1, weight: 1, prefix: "" },
-      { scored: { ...layer2, label: "layer2" }, weight: 1, prefix: "layer2/", follows: 0 },
-    ],
-  }, ctx);
-  const { samples } = ctx.only<StepStats>("stats");
-  assert.deepEqual(samples.map((s) => [s.completion, s.correct, s.layer, s.correction]), [
-    ["<think>2+3=5</think>5", true, 1, { completion: "<think>again</think>5", correct: true }],
-    ["<think>2+3=6</think>6", false, 1, { completion: "<think>again</think>7", correct: false }],
-  ]);
   learner.close!(state);
   model.dispose();
 });

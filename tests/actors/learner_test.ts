@@ -10,12 +10,15 @@ import {
 import type {
   Checkpoint,
   CheckpointSaved,
+  Generate,
   Query,
   StepStats,
   TrainBatch,
   Weights,
 } from "../../actors/messages.ts";
-import { layer2Advantages } from "../../algorithms/mgrpo/mod.ts";
+import { layer2Advantages, MgrpoConfigSchema } from "../../algorithms/mgrpo/mod.ts";
+import { corrector } from "../../algorithms/mgrpo/corrector.ts";
+import { CharTokenizer } from "../../model/char_tokenizer.ts";
 import { initBackend } from "../../model/backend.ts";
 import { loadCheckpoint } from "../../model/checkpoint.ts";
 import { completionLogprobs } from "../../model/sampling.ts";
@@ -27,6 +30,7 @@ import {
   makeScored,
   makeTinyModel,
   recordingContext,
+  TWO_GROUPS,
   weightsDiff,
   weightsOf,
 } from "../helpers.ts";
@@ -109,34 +113,27 @@ Deno.test("learner.handle() updates the policy and reports the step's metrics", 
   // A random-init model is close to uniform over the 101 ids: entropy just below ln 101.
   assert.ok(m["entropy"]! <= Math.log(101) + 1e-5 && m["entropy"]! > Math.log(101) - 0.05);
   assert.ok(m["time/learner"]! > 0);
+  // The step's samples: one group per prompt, each completion with the advantage it trained
+  // with (the same ones the loss above was checked against).
+  const trained = stats.samples.flatMap((g) => g.completions.map((c) => c.advantage!));
+  trained.forEach((a, i) => assertClose(a, advantages[i]!, 1e-6, `advantage ${i}`));
+  const completion = (i: number, reason: string) => ({
+    text: MIXED[i]!.text,
+    reward: MIXED[i]!.reward,
+    advantage: trained[i],
+    correct: MIXED[i]!.reward === 1,
+    reason,
+  });
   assert.deepEqual(stats.samples, [
     {
+      step: 1,
       prompt: QUERIES[0]!.question,
-      completion: MIXED[0]!.text,
-      reward: 1,
-      reason: "correct",
-      correct: true,
+      completions: [completion(0, "correct"), completion(1, 'answer is not an integer: "6 ok"')],
     },
     {
-      prompt: QUERIES[0]!.question,
-      completion: MIXED[1]!.text,
-      reward: 0,
-      reason: 'answer is not an integer: "6 ok"',
-      correct: false,
-    },
-    {
+      step: 1,
       prompt: QUERIES[1]!.question,
-      completion: MIXED[2]!.text,
-      reward: 0.5,
-      reason: "empty answer",
-      correct: false,
-    },
-    {
-      prompt: QUERIES[1]!.question,
-      completion: MIXED[3]!.text,
-      reward: 0,
-      reason: "wrong answer",
-      correct: false,
+      completions: [completion(2, "empty answer"), completion(3, "wrong answer")],
     },
   ]);
   learner.close!(state);
@@ -285,6 +282,123 @@ Deno.test("learner.handle() trains a Layer-2 part on layer2Advantages() of its k
   model.dispose();
 });
 
+Deno.test("learner.handle() shows an MGRPO step's prompts with every completion, guide phrase and correction", async () => {
+  const model = makeTinyModel(5);
+  const base = makeLearnerInput(model);
+  // The advantages each loss call trains on, one array per part (one micro-batch each).
+  const trained: number[][] = [];
+  const recording: PolicyAlgorithm = {
+    advantages: (scored, options) => base.algorithm.advantages(scored, options),
+    loss(inputs, scale) {
+      trained.push([...inputs.advantages.dataSync()]);
+      return base.algorithm.loss(inputs, scale);
+    },
+  };
+  const ctx = recordingContext("learner");
+  const state = await learner.init({ ...base, algorithm: recording }, ctx);
+
+  // Layer 1: G = 2 answers to each of two prompts, rewards [1, 0] | [1, 0]. The Corrector
+  // builds q'_0..q'_3; q'_2 (66 tokens) is over the 65-token limit and is not sampled.
+  const sampling = { maxNewTokens: 8, temperature: 1, topP: 1, topK: 0, greedy: false };
+  const mgrpo = MgrpoConfigSchema.parse({
+    num_corrections: 2,
+    guide_phrases: ["Check.", "Again."],
+  });
+  const cctx = recordingContext("corrector");
+  const cstate = await corrector.init({
+    tokenizer: new CharTokenizer(),
+    config: mgrpo,
+    seed: 1,
+    sampling,
+    target: "learner",
+    maxPromptTokens: 65,
+  }, cctx);
+  const layer1 = await makeScored(model, QUERIES, TWO_GROUPS, { n: 2 });
+  await corrector.handle(cstate, layer1, cctx);
+  const asked = cctx.only<Generate>("sampler").queries;
+  assert.deepEqual(asked.map((q) => q.id), ["q0/o0", "q0/o1", "q1/o3"]);
+  const phrases = asked.map((q) => q.guidePhrase!);
+  asked.forEach((q, k) => assert.ok(q.prompt.endsWith(`\n${phrases[k]}`), q.prompt));
+  assert.deepEqual(phrases, ["Check.", "Again.", "Again."]); // drawn with seed 1
+
+  // H = 2 corrections each: o_0 (right) → right, wrong; o_1 (wrong) → right, right;
+  // o_3 (wrong) → wrong, wrong: the paper discards q'_3.
+  const corrections = [
+    { query: 0, text: "<think>again</think>5", reward: 1 },
+    { query: 0, text: "<think>again</think>7", reward: 0 },
+    { query: 1, text: "<think>2+3=5</think>5", reward: 1 },
+    { query: 1, text: "<think>so 5</think>5", reward: 1 },
+    { query: 2, text: "<think>9-4=6</think>6", reward: 0 },
+    { query: 2, text: "<think>x</think>2", reward: 0 },
+  ];
+  const layer2 = await makeScored(model, asked, corrections, { n: 2 });
+  await corrector.handle(cstate, { ...layer2, label: "layer2" }, cctx);
+  await learner.handle(state, cctx.only<TrainBatch>("learner"), ctx);
+  const stats = ctx.only<StepStats>("stats");
+
+  // TRL's group advantage of rewards [1, 0]: ±0.5 / (sqrt(0.5) + 1e-4) = ±0.70700.
+  const a = 0.5 / (Math.SQRT1_2 + 1e-4);
+  assertClose(a, 0.70700, 1e-5);
+  const l1 = stats.samples.flatMap((g) => g.completions.map((c) => c.advantage!));
+  [a, -a, a, -a].forEach((x, i) => assertClose(l1[i]!, x, 1e-6, `layer 1 row ${i}`));
+  const l2 = stats.samples.flatMap((g) =>
+    g.completions.flatMap((c) => c.corrections!.map((k) => k.advantage))
+  );
+  // q'_0 trains on ±0.70700, q'_1 (all right) on 0, q'_3 is left out: null.
+  [a, -a, 0, 0].forEach((x, i) => assertClose(l2[i]!, x, 1e-6, `correction ${i}`));
+  assert.deepEqual(l2.slice(4), [null, null]);
+  // These are the advantages the loss trained on, row for row.
+  assert.deepEqual(trained, [l1, l2.slice(0, 4)]);
+  assert.equal(stats.metrics["layer2/train/rows"], 4);
+
+  const verdict = (text: string, reward: number, advantage: number | null) => ({
+    text,
+    reward,
+    advantage,
+    correct: reward === 1,
+    reason: reward === 1 ? "correct" : "wrong answer",
+  });
+  const fix = (k: number) => verdict(corrections[k]!.text, corrections[k]!.reward, l2[k]!);
+  const o = (i: number) => verdict(TWO_GROUPS[i]!.text, TWO_GROUPS[i]!.reward, l1[i]!);
+  assert.deepEqual(stats.samples, [
+    {
+      step: 1,
+      prompt: QUERIES[0]!.question,
+      completions: [
+        { ...o(0), guidePhrase: "Check.", discarded: false, corrections: [fix(0), fix(1)] },
+        { ...o(1), guidePhrase: "Again.", discarded: false, corrections: [fix(2), fix(3)] },
+      ],
+    },
+    {
+      step: 1,
+      prompt: QUERIES[1]!.question,
+      completions: [
+        // Its q'_2 did not fit: no corrections, none trained.
+        { ...o(2), discarded: true, corrections: [] },
+        { ...o(3), guidePhrase: "Again.", discarded: true, corrections: [fix(4), fix(5)] },
+      ],
+    },
+  ]);
+  learner.close!(state);
+  model.dispose();
+});
+
+Deno.test("learner.handle() shows only the first sampleGroupsPerStep prompts", async () => {
+  const model = makeTinyModel(5);
+  const ctx = recordingContext("learner");
+  const state = await learner.init(
+    makeLearnerInput(model, { learner: { sampleGroupsPerStep: 1 } }),
+    ctx,
+  );
+  await learner.handle(state, await makeScored(model, QUERIES, MIXED, { n: 2 }), ctx);
+  const { samples } = ctx.only<StepStats>("stats");
+  assert.deepEqual(samples.map((g) => [g.prompt, g.completions.length]), [
+    [QUERIES[0]!.question, 2],
+  ]);
+  learner.close!(state);
+  model.dispose();
+});
+
 Deno.test("learner.handle() with mask_truncated_completions excludes truncated rows", async () => {
   const rollouts: HandRollout[] = [{ ...MIXED[0]!, truncated: true }, ...MIXED.slice(1)];
   const advantages = [...pairAdvantage(1, 0), ...pairAdvantage(0.5, 0)];
@@ -304,6 +418,9 @@ Deno.test("learner.handle() with mask_truncated_completions excludes truncated r
     model.dispose();
     return {
       m: ctx.only<StepStats>("stats").metrics,
+      shown: ctx.only<StepStats>("stats").samples.flatMap((g) =>
+        g.completions.map((c) => c.advantage)
+      ),
       lengths: scored.rollouts.map((r) => r.completionIds.length),
       changed,
     };
@@ -311,12 +428,16 @@ Deno.test("learner.handle() with mask_truncated_completions excludes truncated r
 
   const masked = await run(true, rollouts);
   assert.equal(masked.m["completions/clipped_ratio"], 0.25);
+  // The truncated row trains on nothing, and its sample says so.
+  assert.equal(masked.shown[0], null);
+  masked.shown.slice(1).forEach((x, i) => assertClose(x!, advantages[i + 1]!, 1e-6));
   assertClose(
     masked.m["loss/policy"]!,
     lossAtRatioOne(advantages, masked.lengths, [1, 2, 3]),
     1e-5,
   );
   const unmasked = await run(false, rollouts);
+  assertClose(unmasked.shown[0]!, advantages[0]!, 1e-6);
   assertClose(
     unmasked.m["loss/policy"]!,
     lossAtRatioOne(advantages, unmasked.lengths, [0, 1, 2, 3]),

@@ -3,6 +3,8 @@ import { nextEvent, sleep, startLoop } from "../helpers.ts";
 import { TrainConfigSchema } from "../../algorithms/builtins.ts";
 import { hc } from "hono/client";
 import { type ControlApp, createControlApp } from "../../server/app.ts";
+import { type SampleGroup, SampleGroupSchema } from "../../actors/messages.ts";
+import { z } from "zod";
 import {
   type ConfigChange,
   LIVE_FIELDS,
@@ -112,23 +114,68 @@ Deno.test("createControlApp() GET /config returns the live config", async () => 
   assert.equal(body.run.steps, 1000);
 });
 
-Deno.test("createControlApp() GET /samples returns the recent samples", async () => {
+Deno.test("createControlApp() GET /samples returns the latest step's sample groups", async () => {
   const { control, app } = setup();
-  const samples = [
-    {
-      prompt: "2+3*4=",
-      completion: "<think>3*4=12</think>14",
+  assert.deepEqual(await (await app.request("/samples")).json(), []);
+  const group = (step: number): SampleGroup => ({
+    step,
+    prompt: "2+3*4=",
+    completions: [{
+      text: "<think>3*4=12</think>15",
+      reward: 0,
+      advantage: -0.70700,
+      correct: false,
+      reason: "wrong answer",
+      guidePhrase: "Check each step again.",
+      discarded: false,
+      corrections: [
+        {
+          text: "3*4=12, 2+12=14",
+          reward: 1,
+          advantage: 0.70700,
+          correct: true,
+          reason: "correct",
+        },
+        { text: "15", reward: 0, advantage: -0.70700, correct: false, reason: "wrong answer" },
+      ],
+    }, {
+      text: "<think>3*4=12</think>14",
       reward: 1,
-      reason: "correct",
+      advantage: 0.70700,
       correct: true,
-      layer: 1 as const,
-      correction: { completion: "Wait, 14", correct: true },
-    },
-  ];
-  control.recordSamples(samples);
+      reason: "correct",
+      guidePhrase: "Wait.",
+      discarded: false,
+      corrections: [],
+    }],
+  });
+  control.recordSamples([group(1)]);
+  control.recordSamples([group(2), { ...group(2), prompt: "1+1=" }]);
   const res = await app.request("/samples");
   assert.equal(res.status, 200);
-  assert.deepEqual(await res.json(), samples);
+  const body = await res.json();
+  assert.deepEqual(body, [group(2), { ...group(2), prompt: "1+1=" }]);
+  assert.deepEqual(z.array(SampleGroupSchema).parse(body), body);
+  // The OpenAPI document describes the same shape.
+  const doc = await (await app.request("/openapi.json")).json();
+  assert.deepEqual(doc.paths["/samples"].get.responses["200"].content["application/json"].schema, {
+    type: "array",
+    items: { $ref: "#/components/schemas/SampleGroup" },
+  });
+  const schema = doc.components.schemas.SampleGroup;
+  assert.deepEqual(schema.required, ["step", "prompt", "completions"]);
+  const completion = schema.properties.completions.items;
+  assert.deepEqual(Object.keys(completion.properties), [
+    "text",
+    "reward",
+    "advantage",
+    "correct",
+    "reason",
+    "guidePhrase",
+    "discarded",
+    "corrections",
+  ]);
+  assert.deepEqual(completion.properties.advantage.type, ["number", "null"]);
 });
 
 Deno.test("createControlApp() GET /metrics writes the Prometheus text format", async () => {

@@ -419,17 +419,18 @@ Deno.test("RunControl.subscribe() delivers state, step and config events until u
   ]);
 });
 
-Deno.test("RunControl.recordSamples() keeps the most recent maxSamples", () => {
+Deno.test("RunControl.recordSamples() keeps the latest step's first maxSamples groups", () => {
   const control = makeControl({ maxSamples: 2 });
-  const sample = (i: number) => ({
-    prompt: `q${i}`,
-    completion: `a${i}`,
-    reward: i,
-    reason: "correct",
+  assert.deepEqual(control.samples(), []);
+  const group = (step: number, prompt: string) => ({
+    step,
+    prompt,
+    completions: [{ text: `${prompt} 2`, reward: 1, advantage: 0, reason: "correct" }],
   });
-  control.recordSamples([sample(1), sample(2)]);
-  control.recordSamples([sample(3)]);
-  assert.deepEqual(control.samples(), [sample(2), sample(3)]);
+  control.recordSamples([group(1, "a"), group(1, "b"), group(1, "c")]);
+  assert.deepEqual(control.samples(), [group(1, "a"), group(1, "b")]);
+  control.recordSamples([group(2, "d")]);
+  assert.deepEqual(control.samples(), [group(2, "d")]);
   assert.throws(
     () => makeControl({ maxSamples: -1 }),
     new RangeError(

@@ -117,7 +117,11 @@ Deno.test("TensorBoardWriter.create() starts with file_version, then the purge s
     );
     await writer.writeMetrics({ step: 5, "reward/mean": 0.1, kl: Number.NaN });
     await writer.writeSamples(5, []);
-    await writer.writeSamples(5, [{ prompt: "1+1=?", completion: "2", reward: 1, reason: "ok" }]);
+    await writer.writeSamples(5, [{
+      step: 5,
+      prompt: "1+1=?",
+      completions: [{ text: "2", reward: 1, advantage: null, reason: "ok" }],
+    }]);
     writer.close();
     writer.close();
     const events = readRecords(await Deno.readFile(writer.path)).map(decodeEvent);
@@ -137,7 +141,11 @@ Deno.test("TensorBoardWriter.create() starts with file_version, then the purge s
     const text = events[3]!.summary![0]!;
     assert.equal(text.tag, SAMPLES_TAG);
     assert.equal(text.plugin, "text");
-    assert.match(text.strings![0]!, /### Sample 1: reward 1\.000 \(ok\)\n\nPrompt:\n\n {4}1\+1=\?/);
+    assert.equal(
+      text.strings![0]!,
+      "### Prompt 1\n\n    1+1=?\n\n" +
+        "#### Completion 1: reward 1.000, not trained (ok)\n\n    2",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -179,21 +187,55 @@ Deno.test("readScalars() drops what earlier files logged at and after a START's 
   }
 });
 
-Deno.test("samplesMarkdown() shows each sample's verdict, prompt, completion and correction", () => {
+Deno.test("samplesMarkdown() shows each prompt's completions with reward, advantage, verdict, guide phrase and corrections", () => {
   const md = samplesMarkdown([{
+    step: 3,
     prompt: "2+3=?\nthink",
-    completion: "5",
-    reward: null,
-    reason: "no </think> tag",
-    correct: false,
-    layer: 1,
-    correction: { completion: "It is 5", correct: true },
-  }, { prompt: "1+1=?", completion: "2", reward: 1, reason: "correct", correct: true }]);
+    completions: [{
+      text: "5",
+      reward: null,
+      advantage: null,
+      correct: false,
+      reason: "no </think> tag",
+      guidePhrase: "Check.",
+      discarded: false,
+      corrections: [
+        { text: "It is 5", reward: 1, advantage: 0.7070043, correct: true, reason: "correct" },
+        { text: "6", reward: 0, advantage: -0.7070043, correct: false, reason: "wrong answer" },
+      ],
+    }, {
+      text: "7",
+      reward: 0,
+      advantage: -0.5,
+      correct: false,
+      reason: "wrong answer",
+      guidePhrase: "Again.",
+      discarded: true,
+      corrections: [{
+        text: "8",
+        reward: 0,
+        advantage: null,
+        correct: false,
+        reason: "wrong answer",
+      }],
+    }],
+  }, {
+    step: 3,
+    prompt: "1+1=?",
+    completions: [{ text: "2", reward: 1, advantage: 0, correct: true, reason: "correct" }],
+  }]);
   assert.equal(
     md,
-    "### Sample 1 (Layer 1): reward none, wrong (no </think> tag)\n\n" +
-      "Prompt:\n\n    2+3=?\n    think\n\nCompletion:\n\n    5\n\n" +
-      "Correction (Layer 2, correct):\n\n    It is 5\n\n" +
-      "### Sample 2: reward 1.000, correct\n\nPrompt:\n\n    1+1=?\n\nCompletion:\n\n    2",
+    "### Prompt 1\n\n    2+3=?\n    think\n\n" +
+      "#### Completion 1: reward none, not trained, wrong (no </think> tag)\n\n" +
+      "    5\n\nGuide phrase:\n\n    Check.\n\n" +
+      "##### Correction 1.1: reward 1.000, advantage 0.707, correct\n\n    It is 5\n\n" +
+      "##### Correction 1.2: reward 0.000, advantage -0.707, wrong (wrong answer)\n\n    6\n\n" +
+      "#### Completion 2: reward 0.000, advantage -0.500, wrong (wrong answer), " +
+      "corrections discarded\n\n    7\n\nGuide phrase:\n\n    Again.\n\n" +
+      "##### Correction 2.1: reward 0.000, not trained, wrong (wrong answer)" +
+      "\n\n    8\n\n" +
+      "### Prompt 2\n\n    1+1=?\n\n" +
+      "#### Completion 1: reward 1.000, advantage 0.000, correct\n\n    2",
   );
 });

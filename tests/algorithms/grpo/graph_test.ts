@@ -66,7 +66,9 @@ Deno.test("buildGrpoGraph() runs training steps and an evaluation through the ac
     // Step 2 was sampled with the weights of step 1: the Learner's Weights reached the Sampler.
     assert.deepEqual(steps.map((s) => s.metrics["policy_version/sampler"]), [0, 1]);
     for (const s of steps) {
-      assert.equal(s.samples.length, 4);
+      // The step's two prompts, each with its G = 2 completions.
+      const shown = s.samples.map((g) => [g.step, g.completions.length]);
+      assert.deepEqual(shown, [[s.step, 2], [s.step, 2]]);
       assert.equal(s.metrics["train/rows"], 4);
       for (const key of ["reward/mean", "loss/policy", "kl", "entropy", "grad_norm"]) {
         assert.ok(Number.isFinite(s.metrics[key]), `${key} = ${s.metrics[key]}`);

@@ -158,6 +158,8 @@ Deno.test("corrector.handle() rejects or truncates a q'_i longer than the prompt
     await corrector.handle(state, layer1, ctx);
     const generate = ctx.only<Generate>("sampler");
     assert.ok(generate.queries.every((q) => q.promptIds.length <= 80));
+    // Each q'_i carries its guide phrase to the Learner's samples.
+    assert.ok(generate.queries.every((q) => q.guidePhrase === "Check."));
     if (onLongPrompt === "reject") {
       assert.equal(generate.queries.length, 1);
       // Both corrections of the one sampled q'_i (o_0's) are right.
@@ -173,6 +175,8 @@ Deno.test("corrector.handle() rejects or truncates a q'_i longer than the prompt
       assert.equal(batch.metrics["mgrpo/acc_t1_prime"], 0.5);
       assert.deepEqual(batch.parts[1]!.keep, [true, true]);
       assert.equal(batch.parts[1]!.scored.rollouts.length, 2);
+      // The one Layer-2 query was built from o_0.
+      assert.deepEqual(batch.parts[1]!.sources, [0]);
     } else {
       assert.equal(generate.queries.length, 2);
       const cut = TOKENIZER.decode(generate.queries[1]!.promptIds);
@@ -187,6 +191,7 @@ Deno.test("corrector.handle() rejects or truncates a q'_i longer than the prompt
       assert.equal(batch.metrics["mgrpo/rejected_prompts"], 0);
       assert.equal(batch.metrics["mgrpo/truncated_prompts"], 1);
       assert.deepEqual(batch.parts[1]!.keep, [true, true, true, true]);
+      assert.deepEqual(batch.parts[1]!.sources, [0, 1]);
     }
   }
 });
