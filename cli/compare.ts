@@ -11,10 +11,12 @@
  *
  * Every final policy is evaluated on the whole held-out set (`task.heldout_size`, greedy): its
  * first answer and one guided correction. The warm start also gets the intrinsic two-round
- * evaluation. Writes `<out>/report.md`, `<out>/accuracy.svg`, `<out>/results.json` (every
- * per-problem verdict) and one run folder per arm and seed; prints the report and a final JSON
- * line with the criterion's verdicts. Runs go one at a time unless `--jobs` says otherwise,
- * so that wall times are comparable.
+ * evaluation. Writes `<out>/report.md`, the plot of held-out accuracy during training as
+ * `<out>/accuracy.svg` and `<out>/accuracy.png` (`cli/compare_plot.ts`), `<out>/results.json`
+ * (every per-problem verdict) and one run folder per arm and seed; prints the report and a final
+ * JSON line with the criterion's verdicts. Runs go one at a time unless `--jobs` says otherwise,
+ * so that wall times are comparable. `--report-only` writes the report and the plot again from
+ * a report folder's `results.json` and run folders, without training or evaluating.
  *
  * @module
  */
@@ -27,12 +29,14 @@ import { loadConfig } from "../training/config.ts";
 import { ArgsError, type FlagSpec, formatHelp, parseFlags } from "./args.ts";
 import { initBackend } from "../model/backend.ts";
 import {
-  accuracySvg,
   type CompareData,
   type CompareRun,
   judge,
+  parseCompareData,
   reportMarkdown,
 } from "./compare_report.ts";
+import { accuracyPlotFiles, curveFromMetrics } from "./compare_plot.ts";
+import { InputError } from "../util/errors.ts";
 import { correctionMetrics } from "../algorithms/mgrpo/self_correction.ts";
 
 const ARMS: Record<string, { label: string; config: string | null }> = {
@@ -57,17 +61,51 @@ async function train(runDir: string, args: string[]): Promise<void> {
 
 /** Held-out accuracy during training: `[step, sampled tokens, accuracy]` per evaluation. */
 async function curve(runDir: string): Promise<[number, number, number][]> {
-  const lines = (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).trim().split("\n")
-    .map((l) => JSON.parse(l) as Record<string, number>);
-  const tokensAt = new Map<number, number>([[0, 0]]);
-  for (const l of lines) {
-    if (l["tokens/sampled_total"] !== undefined) tokensAt.set(l.step!, l["tokens/sampled_total"]);
+  const path = `${runDir}/metrics.jsonl`;
+  return curveFromMetrics(await Deno.readTextFile(path), path).map((p) => [...p]);
+}
+
+/** Writes the report, the plot (SVG and PNG) and `results.json` to `out`, and prints them. */
+async function writeReport(out: string, data: CompareData): Promise<void> {
+  const verdict = judge(data);
+  const md = reportMarkdown(data, verdict);
+  const plot = await accuracyPlotFiles(data);
+  await Deno.writeTextFile(`${out}/report.md`, md);
+  await Deno.writeTextFile(`${out}/accuracy.svg`, plot.svg);
+  await Deno.writeFile(`${out}/accuracy.png`, plot.png);
+  await Deno.writeTextFile(
+    `${out}/results.json`,
+    JSON.stringify({ ...data, verdict }, null, 1) + "\n",
+  );
+  console.log(md);
+  console.log(JSON.stringify({
+    self_correction_every_seed: verdict.selfCorrectionPass,
+    mgrpo_vs_grpo_diff: verdict.vsGrpo?.diff ?? null,
+    mgrpo_vs_grpo_p: verdict.vsGrpo?.p ?? null,
+    mgrpo_vs_grpo_pass: verdict.vsGrpo?.pass ?? null,
+    out,
+  }));
+}
+
+/**
+ * `--report-only`: the report folder's `results.json`, with each run's curve read again from
+ * its run folder's `metrics.jsonl` where that folder is there.
+ */
+async function reportAgain(out: string): Promise<void> {
+  const path = `${out}/results.json`;
+  const text = await Deno.readTextFile(path).catch((e) => {
+    throw new InputError(
+      `Cannot rewrite the report of "${out}": cannot read its results.json: ${
+        (e as Error).message
+      }`,
+    );
+  });
+  const data = parseCompareData(text, path);
+  for (const run of data.runs) {
+    const dir = `${out}/${run.arm}-seed${run.seed}`;
+    if (await exists(`${dir}/metrics.jsonl`)) run.curve = await curve(dir);
   }
-  return lines.filter((l) => l["eval/accuracy"] !== undefined).map((l) => [
-    l.step!,
-    tokensAt.get(l.step!) ?? 0,
-    l["eval/accuracy"]!,
-  ]);
+  await writeReport(out, data);
 }
 
 const COMPARE_FLAGS: Readonly<Record<string, FlagSpec>> = {
@@ -94,22 +132,48 @@ const COMPARE_FLAGS: Readonly<Record<string, FlagSpec>> = {
     type: "boolean",
     help: "Keep the finished runs and held-out verdicts of an earlier call in --out",
   },
+  "report-only": {
+    type: "boolean",
+    help: "Only write the report and plot again from --out's results.json and runs (no training)",
+  },
   help: { type: "boolean", short: "h", help: "Print this help and exit" },
 };
 
 const COMPARE_HELP = formatHelp(COMPARE_FLAGS, {
   usage:
-    "deno task compare [--seeds 0,1,2,3,4] [--arms mgrpo,grpo,grpo_tokens,ppo] [--out DIR] [--steps N] [--jobs N] [--set KEY=VALUE]... [--reuse]",
+    "deno task compare [--seeds 0,1,2,3,4] [--arms mgrpo,grpo,grpo_tokens,ppo] [--out DIR] [--steps N] [--jobs N] [--set KEY=VALUE]... [--reuse]\n" +
+    "       deno task compare --report-only --out DIR",
   summary:
     "Trains each arm on each seed, evaluates every final policy on the held-out set and writes the\n" +
-    "report (the criterion fixed before the runs, McNemar's and permutation tests, the plot).",
-  examples: ["deno task compare", "deno task compare --seeds 0,1 --steps 8 --out runs/quick"],
+    "report (the criterion fixed before the runs, McNemar's and permutation tests) and the plot of\n" +
+    "held-out accuracy during training (per arm the mean over seeds and the min-max band, against\n" +
+    "optimizer steps and sampled tokens) as accuracy.svg and accuracy.png.",
+  examples: [
+    "deno task compare",
+    "deno task compare --seeds 0,1 --steps 8 --out runs/quick",
+    "deno task compare --report-only --out runs/compare-2026-12-05",
+  ],
 });
 
 async function main(argv: string[]): Promise<number> {
   const { values: v } = parseFlags(argv, COMPARE_FLAGS);
   if (v.help === true) {
     console.log(COMPARE_HELP);
+    return 0;
+  }
+  if (v["report-only"] === true) {
+    const others = Object.keys(v).filter((k) => k !== "report-only" && k !== "out");
+    if (others.length) {
+      throw new ArgsError(
+        `Invalid flags for --report-only, which takes only --out: current value has --${
+          others.join(", --")
+        }`,
+      );
+    }
+    if (typeof v.out !== "string") {
+      throw new ArgsError("--report-only needs --out DIR, a folder written by deno task compare");
+    }
+    await reportAgain(v.out);
     return 0;
   }
   const values = {
@@ -261,22 +325,7 @@ async function main(argv: string[]): Promise<number> {
       values.jobs === "1" ? "runs one at a time" : `${values.jobs} runs at a time`
     }`,
   };
-  const verdict = judge(data);
-  const md = reportMarkdown(data, verdict);
-  await Deno.writeTextFile(`${out}/report.md`, md);
-  await Deno.writeTextFile(`${out}/accuracy.svg`, accuracySvg(data));
-  await Deno.writeTextFile(
-    `${out}/results.json`,
-    JSON.stringify({ ...data, verdict }, null, 1) + "\n",
-  );
-  console.log(md);
-  console.log(JSON.stringify({
-    self_correction_every_seed: verdict.selfCorrectionPass,
-    mgrpo_vs_grpo_diff: verdict.vsGrpo?.diff ?? null,
-    mgrpo_vs_grpo_p: verdict.vsGrpo?.p ?? null,
-    mgrpo_vs_grpo_pass: verdict.vsGrpo?.pass ?? null,
-    out,
-  }));
+  await writeReport(out, data);
   return 0;
 }
 

@@ -7,7 +7,13 @@
  *
  * @module
  */
-import type { Drawing, Point, Shape } from "../util/drawing.ts";
+import {
+  type Drawing,
+  drawingToPng,
+  drawingToSvg,
+  type Point,
+  type Shape,
+} from "../util/drawing.ts";
 import { textWidth } from "../util/canvas.ts";
 import { InputError } from "../util/errors.ts";
 
@@ -383,6 +389,17 @@ export function accuracyChart(input: AccuracyChartInput): Drawing {
     x += widthOf(text) + SPACING;
   }
   return { width: L.width, height: L.height, background: "white", title, shapes };
+}
+
+/**
+ * The chart of {@linkcode accuracyChart} as the two files compare writes: `accuracy.svg`'s text
+ * and `accuracy.png`'s bytes (2 pixels a unit: 1600 × 820).
+ */
+export async function accuracyPlotFiles(
+  input: AccuracyChartInput,
+): Promise<{ svg: string; png: Uint8Array }> {
+  const drawing = accuracyChart(input);
+  return { svg: drawingToSvg(drawing), png: await drawingToPng(drawing, { scale: 2 }) };
 }
 
 /**

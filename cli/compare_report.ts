@@ -1,11 +1,14 @@
 /**
  * The report of `deno task compare`: the success criterion (fixed before the runs), every run,
  * mean ± std over seeds, the paper's Table 2 columns for MGRPO, the tests (McNemar's exact
- * test per run, an exact permutation test between arms over seeds), and an SVG of held-out
- * accuracy against optimizer steps and against sampled tokens (mean ± std band over seeds).
+ * test per run, an exact permutation test between arms over seeds), and the plot of held-out
+ * accuracy during training (`cli/compare_plot.ts`) embedded from `accuracy.png`. Also reads a
+ * report folder's `results.json` back, for `deno task compare --report-only`.
  *
  * @module
  */
+import { z } from "zod";
+import { InputError } from "../util/errors.ts";
 import {
   type CorrectionMetrics,
   mcnemarExactP as mcnemar,
@@ -34,7 +37,11 @@ export interface CompareRun {
   /** Per-problem verdicts on the full held-out set: first answer, after one correction. */
   t1: boolean[];
   t2: boolean[];
-  /** Held-out accuracy (train's eval subset) during training: `[step, sampled tokens, acc]`. */
+  /**
+   * Held-out accuracy during training (train's own evaluation, its `eval/accuracy` on the first
+   * `task.eval_size` held-out problems): `[step, sampled tokens, accuracy]`, step 0 the warm
+   * start.
+   */
   curve: [number, number, number][];
   /**
    * Where the run ran, as its `environment.jsonl` recorded it (versions of Deno, tfjs and the
@@ -76,6 +83,93 @@ export interface CompareData {
   heldoutSize: number;
   evalSubset: number;
   machine: string;
+}
+
+const finite = z.number().refine(Number.isFinite, "Must be a finite number");
+const CORRECTION_SCHEMA = z.object({
+  acc_t1: finite,
+  acc_t2: finite,
+  delta_t1_t2: finite,
+  delta_i_to_c: finite,
+  delta_c_to_i: finite,
+  mcnemar_p: finite,
+  n: z.number().int().min(1),
+});
+const COMPARE_DATA_SCHEMA = z.object({
+  date: z.string(),
+  command: z.string(),
+  seeds: z.array(z.number().int()),
+  arms: z.array(z.object({ name: z.string(), label: z.string() })),
+  runs: z.array(z.object({
+    arm: z.string(),
+    seed: z.number().int(),
+    steps: z.number().int(),
+    sampledTokens: finite,
+    seconds: finite,
+    heldout: CORRECTION_SCHEMA,
+    t1: z.array(z.boolean()),
+    t2: z.array(z.boolean()),
+    curve: z.array(z.tuple([finite, finite, finite])),
+    environment: z.record(z.string(), z.unknown()).optional(),
+  })),
+  warmStart: z.object({
+    correction: CORRECTION_SCHEMA,
+    intrinsic: z.object({
+      acc_t1: finite,
+      acc_t1_prime: finite,
+      acc_t2: finite.optional(),
+      delta_t1_prime_t2: finite.optional(),
+      delta_i_to_c: finite.optional(),
+      delta_c_to_i: finite.optional(),
+      mcnemar_p: finite.optional(),
+    }),
+  }),
+  heldoutSize: z.number().int(),
+  evalSubset: z.number().int(),
+  machine: z.string(),
+});
+
+/**
+ * Reads back the `results.json` that `deno task compare` wrote (its `verdict` is left out: the
+ * report judges again).
+ *
+ * @throws {InputError} When the text is not JSON, a field is missing or of the wrong type
+ * (named by its path, with its current value), or a run names an arm the file does not list.
+ */
+export function parseCompareData(text: string, path: string): CompareData {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new InputError(`Cannot read "${path}": not JSON: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+  const parsed = COMPARE_DATA_SCHEMA.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const at = issue.path.reduce<unknown>(
+      (v, key) =>
+        v !== null && typeof v === "object" ? (v as Record<PropertyKey, unknown>)[key] : undefined,
+      value,
+    );
+    throw new InputError(
+      `Cannot read "${path}": field "${issue.path.join(".")}" ${
+        issue.message.replace(/^./, (c) => c.toLowerCase())
+      }: current value is ${JSON.stringify(at) ?? "undefined"}`,
+    );
+  }
+  const names = parsed.data.arms.map((a) => a.name);
+  parsed.data.runs.forEach((r, i) => {
+    if (!names.includes(r.arm)) {
+      throw new InputError(
+        `Cannot read "${path}": field "runs.${i}.arm" must be one of the arms ` +
+          `(${names.join(", ")}): current value is "${r.arm}"`,
+      );
+    }
+  });
+  // zod types an optional field as `T | undefined`; JSON.parse never yields undefined.
+  return parsed.data as CompareData;
 }
 
 /** The success criterion, written before any run and printed unchanged in every report. */
@@ -327,89 +421,28 @@ export function reportMarkdown(data: CompareData, verdict: CriterionResult): str
       ]],
     ),
     "",
-    "![held-out accuracy against optimizer steps and sampled tokens](accuracy.svg)",
-    "",
   );
+  lines.push(...plotSection(data.evalSubset));
   return lines.join("\n");
 }
 
-const COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"];
-
 /**
- * Two panels: held-out accuracy (train's eval subset, greedy) against optimizer steps and
- * against sampled completion tokens; per arm the mean over seeds as a line and mean ± std as
- * a band, with labelled axes and a legend.
+ * The report's plot section: `accuracy.png` embedded, `accuracy.svg` linked, and what the plot
+ * shows.
  */
-export function accuracySvg(data: CompareData): string {
-  const W = 900, H = 380, P = 56, GAP = 40;
-  const pw = (W - 2 * P - GAP) / 2, ph = H - 2 * P;
-  const series = data.arms.map((a, k) => {
-    const runs = data.runs.filter((r) => r.arm === a.name);
-    const points = Math.max(0, ...runs.map((r) => r.curve.length));
-    const pts: { step: number; tokens: number; mean: number; std: number }[] = [];
-    for (let i = 0; i < points; i++) {
-      const at = runs.flatMap((r) => (r.curve[i] ? [r.curve[i]!] : []));
-      const acc = meanStd(at.map((c) => c[2]));
-      pts.push({
-        step: meanStd(at.map((c) => c[0])).mean,
-        tokens: meanStd(at.map((c) => c[1])).mean,
-        mean: acc.mean,
-        std: acc.std,
-      });
-    }
-    return { label: a.label, color: COLORS[k % COLORS.length]!, pts };
-  }).filter((s) => s.pts.length);
-  const all = series.flatMap((s) => s.pts);
-  const maxStep = Math.max(1, ...all.map((p) => p.step));
-  const maxTok = Math.max(1, ...all.map((p) => p.tokens));
-  const panel = (x0: number, key: "step" | "tokens", max: number, label: string) => {
-    const X = (v: number) => x0 + (v / max) * pw;
-    const Y = (v: number) => P + ph - Math.max(0, Math.min(1, v)) * ph;
-    const out: string[] = [
-      `<line x1="${x0}" y1="${P + ph}" x2="${x0 + pw}" y2="${P + ph}" stroke="black"/>`,
-      `<line x1="${x0}" y1="${P}" x2="${x0}" y2="${P + ph}" stroke="black"/>`,
-      `<text x="${x0 + pw / 2}" y="${H - 14}" text-anchor="middle">${label}</text>`,
-    ];
-    for (const t of [0, 0.25, 0.5, 0.75, 1]) {
-      out.push(
-        `<line x1="${x0 - 4}" y1="${Y(t)}" x2="${x0 + pw}" y2="${Y(t)}" stroke="#ddd"/>`,
-        `<text x="${x0 - 6}" y="${Y(t) + 4}" text-anchor="end">${t * 100}%</text>`,
-      );
-      out.push(
-        `<text x="${X(t * max)}" y="${P + ph + 16}" text-anchor="middle">${
-          key === "step" ? (t * max).toFixed(0) : `${((t * max) / 1000).toFixed(0)}k`
-        }</text>`,
-      );
-    }
-    for (const s of series) {
-      const up = s.pts.map((p) => `${X(p[key]).toFixed(1)},${Y(p.mean + p.std).toFixed(1)}`);
-      const down = s.pts.map((p) => `${X(p[key]).toFixed(1)},${Y(p.mean - p.std).toFixed(1)}`)
-        .reverse();
-      out.push(
-        `<polygon points="${[...up, ...down].join(" ")}" fill="${s.color}" opacity="0.15"/>`,
-        `<polyline points="${
-          s.pts.map((p) => `${X(p[key]).toFixed(1)},${Y(p.mean).toFixed(1)}`).join(" ")
-        }" fill="none" stroke="${s.color}" stroke-width="2"/>`,
-      );
-    }
-    return out;
-  };
+export function plotSection(evalSubset: number): string[] {
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${
-      W / 2
-    }" y="20" text-anchor="middle" font-size="14">Held-out accuracy (greedy, first answer; mean ± std over seeds ${
-      data.seeds.join(", ")
-    })</text>`,
-    `<text x="16" y="${P + ph / 2}" transform="rotate(-90 16 ${
-      P + ph / 2
-    })" text-anchor="middle">held-out accuracy</text>`,
-    ...panel(P, "step", maxStep, "optimizer steps"),
-    ...panel(P + pw + GAP, "tokens", maxTok, "sampled completion tokens (both layers)"),
-    ...series.map((s, i) =>
-      `<text x="${P + 10}" y="${P + 14 + 16 * i}" fill="${s.color}">${s.label}</text>`
-    ),
-    `</svg>`,
-  ].join("\n");
+    "## Held-out accuracy during training",
+    "",
+    "![Held-out accuracy during training against optimizer steps and against sampled tokens: " +
+    "per arm the mean over seeds as a line, the min–max over seeds as a band](accuracy.png)",
+    "",
+    `Train's own evaluation (\`eval/accuracy\`: greedy first answer on the first ${evalSubset}`,
+    "held-out problems) every `eval.every` steps from the warm start at step 0; per arm the mean",
+    "over seeds as a line and the min–max over seeds as a band, against optimizer steps and",
+    "against sampled completion tokens. A point's step and tokens are means over seeds (runs at",
+    "equal tokens stop at slightly different steps: their last point is each run's final",
+    "evaluation). The same plot as SVG: [accuracy.svg](accuracy.svg).",
+    "",
+  ];
 }
