@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { TRAIN_RUN_ARGS } from "../../cli/common.ts";
 import { natsServer, REPO_ROOT } from "../helpers.ts";
 import { trainInProcess } from "../training/run_trainer.ts";
+import { readSamples } from "../../training/samples_file.ts";
 
 const CI = Deno.env.get("CI") === "true";
 const server = await natsServer().catch(() => undefined);
@@ -179,6 +180,10 @@ Deno.test({
       assert.ok(b[0]!["completions/mean_length"]! > 0);
       assert.deepEqual(b.map((r) => r["policy_version/sampler"]), [0, 1, undefined]);
       assert.deepEqual(b.map(numbers), a.map(numbers));
+      // The Learner's StepStats crossed NATS (validated on receipt): the same samples.
+      const samples = await readSamples(`${tmp}/remote`);
+      assert.deepEqual(samples.map((l) => l.step), [1, 2]);
+      assert.deepEqual(samples, await readSamples(`${tmp}/local`));
       assert.deepEqual(await noActorsLeft(name, 30_000), []);
       // nats.durable: the rollouts go through a JetStream stream; still the same run.
       const durable = await train(`${tmp}/durable`, [`run.name=${name}-d`, "nats.durable=true"]);

@@ -10,6 +10,7 @@ import { MANIFEST_FILE, writeManifest } from "../../model/checkpoint.ts";
 import { loadConfig } from "../../training/config.ts";
 import { makeTinyCheckpoint, REPO_ROOT, sleep, stepRecords } from "../helpers.ts";
 import { IN_PROCESS_SETS, trainInProcess } from "./run_trainer.ts";
+import { readSamples } from "../../training/samples_file.ts";
 
 const QUIET = ["eval.before=false", "eval.after=false"];
 
@@ -75,6 +76,11 @@ Deno.test("a run killed with SIGKILL resumes bit for bit (MGRPO: data cursor, sa
     for (let step = at + 1; step <= 4; step++) {
       assert.deepEqual(resumed.get(step), full.get(step), `step ${step} after resuming at ${at}`);
     }
+    // Each step's samples once, those after the checkpoint the same as the full run's.
+    const fullSamples = await readSamples(`${tmp}/full`);
+    const cutSamples = await readSamples(`${tmp}/cut`);
+    assert.deepEqual(cutSamples.map((l) => l.step), [1, 2, 3, 4]);
+    assert.deepEqual(cutSamples.slice(at), fullSamples.slice(at));
 
     // Control: the same checkpoint without its actor snapshots (the old format) does not
     // reproduce the run, so the comparison above can fail.
@@ -86,6 +92,30 @@ Deno.test("a run killed with SIGKILL resumes bit for bit (MGRPO: data cursor, sa
     await trainInProcess(control, undefined, [], { resume: true });
     const approx = await stepMetrics(control);
     assert.notDeepEqual(approx.get(at + 1), full.get(at + 1));
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("a resumed run drops the samples.jsonl lines after its checkpoint and logs those steps once", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "resume-samples-" });
+  try {
+    const runDir = `${tmp}/run`;
+    const sets = ["run.steps=3", "run.checkpoint_every=1", "run.keep_last=3", ...QUIET];
+    await trainInProcess(runDir, "configs/smoke-mgrpo.yaml", sets);
+    const first = await readSamples(runDir);
+    assert.deepEqual(first.map((l) => l.step), [1, 2, 3]);
+    // As after a kill right after step 1's checkpoint, with steps 2 and 3 already logged.
+    for (const step of [2, 3]) {
+      await Deno.remove(`${runDir}/checkpoint-${step}`, { recursive: true });
+    }
+    const { log } = await trainInProcess(runDir, undefined, [], { resume: true });
+    assert.match(log, /resume: .*checkpoint-1 \(step 1; dropped 2 metrics lines logged after it\)/);
+    const again = await readSamples(runDir);
+    assert.deepEqual(again.map((l) => l.step), [1, 2, 3]);
+    // Exact resume: steps 2 and 3 sampled, scored and trained as before.
+    assert.deepEqual(again, first);
+    assert.deepEqual([...(await stepMetrics(runDir)).keys()], [1, 2, 3]);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

@@ -9,6 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { loadConfig } from "../../training/config.ts";
 import { loadCheckpoint } from "../../model/checkpoint.ts";
 import {
+  assertClose,
   exists,
   makeTinyCheckpoint,
   metricsRecords,
@@ -16,6 +17,10 @@ import {
   writeThrowawayPlugin,
 } from "../helpers.ts";
 import { trainInProcess } from "./run_trainer.ts";
+import type { Trainer } from "../../training/trainer.ts";
+import { readSamples } from "../../training/samples_file.ts";
+import { groupAdvantages } from "../../algorithms/grpo/mod.ts";
+import { LocalLoopControl } from "../../server/loop_control.ts";
 
 /** Runs `fn` with a fresh temp folder holding a tiny random-init checkpoint; removes it after. */
 async function withRun(fn: (tmp: string, init: string) => Promise<void>): Promise<void> {
@@ -160,10 +165,15 @@ Deno.test("Trainer.run() runs a reward function loaded from a path in the config
   });
 });
 
-Deno.test("Trainer.run() runs the MGRPO smoke config and logs the self-correction metrics", async () => {
-  await withRun(async (tmp, init) => {
+Deno.test("Trainer.run() runs the MGRPO smoke config and logs the self-correction metrics and samples", async () => {
+  await withRun(async (tmp) => {
     const runDir = `${tmp}/smoke-mgrpo`;
-    await trainInProcess(runDir, "configs/smoke-mgrpo.yaml", [`model.init=${init}`]);
+    let trainer: Trainer | undefined;
+    // Not the random model but the warm start: it answers some prompts right, so some q'_i
+    // groups are kept and others discarded.
+    await trainInProcess(runDir, "configs/smoke-mgrpo.yaml", [], {
+      started: (t) => (trainer = t),
+    });
     const steps = await stepLines(runDir);
     assert.deepEqual(steps.map((l) => l.step), [1, 2]);
     for (const line of steps) {
@@ -189,6 +199,47 @@ Deno.test("Trainer.run() runs the MGRPO smoke config and logs the self-correctio
       // 2 prompts × G = 4 responses, each corrected H = 2 times.
       assert.equal(line["mgrpo/n_groups"], 8);
     }
+
+    // samples.jsonl: one line per step, its 2 prompts (all of them) with G = 4 answers each.
+    const samples = await readSamples(runDir);
+    assert.deepEqual(samples.map((l) => l.step), [1, 2]);
+    const config = loadConfig(`${runDir}/config.yaml`);
+    const all = samples.flatMap((l) => l.groups.flatMap((g) => g.completions));
+    assert.ok(all.some((o) => o.discarded) && all.some((o) => !o.discarded));
+    for (const [k, { step, groups }] of samples.entries()) {
+      const line = steps[k]!;
+      assert.equal(line["mgrpo/rejected_prompts"], 0, "every q'_i was sampled");
+      assert.deepEqual(groups.map((g) => [g.step, g.completions.length]), [[step, 4], [step, 4]]);
+      const answers = groups.flatMap((g) => g.completions);
+      // The step's accuracy and discarded fraction are those of the answers shown.
+      assert.equal(answers.filter((o) => o.correct).length / 8, line["accuracy"]);
+      assert.equal(answers.filter((o) => o.discarded).length / 8, line["mgrpo/discarded_frac"]);
+      for (const g of groups) {
+        const advantages = groupAdvantages(g.completions.map((o) => o.reward!), 4, "group");
+        g.completions.forEach((o, i) => assertClose(o.advantage!, advantages[i]!, 1e-6));
+      }
+      for (const o of answers) {
+        assert.ok(config.mgrpo.guide_phrases.includes(o.guidePhrase!), o.guidePhrase);
+        assert.equal(o.corrections!.length, 2);
+        // The paper's selection: o_i wrong and both corrections wrong.
+        assert.equal(o.discarded, !o.correct && o.corrections!.every((c) => !c.correct));
+        const trained = o.corrections!.map((c) => c.advantage);
+        if (o.discarded) {
+          assert.deepEqual(trained, [null, null]);
+        } else {
+          const expected = groupAdvantages(o.corrections!.map((c) => c.reward!), 2, "group");
+          trained.forEach((a, j) => assertClose(a!, expected[j]!, 1e-6));
+        }
+      }
+      // Layer 2 trains on the corrections of the kept q'_i.
+      assert.equal(
+        answers.filter((o) => !o.discarded).length * 2,
+        line["layer2/train/rows"],
+      );
+    }
+    // GET /samples holds the last step's groups.
+    assert.ok(trainer?.control instanceof LocalLoopControl);
+    assert.deepEqual(trainer.control.control.samples(), samples[1]!.groups);
   });
 });
 
