@@ -5,7 +5,8 @@
  * checkpoint it resumed from).
  */
 import assert from "node:assert/strict";
-import { SAMPLES_TAG } from "../../training/tensorboard.ts";
+import { SAMPLES_TAG, samplesMarkdown } from "../../training/tensorboard.ts";
+import { readSamples } from "../../training/samples_file.ts";
 import { trainInProcess } from "./run_trainer.ts";
 import {
   decodeEvent,
@@ -55,12 +56,12 @@ Deno.test("Trainer.run() with run.report_to tensorboard logs every metrics.jsonl
       (e.summary ?? []).filter((v) => v.tag === SAMPLES_TAG).map((v) => ({ e, v }))
     );
     assert.deepEqual(texts.map(({ e }) => e.step), [1, 2]);
-    for (const { v } of texts) {
+    // Each step's text is its samples.jsonl groups as Markdown.
+    const samples = await readSamples(`${tmp}/run`);
+    for (const [k, { v }] of texts.entries()) {
       assert.equal(v.plugin, "text");
-      assert.match(
-        v.strings![0]!,
-        /^### Sample 1: reward [\d.]+, (correct|wrong)( \(.+\))?\n\nPrompt:/,
-      );
+      assert.match(v.strings![0]!, /^### Prompt 1\n\n {4}\S.*\n\n#### Completion 1: reward /);
+      assert.equal(v.strings![0]!, samplesMarkdown(samples[k]!.groups));
     }
   } finally {
     await Deno.remove(tmp, { recursive: true });

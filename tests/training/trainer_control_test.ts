@@ -1,13 +1,14 @@
 /**
  * The control server of a `Trainer` run in this process, driven over HTTP: discovery, auth,
  * refused patches, a live change reaching the Learner, pause/resume at step boundaries, a
- * requested checkpoint and stop → final checkpoint and a summary.
+ * requested checkpoint and stop → final checkpoint and a summary; the latest step's samples.
  */
 import assert from "node:assert/strict";
 import { waitForControlFile } from "../../server/serve.ts";
 import type { Trainer } from "../../training/trainer.ts";
 import { exists, makeTinyCheckpoint, metricsRecords, sleep } from "../helpers.ts";
 import { trainInProcess } from "./run_trainer.ts";
+import { readSamples } from "../../training/samples_file.ts";
 
 interface Control {
   url: string;
@@ -106,6 +107,14 @@ Deno.test("Trainer's control server pauses, resumes, changes lr live, checkpoint
     });
     await sleep(1500);
     assert.deepEqual(await status(c), { ...(await status(c)), state: "paused", step: pausedAt });
+    // GET /samples holds the last step's sample groups, as samples.jsonl logged them.
+    const logged = (await readSamples(runDir)).at(-1)!;
+    assert.equal(logged.step, pausedAt);
+    assert.deepEqual(logged.groups.map((g) => [g.step, g.completions.length]), [
+      [pausedAt, 4],
+      [pausedAt, 4],
+    ]);
+    assert.deepEqual(await (await fetch(`${url}/samples`)).json(), logged.groups);
 
     // A checkpoint asked for while paused is written when the run goes on.
     (await post(c, "/checkpoint")).body?.cancel();
