@@ -310,6 +310,16 @@ Deno.test("Trainer.run() runs configs/smoke-ppo.yaml with the PPO metrics", asyn
     }
     // Two PPO epochs: the second pass sees a moved policy, so the ratio leaves 1.
     assert.ok(steps[0]!["approx_kl"]! > 0);
+    // PPO's samples: prompts of one completion each, with the mean of its per-token GAE
+    // advantages, and no corrections.
+    const samples = await readSamples(runDir);
+    const sizes = samples.map((l) => l.groups.map((g) => g.completions.length));
+    assert.deepEqual(sizes, [[1, 1], [1, 1]]);
+    const shown = samples.flatMap((l) => l.groups.flatMap((g) => g.completions));
+    for (const o of shown) {
+      assert.deepEqual(Object.keys(o), ["text", "reward", "advantage", "correct", "reason"]);
+      assert.ok(Number.isFinite(o.advantage) && o.advantage !== 0, `${o.advantage}`);
+    }
     assert.ok(await exists(`${runDir}/checkpoint-2/model.safetensors`));
     const first = await loadCheckpoint(`${runDir}/checkpoint-2`);
     // 2 steps × 2 PPO epochs, one optimizer step each.
