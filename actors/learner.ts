@@ -582,7 +582,8 @@ function stepSamples(
   follower?.scored.rollouts.forEach((r, j) => {
     const i = follower.sources?.[r.queryIndex] ?? r.queryIndex;
     askedBy.set(i, r.queryIndex);
-    answers.set(i, [...(answers.get(i) ?? []), j]);
+    if (!answers.has(i)) answers.set(i, []);
+    answers.get(i)!.push(j);
   });
   const rows = main.queries.map((_, q) =>
     main.rollouts.flatMap((r, i) => (r.queryIndex === q ? [i] : []))
