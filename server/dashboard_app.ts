@@ -15,10 +15,10 @@ import {
   readConfig,
   readEnvironment,
   readHistory,
-  readSampleSteps,
   readSummary,
   type RunInfo,
 } from "./run_files.ts";
+import { readSamples } from "../training/samples_file.ts";
 import {
   DASHBOARD_PAGE,
   DASHBOARD_SERIES,
@@ -120,7 +120,7 @@ export function createDashboardApp(catalog: RunCatalog, options: DashboardAppOpt
     })
     .get("/api/runs/:id/samples", async (c) => {
       const { path, name } = await run(c.req.param("id"));
-      const all = await readSampleSteps(path);
+      const all = await readSamples(path);
       const steps = [...new Set(all.map((s) => s.step))].sort((a, b) => a - b);
       const query = c.req.query("step");
       let step = steps.at(-1) ?? null;

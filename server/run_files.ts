@@ -3,7 +3,8 @@
  * folders are runs ({@linkcode discoverRuns}: a run folder, a compare report's folder of
  * `<arm>-seed<k>` runs, or every run under `runs/`), and what each holds:
  * `metrics.jsonl` as the live server's history entries ({@linkcode readHistory}),
- * `config.yaml`, `summary.json`, `environment.jsonl` and `samples.jsonl`. Every read goes to
+ * `config.yaml`, `summary.json` and `environment.jsonl` (`samples.jsonl`: `readSamples` of
+ * `training/samples_file.ts`). Every read goes to
  * the file again, so a folder that a run is still writing shows its newest lines; a last line
  * still being written (no newline yet, not valid JSON) is left for the next read.
  *
@@ -51,48 +52,6 @@ export interface FileHistoryEntry extends Omit<HistoryEntry, "time"> {
    * plus the `time/step` of the steps since; `null` without an `environment.jsonl`.
    */
   time: string | null;
-}
-
-/** One Layer-2 correction of a sampled completion (MGRPO). */
-export interface SampleCorrection {
-  /** The correction's text. */
-  text: string;
-  /** Its reward. */
-  reward: number;
-  /** Its group advantage. */
-  advantage: number;
-  /** The verifier's verdict, when the task has one. */
-  correct?: boolean;
-  /** The verifier's reason. */
-  reason: string;
-}
-
-/** One completion of a sample group. */
-export interface SampleCompletion extends SampleCorrection {
-  /** The guide phrase of its Layer-2 query (MGRPO). */
-  guidePhrase?: string;
-  /** Whether its Layer-2 group was discarded (wrong, and every correction wrong). */
-  discarded?: boolean;
-  /** Its H corrections (MGRPO). */
-  corrections?: SampleCorrection[];
-}
-
-/** The G completions of one prompt at one step. */
-export interface SampleGroup {
-  /** The training step. */
-  step: number;
-  /** The prompt. */
-  prompt: string;
-  /** Its completions. */
-  completions: SampleCompletion[];
-}
-
-/** One line of `samples.jsonl`: a step's sample groups. */
-export interface SampleStep {
-  /** The training step. */
-  step: number;
-  /** Its sample groups. */
-  groups: SampleGroup[];
 }
 
 /** The files of a run folder the dashboard reads. */
@@ -426,25 +385,4 @@ export async function readEnvironment(runDir: string): Promise<Record<string, un
   const path = join(runDir, RUN_FILES.environment);
   const text = await readOptional(path);
   return text === undefined ? [] : jsonLines(text, path).map((l) => l.value);
-}
-
-/**
- * The lines of `<runDir>/samples.jsonl` (`{"step", "groups"}`), oldest first; none when the
- * run wrote no samples.
- *
- * @throws {InputError} naming the file and line of a line that is not a step's samples
- */
-export async function readSampleSteps(runDir: string): Promise<SampleStep[]> {
-  const path = join(runDir, RUN_FILES.samples);
-  const text = await readOptional(path);
-  if (text === undefined) return [];
-  return jsonLines(text, path).map(({ line, value }) => {
-    const step = value["step"];
-    if (typeof step !== "number" || !Number.isInteger(step) || !Array.isArray(value["groups"])) {
-      throw new InputError(
-        `Cannot read "${path}": line ${line}: must be {"step": <integer>, "groups": [...]}`,
-      );
-    }
-    return { step, groups: value["groups"] as SampleGroup[] };
-  });
 }
