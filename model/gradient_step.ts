@@ -22,7 +22,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { type AdamW, clipByGlobalNormAsync } from "./optimizer.ts";
+import { type AdamW, globalNormScaleAsync } from "./optimizer.ts";
 
 /** Options of {@linkcode GradientStep}. */
 export interface GradientStepOptions {
@@ -69,19 +69,21 @@ export class GradientStep {
   accumulate(loss: () => tf.Scalar): tf.Scalar {
     const vars = [...this.#params.values()];
     const nameOf = new Map([...this.#params].map(([n, v]) => [v.name, n]));
-    const acc = this.#acc;
-    const out = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(loss, vars);
-      const named: Record<string, tf.Tensor> = {};
-      for (const [id, g] of Object.entries(grads)) {
-        const name = nameOf.get(id)!;
-        named[name] = acc[name] ? tf.add(acc[name], g) : g;
+    const { value, grads } = tf.tidy(() => tf.variableGrads(loss, vars));
+    // Summed one parameter at a time, each addend freed at once: the accumulator, this
+    // micro-batch's gradients and one sum are alive together, never two model-sized sums.
+    for (const [id, g] of Object.entries(grads)) {
+      const name = nameOf.get(id)!;
+      const previous = this.#acc[name];
+      if (previous === undefined) {
+        this.#acc[name] = g;
+        continue;
       }
-      return { value, named };
-    });
-    tf.dispose(Object.values(acc));
-    this.#acc = out.named;
-    return out.value;
+      this.#acc[name] = tf.add(previous, g);
+      previous.dispose();
+      g.dispose();
+    }
+    return value;
   }
 
   /** Whether gradients are accumulated and not applied yet. */
@@ -97,15 +99,16 @@ export class GradientStep {
   async apply(lr: () => number): Promise<AppliedStep> {
     const acc = this.#acc;
     this.#acc = {};
-    const { grads, norm } = await clipByGlobalNormAsync(acc, this.#maxGradNorm);
     try {
+      // The clipping factor goes into the update: no clipped copy of the gradients is made.
+      const { norm, scale } = await globalNormScaleAsync(acc, this.#maxGradNorm);
       if (Number.isFinite(norm)) {
-        this.#optimizer.step(grads, lr());
+        this.#optimizer.step(acc, lr(), { gradScale: scale });
         return { norm, applied: true, nonFinite: [] };
       }
       return { norm, applied: false, nonFinite: await nonFiniteNames(acc) };
     } finally {
-      tf.dispose([...Object.values(grads), ...Object.values(acc)]);
+      tf.dispose(Object.values(acc));
     }
   }
 

@@ -47,6 +47,15 @@ export interface AdamWState {
   v: Record<string, Float32Array>;
 }
 
+/** Options of {@linkcode AdamW.step}. */
+export interface AdamWStepOptions {
+  /**
+   * Factor applied to every gradient as it is used (gradient clipping's scale), so that a
+   * clipped copy of all gradients is never made. @default 1
+   */
+  readonly gradScale?: number;
+}
+
 /**
  * AdamW over a named set of variables, as torch.optim.AdamW updates them (amsgrad off):
  *
@@ -137,12 +146,19 @@ export class AdamW {
    *
    * @param grads Gradients by parameter name, each of its parameter's shape.
    * @param lr Learning rate of this step.
+   * @param options `gradScale`: a factor applied to every gradient (clipping's scale).
    * @throws {TypeError} When a gradient names no parameter or has the wrong shape.
-   * @throws {RangeError} When `lr` is negative or not finite.
+   * @throws {RangeError} When `lr` or `gradScale` is negative or not finite.
    */
-  step(grads: Record<string, tf.Tensor>, lr: number): void {
+  step(grads: Record<string, tf.Tensor>, lr: number, options: AdamWStepOptions = {}): void {
     if (!(Number.isFinite(lr) && lr >= 0)) {
       throw new RangeError(`Cannot take an AdamW step: "lr" must be >= 0: current value is ${lr}`);
+    }
+    const gradScale = options.gradScale ?? 1;
+    if (!(Number.isFinite(gradScale) && gradScale >= 0)) {
+      throw new RangeError(
+        `Cannot take an AdamW step: "gradScale" must be >= 0: current value is ${gradScale}`,
+      );
     }
     for (const [name, g] of Object.entries(grads)) {
       const p = this.#params.get(name);
@@ -162,24 +178,34 @@ export class AdamW {
     const { beta1, beta2, eps } = this;
     const stepSize = lr / (1 - beta1 ** t);
     const sqrtBiasCorrection2 = Math.sqrt(1 - beta2 ** t);
-    tf.tidy(() => {
-      for (const [name, p] of this.#params) {
-        const g = grads[name];
-        if (g === undefined) continue;
-        const m = this.#m.get(name)!;
-        const v = this.#v.get(name)!;
-        let theta: tf.Tensor = p;
-        const decay = this.#noDecay(name) ? 0 : lr * this.weightDecay;
-        if (decay !== 0) theta = tf.mul(theta, 1 - decay);
-        const mNew = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1));
-        const vNew = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2));
-        const denom = tf.add(tf.div(tf.sqrt(vNew), sqrtBiasCorrection2), eps);
-        theta = tf.sub(theta, tf.mul(tf.div(mNew, denom), stepSize));
-        m.assign(mNew);
-        v.assign(vNew);
-        p.assign(theta);
-      }
-    });
+    // One parameter at a time, each expression in its own tidy: the temporaries of one
+    // parameter's update are freed before the next one starts. (One tidy around the whole
+    // update kept about a dozen model-sized temporaries alive at its end.) Peak memory is a
+    // few copies of the largest parameter, not of the model.
+    for (const [name, p] of this.#params) {
+      const g0 = grads[name];
+      if (g0 === undefined) continue;
+      const m = this.#m.get(name)!;
+      const v = this.#v.get(name)!;
+      const g = gradScale === 1 ? g0 : tf.mul(g0, gradScale);
+      const mNew = tf.tidy(() => tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
+      m.assign(mNew);
+      mNew.dispose();
+      const vNew = tf.tidy(() => tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
+      v.assign(vNew);
+      vNew.dispose();
+      if (g !== g0) g.dispose();
+      const decay = this.#noDecay(name) ? 0 : lr * this.weightDecay;
+      const theta = tf.tidy(() => {
+        const update = tf.tidy(() => {
+          const denom = tf.tidy(() => tf.add(tf.div(tf.sqrt(v), sqrtBiasCorrection2), eps));
+          return tf.mul(tf.div(m, denom), stepSize);
+        });
+        return decay === 0 ? tf.sub(p, update) : tf.sub(tf.mul(p, 1 - decay), update);
+      });
+      p.assign(theta);
+      theta.dispose();
+    }
     this.#step = t;
   }
 
@@ -333,12 +359,16 @@ function globalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): tf.Scala
     );
   }
   const entries = Object.values(grads);
-  return entries.length === 0 ? 0 : tf.tidy(() => {
-    const squares = entries.map((g) => tf.sum(tf.square(tf.cast(g, "float32"))));
+  if (entries.length === 0) return 0;
+  // Each square is reduced in its own tidy: one gradient-sized temporary at a time.
+  const squares = entries.map((g) => tf.tidy(() => tf.sum(tf.square(tf.cast(g, "float32")))));
+  const norm = tf.tidy(() =>
     // Pairwise adds, not tf.addN: tfjs-backend-webgpu 4.22's AddN drops inputs past the
     // fourth (8 inputs sum to what 4 do; 27 to 0).
-    return tf.sqrt(squares.reduce((a, b) => tf.add(a, b))) as tf.Scalar;
-  });
+    tf.sqrt(squares.reduce((a, b) => tf.add(a, b))) as tf.Scalar
+  );
+  tf.dispose(squares);
+  return norm;
 }
 
 function scaleToNorm(
@@ -346,12 +376,54 @@ function scaleToNorm(
   maxNorm: number,
   normValue: number,
 ): ClippedGrads {
-  const entries = Object.entries(grads);
-  const scale = maxNorm / (normValue + 1e-6);
-  const apply = maxNorm > 0 && Number.isFinite(normValue) && scale < 1;
+  const scale = clipScale(maxNorm, normValue);
   const out: Record<string, tf.Tensor> = {};
-  for (const [name, g] of entries) out[name] = apply ? tf.mul(g, scale) : tf.clone(g);
+  for (const [name, g] of Object.entries(grads)) {
+    out[name] = scale < 1 ? tf.mul(g, scale) : tf.clone(g);
+  }
   return { grads: out, norm: normValue };
+}
+
+/** torch's `clip_grad_norm_` factor: `maxNorm / (norm + 1e-6)` when below 1, else 1. */
+function clipScale(maxNorm: number, normValue: number): number {
+  const scale = maxNorm / (normValue + 1e-6);
+  return maxNorm > 0 && Number.isFinite(normValue) && scale < 1 ? scale : 1;
+}
+
+/** Result of {@linkcode globalNormScaleAsync}. */
+export interface NormScale {
+  /** The global L2 norm of the gradients; NaN or Infinity when one is not finite. */
+  norm: number;
+  /** The factor that clips them to `maxNorm` (1 when they are within it, or it is 0). */
+  scale: number;
+}
+
+/**
+ * The global norm of `grads` and the factor {@linkcode clipByGlobalNormAsync} would scale them
+ * by, without making scaled copies: pass `scale` to {@linkcode AdamW.step} as `gradScale`.
+ * Reads the norm back with `await data()` (webgpu has no `dataSync`).
+ *
+ * @param grads Gradients by name.
+ * @param maxNorm Largest allowed global norm; 0 disables clipping.
+ * @returns The pre-clip norm and the clipping factor.
+ * @throws {RangeError} When `maxNorm` is negative or not finite.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { globalNormScaleAsync } from "./optimizer.ts";
+ * const { norm, scale } = await globalNormScaleAsync({ a: tf.tensor1d([3, 4]) }, 1);
+ * if (norm !== 5 || Math.abs(scale - 1 / (5 + 1e-6)) > 1e-12) throw new Error("wrong scale");
+ * ```
+ */
+export async function globalNormScaleAsync(
+  grads: Record<string, tf.Tensor>,
+  maxNorm: number,
+): Promise<NormScale> {
+  const norm = globalNorm(grads, maxNorm);
+  const normValue = typeof norm === "number" ? norm : (await norm.data())[0]!;
+  if (typeof norm !== "number") norm.dispose();
+  return { norm: normValue, scale: clipScale(maxNorm, normValue) };
 }
 
 /** Options of {@linkcode learningRateAt}. */
