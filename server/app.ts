@@ -12,6 +12,13 @@ import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
 import { guardFor } from "./guard.ts";
+import {
+  DASHBOARD_PAGE,
+  DASHBOARD_SERIES,
+  serveStatic,
+  UPLOT_CSS,
+  UPLOT_JS,
+} from "./static_files.ts";
 import { z } from "zod";
 import {
   ConfigPatchError,
@@ -42,9 +49,11 @@ export interface ControlAppOptions {
  * Builds the control app of `control`. Routes:
  *
  * - `GET /`: the live dashboard (`server/static/dashboard.html`: charts, run state, control
- *   buttons, live config form, latest samples); `GET /static/uplot/uPlot.iife.min.js` and
- *   `GET /static/uplot/uPlot.min.css`: the uPlot 1.6.32 files it loads. These three never
- *   need the token: the page fetches everything else itself, with the token typed into it
+ *   buttons, live config form, samples); `GET /static/dashboard_series.js`: its chart series
+ *   module; `GET /static/uplot/uPlot.iife.min.js` and `GET /static/uplot/uPlot.min.css`: the
+ *   uPlot 1.6.32 files it loads (`server/static_files.ts`, shared with `deno task dashboard`).
+ *   These four never need the token: the page fetches everything else itself, with the token
+ *   typed into it
  * - `GET /status`, `GET /config`, `GET /history` (metrics of every recorded step and
  *   evaluation): JSON
  * - `GET /samples`: the latest step's sample groups as JSON, one per prompt
@@ -93,7 +102,8 @@ export function createControlApp(control: RunControl, options: ControlAppOptions
   );
   return new Hono()
     .use("*", guardFor(options, (status, message) => jsonError(status, { error: message })))
-    .get("/", (c) => serveStatic(c, DASHBOARD))
+    .get("/", (c) => serveStatic(c, DASHBOARD_PAGE))
+    .get("/static/dashboard_series.js", (c) => serveStatic(c, DASHBOARD_SERIES))
     .get("/static/uplot/uPlot.iife.min.js", (c) => serveStatic(c, UPLOT_JS))
     .get("/static/uplot/uPlot.min.css", (c) => serveStatic(c, UPLOT_CSS))
     .get("/status", read, (c) => c.json(control.status(), 200))
@@ -219,54 +229,6 @@ async function readJsonBody(c: Context): Promise<unknown> {
       error: `Cannot change config: the body is not JSON: ${(cause as Error).message}`,
     });
   }
-}
-
-// --- dashboard ---
-
-/** A file under `server/static/` served as is. */
-interface StaticFile {
-  /** Its path under `server/static/`. */
-  path: string;
-  /** Its `Content-Type`. */
-  contentType: string;
-}
-
-const DASHBOARD: StaticFile = {
-  path: "dashboard.html",
-  contentType: "text/html; charset=utf-8",
-};
-const UPLOT_JS: StaticFile = {
-  path: "vendor/uplot/uPlot.iife.min.js",
-  contentType: "text/javascript; charset=utf-8",
-};
-const UPLOT_CSS: StaticFile = {
-  path: "vendor/uplot/uPlot.min.css",
-  contentType: "text/css; charset=utf-8",
-};
-
-/** The text of each static file, read once on its first request (a failed read is retried). */
-const staticTexts = new Map<string, Promise<string>>();
-
-function readStatic(path: string): Promise<string> {
-  let text = staticTexts.get(path);
-  if (text === undefined) {
-    text = Deno.readTextFile(new URL(`./static/${path}`, import.meta.url)).catch((cause) => {
-      staticTexts.delete(path);
-      throw new Error(
-        `Cannot serve static file "server/static/${path}": ${(cause as Error).message}`,
-        { cause },
-      );
-    });
-    staticTexts.set(path, text);
-  }
-  return text;
-}
-
-async function serveStatic(c: Context, file: StaticFile): Promise<Response> {
-  return c.body(await readStatic(file.path), 200, {
-    "Content-Type": file.contentType,
-    "Cache-Control": "no-cache",
-  });
 }
 
 // --- events ---
@@ -397,6 +359,9 @@ function openApiDocument(
       },
       "/static/uplot/uPlot.min.css": {
         get: { summary: "uPlot 1.6.32's style sheet (no token needed)" },
+      },
+      "/static/dashboard_series.js": {
+        get: { summary: "The dashboard's chart series module (no token needed)" },
       },
       "/status": { get: read("Status of the run", anyJson) },
       "/config": {

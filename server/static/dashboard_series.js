@@ -93,7 +93,7 @@ export const CHARTS = [
   {
     id: "reward",
     title: "Reward",
-    y: "reward (mean over samples)",
+    y: "reward (mean)",
     series: (keys) => [
       step("reward/mean", "reward/mean", { fold: "layer1" }),
       ...matching(keys, /^rewards\/[^/]+\/mean$/, (k) => step(k, k, { fold: "layer1" })),
@@ -105,7 +105,7 @@ export const CHARTS = [
   {
     id: "accuracy",
     title: "Held-out accuracy",
-    y: "accuracy (fraction)",
+    y: "accuracy (0–1)",
     fraction: true,
     series: (_keys, config) => {
       const split = config?.eval?.split === "dev" ? "dev" : "held-out";
@@ -122,8 +122,8 @@ export const CHARTS = [
   },
   {
     id: "self-correction",
-    title: "Self-correction during training (MGRPO)",
-    y: "fraction of responses / attempts",
+    title: "Self-correction in training (MGRPO)",
+    y: "fraction (0–1)",
     fraction: true,
     series: () => [
       step("mgrpo/acc_t1", "Acc@t1 (Layer-1 answers)"),
@@ -171,7 +171,7 @@ export const CHARTS = [
     id: "length",
     title: "Completion length",
     y: "length (tokens)",
-    right: "clipped fraction (0–1)",
+    right: "clipped (0–1)",
     series: () => [
       step("completions/mean_length"),
       step("completions/min_length"),
@@ -187,7 +187,7 @@ export const CHARTS = [
   {
     id: "clip",
     title: "Clip ratio",
-    y: "fraction of tokens clipped",
+    y: "clipped (0–1)",
     fraction: true,
     series: () => [
       step("clip_ratio/low_mean", "clip_ratio/low_mean", { fold: "layer1" }),
@@ -203,7 +203,7 @@ export const CHARTS = [
   {
     id: "groups",
     title: "Groups without a learning signal",
-    y: "fraction of groups",
+    y: "groups (0–1)",
     fraction: true,
     series: () => [
       step("frac_reward_zero_std", "frac_reward_zero_std (all rewards equal)"),
@@ -239,7 +239,7 @@ export const CHARTS = [
   {
     id: "busy",
     title: "Actor busy fraction",
-    y: "busy fraction of the step",
+    y: "busy (0–1 of step)",
     fraction: true,
     series: (keys) =>
       matching(keys, /^time\/./, (k) => ({
@@ -346,7 +346,7 @@ export const PALETTE = [
 ];
 
 function sameValues(a, b) {
-  if (a.length !== b.length || a.length === 0) return false;
+  if (a.length !== b.length) return false;
   return a.every(([x, y], i) => x === b[i][0] && Math.abs(y - b[i][1]) <= 1e-12);
 }
 

@@ -237,6 +237,7 @@ Deno.test("createControlApp() GET /openapi.json lists every route", async () => 
     "/pause",
     "/resume",
     "/samples",
+    "/static/dashboard_series.js",
     "/static/uplot/uPlot.iife.min.js",
     "/static/uplot/uPlot.min.css",
     "/status",

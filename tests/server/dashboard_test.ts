@@ -7,6 +7,8 @@ const TOKEN = "0123456789abcdef";
 const AUTH = { Authorization: `Bearer ${TOKEN}` };
 const UPLOT_JS = "/static/uplot/uPlot.iife.min.js";
 const UPLOT_CSS = "/static/uplot/uPlot.min.css";
+const SERIES_JS = "/static/dashboard_series.js";
+const SERIES_FILE = new URL("../../server/static/dashboard_series.js", import.meta.url);
 
 function setup(requireTokenForReads = false) {
   const clock = { seconds: 0 };
@@ -35,13 +37,12 @@ Deno.test("createControlApp() GET / serves the dashboard page", async () => {
     "checkpoint",
     "token",
     "message",
+    "charts",
+    "x-axis",
+    "smoothing",
     "samples",
-    "chart-reward",
-    "chart-accuracy",
-    "chart-kl",
-    "chart-entropy",
-    "chart-clip",
-    "chart-throughput",
+    "samples-step",
+    "run-picker",
   ];
   for (const id of ids) assert.ok(html.includes(`id="${id}"`), `has an element with id "${id}"`);
   assert.match(html, /<input\s[^>]*id="token"[^>]*type="password"/);
@@ -50,6 +51,15 @@ Deno.test("createControlApp() GET / serves the dashboard page", async () => {
   }
   assert.ok(html.includes("document.body.dataset.updates"), "counts applied step events");
   assert.ok(!html.includes("localStorage"), "never stores the token");
+  assert.ok(html.includes('from "/static/dashboard_series.js"'), "imports the chart series");
+});
+
+Deno.test("createControlApp() serves the dashboard's chart series module", async () => {
+  const { app } = setup(true);
+  const res = await app.request(SERIES_JS);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("Content-Type"), "text/javascript; charset=utf-8");
+  assert.equal(await res.text(), await Deno.readTextFile(SERIES_FILE));
 });
 
 Deno.test("createControlApp() serves uPlot's script and style sheet", async () => {
@@ -68,7 +78,7 @@ Deno.test("createControlApp() serves uPlot's script and style sheet", async () =
 
 Deno.test("createControlApp() serves the dashboard files without a token when reads need one", async () => {
   const { app } = setup(true);
-  for (const path of ["/", UPLOT_JS, UPLOT_CSS]) {
+  for (const path of ["/", SERIES_JS, UPLOT_JS, UPLOT_CSS]) {
     const res = await app.request(path);
     assert.equal(res.status, 200, path);
     assert.ok((await res.text()).length > 1000, path);
@@ -81,7 +91,7 @@ Deno.test("createControlApp() serves the dashboard files without a token when re
 Deno.test("createControlApp() lists the dashboard files in the OpenAPI document", async () => {
   const { app } = setup();
   const doc = await (await app.request("/openapi.json")).json();
-  for (const path of ["/", UPLOT_JS, UPLOT_CSS]) {
+  for (const path of ["/", SERIES_JS, UPLOT_JS, UPLOT_CSS]) {
     assert.equal(typeof doc.paths[path]?.get?.summary, "string", path);
   }
 });
