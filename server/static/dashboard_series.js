@@ -351,6 +351,22 @@ function sameValues(a, b) {
 }
 
 /**
+ * One column of a chart's data.
+ *
+ * @typedef {object} Column
+ * @property {string} label its name in the legend and the CSV header
+ * @property {"raw" | "smooth" | "seed" | "lo" | "hi"} role what it draws
+ * @property {boolean} legend whether the legend lists it
+ * @property {boolean} faint whether it is drawn faintly
+ * @property {(number | null)[]} values its values at the chart's x values
+ * @property {string} color its colour
+ * @property {number[]} dash its line's dash pattern
+ * @property {string} scale `"y"`, or `"right"` for the right-hand axis
+ * @property {boolean} eval whether it holds evaluations (drawn as points)
+ * @property {number} [band] on a `"hi"` column, the index of its `"lo"` partner
+ */
+
+/**
  * The data of one chart for the items shown: each item is a run
  * (`{label, color, points}`) or a group of seed runs (`{label, color, runs: points[],
  * seeds?: boolean}`, drawn as mean ± std, and each seed faintly when `seeds`). Series with no
@@ -439,6 +455,7 @@ export function chartData(chart, items, options) {
 
   const xs = [...new Set(traces.flatMap((t) => t.points.map(([x]) => x)))].sort((a, b) => a - b);
   const at = new Map(xs.map((x, i) => [x, i]));
+  /** @type {Column[]} */
   const columns = [];
   for (const t of traces) {
     const raw = new Array(xs.length).fill(null);
