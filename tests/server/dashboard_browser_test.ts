@@ -58,6 +58,51 @@ Deno.test({
       const drawn = await page.locator("#chart-reward canvas").count();
       assert.ok(drawn > 0, "the reward chart has no canvas");
       assert.match((await page.textContent("#state")) ?? "", /^running$/);
+      assert.equal(await page.getAttribute("body", "data-mode"), "live");
+
+      // Every chart of an MGRPO step: a canvas, an x axis of steps and a y-axis title.
+      const labels = (): Promise<Record<string, [string, string, number]>> =>
+        page.evaluate(`Object.fromEntries([...document.querySelectorAll(".chart")]
+          .filter((c) => !c.closest(".card").hidden)
+          .map((c) => [c.id, [c.dataset.xLabel, c.dataset.yLabel, c.querySelectorAll("canvas").length]]))`);
+      const live = await labels();
+      for (
+        const id of [
+          "reward",
+          "self-correction",
+          "loss",
+          "kl",
+          "entropy",
+          "grad-norm",
+          "lr",
+          "length",
+          "clip",
+          "groups",
+          "throughput",
+          "busy",
+        ]
+      ) {
+        const [x, y, canvases] = live[`chart-${id}`] ?? [];
+        assert.equal(x, "step", `${id}: ${JSON.stringify(live)}`);
+        assert.ok((y ?? "").length > 2, `${id}'s y axis: ${y}`);
+        assert.ok(canvases! > 0, `${id} has a canvas`);
+      }
+      // No held-out evaluation in this run: its chart is hidden, not an empty axis.
+      assert.equal(live["chart-accuracy"], undefined);
+      await page.selectOption("#x-axis", "tokens");
+      await page.waitForFunction(
+        'document.getElementById("chart-kl").dataset.xLabel === "sampled tokens"',
+        null,
+        { timeout: 10_000 },
+      );
+      await page.selectOption("#x-axis", "step");
+      // The samples of every step the page has seen stay selectable.
+      await page.waitForFunction(
+        'document.querySelectorAll("#samples-step option").length >= 1',
+        null,
+        { timeout: 30_000 },
+      );
+      assert.ok((await page.locator("#samples tr.prompt-row").count()) > 0);
 
       // Pause with the token typed in once: the page shows the run's new state.
       await page.fill("#token", token);
