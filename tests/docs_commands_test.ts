@@ -67,6 +67,14 @@ const SKIPPED: Record<string, string> = {
     "would delete the backend the other tests use",
   "deno task actor sampler --config configs/smoke-nats.yaml --nats nats://127.0.0.1:4222":
     "an actor waits for its coordinator; tests/cli/nats_train_test.ts runs actors on NATS",
+  "deno task dashboard":
+    "it serves until stopped; tests/cli/dashboard_test.ts and tests/server/dashboard_runs_browser_test.ts start it on runs of their own",
+  "deno task dashboard runs/tiny-mgrpo runs/tiny-grpo":
+    "it serves until stopped, on runs the suite does not have; tests/server/dashboard_runs_browser_test.ts overlays runs",
+  "deno task dashboard runs/compare-2026-12-05":
+    "it serves until stopped, on a compare report the suite does not have; tests/server/dashboard_runs_browser_test.ts shows a compare-style folder",
+  "deno task screenshots":
+    "it trains the embedded default for minutes and rewrites docs/img/dashboard.png; not run by CI",
 };
 
 const CACHE = `${REPO_ROOT}tests/fixtures/hf_cache/hub`;

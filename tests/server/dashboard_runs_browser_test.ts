@@ -206,6 +206,21 @@ Deno.test({
       assert.deepEqual(csv.slice(1).map((r) => Number(r[0])), [1, 2, 3]);
       assert.deepEqual(csv.slice(1).map((r) => Number(r[1])), await norms(seed0));
       assert.deepEqual(csv.slice(1).map((r) => Number(r[2])), await norms(grpo));
+      // PNG: the chart's canvas with its title above and its legend below.
+      const [png] = await Promise.all([
+        page.waitForEvent("download"),
+        page.click('#card-grad-norm button:has-text("PNG")'),
+      ]);
+      assert.equal(png.suggestedFilename(), "grad-norm.png");
+      const image = await Deno.readFile((await png.path())!);
+      assert.deepEqual([...image.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+      const view = new DataView(image.buffer, image.byteOffset);
+      const canvas = await page.$eval("#chart-grad-norm canvas", (c) => {
+        const el = c as unknown as { width: number; height: number };
+        return [el.width, el.height];
+      });
+      assert.ok(view.getUint32(16) > canvas[0]!, "wider than the plot: a margin");
+      assert.ok(view.getUint32(20) > canvas[1]! + 2 * 18, "taller: title and two legend lines");
       // Smoothing adds a smoothed column to each series.
       await page.fill("#smoothing", "0.6");
       await page.dispatchEvent("#smoothing", "input");

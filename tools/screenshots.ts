@@ -1,0 +1,139 @@
+/**
+ * `deno task screenshots`: refreshes the pictures of the docs, `docs/img/dashboard.png` (the
+ * run dashboard of a finished run of the embedded default, `configs/tiny-mgrpo.yaml`, 16 steps).
+ * It trains that run into a temporary folder (about 3 minutes on 2 cores) unless
+ * `--run-dir DIR` names a finished run to picture, starts `deno task dashboard` on it and takes
+ * the picture with headless Chromium (`CHROMIUM_PATH`, default `/usr/bin/chromium`).
+ * Not run by the tests or CI: a picture changes with every run.
+ *
+ * ```sh
+ * deno task screenshots
+ * deno task screenshots --run-dir runs/tiny-mgrpo
+ * ```
+ *
+ * @module
+ */
+import { chromium } from "playwright-core";
+import { ArgsError, type FlagSpec, formatHelp, parseFlags } from "../cli/args.ts";
+import { runMain, TRAIN_RUN_ARGS } from "../cli/common.ts";
+import { InputError } from "../util/errors.ts";
+
+const REPO_ROOT = new URL("../", import.meta.url).pathname;
+const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
+
+const FLAGS: Readonly<Record<string, FlagSpec>> = {
+  "run-dir": {
+    type: "string",
+    placeholder: "DIR",
+    help:
+      "A finished run to picture (default: train configs/tiny-mgrpo.yaml into a temporary folder)",
+  },
+  out: {
+    type: "string",
+    placeholder: "FILE",
+    help: "Where the picture goes (default docs/img/dashboard.png)",
+  },
+  help: { type: "boolean", short: "h", help: "Print this help and exit" },
+};
+
+const HELP = formatHelp(FLAGS, {
+  usage: "deno task screenshots [--run-dir DIR] [--out FILE]",
+  summary: "Refreshes docs/img/dashboard.png: the run dashboard of a finished run of the " +
+    "embedded default\n(configs/tiny-mgrpo.yaml, trained here unless --run-dir names one).",
+  examples: ["deno task screenshots", "deno task screenshots --run-dir runs/tiny-mgrpo"],
+});
+
+/** Trains the embedded default into `runDir`, its output shown as it goes. */
+async function train(runDir: string): Promise<void> {
+  console.log(`screenshots: training configs/tiny-mgrpo.yaml into ${runDir}`);
+  const status = await new Deno.Command(Deno.execPath(), {
+    args: [
+      ...TRAIN_RUN_ARGS,
+      "--config",
+      "configs/tiny-mgrpo.yaml",
+      "--set",
+      "control.enabled=false",
+      "--run-dir",
+      runDir,
+    ],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn().status;
+  if (!status.success) throw new Error(`Cannot train the run to picture: exit ${status.code}`);
+}
+
+/** Starts `deno task dashboard` on `runDir`; resolves to its URL and the child. */
+async function startDashboard(runDir: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["task", "-q", "dashboard", runDir],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/dashboard: (\S+)/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`deno task dashboard exited before listening: ${text}`);
+    text += value;
+  }
+  (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+  return { url: /dashboard: (\S+)/.exec(text)![1]!, child };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseFlags(argv, FLAGS);
+  if (values.help === true) {
+    console.log(HELP);
+    return 0;
+  }
+  const out = typeof values.out === "string" ? values.out : `${REPO_ROOT}docs/img/dashboard.png`;
+  if (!(await Deno.stat(CHROMIUM).then(() => true, () => false))) {
+    throw new InputError(
+      `Cannot take the pictures: no Chromium at "${CHROMIUM}" (set CHROMIUM_PATH)`,
+    );
+  }
+  let runDir = values["run-dir"];
+  if (runDir !== undefined && typeof runDir !== "string") throw new ArgsError("--run-dir DIR");
+  const tmp = runDir === undefined ? await Deno.makeTempDir({ prefix: "screenshots_" }) : undefined;
+  try {
+    if (runDir === undefined) {
+      runDir = `${tmp}/tiny-mgrpo`;
+      await train(runDir);
+    }
+    const { url, child } = await startDashboard(runDir);
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 1240 } });
+      await page.goto(url);
+      await page.waitForFunction('document.body.dataset.ready === "true"', null, {
+        timeout: 30_000,
+      });
+      // Two animation frames: the charts are drawn on the next one.
+      await page.evaluate(
+        "new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))",
+      );
+      await Deno.mkdir(new URL(".", `file://${out}`).pathname, { recursive: true });
+      await page.screenshot({ path: out });
+    } finally {
+      await browser.close();
+      child.kill("SIGTERM");
+      await child.status;
+    }
+    const { size } = await Deno.stat(out);
+    console.log(`screenshots: ${out} (${size.toLocaleString("en-US")} bytes) of ${runDir}`);
+    return 0;
+  } finally {
+    if (tmp) await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+if (import.meta.main) await runMain(main);
