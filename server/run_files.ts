@@ -192,7 +192,7 @@ async function childRuns(dir: string): Promise<{ path: string; real: string; par
   return out;
 }
 
-/** `mgrpo-seed3` → arm `mgrpo`, seed 3; `seed-1` → arm null, seed 1. */
+/** `mgrpo-seed3` → arm `mgrpo`, seed 3; `seed-1` → seed 1, the arm named by its folder. */
 const SEED_NAME = /^(?:(.+?)-)?seed-?(\d+)$/;
 
 async function describeRun(path: string, real: string, parent?: string): Promise<RunInfo> {
