@@ -434,10 +434,14 @@ async function applyGradients(
   state: LearnerState,
   metrics: Record<string, number>,
   step: number,
+  position: number,
 ): Promise<number> {
   const { input } = state;
   const { norm, applied, nonFinite } = await state.gradients.apply(() => {
-    const lr = learningRateAt(state.optimizerSteps, {
+    // The schedule follows training steps (μ iterations × mini-batches each), not optimizer
+    // steps: a sequential MGRPO step takes one optimizer step per part, and counting those
+    // ended the schedule halfway through the run (the second half at the floor).
+    const lr = learningRateAt(position, {
       lr: input.lr,
       totalSteps: input.totalSteps * input.numIterations * (input.miniBatches ?? 1),
       warmupRatio: input.warmupRatio,
@@ -497,7 +501,10 @@ async function trainStep(
   const prepared = packed.map((p) => p.prepared)
     .filter((p): p is PreparedPart => p !== undefined);
   const miniBatches = input.miniBatches ?? 1;
+  // Where this step's updates sit on the learning-rate schedule (see applyGradients).
+  const base = (step - 1) * input.numIterations * miniBatches;
   for (let iter = 0; iter < input.numIterations; iter++) {
+    const position = base + iter * miniBatches;
     if (miniBatches > 1 && prepared.length === 1) {
       // One optimizer step per slice of rows; the slices' sums are added back for the metrics.
       const whole = prepared[0]!;
@@ -507,7 +514,7 @@ async function trainStep(
         if (end <= start) continue;
         const slice = slicePart(whole, start, end);
         await accumulatePart(state, slice, iter === 0);
-        metrics["grad_norm"] = await applyGradients(state, metrics, step);
+        metrics["grad_norm"] = await applyGradients(state, metrics, step, position + k);
         whole.lossSum += slice.lossSum * (slice.numItemsInBatch / whole.numItemsInBatch);
         whole.entropy += slice.entropy;
         for (const [key, v] of Object.entries(slice.statSums)) {
@@ -517,12 +524,17 @@ async function trainStep(
     } else if (options.update === "joint") {
       for (const p of prepared) await accumulatePart(state, p, iter === 0);
       if (prepared.length > 0) {
-        metrics["grad_norm"] = await applyGradients(state, metrics, step);
+        metrics["grad_norm"] = await applyGradients(state, metrics, step, position);
       }
     } else {
       for (const p of prepared) {
         await accumulatePart(state, p, iter === 0);
-        metrics[`${p.part.prefix}grad_norm`] = await applyGradients(state, metrics, step);
+        metrics[`${p.part.prefix}grad_norm`] = await applyGradients(
+          state,
+          metrics,
+          step,
+          position,
+        );
       }
     }
   }

@@ -22,6 +22,7 @@ import { CharTokenizer } from "../../model/char_tokenizer.ts";
 import { initBackend } from "../../model/backend.ts";
 import { loadCheckpoint } from "../../model/checkpoint.ts";
 import { completionLogprobs } from "../../model/sampling.ts";
+import { learningRateAt } from "../../model/optimizer.ts";
 import {
   assertClose,
   type HandRollout,
@@ -31,6 +32,7 @@ import {
   makeTinyModel,
   recordingContext,
   TWO_GROUPS,
+  TWO_QUERIES,
   weightsDiff,
   weightsOf,
 } from "../helpers.ts";
@@ -617,3 +619,64 @@ Deno.test("learner.handle() raises the log-prob of rewarded completions and lowe
   state.optimizer.dispose();
   model.dispose();
 });
+
+for (const update of ["joint", "sequential"] as const) {
+  Deno.test(`learner follows the learning-rate schedule by training step (${update} MGRPO update)`, async () => {
+    const model = makeTinyModel(11);
+    const layer1 = await makeScored(model, TWO_QUERIES, TWO_GROUPS, { n: 2 });
+    const corrections: Query[] = [
+      makeQuery("c0", "Ann has 2 pens and gets 3 more. Wait, let me check: 2+3=6", 5),
+      makeQuery("c1", "Bo has 9 cards and gives away 4. Wait, let me check: 9-4=1", 5),
+    ];
+    const layer2 = await makeScored(model, corrections, [
+      { query: 0, text: "<think>2+3=5, not 6</think>5", reward: 1 },
+      { query: 0, text: "<think>still 6</think>6", reward: 0 },
+      { query: 1, text: "<think>9-4=5</think>5", reward: 1 },
+      { query: 1, text: "<think>1</think>1", reward: 0 },
+    ], { n: 2 });
+    const ctx = recordingContext("learner");
+    // Cosine over 4 steps after 1 warm-up step, to 10% of the peak: lr(i) by hand for the
+    // positions i = 0…3 of learningRateAt (warm-up 0, then 1, cos, cos, 0.1 + 0.9·(1+cos π·2/3)/2).
+    const state = await learner.init(
+      makeLearnerInput(model, {
+        learner: {
+          lr: 1e-2,
+          lrSchedule: "cosine",
+          warmupRatio: 0.25,
+          minLrRatio: 0.1,
+          totalSteps: 4,
+        },
+      }),
+      ctx,
+    );
+    for (let step = 1; step <= 4; step++) {
+      await learner.handle(state, {
+        type: "TrainBatch",
+        step,
+        update,
+        metrics: {},
+        parts: [
+          { scored: layer1, weight: 1, prefix: "" },
+          { scored: layer2, weight: 1, prefix: "layer2/" },
+        ],
+      }, ctx);
+    }
+    const lrs = ctx.to<StepStats>("stats").map((s) => s.metrics["learning_rate"]!);
+    const expected = [0, 1, 2, 3].map((i) =>
+      learningRateAt(i, {
+        lr: 1e-2,
+        totalSteps: 4,
+        warmupRatio: 0.25,
+        schedule: "cosine",
+        minLrRatio: 0.1,
+      })
+    );
+    assert.deepEqual(lrs, expected);
+    // The last step is still above the floor: the schedule did not end at step 2 (sequential
+    // takes two optimizer steps a step; counting those ended it halfway).
+    assert.ok(lrs[3]! > 1e-3, `last lr ${lrs[3]}`);
+    assert.equal(state.optimizerSteps, update === "joint" ? 4 : 8);
+    learner.close!(state);
+    model.dispose();
+  });
+}
