@@ -314,6 +314,10 @@ export const EvalConfigSchema = z.object({
   split: z.enum(["heldout", "dev"]).default("heldout").describe(
     'Problems train evaluates (task.eval_size of them): "heldout", the held-out set; "dev", the dev split drawn like training problems, for choosing settings without looking at the held-out set (task.kind: arithmetic)',
   ),
+  correction: z.union([z.literal("auto"), z.boolean()], { error: `must be "auto", true or false` })
+    .default("auto").describe(
+      'Also evaluate one guided correction of each first answer, as deno task eval --two-turn --rounds 1 does (Layer-2 query and guide phrases of the mgrpo section): logs eval/acc_t2, eval/delta_i_to_c, eval/delta_c_to_i, eval/mcnemar_p; "auto" = on for MGRPO',
+    ),
 }).strict();
 
 /** One weighted reward function of the `reward` section. */

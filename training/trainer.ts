@@ -1,7 +1,8 @@
 /**
  * The training driver as a library: a {@linkcode Trainer} sets a run up from a validated config
  * (`setupRun`), builds the algorithm's actor graph (`buildGraphInput`), and runs it step by step
- * with a held-out evaluation before and after, `metrics.jsonl`, `samples.jsonl` (each step's
+ * with a held-out evaluation before and after (for MGRPO with one guided correction of each
+ * answer, `eval.correction`), `metrics.jsonl`, `samples.jsonl` (each step's
  * prompts with their completions, rewards and advantages), checkpoints with every
  * stateful actor's snapshot, and the live control loop (HTTP server or local). `deno task train`
  * is this plus argument parsing, signals and a progress line.
@@ -28,6 +29,7 @@ import type {
   ActorState,
   CheckpointSaved,
   Configure,
+  Query,
   Scored,
   StepStats,
 } from "../actors/messages.ts";
@@ -55,6 +57,8 @@ import { releaseWasmThreads } from "../model/wasm_threads.ts";
 import { datedRunDir } from "./run_dir.ts";
 import { TensorBoardWriter } from "./tensorboard.ts";
 import { sampleLine, SAMPLES_FILE, truncateSamples } from "./samples_file.ts";
+import { correctionEnabled, correctionQueries } from "./evaluate.ts";
+import { type CorrectionMetrics, correctionMetrics } from "../algorithms/mgrpo/self_correction.ts";
 
 /** Options of {@linkcode Trainer.create}. */
 export interface TrainerOptions {
@@ -93,16 +97,48 @@ export interface TrainerOptions {
   readonly onStepBoundary?: () => void;
   /** Called once the loop ends, before the final checkpoint (a progress line ends). */
   readonly onLoopEnd?: () => void;
+  /**
+   * Called after each evaluation of `eval.before`, `eval.every` and `eval.after` with its
+   * result (per problem with `eval.correction`).
+   * @default nothing
+   */
+  readonly onEval?: (
+    label: "before" | "during" | "after",
+    step: number,
+    result: EvalResult,
+  ) => void;
+}
+
+/**
+ * One guided correction of each first answer in a held-out evaluation (`eval.correction`):
+ * the paired metrics of the first answers (t1) and the corrected ones (t2), as
+ * `deno task eval --two-turn --rounds 1` reports them.
+ */
+export interface EvalCorrection extends CorrectionMetrics {
+  /** Correction prompts rejected by `prompts.on_long_prompt` (scored wrong at t2). */
+  readonly overflow: number;
+  /** Correction prompts cut to their last `prompts.max_prompt_tokens` tokens. */
+  readonly truncated: number;
+  /** Seconds the correction took (its prompts, generation and scoring). */
+  readonly seconds: number;
+  /** Per problem (the evaluation set's order): the first answer is right. */
+  readonly t1: readonly boolean[];
+  /** Per problem: the answer after one guided correction is right. */
+  readonly t2: readonly boolean[];
 }
 
 /** One held-out evaluation of the Sampler's policy. */
 export interface EvalResult {
+  /** Acc@t1: share of first answers that are right. */
   readonly accuracy: number;
   /** Share of completions with a closed `<think>` block. */
   readonly formatted: number;
   /** Mean completion length in tokens. */
   readonly meanLength: number;
+  /** Seconds of the first answers (without the correction). */
   readonly seconds: number;
+  /** One guided correction of each answer, when `eval.correction` is on for the run. */
+  readonly correction?: EvalCorrection;
 }
 
 /** What a run wrote to `summary.json`. */
@@ -147,6 +183,8 @@ export class Trainer {
   #lastCheckpoint = { step: -1, path: "" };
   #lastSnapshots: Record<string, ActorState> = {};
   #table: (string | number)[][] = [];
+  /** Whether evaluations add one guided correction (`eval.correction`). */
+  readonly #correction: boolean;
 
   private constructor(
     setup: RunSetup,
@@ -168,6 +206,7 @@ export class Trainer {
     this.#log = options.log ?? ((line) => console.log(line));
     this.#warn = options.warn ?? ((line) => console.error(line));
     this.#sampledTokens = setup.resume ? Number(setup.resume.saved.sampled_tokens ?? 0) : 0;
+    this.#correction = correctionEnabled(setup.config, setup.plugin, options.configPath);
     this.#graph = setup.plugin.buildGraph(
       setupGraphInput(setup, {
         runDir,
@@ -220,6 +259,8 @@ export class Trainer {
         overrides: options.overrides ?? [],
         ...(setup.resume ? { resume: dirname(setup.resume.checkpoint) } : {}),
       });
+      // A forced `eval.correction` without the mgrpo section fails here, before anything runs.
+      correctionEnabled(setup.config, setup.plugin, options.configPath);
       control = await startControl(setup, runDir, log, warn);
       return new Trainer(setup, runDir, control, { metrics, samples }, placement, options);
     } catch (e) {
@@ -269,19 +310,40 @@ export class Trainer {
 
   /**
    * Evaluates the Sampler's policy on the held-out set (greedy unless `eval.greedy: false`),
-   * routed through the graph.
+   * routed through the graph. With `eval.correction` on (MGRPO by default) the Sampler then
+   * continues each answer's Layer-2 query (one guided correction, the query and guide phrase
+   * of `deno task eval --two-turn --rounds 1`), scored on its continuation alone.
    */
   async evaluate(label = "eval"): Promise<EvalResult> {
     await this.#start();
     const t0 = performance.now();
-    const config = this.#live;
+    const problems = this.#setup.evalSet;
     const { tokenizer } = this.#setup.policy;
+    const scored = await this.#generateEval(
+      label,
+      problems.map((p) => toQuery(p, { tokenizer, renderPrompt: this.#setup.render })),
+    );
+    const n = Math.max(1, scored.verdicts.length);
+    const first = {
+      accuracy: scored.verdicts.filter((v) => v.correct).length / n,
+      formatted:
+        scored.verdicts.filter((v) =>
+          v.reason !== "no </think> tag" && v.reason !== "unclosed <think>"
+        ).length / n,
+      meanLength: scored.rollouts.reduce((a, r) => a + r.completionIds.length, 0) / n,
+      seconds: (performance.now() - t0) / 1000,
+    };
+    if (!this.#correction || problems.length === 0) return first;
+    return { ...first, correction: await this.#evaluateCorrection(label, scored) };
+  }
+
+  /** One `Evaluate` through the graph: the eval sink's scored rollouts, one per query. */
+  async #generateEval(label: string, queries: Query[]): Promise<Scored> {
+    const config = this.#live;
     await this.#graph.send("prompt_source", {
       type: "Evaluate",
       label,
-      queries: this.#setup.evalSet.map((p) =>
-        toQuery(p, { tokenizer, renderPrompt: this.#setup.render })
-      ),
+      queries,
       batchSize: config.eval.batch_size,
       params: {
         maxNewTokens: config.eval.max_new_tokens,
@@ -291,16 +353,43 @@ export class Trainer {
         greedy: config.eval.greedy,
       },
     });
-    const scored = await this.#graph.sink<Scored>("eval").receive();
-    const n = Math.max(1, scored.verdicts.length);
+    return await this.#graph.sink<Scored>("eval").receive();
+  }
+
+  /**
+   * One guided correction of each first answer in `scored` (in problem order): the Layer-2
+   * queries of `correctionQueries`, a second `Evaluate` with them, and the paired metrics of
+   * t1 and t2. A rejected prompt scores as wrong at t2.
+   */
+  async #evaluateCorrection(label: string, scored: Scored): Promise<EvalCorrection> {
+    const t0 = performance.now();
+    const problems = this.#setup.evalSet;
+    const { tokenizer, model } = this.#setup.policy;
+    const firstAnswers = problems.map(() => "");
+    const t1 = problems.map(() => false);
+    scored.rollouts.forEach((r, k) => {
+      firstAnswers[r.queryIndex] = r.text;
+      t1[r.queryIndex] = scored.verdicts[k]!.correct;
+    });
+    const built = correctionQueries(this.#live, problems, {
+      firstAnswers,
+      tokenizer,
+      contextLength: model.config.max_position_embeddings,
+    });
+    const t2 = problems.map(() => false);
+    if (built.queries.length > 0) {
+      const corrected = await this.#generateEval(`${label}/correction`, built.queries);
+      corrected.rollouts.forEach((r, k) => {
+        t2[built.problemIndex[r.queryIndex]!] = corrected.verdicts[k]!.correct;
+      });
+    }
     return {
-      accuracy: scored.verdicts.filter((v) => v.correct).length / n,
-      formatted:
-        scored.verdicts.filter((v) =>
-          v.reason !== "no </think> tag" && v.reason !== "unclosed <think>"
-        ).length / n,
-      meanLength: scored.rollouts.reduce((a, r) => a + r.completionIds.length, 0) / n,
+      ...correctionMetrics(t1, t2),
+      overflow: built.overflow,
+      truncated: built.truncated,
       seconds: (performance.now() - t0) / 1000,
+      t1,
+      t2,
     };
   }
 
@@ -496,9 +585,16 @@ export class Trainer {
           config.eval.greedy ? "greedy" : `temperature ${config.eval.temperature}`
         }):`,
       );
-      this.#log(
-        formatTable(["policy", "step", "accuracy %", "format %", "mean tokens"], this.#table),
-      );
+      const header = ["policy", "step", "accuracy %", "format %", "mean tokens"];
+      if (this.#correction) header.push("Acc@t2 %", "Δi→c %", "Δc→i %", "McNemar p");
+      this.#log(formatTable(header, this.#table));
+      if (this.#correction) {
+        this.#log(
+          "Acc@t2: after one guided correction of each answer by the same policy " +
+            "(deno task eval --two-turn --rounds 1); Δ: share of the problems going " +
+            "wrong → right (i→c) and right → wrong (c→i)",
+        );
+      }
     }
     const source = this.#lastSnapshots["prompt_source"]?.state;
     const summary: TrainSummary = {
@@ -540,28 +636,65 @@ export class Trainer {
 
   async #runEval(label: "before" | "during" | "after", step: number): Promise<EvalResult> {
     const res = await this.evaluate(label);
-    const record = {
+    const record: Record<string, number> = {
       step,
       "eval/accuracy": res.accuracy,
       "eval/format_rate": res.formatted,
       "eval/mean_length": res.meanLength,
     };
-    await this.#writeLine(record);
-    this.control.recordEval(step, record);
-    this.#table.push([
+    const row: (string | number)[] = [
       label,
       step,
       (100 * res.accuracy).toFixed(1),
       (100 * res.formatted).toFixed(1),
       res.meanLength.toFixed(1),
-    ]);
+    ];
+    const c = res.correction;
+    if (c) {
+      record["eval/acc_t2"] = c.acc_t2;
+      record["eval/delta_i_to_c"] = c.delta_i_to_c;
+      record["eval/delta_c_to_i"] = c.delta_c_to_i;
+      record["eval/mcnemar_p"] = c.mcnemar_p;
+      if (c.overflow > 0) record["eval/correction_overflow"] = c.overflow;
+      if (c.truncated > 0) record["eval/correction_truncated"] = c.truncated;
+      row.push(
+        (100 * c.acc_t2).toFixed(1),
+        (100 * c.delta_i_to_c).toFixed(1),
+        (100 * c.delta_c_to_i).toFixed(1),
+        formatP(c.mcnemar_p),
+      );
+    }
+    await this.#writeLine(record);
+    this.control.recordEval(step, record);
+    this.#table.push(row);
     const split = this.config.eval.split === "dev" ? "dev" : "held-out";
+    const count = this.#setup.evalSet.length;
     this.#log(
       `${split} accuracy ${label} training: ${(100 * res.accuracy).toFixed(1)}% ` +
-        `(${this.#setup.evalSet.length} problems, ${res.seconds.toFixed(1)} s)`,
+        `(${count} problems, ${res.seconds.toFixed(1)} s)`,
     );
+    if (c) {
+      const long = [
+        c.overflow > 0 ? `${c.overflow} correction prompts rejected` : "",
+        c.truncated > 0 ? `${c.truncated} truncated` : "",
+      ].filter(Boolean).join(", ");
+      this.#log(
+        `${split} accuracy ${label} training, after one guided correction (Acc@t2): ` +
+          `${(100 * c.acc_t2).toFixed(1)}%, Δi→c ${(100 * c.delta_i_to_c).toFixed(1)}%, ` +
+          `Δc→i ${(100 * c.delta_c_to_i).toFixed(1)}%, McNemar p ${formatP(c.mcnemar_p)} ` +
+          `(${count} problems, ${c.seconds.toFixed(1)} s${
+            long ? `; ${long} (prompts.on_long_prompt)` : ""
+          })`,
+      );
+    }
+    this.#options.onEval?.(label, step, res);
     return res;
   }
+}
+
+/** A p-value in a table or log line: 3 significant digits, `<1e-4` below that. */
+function formatP(p: number): string {
+  return p < 1e-4 ? "<1e-4" : p.toPrecision(3);
 }
 
 /** Appends `text` to `file` whole (a write may take fewer bytes than it is given). */

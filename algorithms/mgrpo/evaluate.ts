@@ -236,6 +236,80 @@ export interface SelfCorrectionOptions extends EvaluateOptions {
   onLongPrompt?: "reject" | "truncate";
 }
 
+/**
+ * The seeded stream the guide phrases of {@linkcode evaluateSelfCorrection} are drawn from:
+ * one phrase per problem and round, in problem order ({@linkcode correctionQuery} draws
+ * them). Training's own held-out evaluation draws from the same stream, so its figures after
+ * one correction equal `deno task eval --two-turn --rounds 1` on the same problems.
+ */
+export function correctionPhraseStream(seed: number): Rng {
+  return new Rng(seed).fork("self-correction");
+}
+
+/** One correction query of {@linkcode correctionQuery}. */
+export interface CorrectionQuery {
+  /** p_guide, the phrase drawn for it. */
+  phrase: string;
+  /** The prompt text to continue (q'_i). */
+  prompt: string;
+  /** The assistant text the prompt holds (the next round's continuation is appended to it). */
+  assistant: string;
+  /**
+   * The prompt's ids, fitted to `maxPromptTokens`; absent when the prompt was rejected (too
+   * long with `onLongPrompt: reject`, empty, or not encodable): it is not generated from and
+   * scores as wrong.
+   */
+  ids?: readonly number[];
+  /** Whether `ids` were cut to their last `maxPromptTokens` tokens (`onLongPrompt: truncate`). */
+  truncated: boolean;
+}
+
+/**
+ * One problem's correction query in {@linkcode evaluateSelfCorrection}: the next guide phrase
+ * from `rng` (the stream of {@linkcode correctionPhraseStream}), the prompt that
+ * `buildCorrection` makes of the question, the assistant text so far and that phrase, and its
+ * ids within `maxPromptTokens` by the rule of `onLongPrompt`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { correctionPhraseStream, correctionQuery } from "./evaluate.ts";
+ * import { CharTokenizer } from "../../model/char_tokenizer.ts";
+ *
+ * const query = correctionQuery(new CharTokenizer(), "1+1?", "2", correctionPhraseStream(0), {
+ *   buildCorrection: (q, text, phrase) => ({ prompt: `${q} ${text} ${phrase}`, assistant: text }),
+ *   phrases: ["Check."],
+ *   maxPromptTokens: 100,
+ * });
+ * assert.equal(query.prompt, "1+1? 2 Check.");
+ * assert.equal(query.ids?.length, 13);
+ * ```
+ */
+export function correctionQuery(
+  tokenizer: Tokenizer,
+  question: string,
+  assistantText: string,
+  rng: Rng,
+  options: Pick<SelfCorrectionOptions, "buildCorrection" | "phrases" | "onLongPrompt"> & {
+    /** Longest prompt in tokens (already resolved: no 0). */
+    maxPromptTokens: number;
+  },
+): CorrectionQuery {
+  const phrase = rng.pick(options.phrases);
+  const built = options.buildCorrection(question, assistantText, phrase);
+  const ids = encodePrompt(tokenizer, built.prompt);
+  const fit = typeof ids === "string" || ids.length === 0
+    ? undefined
+    : fitPrompt(ids, options.maxPromptTokens, options.onLongPrompt);
+  return {
+    phrase,
+    prompt: built.prompt,
+    assistant: built.assistant,
+    ...(fit ? { ids: fit.ids } : {}),
+    truncated: fit?.truncated ?? false,
+  };
+}
+
 /** Per problem: correct after the first answer and after each correction round. */
 export interface SelfCorrectionResult {
   /** One row per problem: `[first answer, after correction 1, after correction 2?]`. */
@@ -265,7 +339,7 @@ export async function evaluateSelfCorrection(
   problems: readonly EvalProblem[],
   options: SelfCorrectionOptions,
 ): Promise<SelfCorrectionResult> {
-  const phraseRng = new Rng(options.seed ?? 0).fork("self-correction");
+  const phraseRng = correctionPhraseStream(options.seed ?? 0);
   const sampleRng = new Rng(options.seed ?? 0).fork("self-correction-sampling");
   const rounds = options.rounds ?? 1;
   const checker = options.checker ?? integerChecker;
@@ -284,15 +358,13 @@ export async function evaluateSelfCorrection(
       const prompts: (readonly number[] | undefined)[] = [];
       const held: string[] = [];
       chunk.forEach((p, j) => {
-        const phrase = phraseRng.pick(options.phrases);
-        const built = options.buildCorrection(p.question, assistant[i + j]!, phrase);
-        held.push(built.assistant);
-        const ids = encodePrompt(tokenizer, built.prompt);
-        const fit = typeof ids === "string" || ids.length === 0
-          ? undefined
-          : fitPrompt(ids, maxPrompt, options.onLongPrompt);
-        if (fit?.truncated) truncated++;
-        prompts.push(fit?.ids);
+        const query = correctionQuery(tokenizer, p.question, assistant[i + j]!, phraseRng, {
+          ...options,
+          maxPromptTokens: maxPrompt,
+        });
+        held.push(query.assistant);
+        if (query.truncated) truncated++;
+        prompts.push(query.ids);
       });
       const runnable = prompts.filter((p): p is readonly number[] => p !== undefined);
       shortBudget += runnable.filter((p) => ctx - p.length < maxNew).length;

@@ -136,6 +136,29 @@ Deno.test("chartData() folds a reward into its only reward function and leaves o
   assert.ok(chartData(chart("value"), [item], { axis: "step", smoothing: 0, keys }).empty);
 });
 
+Deno.test("chartData() draws the held-out guided correction of an MGRPO evaluation line beside Acc@t1", () => {
+  // What the Trainer logs for MGRPO (eval.correction: auto): 20 problems, 9 right at t1,
+  // 2 corrected, 5 broken.
+  const points = runPoints([
+    evaluation(0, {
+      "eval/accuracy": 0.45,
+      "eval/acc_t2": 0.3,
+      "eval/delta_i_to_c": 0.1,
+      "eval/delta_c_to_i": 0.25,
+      "eval/mcnemar_p": 0.453125,
+    }),
+  ]);
+  const keys = metricKeys([points]);
+  const item = { label: "run", color: "#2563eb", points };
+  const acc = chartData(chart("accuracy"), [item], { axis: "step", smoothing: 0, keys });
+  assert.deepEqual(acc.columns.map((c) => [c.label, c.values]), [
+    ["Acc@t1 (held-out, greedy)", [0.45]],
+    ["after one guided correction (Acc@t2, held-out)", [0.3]],
+    ["Δi→c (held-out, wrong → right)", [0.1]],
+    ["Δc→i (held-out, right → wrong)", [0.25]],
+  ]);
+});
+
 Deno.test("chartData() throughput and busy fractions divide by the right times", () => {
   const points = runPoints(RUN);
   const keys = metricKeys([points]);

@@ -7,7 +7,7 @@
  */
 import { isAbsolute } from "node:path";
 import { loadRunConfig } from "../../training/plugins.ts";
-import { Trainer, type TrainSummary } from "../../training/trainer.ts";
+import { Trainer, type TrainerOptions, type TrainSummary } from "../../training/trainer.ts";
 import { REPO_ROOT } from "../helpers.ts";
 
 /**
@@ -26,6 +26,8 @@ export interface TrainInProcessOptions {
   resume?: boolean;
   /** Called with the Trainer once it is created, before it runs (to stop it from a test). */
   started?: (trainer: Trainer) => void;
+  /** Called after each held-out evaluation with its result (`TrainerOptions.onEval`). */
+  onEval?: TrainerOptions["onEval"];
 }
 
 /** What {@linkcode trainInProcess} ran. */
@@ -67,6 +69,7 @@ export async function trainInProcess(
     overrides,
     log: (line) => lines.push(line),
     warn: (line) => lines.push(line),
+    ...(options.onEval ? { onEval: options.onEval } : {}),
   });
   try {
     options.started?.(trainer);

@@ -17,7 +17,9 @@ import {
   writeThrowawayPlugin,
 } from "../helpers.ts";
 import { trainInProcess } from "./run_trainer.ts";
-import type { Trainer } from "../../training/trainer.ts";
+import type { EvalResult, Trainer } from "../../training/trainer.ts";
+import { evaluateCheckpointTwoTurn } from "../../training/evaluate.ts";
+import { heldOut, resolveRepoPath } from "../../training/setup.ts";
 import { readSamples } from "../../training/samples_file.ts";
 import { groupAdvantages } from "../../algorithms/grpo/mod.ts";
 import { LocalLoopControl } from "../../server/loop_control.ts";
@@ -77,6 +79,16 @@ Deno.test("Trainer.run() runs the smoke config and writes metrics, config, a che
     const evals = lines.filter((l) => "eval/accuracy" in l);
     assert.deepEqual(evals.map((l) => l.step), [0, 2]);
     assert.equal(lines.length, 4);
+    // GRPO: the first answers alone, no guided correction (eval.correction: auto).
+    for (const line of evals) {
+      assert.deepEqual(Object.keys(line), [
+        "step",
+        "eval/accuracy",
+        "eval/format_rate",
+        "eval/mean_length",
+      ]);
+    }
+    assert.ok(!/Acc@t2/.test(log));
 
     const config = loadConfig(`${runDir}/config.yaml`);
     assert.equal(config.run.steps, 2);
@@ -241,6 +253,134 @@ Deno.test("Trainer.run() runs the MGRPO smoke config and logs the self-correctio
     assert.ok(trainer?.control instanceof LocalLoopControl);
     assert.deepEqual(trainer.control.control.samples(), samples[1]!.groups);
   });
+});
+
+/** The keys one guided correction adds to an evaluation line. */
+const CORRECTION_KEYS = ["eval/acc_t2", "eval/delta_i_to_c", "eval/delta_c_to_i", "eval/mcnemar_p"];
+
+/** `evaluateCheckpointTwoTurn` with `rounds: 1` (`deno task eval --two-turn --rounds 1`). */
+async function offlineCorrection(checkpoint: string, runDir: string) {
+  const config = loadConfig(`${runDir}/config.yaml`);
+  // train evaluates the first task.eval_size problems of the held-out set.
+  const problems = heldOut(config.task).problems;
+  return await evaluateCheckpointTwoTurn(checkpoint, config, problems, { rounds: 1 });
+}
+
+Deno.test("Trainer.run() of MGRPO evaluates one guided correction, as deno task eval --two-turn --rounds 1 does on its checkpoints", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "trainer_test_" });
+  try {
+    const runDir = `${tmp}/mgrpo`;
+    // The embedded default (warm start, in_think, its three phrases), two small steps at a
+    // learning rate that moves the policy, evaluated before, after step 1 and after.
+    const results: Record<string, EvalResult> = {};
+    const { log } = await trainInProcess(runDir, "configs/tiny-mgrpo.yaml", [
+      "run.steps=2",
+      "sampler.prompts_per_step=2",
+      "grpo.num_generations=4",
+      "mgrpo.num_corrections=2",
+      "task.eval_size=24",
+      "learner.lr=1e-3",
+      "learner.warmup_ratio=0",
+      "eval.every=1",
+    ], { onEval: (label, _step, result) => (results[label] = result) });
+
+    const evals = (await metricsRecords(runDir)).filter((l) => "eval/accuracy" in l);
+    assert.deepEqual(evals.map((l) => l.step), [0, 1, 2]);
+    for (const line of evals) {
+      for (const key of CORRECTION_KEYS) {
+        assert.ok(Number.isFinite(line[key]), `step ${line.step}: ${key} = ${line[key]}`);
+      }
+      // Acc@t2 − Acc@t1 = Δi→c − Δc→i, all fractions of the 24 problems.
+      assertClose(
+        line["eval/acc_t2"]! - line["eval/accuracy"]!,
+        line["eval/delta_i_to_c"]! - line["eval/delta_c_to_i"]!,
+        1e-12,
+      );
+      assert.ok(!("eval/correction_overflow" in line), "every correction prompt fits");
+    }
+
+    // Problem for problem, the figures of eval --two-turn --rounds 1 on the same problems:
+    // the warm start before training, checkpoint-2 after.
+    const config = loadConfig(`${runDir}/config.yaml`);
+    for (
+      const [label, checkpoint, line] of [
+        ["before", resolveRepoPath(config.model.init), evals[0]!],
+        ["after", `${runDir}/checkpoint-2`, evals[2]!],
+      ] as const
+    ) {
+      const offline = await offlineCorrection(checkpoint, runDir);
+      const c = results[label]!.correction!;
+      assert.equal(c.n, 24);
+      assert.deepEqual(c.t1, offline.result.verdicts.map((v) => v[0]), `${label}: t1`);
+      assert.deepEqual(c.t2, offline.result.verdicts.map((v) => v[1]), `${label}: t2`);
+      assert.equal(offline.result.overflow, 0);
+      assert.deepEqual(
+        [
+          line["eval/accuracy"],
+          line["eval/acc_t2"],
+          line["eval/delta_i_to_c"],
+          line["eval/delta_c_to_i"],
+          line["eval/mcnemar_p"],
+        ],
+        [
+          offline.correction.acc_t1,
+          offline.correction.acc_t2,
+          offline.correction.delta_i_to_c,
+          offline.correction.delta_c_to_i,
+          offline.correction.mcnemar_p,
+        ],
+        label,
+      );
+    }
+    // Training moved the policy: the verdicts after differ from those before.
+    assert.notDeepEqual(results["after"]!.correction!.t1, results["before"]!.correction!.t1);
+    assert.ok(results["during"]!.correction);
+
+    assert.match(
+      log,
+      /^policy +step +accuracy % +format % +mean tokens +Acc@t2 % +Δi→c % +Δc→i % +McNemar p$/m,
+    );
+    const after = evals[2]!;
+    const pct = (k: string) => (100 * after[k]!).toFixed(1);
+    assert.match(
+      log,
+      new RegExp(
+        `^held-out accuracy after training, after one guided correction \\(Acc@t2\\): ` +
+          `${pct("eval/acc_t2")}%, Δi→c ${pct("eval/delta_i_to_c")}%, ` +
+          `Δc→i ${pct("eval/delta_c_to_i")}%, McNemar p \\S+ \\(24 problems, \\d+\\.\\d s\\)$`,
+        "m",
+      ),
+    );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("Trainer.run() with eval.correction true evaluates a GRPO run's correction and counts the prompts prompts.max_prompt_tokens rejects", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "trainer_test_" });
+  try {
+    const runDir = `${tmp}/grpo`;
+    // 90 tokens hold every first prompt (75–81 tokens) but not the answer and phrase after it.
+    await trainInProcess(runDir, "configs/tiny-grpo.yaml", [
+      "run.steps=1",
+      "sampler.prompts_per_step=2",
+      "grpo.num_generations=4",
+      "task.eval_size=24",
+      "eval.before=false",
+      "eval.correction=true",
+      "prompts.max_prompt_tokens=90",
+    ]);
+    const [line] = (await metricsRecords(runDir)).filter((l) => "eval/accuracy" in l);
+    const offline = await offlineCorrection(`${runDir}/checkpoint-1`, runDir);
+    assert.ok(offline.result.overflow > 0);
+    assert.equal(line!["eval/correction_overflow"], offline.result.overflow);
+    assert.ok(!("eval/correction_truncated" in line!));
+    assert.equal(line!["eval/accuracy"], offline.correction.acc_t1);
+    assert.equal(line!["eval/acc_t2"], offline.correction.acc_t2);
+    assert.equal(line!["eval/delta_c_to_i"], offline.correction.delta_c_to_i);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
 });
 
 Deno.test("Trainer.run() stops at the step that reaches run.max_sampled_tokens", async () => {
