@@ -586,12 +586,12 @@ export class Trainer {
         }):`,
       );
       const header = ["policy", "step", "accuracy %", "format %", "mean tokens"];
-      if (this.#correction) header.push("Acc@t2 %", "Δi→c %", "Δc→i %", "McNemar p");
+      if (this.#correction) header.push("Acc@t2 %", "Δi→c", "Δc→i", "McNemar p");
       this.#log(formatTable(header, this.#table));
       if (this.#correction) {
         this.#log(
           "Acc@t2: after one guided correction of each answer by the same policy " +
-            "(deno task eval --two-turn --rounds 1); Δ: share of the problems going " +
+            "(deno task eval --two-turn --rounds 1); Δ: points of all problems going " +
             "wrong → right (i→c) and right → wrong (c→i)",
         );
       }
@@ -692,9 +692,9 @@ export class Trainer {
   }
 }
 
-/** A p-value in a table or log line: 3 significant digits, `<1e-4` below that. */
+/** A p-value as `deno task eval` prints it: two significant digits, scientific below 1e-4. */
 function formatP(p: number): string {
-  return p < 1e-4 ? "<1e-4" : p.toPrecision(3);
+  return p < 1e-4 ? p.toExponential(1) : p.toPrecision(2);
 }
 
 /** Appends `text` to `file` whole (a write may take fewer bytes than it is given). */

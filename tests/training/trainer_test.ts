@@ -338,7 +338,7 @@ Deno.test("Trainer.run() of MGRPO evaluates one guided correction, as deno task 
 
     assert.match(
       log,
-      /^policy +step +accuracy % +format % +mean tokens +Acc@t2 % +Δi→c % +Δc→i % +McNemar p$/m,
+      /^policy +step +accuracy % +format % +mean tokens +Acc@t2 % +Δi→c +Δc→i +McNemar p$/m,
     );
     const after = evals[2]!;
     const pct = (k: string) => (100 * after[k]!).toFixed(1);
