@@ -112,7 +112,6 @@ export const CHARTS = [
       const decoding = config?.eval?.greedy === false ? "sampled" : "greedy";
       return [
         evaluation("eval/accuracy", `Acc@t1 (${split}, ${decoding})`),
-        evaluation("eval/acc_t1_prime", `Acc@t1' (${split}, first correction prompt)`),
         evaluation("eval/acc_t2", `after one guided correction (Acc@t2, ${split})`),
         evaluation("eval/delta_i_to_c", `Δi→c (${split}, wrong → right)`),
         evaluation("eval/delta_c_to_i", `Δc→i (${split}, right → wrong)`),
