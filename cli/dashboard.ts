@@ -15,7 +15,7 @@
  */
 import { ArgsError, type FlagSpec, formatHelp, parseFlags } from "./args.ts";
 import { runMain } from "./common.ts";
-import { isLoopbackHost } from "../server/guard.ts";
+import { isLoopbackHost, listenOrigin } from "../server/guard.ts";
 import { createDashboardApp, RunCatalog } from "../server/dashboard_app.ts";
 import { readHistory } from "../server/run_files.ts";
 import { InputError } from "../util/errors.ts";
@@ -92,10 +92,9 @@ async function main(argv: string[]): Promise<number> {
     hostname: host,
     port,
     signal: controller.signal,
-    onListen: ({ hostname, port }) => {
-      const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
+    onListen: (addr) => {
       console.log(
-        `dashboard: http://${shown}:${port}/ (${runs.length} run${runs.length === 1 ? "" : "s"})`,
+        `dashboard: ${listenOrigin(addr)}/ (${runs.length} run${runs.length === 1 ? "" : "s"})`,
       );
     },
   }, app.fetch);

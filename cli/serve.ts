@@ -24,7 +24,7 @@ import { existingModelDir } from "../training/setup.ts";
 import { initBackend } from "../model/backend.ts";
 import { layer2SystemPrompt } from "../algorithms/mgrpo/mod.ts";
 import { createOpenAiApp, ServedPolicy } from "../server/openai_app.ts";
-import { isLoopbackHost } from "../server/guard.ts";
+import { isLoopbackHost, listenOrigin } from "../server/guard.ts";
 
 const FLAGS: Readonly<Record<string, FlagSpec>> = {
   checkpoint: { type: "string", placeholder: "DIR", help: "Checkpoint or model folder to serve" },
@@ -114,10 +114,9 @@ async function main(argv: string[]): Promise<number> {
     hostname: host,
     port,
     signal: controller.signal,
-    onListen: ({ hostname, port }) => {
-      const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
+    onListen: (addr) => {
       console.log(
-        `serving: http://${shown}:${port}/v1 (model ${name}, policy version ${
+        `serving: ${listenOrigin(addr)}/v1 (model ${name}, policy version ${
           policy.get()!.version
         })`,
       );

@@ -91,6 +91,24 @@ export function hostName(header: string): string {
   return bare.replace(/\.$/, "");
 }
 
+/**
+ * The `http://` origin of a server listening on `addr` (what `Deno.serve`'s `onListen` gets),
+ * an IPv6 address in brackets; no trailing slash.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { listenOrigin } from "./guard.ts";
+ *
+ * assert.equal(listenOrigin({ hostname: "127.0.0.1", port: 8000 }), "http://127.0.0.1:8000");
+ * assert.equal(listenOrigin({ hostname: "::1", port: 8000 }), "http://[::1]:8000");
+ * ```
+ */
+export function listenOrigin(addr: { hostname: string; port: number }): string {
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  return `http://${host}:${addr.port}`;
+}
+
 /** A media type is JSON: `application/json` or `application/<x>+json`, any parameters. */
 function isJson(contentType: string | undefined): boolean {
   if (contentType === undefined) return false;

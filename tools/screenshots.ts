@@ -13,13 +13,11 @@
  *
  * @module
  */
-import { chromium } from "playwright-core";
 import { ArgsError, type FlagSpec, formatHelp, parseFlags } from "../cli/args.ts";
 import { runMain, TRAIN_RUN_ARGS } from "../cli/common.ts";
-import { InputError } from "../util/errors.ts";
+import { launchChromium, requireChromium, startDashboard } from "../tests/browser.ts";
 
 const REPO_ROOT = new URL("../", import.meta.url).pathname;
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 
 const FLAGS: Readonly<Record<string, FlagSpec>> = {
   "run-dir": {
@@ -64,28 +62,6 @@ async function train(runDir: string): Promise<void> {
   if (!status.success) throw new Error(`Cannot train the run to picture: exit ${status.code}`);
 }
 
-/** Starts `deno task dashboard` on `runDir`; resolves to its URL and the child. */
-async function startDashboard(runDir: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["task", "-q", "dashboard", runDir],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/dashboard: (\S+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`deno task dashboard exited before listening: ${text}`);
-    text += value;
-  }
-  (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })();
-  return { url: /dashboard: (\S+)/.exec(text)![1]!, child };
-}
-
 async function main(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, FLAGS);
   if (values.help === true) {
@@ -93,11 +69,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const out = typeof values.out === "string" ? values.out : `${REPO_ROOT}docs/img/dashboard.png`;
-  if (!(await Deno.stat(CHROMIUM).then(() => true, () => false))) {
-    throw new InputError(
-      `Cannot take the pictures: no Chromium at "${CHROMIUM}" (set CHROMIUM_PATH)`,
-    );
-  }
+  await requireChromium("take the pictures");
   let runDir = values["run-dir"];
   if (runDir !== undefined && typeof runDir !== "string") throw new ArgsError("--run-dir DIR");
   const tmp = runDir === undefined ? await Deno.makeTempDir({ prefix: "screenshots_" }) : undefined;
@@ -106,14 +78,11 @@ async function main(argv: string[]): Promise<number> {
       runDir = `${tmp}/tiny-mgrpo`;
       await train(runDir);
     }
-    const { url, child } = await startDashboard(runDir);
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
-    });
+    const dashboard = await startDashboard([runDir]);
+    const browser = await launchChromium("take the pictures");
     try {
       const page = await browser.newPage({ viewport: { width: 1400, height: 1240 } });
-      await page.goto(url);
+      await page.goto(dashboard.url);
       await page.waitForFunction('document.body.dataset.ready === "true"', null, {
         timeout: 30_000,
       });
@@ -125,8 +94,7 @@ async function main(argv: string[]): Promise<number> {
       await page.screenshot({ path: out });
     } finally {
       await browser.close();
-      child.kill("SIGTERM");
-      await child.status;
+      await dashboard.stop();
     }
     const { size } = await Deno.stat(out);
     console.log(`screenshots: ${out} (${size.toLocaleString("en-US")} bytes) of ${runDir}`);

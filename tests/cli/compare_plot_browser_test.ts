@@ -5,11 +5,8 @@
  * where the chart placed it (pixels read back through a canvas).
  */
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
 import { accuracyPlotFiles } from "../../cli/compare_plot.ts";
-import { exists } from "../helpers.ts";
-
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
+import { launchChromium } from "../browser.ts";
 
 function base64(bytes: Uint8Array): string {
   let s = "";
@@ -25,11 +22,6 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    assert.ok(
-      await exists(CHROMIUM),
-      `Cannot run the browser test: no Chromium at "${CHROMIUM}" ` +
-        "(apt-get install chromium, as deno task test:all does, or set CHROMIUM_PATH)",
-    );
     // Two arms, two seeds: Alpha's mean runs from 40 % at step 0 to 55 % at step 10, i.e. from
     // (70, 240) to (370, 105) in chart units; Beta's stays at 40 % (y = 240).
     const { svg, png } = await accuracyPlotFiles({
@@ -42,17 +34,7 @@ Deno.test({
       ],
       evalSubset: 200,
     });
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1700, height: 1000 } });
       const errors: string[] = [];

@@ -5,11 +5,10 @@
  * the run with the Pause button, and saves a screenshot under `runs/`.
  */
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
 import { waitForControlFile } from "../../server/serve.ts";
-import { exists, REPO_ROOT, sleep, spawnLongTinyRun } from "../helpers.ts";
+import { launchChromium, requireChromium } from "../browser.ts";
+import { REPO_ROOT, sleep, spawnLongTinyRun } from "../helpers.ts";
 
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 const SCREENSHOT = `${REPO_ROOT}runs/dashboard-test/dashboard.png`;
 
 Deno.test({
@@ -17,11 +16,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    assert.ok(
-      await exists(CHROMIUM),
-      `Cannot run the browser test: no Chromium at "${CHROMIUM}" ` +
-        "(apt-get install chromium, as deno task test:all does, or set CHROMIUM_PATH)",
-    );
+    await requireChromium();
     const tmp = await Deno.makeTempDir({ prefix: "dashboard_browser_" });
     const { child, output, runDir } = await spawnLongTinyRun(
       tmp,
@@ -29,17 +24,7 @@ Deno.test({
       [],
       "null",
     );
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const { url } = await waitForControlFile(runDir);
       const token = (await Deno.readTextFile(`${runDir}/control-token`)).trim();

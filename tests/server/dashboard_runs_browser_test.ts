@@ -7,10 +7,10 @@
  * to `runs/dashboard-test/`.
  */
 import assert from "node:assert/strict";
-import { chromium, type Page } from "playwright-core";
-import { exists, REPO_ROOT, runTrain } from "../helpers.ts";
+import type { Page } from "playwright-core";
+import { launchChromium, requireChromium, startDashboard } from "../browser.ts";
+import { REPO_ROOT, runTrain } from "../helpers.ts";
 
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 const SHOTS = `${REPO_ROOT}runs/dashboard-test`;
 
 /** Charts an MGRPO and a GRPO run both have data for. */
@@ -38,35 +38,6 @@ async function train(runDir: string, config: string, seed: number): Promise<void
     "model.wasm_threads=1",
   ], { timeoutMs: 300_000 });
   assert.equal(r.code, 0, r.log);
-}
-
-/** Starts `deno task dashboard` on `dirs`; resolves to its URL and a way to stop it. */
-async function startDashboard(dirs: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["task", "-q", "dashboard", ...dirs],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/dashboard: (\S+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`deno task dashboard exited before listening: ${text}`);
-    text += value;
-  }
-  (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })();
-  return {
-    url: /dashboard: (\S+)/.exec(text)![1]!,
-    line: text.trim(),
-    async stop() {
-      child.kill("SIGTERM");
-      return (await child.status).code;
-    },
-  };
 }
 
 /** `data-*` of every chart container, by chart id. */
@@ -117,11 +88,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    assert.ok(
-      await exists(CHROMIUM),
-      `Cannot run the browser test: no Chromium at "${CHROMIUM}" ` +
-        "(apt-get install chromium, as deno task test:all does, or set CHROMIUM_PATH)",
-    );
+    await requireChromium();
     const tmp = await Deno.makeTempDir({ prefix: "dashboard_runs_" });
     const cmp = `${tmp}/compare-test`;
     const seed0 = `${cmp}/mgrpo-seed0`, seed1 = `${cmp}/mgrpo-seed1`, grpo = `${tmp}/grpo-run`;
@@ -129,10 +96,7 @@ Deno.test({
     await train(seed1, "configs/smoke-mgrpo.yaml", 1);
     await train(grpo, "configs/smoke-grpo.yaml", 0);
     const server = await startDashboard([cmp, grpo]);
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
-    });
+    const browser = await launchChromium();
     try {
       assert.match(server.line, /\(3 runs\)$/);
       await Deno.mkdir(SHOTS, { recursive: true });
