@@ -1,0 +1,76 @@
+/**
+ * Which continuation a policy's guided corrections take on the dev split, and how often each is
+ * right: a correction that counts each step out (`deno task sft --layer2-target count`, e.g.
+ * ` 9-6:8,5 7,4 …`) or one that redoes the chain (` 9-6=3 …`). Used for the design choices of
+ * docs/self-correction.md ("A slower check"), never on the held-out set.
+ *
+ *   deno run -A tools/correction_branches.ts --checkpoint DIR [--temperature T] [--limit N] [--seeds K]
+ *
+ * `--temperature 0` (the default) is greedy; otherwise each of `--seeds` seeds (default 2) samples
+ * the first answers and their corrections at T. Prints, per branch and per first-answer verdict,
+ * right/total; the Layer-2 query is the embedded default's (`configs/tiny-mgrpo.yaml`) with
+ * 112 new tokens, as the counted corrections need.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { loadConfig } from "../training/config.ts";
+import { selfCorrectionOptions } from "../training/evaluate.ts";
+import { heldOut } from "../training/setup.ts";
+import { loadCheckpoint } from "../model/checkpoint.ts";
+import { evaluateSelfCorrection } from "../algorithms/mgrpo/evaluate.ts";
+import { initBackend } from "../model/backend.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    checkpoint: { type: "string" },
+    temperature: { type: "string", default: "0" },
+    limit: { type: "string", default: "1000" },
+    seeds: { type: "string", default: "2" },
+  },
+});
+if (values.checkpoint === undefined) {
+  console.error(
+    "Usage: deno run -A tools/correction_branches.ts --checkpoint DIR [--temperature T]",
+  );
+  Deno.exit(2);
+}
+const temperature = Number(values.temperature);
+const config = loadConfig("configs/tiny-mgrpo.yaml");
+await initBackend("wasm", {});
+const problems = heldOut(config.task, "dev").problems.slice(0, Number(values.limit));
+const { model, tokenizer } = await loadCheckpoint(values.checkpoint, { trainable: false });
+const tally = new Map<string, [number, number]>();
+const add = (key: string, right: boolean) => {
+  const t = tally.get(key) ?? [0, 0];
+  tally.set(key, [t[0] + (right ? 1 : 0), t[1] + 1]);
+};
+const seeds = temperature === 0
+  ? [0]
+  : Array.from({ length: Number(values.seeds) }, (_, i) => i + 1);
+for (const seed of seeds) {
+  const result = await evaluateSelfCorrection(model, tokenizer, problems, {
+    ...selfCorrectionOptions(config),
+    maxNewTokens: 112,
+    greedy: temperature === 0,
+    temperature: temperature || 1,
+    seed,
+    rounds: 1,
+  });
+  result.verdicts.forEach((v, i) => {
+    const branch = /^\s*\d+[-+]\d+:/.test(result.completions[i]![1]!) ? "count" : "redo";
+    add(branch, v[1]!);
+    add(`${v[0] ? "first answer right" : "first answer wrong"}, ${branch}`, v[1]!);
+    add("first answer", v[0]!);
+  });
+}
+model.dispose();
+console.log(
+  `${values.checkpoint}: ${
+    temperature === 0 ? "greedy" : `T = ${temperature}`
+  }, ${problems.length} dev problems × ${seeds.length}`,
+);
+for (const [key, [right, n]] of [...tally].sort()) {
+  console.log(`  ${key}: ${right}/${n} right (${(100 * right / n).toFixed(1)}%)`);
+}
