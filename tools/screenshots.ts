@@ -41,8 +41,11 @@ const HELP = formatHelp(FLAGS, {
   examples: ["deno task screenshots", "deno task screenshots --run-dir runs/tiny-mgrpo"],
 });
 
-/** Trains the embedded default into `runDir`, its output shown as it goes. */
-async function train(runDir: string): Promise<void> {
+/**
+ * Trains the embedded default into `runDir`, its output shown as it goes; `sets` are more
+ * `--set key=value` overrides (`tools/tensorboard_screenshot.ts` adds `run.report_to`).
+ */
+export async function train(runDir: string, sets: readonly string[] = []): Promise<void> {
   console.log(`screenshots: training configs/tiny-mgrpo.yaml into ${runDir}`);
   const status = await new Deno.Command(Deno.execPath(), {
     args: [
@@ -51,6 +54,7 @@ async function train(runDir: string): Promise<void> {
       "configs/tiny-mgrpo.yaml",
       "--set",
       "control.enabled=false",
+      ...sets.flatMap((set) => ["--set", set]),
       "--run-dir",
       runDir,
     ],
