@@ -142,9 +142,9 @@ Deno.test({
     }
     const tmp = await Deno.makeTempDir({ prefix: "docs_commands_" });
     const ran: string[] = [];
+    // A live run for the ctl commands, and a finished one for serve.
+    let live: Deno.ChildProcess | undefined;
     try {
-      // A live run for the ctl commands, and a finished one for serve.
-      let live: Deno.ChildProcess | undefined;
       const liveDir = `${tmp}/live`;
       for (const [i, c] of commands.entries()) {
         if (c.text in SKIPPED) continue;
@@ -232,13 +232,15 @@ Deno.test({
         }
         ran.push(c.text);
       }
-      if (live) {
-        live.kill("SIGKILL");
-        await live.status;
-      }
       assert.ok(ran.length >= 10, `${ran.length} commands run`);
       console.log(`ran ${ran.length} documented commands, skipped ${Object.keys(SKIPPED).length}`);
     } finally {
+      // SIGTERM, which `deno task` passes on to the training process: a SIGKILL would stop the
+      // task runner alone and leave the run going after the test.
+      if (live) {
+        live.kill("SIGTERM");
+        await live.status;
+      }
       await Deno.remove(tmp, { recursive: true });
     }
   },
