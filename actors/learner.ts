@@ -258,7 +258,7 @@ function preparePart(
   input: LearnerInput,
   part: Part,
   metrics: Record<string, number>,
-): { prepared: PreparedPart | undefined; trained: (number | null)[] } {
+): { prepared: PreparedPart | undefined; trained: TrainedAdvantage } {
   const { scored, prefix } = part;
   // The sender's selection goes to the algorithm, so that the rows it drops enter no
   // statistic of the rows that train (GRPO's batch std); the filter below enforces it too.
@@ -336,14 +336,19 @@ function trainedAdvantages(
   part: Part,
   adv: AdvantageResult,
   kept: ReadonlySet<number>,
-): (number | null)[] {
-  return part.scored.rollouts.map((r, i) => {
+): TrainedAdvantage {
+  // Asked only for the few rows the step's samples show, not computed for every row.
+  return (i) => {
+    const r = part.scored.rollouts[i]!;
     if (!kept.has(i) || (input.maskTruncated && r.finishReason === "length")) return null;
     const perToken = adv.tokenAdvantages?.[i];
     const a = perToken ? mean(Array.from(perToken)) : adv.advantages[i]!;
     return Number.isFinite(a) ? a : null;
-  });
+  };
 }
+
+/** The advantage rollout `i` of a part trained with, `null` when it did not train. */
+type TrainedAdvantage = (i: number) => number | null;
 
 /** Rows `[start, end)` of a prepared part, as a part of its own (fresh sums). */
 function slicePart(p: PreparedPart, start: number, end: number): PreparedPart {
@@ -582,7 +587,7 @@ async function trainStep(
 function stepSamples(
   step: number,
   parts: readonly Part[],
-  trained: readonly (readonly (number | null)[])[],
+  trained: readonly TrainedAdvantage[],
   options: { groups: number },
 ): SampleGroup[] {
   const main = parts[0]!.scored;
@@ -597,16 +602,18 @@ function stepSamples(
     if (!answers.has(i)) answers.set(i, []);
     answers.get(i)!.push(j);
   });
-  const rows = main.queries.map((_, q) =>
-    main.rollouts.flatMap((r, i) => (r.queryIndex === q ? [i] : []))
-  );
-  return rows.flatMap((group, q) => (group.length ? [{ q, group }] : []))
-    .slice(0, options.groups)
-    .map(({ q, group }) => ({
+  // The rows of each prompt, in prompt order, until `options.groups` prompts have rows.
+  const rows = new Map<number, number[]>();
+  main.rollouts.forEach((r, i) => {
+    if (!rows.has(r.queryIndex)) rows.set(r.queryIndex, []);
+    rows.get(r.queryIndex)!.push(i);
+  });
+  return [...rows].sort(([a], [b]) => a - b).slice(0, options.groups)
+    .map(([q, group]) => ({
       step,
       prompt: main.queries[q]!.question,
       completions: group.map((i) => {
-        const own = sampleCompletion(main, i, trained[0]![i] ?? null);
+        const own = sampleCompletion(main, i, trained[0]!(i));
         if (!follower) return own;
         const js = answers.get(i) ?? [];
         const k = askedBy.get(i);
@@ -615,7 +622,7 @@ function stepSamples(
           ...own,
           ...(phrase === undefined ? {} : { guidePhrase: phrase }),
           discarded: js.every((j) => !(follower.keep?.[j] ?? true)),
-          corrections: js.map((j) => sampleCompletion(follower.scored, j, trained[f]![j] ?? null)),
+          corrections: js.map((j) => sampleCompletion(follower.scored, j, trained[f]!(j))),
         };
       }),
     }));

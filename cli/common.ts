@@ -7,6 +7,7 @@
 import { ArgsError } from "./args.ts";
 import { ConfigError } from "../config/load.ts";
 import { InputError } from "../util/errors.ts";
+import { listenOrigin } from "../server/guard.ts";
 import { escapeControlChars } from "../util/escape.ts";
 import { type CorrectionMetrics } from "../algorithms/mgrpo/self_correction.ts";
 import { type TwoTurnMetrics } from "../algorithms/mgrpo/mod.ts";
@@ -94,3 +95,34 @@ export const TWO_TURN_COLUMNS: readonly string[] = [
   "Δi→c",
   "Δc→i",
 ];
+
+/** Where {@linkcode serveUntilStopped} listens, and what it prints once it does. */
+export interface ServeOptions {
+  /** The address to bind. */
+  readonly hostname: string;
+  /** The port (0: a free one). */
+  readonly port: number;
+  /** The line printed once listening, from the server's `http://host:port` origin. */
+  readonly announce: (origin: string) => string;
+}
+
+/**
+ * Serves `fetch` until SIGINT or SIGTERM, printing `options.announce(origin)` once it listens:
+ * the server loop of `deno task serve` and `deno task dashboard`.
+ */
+export async function serveUntilStopped(
+  fetch: (request: Request) => Response | Promise<Response>,
+  options: ServeOptions,
+): Promise<void> {
+  const controller = new AbortController();
+  const server = Deno.serve({
+    hostname: options.hostname,
+    port: options.port,
+    signal: controller.signal,
+    onListen: (addr) => console.log(options.announce(listenOrigin(addr))),
+  }, fetch);
+  const stop = () => controller.abort();
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  await server.finished;
+}

@@ -16,6 +16,7 @@ import {
 } from "../util/drawing.ts";
 import { textWidth } from "../util/canvas.ts";
 import { InputError } from "../util/errors.ts";
+import { meanStd } from "../algorithms/mgrpo/self_correction.ts";
 
 /** One evaluation during training: `[optimizer step, sampled tokens, held-out accuracy]`. */
 export type CurvePoint = readonly [number, number, number];
@@ -93,9 +94,9 @@ export function armCurves(input: AccuracyChartInput): ArmCurve[] {
     const aggregate = (at: CurvePoint[]): ArmPoint => {
       const accs = at.map((p) => p[2]);
       return {
-        step: mean(at.map((p) => p[0])),
-        tokens: mean(at.map((p) => p[1])),
-        mean: mean(accs),
+        step: meanStd(at.map((p) => p[0])).mean,
+        tokens: meanStd(at.map((p) => p[1])).mean,
+        mean: meanStd(accs).mean,
         min: Math.min(...accs),
         max: Math.max(...accs),
       };
@@ -114,10 +115,6 @@ export function armCurves(input: AccuracyChartInput): ArmCurve[] {
       points,
     }];
   });
-}
-
-function mean(xs: number[]): number {
-  return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
 /** Ticks of an axis: its bounds (multiples of the step) and the tick values between them. */

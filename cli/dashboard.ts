@@ -14,8 +14,8 @@
  * @module
  */
 import { ArgsError, type FlagSpec, formatHelp, parseFlags } from "./args.ts";
-import { runMain } from "./common.ts";
-import { isLoopbackHost, listenOrigin } from "../server/guard.ts";
+import { runMain, serveUntilStopped } from "./common.ts";
+import { isLoopbackHost } from "../server/guard.ts";
 import { createDashboardApp, RunCatalog } from "../server/dashboard_app.ts";
 import { readHistory } from "../server/run_files.ts";
 import { InputError } from "../util/errors.ts";
@@ -86,22 +86,13 @@ async function main(argv: string[]): Promise<number> {
   if (runs.length === 0) {
     console.error(`dashboard: no runs under "${runsDir}" yet; they show up as they start`);
   }
-  const controller = new AbortController();
   const app = createDashboardApp(catalog, { host });
-  const server = Deno.serve({
+  await serveUntilStopped(app.fetch, {
     hostname: host,
     port,
-    signal: controller.signal,
-    onListen: (addr) => {
-      console.log(
-        `dashboard: ${listenOrigin(addr)}/ (${runs.length} run${runs.length === 1 ? "" : "s"})`,
-      );
-    },
-  }, app.fetch);
-  const stop = () => controller.abort();
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
-  await server.finished;
+    announce: (origin) =>
+      `dashboard: ${origin}/ (${runs.length} run${runs.length === 1 ? "" : "s"})`,
+  });
   return 0;
 }
 

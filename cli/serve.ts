@@ -19,12 +19,12 @@
  */
 import { ArgsError, COMMON_FLAGS, type FlagSpec, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "../training/config.ts";
-import { runMain } from "./common.ts";
+import { runMain, serveUntilStopped } from "./common.ts";
 import { existingModelDir } from "../training/setup.ts";
 import { initBackend } from "../model/backend.ts";
 import { layer2SystemPrompt } from "../algorithms/mgrpo/mod.ts";
 import { createOpenAiApp, ServedPolicy } from "../server/openai_app.ts";
-import { isLoopbackHost, listenOrigin } from "../server/guard.ts";
+import { isLoopbackHost } from "../server/guard.ts";
 
 const FLAGS: Readonly<Record<string, FlagSpec>> = {
   checkpoint: { type: "string", placeholder: "DIR", help: "Checkpoint or model folder to serve" },
@@ -109,23 +109,12 @@ async function main(argv: string[]): Promise<number> {
       always: v["two-turn"] === true,
     },
   });
-  const controller = new AbortController();
-  const server = Deno.serve({
+  await serveUntilStopped(app.fetch, {
     hostname: host,
     port,
-    signal: controller.signal,
-    onListen: (addr) => {
-      console.log(
-        `serving: ${listenOrigin(addr)}/v1 (model ${name}, policy version ${
-          policy.get()!.version
-        })`,
-      );
-    },
-  }, app.fetch);
-  const stop = () => controller.abort();
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
-  await server.finished;
+    announce: (origin) =>
+      `serving: ${origin}/v1 (model ${name}, policy version ${policy.get()!.version})`,
+  });
   policy.dispose();
   return 0;
 }

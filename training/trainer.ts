@@ -193,6 +193,7 @@ export class Trainer {
     files: { metrics: Deno.FsFile; samples: Deno.FsFile },
     placement: Record<string, Placement>,
     options: TrainerOptions,
+    correction: boolean,
   ) {
     this.#setup = setup;
     this.config = setup.config;
@@ -206,7 +207,7 @@ export class Trainer {
     this.#log = options.log ?? ((line) => console.log(line));
     this.#warn = options.warn ?? ((line) => console.error(line));
     this.#sampledTokens = setup.resume ? Number(setup.resume.saved.sampled_tokens ?? 0) : 0;
-    this.#correction = correctionEnabled(setup.config, setup.plugin, options.configPath);
+    this.#correction = correction;
     this.#graph = setup.plugin.buildGraph(
       setupGraphInput(setup, {
         runDir,
@@ -260,9 +261,17 @@ export class Trainer {
         ...(setup.resume ? { resume: dirname(setup.resume.checkpoint) } : {}),
       });
       // A forced `eval.correction` without the mgrpo section fails here, before anything runs.
-      correctionEnabled(setup.config, setup.plugin, options.configPath);
+      const correction = correctionEnabled(setup.config, setup.plugin, options.configPath);
       control = await startControl(setup, runDir, log, warn);
-      return new Trainer(setup, runDir, control, { metrics, samples }, placement, options);
+      return new Trainer(
+        setup,
+        runDir,
+        control,
+        { metrics, samples },
+        placement,
+        options,
+        correction,
+      );
     } catch (e) {
       await control?.close();
       metrics.close();
