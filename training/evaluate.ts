@@ -34,7 +34,8 @@ import { promptRenderer } from "./setup.ts";
 /**
  * Options of a self-correction evaluation from a config: the Layer-1 prompt, the Layer-2 query
  * of the `mgrpo` section (Eq. 5 or the appendix form, its system prompt, separator and guide
- * phrases), the `prompts` section's long-prompt handling and the `eval` section's sampling.
+ * phrases, `layer2_max_new_tokens` for each correction), the `prompts` section's long-prompt
+ * handling and the `eval` section's sampling.
  */
 export function selfCorrectionOptions(config: TrainConfig): SelfCorrectionOptions {
   const layer2 = {
@@ -53,6 +54,7 @@ export function selfCorrectionOptions(config: TrainConfig): SelfCorrectionOption
     maxPromptTokens: config.prompts.max_prompt_tokens,
     onLongPrompt: config.prompts.on_long_prompt,
     maxNewTokens: config.eval.max_new_tokens,
+    correctionMaxNewTokens: config.mgrpo.layer2_max_new_tokens ?? config.eval.max_new_tokens,
     greedy: config.eval.greedy,
     temperature: config.eval.temperature,
     batchSize: config.eval.batch_size,

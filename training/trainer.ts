@@ -346,8 +346,15 @@ export class Trainer {
     return { ...first, correction: await this.#evaluateCorrection(label, scored) };
   }
 
-  /** One `Evaluate` through the graph: the eval sink's scored rollouts, one per query. */
-  async #generateEval(label: string, queries: Query[]): Promise<Scored> {
+  /**
+   * One `Evaluate` through the graph, each completion up to `maxNewTokens` new tokens: the eval
+   * sink's scored rollouts, one per query.
+   */
+  async #generateEval(
+    label: string,
+    queries: Query[],
+    maxNewTokens = this.#live.eval.max_new_tokens,
+  ): Promise<Scored> {
     const config = this.#live;
     await this.#graph.send("prompt_source", {
       type: "Evaluate",
@@ -355,7 +362,7 @@ export class Trainer {
       queries,
       batchSize: config.eval.batch_size,
       params: {
-        maxNewTokens: config.eval.max_new_tokens,
+        maxNewTokens,
         temperature: config.eval.temperature,
         topP: 1,
         topK: 0,
@@ -387,7 +394,11 @@ export class Trainer {
     });
     const t2 = problems.map(() => false);
     if (built.queries.length > 0) {
-      const corrected = await this.#generateEval(`${label}/correction`, built.queries);
+      const corrected = await this.#generateEval(
+        `${label}/correction`,
+        built.queries,
+        this.#live.mgrpo.layer2_max_new_tokens ?? this.#live.eval.max_new_tokens,
+      );
       corrected.rollouts.forEach((r, k) => {
         t2[built.problemIndex[r.queryIndex]!] = corrected.verdicts[k]!.correct;
       });

@@ -50,6 +50,9 @@ export const MgrpoConfigSchema = z.object({
   layer2_temperature: z.number().gt(0).optional().describe(
     "τ₂: sampling temperature of the H corrections (the Learner and RefPolicy score Layer 2 at it); sampler.temperature when unset, as in the paper, which uses one temperature",
   ),
+  layer2_max_new_tokens: z.number().int().min(1).optional().describe(
+    "Most new tokens of each correction (Layer 2), in training and in the guided-correction evaluations (train's own, deno task eval --two-turn); unset: sampler.max_new_tokens in training and eval.max_new_tokens in evaluation. A Layer-1 answer keeps the shorter budget, so a correction may write a slower check than a first answer can",
+  ),
   selection: z.enum(["paper", "keep_all"]).default("paper").describe(
     'Layer-2 group selection: "paper" discards q\'_i when o_i and all H corrections are wrong; "keep_all" keeps every group',
   ),

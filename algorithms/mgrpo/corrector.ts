@@ -71,10 +71,17 @@ export interface CorrectorState {
   >;
 }
 
-/** The H corrections' sampling: the Sampler's, at `mgrpo.layer2_temperature` when set. */
-function layer2Sampling(input: CorrectorInput): SamplingParams {
-  const t = input.config.layer2_temperature;
-  return t === undefined ? input.sampling : { ...input.sampling, temperature: t };
+/**
+ * The H corrections' sampling: the Sampler's, at `mgrpo.layer2_temperature` and with
+ * `mgrpo.layer2_max_new_tokens` new tokens when set.
+ */
+export function layer2Sampling(input: Pick<CorrectorInput, "config" | "sampling">): SamplingParams {
+  const { layer2_temperature: t, layer2_max_new_tokens: n } = input.config;
+  return {
+    ...input.sampling,
+    ...(t === undefined ? {} : { temperature: t }),
+    ...(n === undefined ? {} : { maxNewTokens: n }),
+  };
 }
 
 /** The Corrector actor. */

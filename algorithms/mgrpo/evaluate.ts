@@ -223,6 +223,8 @@ export interface SelfCorrectionOptions extends EvaluateOptions {
    * baseline). @default 1
    */
   rounds?: 1 | 2;
+  /** Most new tokens of each correction round. @default maxNewTokens */
+  correctionMaxNewTokens?: number;
   /**
    * Longest correction prompt in tokens; 0 = the context minus one. A longer one is handled
    * by `onLongPrompt`. @default 0
@@ -320,7 +322,7 @@ export interface SelfCorrectionResult {
   overflow: number;
   /** Correction prompts cut to their last `maxPromptTokens` tokens (`onLongPrompt: truncate`). */
   truncated: number;
-  /** Correction rows whose token budget (context − prompt) was below `maxNewTokens`. */
+  /** Correction rows whose token budget (context − prompt) was below `correctionMaxNewTokens`. */
   shortBudget: number;
 }
 
@@ -345,7 +347,7 @@ export async function evaluateSelfCorrection(
   const checker = options.checker ?? integerChecker;
   const ctx = model.config.max_position_embeddings;
   const maxPrompt = options.maxPromptTokens || ctx - 1;
-  const maxNew = options.maxNewTokens ?? 48;
+  const maxNew = options.correctionMaxNewTokens ?? options.maxNewTokens ?? 48;
   const first = await evaluatePolicy(model, tokenizer, problems, { ...options, n: 1 });
   const completions = first.samples.map((s) => [s.completion]);
   const correct = first.samples.map((s) => [s.correct]);
@@ -368,7 +370,11 @@ export async function evaluateSelfCorrection(
       });
       const runnable = prompts.filter((p): p is readonly number[] => p !== undefined);
       shortBudget += runnable.filter((p) => ctx - p.length < maxNew).length;
-      const gens = await generate(model, runnable, generateOptions(tokenizer, options, sampleRng));
+      const gens = await generate(
+        model,
+        runnable,
+        generateOptions(tokenizer, { ...options, maxNewTokens: maxNew }, sampleRng),
+      );
       let k = 0;
       const texts = chunk.map((_, j) => {
         const gen = prompts[j] ? gens[k++] : undefined;

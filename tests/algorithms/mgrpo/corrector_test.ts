@@ -196,6 +196,24 @@ Deno.test("corrector.handle() rejects or truncates a q'_i longer than the prompt
   }
 });
 
+Deno.test("corrector.handle() samples the corrections with mgrpo.layer2_max_new_tokens new tokens when set", async () => {
+  for (const [budget, expected] of [[undefined, SAMPLING.maxNewTokens], [24, 24]] as const) {
+    const config = MgrpoConfigSchema.parse({
+      num_corrections: 2,
+      ...(budget === undefined ? {} : { layer2_max_new_tokens: budget }),
+    });
+    const ctx = recordingContext("corrector");
+    const state = await corrector.init(
+      { tokenizer: TOKENIZER, config, seed: 1, sampling: SAMPLING, target: "learner" },
+      ctx,
+    );
+    await corrector.handle(state, scored("train", QUERIES, ["5", "6"], [true, false], 2), ctx);
+    const params = ctx.only<Generate>("sampler").params;
+    assert.deepEqual(params, { ...SAMPLING, maxNewTokens: expected });
+  }
+  assert.throws(() => MgrpoConfigSchema.parse({ layer2_max_new_tokens: 0 }));
+});
+
 Deno.test("corrector.handle() samples the corrections at mgrpo.layer2_temperature and tags the part with it", async () => {
   for (const [layer2, expected] of [[undefined, 1], [0.5, 0.5]] as const) {
     const config = MgrpoConfigSchema.parse({

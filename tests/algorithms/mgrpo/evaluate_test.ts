@@ -77,6 +77,31 @@ Deno.test("evaluateSelfCorrection() runs two correction rounds and counts contex
   model.dispose();
 });
 
+Deno.test("evaluateSelfCorrection() gives each correction round correctionMaxNewTokens and each first answer maxNewTokens", async () => {
+  const model = makeTinyModel(4);
+  const tokenizer = new CharTokenizer();
+  const res = await evaluateSelfCorrection(model, tokenizer, PROBLEMS, {
+    renderPrompt: renderTestPrompt,
+    buildCorrection: (q: string, text: string, phrase: string) => ({
+      prompt: buildLayer2Prompt(q, text, phrase, { systemPrompt: "" }),
+      assistant: layer2Assistant(text, phrase),
+    }),
+    phrases: ["Check."],
+    rounds: 2,
+    maxNewTokens: 4,
+    correctionMaxNewTokens: 12,
+  });
+  const lengths = res.completions.map((c) => c.map((t) => tokenizer.encode(t).length));
+  for (const [first, ...corrections] of lengths) {
+    assert.ok(first! <= 4, `first answer of ${first} tokens`);
+    for (const n of corrections) assert.ok(n <= 12, `correction of ${n} tokens`);
+  }
+  // A random model seldom stops: the corrections use the longer budget.
+  assert.ok(lengths.some((l) => l[1]! > 4 && l[2]! > 4), JSON.stringify(lengths));
+  assert.equal(res.shortBudget, 0);
+  model.dispose();
+});
+
 Deno.test("evaluateSelfCorrection() gives the same greedy tokens and verdicts at batch size 1, 7 and 100", async () => {
   // The committed warm start on 100 held-out problems, the embedded config's Layer-2 query,
   // two rounds: second-round prompts are up to twice as long as the first, so every batch of
