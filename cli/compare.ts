@@ -9,7 +9,8 @@
  *   the same seed (both layers count);
  * - `ppo`: `configs/tiny-ppo.yaml` at the same number of optimizer steps.
  *
- * Every final policy is evaluated on the whole held-out set (`task.heldout_size`, greedy): its
+ * Every final policy is evaluated on the whole held-out set (`task.heldout_size`, decoded as the
+ * `eval` section says: greedy by default): its
  * first answer and one guided correction. The warm start also gets the intrinsic two-round
  * evaluation. Writes `<out>/report.md`, the plot of held-out accuracy during training as
  * `<out>/accuracy.svg` and `<out>/accuracy.png` (`cli/compare_plot.ts`), `<out>/results.json`
@@ -321,6 +322,7 @@ async function main(argv: string[]): Promise<number> {
     warmStart: { correction: warm.correction, intrinsic: warm.intrinsic! },
     heldoutSize: problems.length,
     evalSubset: config.task.eval_size,
+    decoding: config.eval.greedy ? "greedy" : `T = ${config.eval.temperature}`,
     machine: `${navigator.hardwareConcurrency} cores, ${cpu}, ${
       values.jobs === "1" ? "runs one at a time" : `${values.jobs} runs at a time`
     }`,

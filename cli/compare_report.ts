@@ -82,6 +82,8 @@ export interface CompareData {
   warmStart: { correction: CorrectionMetrics; intrinsic: TwoTurnMetrics };
   heldoutSize: number;
   evalSubset: number;
+  /** How the held-out answers were decoded: "greedy" (absent in older reports) or "T = 0.7". */
+  decoding?: string;
   machine: string;
 }
 
@@ -126,6 +128,7 @@ const COMPARE_DATA_SCHEMA = z.object({
   }),
   heldoutSize: z.number().int(),
   evalSubset: z.number().int(),
+  decoding: z.string().optional(),
   machine: z.string(),
 });
 
@@ -234,7 +237,11 @@ export function reportMarkdown(data: CompareData, verdict: CriterionResult): str
     `# ${data.arms.map((a) => a.label).join(" vs ")} on the embedded task (${data.date})`,
     "",
     `Command: \`${data.command}\`. Machine: ${data.machine}. Seeds ${data.seeds.join(", ")}.`,
-    `Held-out set: ${data.heldoutSize} problems never drawn for training, greedy decoding; the`,
+    `Held-out set: ${data.heldoutSize} problems never drawn for training, ${
+      data.decoding === undefined || data.decoding === "greedy"
+        ? "greedy decoding"
+        : `sampled at ${data.decoding} (one sample per problem and turn, seeded)`
+    }; the`,
     `curves use train's own evaluation on the first ${data.evalSubset} of them. Acc@t1 is the`,
     "final policy's first answer; Acc@t2 its answer after one guided correction by the same",
     "policy (the embedded config's Layer-2 query); the Δ's are between t1 and t2, in points of",
@@ -422,7 +429,7 @@ export function reportMarkdown(data: CompareData, verdict: CriterionResult): str
     ),
     "",
   );
-  lines.push(...plotSection(data.evalSubset));
+  lines.push(...plotSection(data.evalSubset, data.decoding));
   return lines.join("\n");
 }
 
@@ -430,14 +437,15 @@ export function reportMarkdown(data: CompareData, verdict: CriterionResult): str
  * The report's plot section: `accuracy.png` embedded, `accuracy.svg` linked, and what the plot
  * shows.
  */
-export function plotSection(evalSubset: number): string[] {
+export function plotSection(evalSubset: number, decoding = "greedy"): string[] {
+  const first = decoding === "greedy" ? "greedy first answer" : `first answer at ${decoding}`;
   return [
     "## Held-out accuracy during training",
     "",
     "![Held-out accuracy during training against optimizer steps and against sampled tokens: " +
     "per arm the mean over seeds as a line, the min–max over seeds as a band](accuracy.png)",
     "",
-    `Train's own evaluation (\`eval/accuracy\`: greedy first answer on the first ${evalSubset}`,
+    `Train's own evaluation (\`eval/accuracy\`: ${first} on the first ${evalSubset}`,
     "held-out problems) every `eval.every` steps from the warm start at step 0; per arm the mean",
     "over seeds as a line and the min–max over seeds as a band, against optimizer steps and",
     "against sampled completion tokens. A point's step and tokens are means over seeds (runs at",

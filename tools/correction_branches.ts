@@ -5,6 +5,7 @@
  * docs/self-correction.md ("A slower check"), never on the held-out set.
  *
  *   deno run -A tools/correction_branches.ts --checkpoint DIR [--temperature T] [--limit N] [--seeds K]
+ *     [--first-tokens N] [--correction-tokens N]   (token budgets of first answers and corrections, 112)
  *
  * `--temperature 0` (the default) is greedy; otherwise each of `--seeds` seeds (default 2) samples
  * the first answers and their corrections at T. Prints, per branch and per first-answer verdict,
@@ -28,6 +29,8 @@ const { values } = parseArgs({
     temperature: { type: "string", default: "0" },
     limit: { type: "string", default: "1000" },
     seeds: { type: "string", default: "2" },
+    "first-tokens": { type: "string", default: "112" },
+    "correction-tokens": { type: "string", default: "112" },
   },
 });
 if (values.checkpoint === undefined) {
@@ -52,7 +55,8 @@ const seeds = temperature === 0
 for (const seed of seeds) {
   const result = await evaluateSelfCorrection(model, tokenizer, problems, {
     ...selfCorrectionOptions(config),
-    maxNewTokens: 112,
+    maxNewTokens: Number(values["first-tokens"]),
+    correctionMaxNewTokens: Number(values["correction-tokens"]),
     greedy: temperature === 0,
     temperature: temperature || 1,
     seed,
