@@ -16,7 +16,8 @@
  * `<out>/accuracy.svg` and `<out>/accuracy.png` (`cli/compare_plot.ts`), `<out>/results.json`
  * (every per-problem verdict) and one run folder per arm and seed; prints the report and a final
  * JSON line with the criterion's verdicts. Runs go one at a time unless `--jobs` says otherwise,
- * so that wall times are comparable. `--report-only` writes the report and the plot again from
+ * so that wall times are comparable; with `--jobs N` each run gets its share of the cores as wasm
+ * threads (`childWasmThreads`). `--report-only` writes the report and the plot again from
  * a report folder's `results.json` and run folders, without training or evaluating.
  *
  * @module
@@ -46,6 +47,33 @@ const ARMS: Record<string, { label: string; config: string | null }> = {
   grpo_tokens: { label: "GRPO (equal tokens)", config: "configs/tiny-grpo.yaml" },
   ppo: { label: "PPO (equal steps)", config: "configs/tiny-ppo.yaml" },
 };
+
+/**
+ * The wasm threads each training run gets when `--jobs` runs share the machine and
+ * `model.wasm_threads` is left at 0: the cores split between the jobs (at least one). Runs
+ * started together would each see idle cores and start one thread per core, several times
+ * more threads than cores. The threads do not change a run's results (bit-identical).
+ * `undefined`: nothing to add (one job, or threads set by the user).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { childWasmThreads } from "./compare.ts";
+ *
+ * assert.equal(childWasmThreads(2, 2, 0), 1);
+ * assert.equal(childWasmThreads(2, 8, 0), 4);
+ * assert.equal(childWasmThreads(1, 2, 0), undefined);
+ * assert.equal(childWasmThreads(2, 2, 3), undefined);
+ * ```
+ */
+export function childWasmThreads(
+  jobs: number,
+  cores: number,
+  configured: number,
+): number | undefined {
+  if (jobs <= 1 || configured !== 0) return undefined;
+  return Math.max(1, Math.floor(cores / jobs));
+}
 
 async function train(runDir: string, args: string[]): Promise<void> {
   await Deno.remove(runDir, { recursive: true }).catch(() => {});
@@ -201,8 +229,16 @@ async function main(argv: string[]): Promise<number> {
   if (arms.includes("grpo_tokens") && !arms.includes("mgrpo")) {
     throw new ArgsError(`Invalid value for --arms: grpo_tokens needs mgrpo (its token budget)`);
   }
-  const sets = values.set.flatMap((s) => ["--set", s]);
   const config = loadConfig(undefined, { overrides: values.set });
+  const threads = childWasmThreads(
+    Number(values.jobs),
+    navigator.hardwareConcurrency,
+    config.model.wasm_threads,
+  );
+  const sets = [
+    ...values.set.flatMap((s) => ["--set", s]),
+    ...(threads === undefined ? [] : ["--set", `model.wasm_threads=${threads}`]),
+  ];
   const steps = values.steps === undefined ? config.run.steps : Number(values.steps);
   if (!Number.isInteger(steps) || steps < 1) {
     throw new ArgsError(`Invalid value for --steps: current value is "${values.steps}"`);
