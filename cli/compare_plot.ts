@@ -29,6 +29,8 @@ export interface AccuracyChartInput {
   runs: readonly { arm: string; seed: number; curve: readonly CurvePoint[] }[];
   /** How many held-out problems train's own evaluation uses (for the subtitle). */
   evalSubset: number;
+  /** How those answers were decoded, for the subtitle: "greedy" (the default) or "T = 0.7". */
+  decoding?: string;
 }
 
 /** One aggregated point of an arm: x's are means over seeds; accuracy mean, min and max. */
@@ -234,7 +236,11 @@ export function accuracyChart(input: AccuracyChartInput): Drawing {
       x: L.width / 2,
       y: 40,
       text: `line: mean over seeds; band: min–max over seeds; ${input.evalSubset} held-out ` +
-        "problems, greedy, first answer",
+        `problems, ${
+          input.decoding === undefined || input.decoding === "greedy"
+            ? "greedy"
+            : `sampled at ${input.decoding}`
+        }, first answer`,
       size: 10,
       color: "#444444",
       anchor: "middle",
