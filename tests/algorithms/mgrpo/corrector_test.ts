@@ -196,37 +196,33 @@ Deno.test("corrector.handle() rejects or truncates a q'_i longer than the prompt
   }
 });
 
+/** A Corrector with these `mgrpo` settings (2 corrections) after one scored Layer-1 batch. */
+async function correctorAfterLayer1(settings: Record<string, number>) {
+  const config = MgrpoConfigSchema.parse({ num_corrections: 2, ...settings });
+  const ctx = recordingContext("corrector");
+  const state = await corrector.init(
+    { tokenizer: TOKENIZER, config, seed: 1, sampling: SAMPLING, target: "learner" },
+    ctx,
+  );
+  await corrector.handle(state, scored("train", QUERIES, ["5", "6"], [true, false], 2), ctx);
+  return { ctx, state, generate: ctx.only<Generate>("sampler") };
+}
+
 Deno.test("corrector.handle() samples the corrections with mgrpo.layer2_max_new_tokens new tokens when set", async () => {
   for (const [budget, expected] of [[undefined, SAMPLING.maxNewTokens], [24, 24]] as const) {
-    const config = MgrpoConfigSchema.parse({
-      num_corrections: 2,
-      ...(budget === undefined ? {} : { layer2_max_new_tokens: budget }),
-    });
-    const ctx = recordingContext("corrector");
-    const state = await corrector.init(
-      { tokenizer: TOKENIZER, config, seed: 1, sampling: SAMPLING, target: "learner" },
-      ctx,
+    const { generate } = await correctorAfterLayer1(
+      budget === undefined ? {} : { layer2_max_new_tokens: budget },
     );
-    await corrector.handle(state, scored("train", QUERIES, ["5", "6"], [true, false], 2), ctx);
-    const params = ctx.only<Generate>("sampler").params;
-    assert.deepEqual(params, { ...SAMPLING, maxNewTokens: expected });
+    assert.deepEqual(generate.params, { ...SAMPLING, maxNewTokens: expected });
   }
   assert.throws(() => MgrpoConfigSchema.parse({ layer2_max_new_tokens: 0 }));
 });
 
 Deno.test("corrector.handle() samples the corrections at mgrpo.layer2_temperature and tags the part with it", async () => {
   for (const [layer2, expected] of [[undefined, 1], [0.5, 0.5]] as const) {
-    const config = MgrpoConfigSchema.parse({
-      num_corrections: 2,
-      ...(layer2 === undefined ? {} : { layer2_temperature: layer2 }),
-    });
-    const ctx = recordingContext("corrector");
-    const state = await corrector.init(
-      { tokenizer: TOKENIZER, config, seed: 1, sampling: SAMPLING, target: "learner" },
-      ctx,
+    const { ctx, state, generate } = await correctorAfterLayer1(
+      layer2 === undefined ? {} : { layer2_temperature: layer2 },
     );
-    await corrector.handle(state, scored("train", QUERIES, ["5", "6"], [true, false], 2), ctx);
-    const generate = ctx.only<Generate>("sampler");
     assert.equal(generate.params.temperature, expected);
     assert.equal(generate.params.maxNewTokens, SAMPLING.maxNewTokens);
     // A live change of the sampler's temperature after the corrections were sampled does not
