@@ -75,7 +75,7 @@ export interface CorrectorState {
  * The H corrections' sampling: the Sampler's, at `mgrpo.layer2_temperature` and with
  * `mgrpo.layer2_max_new_tokens` new tokens when set.
  */
-export function layer2Sampling(input: Pick<CorrectorInput, "config" | "sampling">): SamplingParams {
+function layer2Sampling(input: Pick<CorrectorInput, "config" | "sampling">): SamplingParams {
   const { layer2_temperature: t, layer2_max_new_tokens: n } = input.config;
   return {
     ...input.sampling,

@@ -49,9 +49,9 @@ const AT_STEP_2: Record<string, [number, number]> = {
   "grpo-seed1": [1500, 0.5],
 };
 
-async function reportFolder(): Promise<string> {
+async function reportFolder(data: CompareData = DATA): Promise<string> {
   const out = await Deno.makeTempDir({ prefix: "compare_report_only_" });
-  await Deno.writeTextFile(`${out}/results.json`, JSON.stringify(DATA));
+  await Deno.writeTextFile(`${out}/results.json`, JSON.stringify(data));
   for (const [name, [tokens, acc]] of Object.entries(AT_STEP_2)) {
     await Deno.mkdir(`${out}/${name}`);
     await Deno.writeTextFile(
@@ -101,6 +101,35 @@ Deno.test("compare --report-only writes report.md, accuracy.svg and accuracy.png
     assert.deepEqual(pixelAt(png, 4, 4), [255, 255, 255]);
   } finally {
     await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("compare --report-only says how the answers were decoded: greedy (or absent) or sampled", async () => {
+  for (
+    const [decoding, header, curve, subtitle] of [
+      [undefined, "greedy decoding;", "greedy first answer", "problems, greedy, first answer"],
+      [
+        "T = 0.7",
+        "sampled at T = 0.7 (one sample",
+        "first answer at T = 0.7",
+        "problems, sampled at T = 0.7, first answer",
+      ],
+    ] as const
+  ) {
+    const out = await reportFolder(decoding === undefined ? DATA : { ...DATA, decoding });
+    try {
+      const { code, stderr } = await runTask(["compare", "--report-only", "--out", out]);
+      assert.equal(code, 0, stderr);
+      const md = (await Deno.readTextFile(`${out}/report.md`)).replaceAll("\n", " ");
+      assert.ok(md.includes(header), `${decoding}: ${header}`);
+      assert.ok(
+        md.includes(`(\`eval/accuracy\`: ${curve} on the first 4`),
+        `${decoding}: ${curve}`,
+      );
+      assert.ok((await Deno.readTextFile(`${out}/accuracy.svg`)).includes(subtitle), subtitle);
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
   }
 });
 
