@@ -43,9 +43,10 @@ const HELP = formatHelp(FLAGS, {
 
 /**
  * Trains the embedded default into `runDir`, its output shown as it goes; `sets` are more
- * `--set key=value` overrides (`tools/tensorboard_screenshot.ts` adds `run.report_to`).
+ * `--set key=value` overrides (`tools/tensorboard_screenshot.ts` adds `run.report_to`, through
+ * `withRunToPicture`).
  */
-export async function train(runDir: string, sets: readonly string[] = []): Promise<void> {
+async function train(runDir: string, sets: readonly string[] = []): Promise<void> {
   console.log(`screenshots: training configs/tiny-mgrpo.yaml into ${runDir}`);
   const status = await new Deno.Command(Deno.execPath(), {
     args: [
@@ -66,6 +67,26 @@ export async function train(runDir: string, sets: readonly string[] = []): Promi
   if (!status.success) throw new Error(`Cannot train the run to picture: exit ${status.code}`);
 }
 
+/**
+ * Calls `use` with the run to picture: `runDir` (the `--run-dir` flag) when given, else the
+ * embedded default trained (with `sets`) into a temporary folder that is removed afterwards.
+ */
+export async function withRunToPicture<T>(
+  runDir: unknown,
+  sets: readonly string[],
+  use: (runDir: string) => Promise<T>,
+): Promise<T> {
+  if (runDir !== undefined && typeof runDir !== "string") throw new ArgsError("--run-dir DIR");
+  if (runDir !== undefined) return await use(runDir);
+  const tmp = await Deno.makeTempDir({ prefix: "screenshots_" });
+  try {
+    await train(`${tmp}/tiny-mgrpo`, sets);
+    return await use(`${tmp}/tiny-mgrpo`);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, FLAGS);
   if (values.help === true) {
@@ -74,14 +95,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const out = typeof values.out === "string" ? values.out : `${REPO_ROOT}docs/img/dashboard.png`;
   await requireChromium("take the pictures");
-  let runDir = values["run-dir"];
-  if (runDir !== undefined && typeof runDir !== "string") throw new ArgsError("--run-dir DIR");
-  const tmp = runDir === undefined ? await Deno.makeTempDir({ prefix: "screenshots_" }) : undefined;
-  try {
-    if (runDir === undefined) {
-      runDir = `${tmp}/tiny-mgrpo`;
-      await train(runDir);
-    }
+  return await withRunToPicture(values["run-dir"], [], async (runDir) => {
     const dashboard = await startDashboard([runDir]);
     const browser = await launchChromium("take the pictures");
     try {
@@ -103,9 +117,7 @@ async function main(argv: string[]): Promise<number> {
     const { size } = await Deno.stat(out);
     console.log(`screenshots: ${out} (${size.toLocaleString("en-US")} bytes) of ${runDir}`);
     return 0;
-  } finally {
-    if (tmp) await Deno.remove(tmp, { recursive: true });
-  }
+  });
 }
 
 if (import.meta.main) await runMain(main);

@@ -19,11 +19,11 @@
  *
  * @module
  */
-import { ArgsError, type FlagSpec, formatHelp, parseFlags } from "../cli/args.ts";
+import { type FlagSpec, formatHelp, parseFlags } from "../cli/args.ts";
 import { runMain } from "../cli/common.ts";
 import { launchChromium, requireChromium } from "../tests/browser.ts";
 import { InputError } from "../util/errors.ts";
-import { train } from "./screenshots.ts";
+import { withRunToPicture } from "./screenshots.ts";
 
 const REPO_ROOT = new URL("../", import.meta.url).pathname;
 
@@ -270,15 +270,9 @@ async function main(argv: string[]): Promise<number> {
     );
   }
   await requireChromium("take the TensorBoard picture");
-  let runDir = values["run-dir"];
-  if (runDir !== undefined && typeof runDir !== "string") throw new ArgsError("--run-dir DIR");
-  if (runDir !== undefined) await requireEventFiles(runDir);
-  const tmp = runDir === undefined ? await Deno.makeTempDir({ prefix: "screenshots_" }) : undefined;
-  try {
-    if (runDir === undefined) {
-      runDir = `${tmp}/tiny-mgrpo`;
-      await train(runDir, ["run.report_to=[tensorboard]"]);
-    }
+  const given = values["run-dir"];
+  if (typeof given === "string") await requireEventFiles(given);
+  return await withRunToPicture(given, ["run.report_to=[tensorboard]"], async (runDir) => {
     const expected = await loggedValues(runDir);
     const tensorboard = await startTensorBoard(bin, `${runDir}/tb`);
     const browser = await launchChromium("take the TensorBoard picture");
@@ -318,9 +312,7 @@ async function main(argv: string[]): Promise<number> {
     );
     for (const line of checks) console.log(line);
     return 0;
-  } finally {
-    if (tmp) await Deno.remove(tmp, { recursive: true });
-  }
+  });
 }
 
 if (import.meta.main) await runMain(main);
