@@ -6,7 +6,8 @@
  * - `mgrpo`: the embedded default (`configs/tiny-mgrpo.yaml`);
  * - `grpo`: `configs/tiny-grpo.yaml` at the same number of optimizer steps as MGRPO;
  * - `grpo_tokens`: `configs/tiny-grpo.yaml` stopped at the sampled tokens of the MGRPO run of
- *   the same seed (both layers count);
+ *   the same seed (both layers count), its schedule long enough to reach them
+ *   (`tokenMatchedSteps`);
  * - `ppo`: `configs/tiny-ppo.yaml` at the same number of optimizer steps.
  *
  * Every final policy is evaluated on the whole held-out set (`task.heldout_size`, decoded as the
@@ -73,6 +74,34 @@ export function childWasmThreads(
 ): number | undefined {
   if (jobs <= 1 || configured !== 0) return undefined;
   return Math.max(1, Math.floor(cores / jobs));
+}
+
+/**
+ * The schedule length (`run.steps`) of a `grpo_tokens` run: long enough that the token budget,
+ * not the step count, ends it. With the same seed's equal-step GRPO run at hand, its sampled
+ * tokens per step give the steps the budget needs, plus 10% (a policy's answers change length as
+ * it trains); never fewer than the GRPO config's own steps. Without that run, the config's steps
+ * (the budget may then stop the run first, or the steps may).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tokenMatchedSteps } from "./compare.ts";
+ *
+ * // MGRPO sampled 153,362 tokens; GRPO samples 20,328 in 16 steps: 121 steps, 133 with room.
+ * assert.equal(tokenMatchedSteps(153362, { steps: 16, sampled_tokens: 20328 }, 100), 133);
+ * assert.equal(tokenMatchedSteps(50000, { steps: 16, sampled_tokens: 20328 }, 100), 100);
+ * assert.equal(tokenMatchedSteps(153362, undefined, 100), 100);
+ * ```
+ */
+export function tokenMatchedSteps(
+  budget: number,
+  grpo: { steps: number; sampled_tokens: number } | undefined,
+  configSteps: number,
+): number {
+  if (!grpo || grpo.steps < 1 || grpo.sampled_tokens <= 0) return configSteps;
+  const perStep = grpo.sampled_tokens / grpo.steps;
+  return Math.max(configSteps, Math.ceil((1.1 * budget) / perStep));
 }
 
 async function train(runDir: string, args: string[]): Promise<void> {
@@ -259,9 +288,16 @@ async function main(argv: string[]): Promise<number> {
     ];
     if (arm === "grpo_tokens") {
       const m = JSON.parse(await Deno.readTextFile(`${dirOf("mgrpo", seed)}/summary.json`));
-      const grpoSteps = loadConfig(resolveRepoPath(ARMS.grpo_tokens!.config!)).run.steps;
+      const configSteps = loadConfig(resolveRepoPath(ARMS.grpo_tokens!.config!)).run.steps;
+      const grpoSummary = `${dirOf("grpo", seed)}/summary.json`;
+      const grpo = arms.includes("grpo") && await exists(grpoSummary)
+        ? JSON.parse(await Deno.readTextFile(grpoSummary))
+        : undefined;
+      const grpoSteps = tokenMatchedSteps(m.sampled_tokens, grpo, configSteps);
       return [
         ...base,
+        "--steps",
+        String(grpoSteps),
         "--set",
         `run.max_sampled_tokens=${m.sampled_tokens}`,
         "--set",
@@ -270,8 +306,10 @@ async function main(argv: string[]): Promise<number> {
     }
     return [...base, "--steps", String(steps), "--set", `eval.every=${every(steps)}`];
   };
-  // MGRPO first for each seed: grpo_tokens reads its budget.
-  const order = [...arms].sort((a, b) => Number(b === "mgrpo") - Number(a === "mgrpo"));
+  // MGRPO, then GRPO first for each seed: grpo_tokens reads the budget of one and the tokens per
+  // step of the other.
+  const rank = (arm: string) => arm === "mgrpo" ? 0 : arm === "grpo" ? 1 : 2;
+  const order = [...arms].sort((a, b) => rank(a) - rank(b));
   const queue = seeds.flatMap((seed) => order.map((arm) => ({ arm, seed })));
   const pending: typeof queue = [];
   for (const job of queue) {
@@ -283,13 +321,16 @@ async function main(argv: string[]): Promise<number> {
   await Promise.all(
     Array.from({ length: Math.max(1, Number(values.jobs)) }, async () => {
       for (let job = pending.shift(); job; job = pending.shift()) {
-        // A grpo_tokens run waits for its seed's MGRPO run.
+        // A grpo_tokens run waits for its seed's MGRPO run (its budget) and GRPO run (its
+        // tokens per step).
         if (job.arm === "grpo_tokens") {
-          while (
-            started.has(`mgrpo-${job.seed}`) &&
-            !await exists(`${dirOf("mgrpo", job.seed)}/summary.json`)
-          ) {
-            await new Promise((r) => setTimeout(r, 1000));
+          for (const arm of ["mgrpo", "grpo"]) {
+            while (
+              started.has(`${arm}-${job.seed}`) &&
+              !await exists(`${dirOf(arm, job.seed)}/summary.json`)
+            ) {
+              await new Promise((r) => setTimeout(r, 1000));
+            }
           }
         }
         started.add(`${job.arm}-${job.seed}`);
