@@ -77,11 +77,12 @@ export function childWasmThreads(
 }
 
 /**
- * The schedule length (`run.steps`) of a `grpo_tokens` run: long enough that the token budget,
- * not the step count, ends it. With the same seed's equal-step GRPO run at hand, its sampled
- * tokens per step give the steps the budget needs, plus 10% (a policy's answers change length as
- * it trains); never fewer than the GRPO config's own steps. Without that run, the config's steps
- * (the budget may then stop the run first, or the steps may).
+ * The schedule length (`run.steps`) of a `grpo_tokens` run, so that it samples about the MGRPO
+ * run's tokens. With the same seed's equal-step GRPO run at hand, its sampled tokens per step
+ * give the steps the budget needs, plus 10%; never fewer than the GRPO config's own steps.
+ * Answers change length as the policy trains, so either end may come first: the budget, or the
+ * schedule a little short of it (up to 2.3% of the tokens in `docs/compare-2026-12-06c`, where
+ * GRPO's answers shortened). Without that run, the config's steps.
  *
  * @example
  * ```ts
@@ -300,8 +301,10 @@ async function main(argv: string[]): Promise<number> {
         String(grpoSteps),
         "--set",
         `run.max_sampled_tokens=${m.sampled_tokens}`,
+        // Every seed evaluates at the same steps, so that the plot can average them; their
+        // schedules differ in length with their budgets.
         "--set",
-        `eval.every=${every(grpoSteps)}`,
+        `eval.every=${every(configSteps)}`,
       ];
     }
     return [...base, "--steps", String(steps), "--set", `eval.every=${every(steps)}`];
