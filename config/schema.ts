@@ -44,7 +44,7 @@ export const RunConfigSchema = z.object({
     "Random seed for prompts, sampling and initialisation",
   ),
   steps: z.number().int().min(1).default(16).describe(
-    "Number of training steps (policy updates); the default 16 MGRPO steps sample about as many tokens as 100 GRPO steps",
+    "Number of training steps (policy updates)",
   ),
   max_sampled_tokens: z.number().int().min(0).default(0).describe(
     "Stop after the step at which the completion tokens sampled for training (both MGRPO layers) reach this budget; 0 = no budget (deno task compare uses it to compare algorithms at equal sampled tokens)",

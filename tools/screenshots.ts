@@ -1,7 +1,7 @@
 /**
  * `deno task screenshots`: refreshes the pictures of the docs, `docs/img/dashboard.png` (the
- * run dashboard of a finished run of the embedded default, `configs/tiny-mgrpo.yaml`, 16 steps).
- * It trains that run into a temporary folder (about 3 minutes on 2 cores) unless
+ * run dashboard of a finished run of the embedded default, `configs/tiny-mgrpo.yaml`).
+ * It trains that run into a temporary folder (minutes on 2 cores: docs/embedded-default.md) unless
  * `--run-dir DIR` names a finished run to picture, starts `deno task dashboard` on it and takes
  * the picture with headless Chromium (`CHROMIUM_PATH`, default `/usr/bin/chromium`).
  * Not run by the tests or CI: a picture changes with every run.

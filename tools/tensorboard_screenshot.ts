@@ -1,10 +1,10 @@
 /**
  * `deno task screenshots:tensorboard`: refreshes `docs/img/tensorboard.png`, the real
  * `tensorboard` (PyPI) showing the event files of a finished run of the embedded default,
- * `configs/tiny-mgrpo.yaml` (16 steps), trained with `run.report_to: [tensorboard]`. It trains
- * that run into a temporary folder (about 3 minutes on 2 cores) unless `--run-dir DIR` names a
- * finished run with a `tb/` folder, starts `tensorboard --logdir <run>/tb` on a free loopback
- * port, opens its Time Series dashboard in headless Chromium (`CHROMIUM_PATH`, default
+ * `configs/tiny-mgrpo.yaml`, trained with `run.report_to: [tensorboard]`. It trains that run
+ * into a temporary folder (minutes on 2 cores: docs/embedded-default.md) unless `--run-dir DIR`
+ * names a finished run with a `tb/` folder, starts `tensorboard --logdir <run>/tb` on a free
+ * loopback port, opens its Time Series dashboard in headless Chromium (`CHROMIUM_PATH`, default
  * `/usr/bin/chromium`) filtered to six of our tags, with no smoothing, and waits until their
  * charts are drawn. Before it takes the picture it checks each chart against `metrics.jsonl`:
  * as many points as the run logged of that tag, and the value at the last step (the data table

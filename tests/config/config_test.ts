@@ -27,24 +27,44 @@ const LEARNER_FIELDS = '"lr", "lr_schedule", "warmup_ratio", "min_lr_ratio", "we
 // --- the embedded configs ---
 
 /**
- * Where the embedded default departs from the schema's defaults (the paper's Layer-2 query):
- * short guide phrases inside the open thought, the tiny model's form (docs/self-correction.md).
+ * Where the embedded default departs from the schema's defaults: the tiny model's Layer-2 query
+ * (short guide phrases inside the open thought) and its corrections (sampled at 0.7, their own
+ * 112-token budget, Layer 2's loss weighted 4), the counting warm start, its learning rate and
+ * its steps (docs/self-correction.md, docs/embedded-default.md).
  */
 const EMBEDDED_LAYER2 = {
   guide_phrases: [...SHORT_GUIDE_PHRASES],
   guide_separator: " ",
   guide_position: "in_think" as const,
+  layer2_temperature: 0.7,
+  layer2_max_new_tokens: 112,
+  layer2_weight: 4,
 };
+const EMBEDDED_INIT = "checkpoints/tiny-sft-count";
+const EMBEDDED_LR = 4e-4;
 
-Deno.test("loadConfig() reads the embedded default, equal to the schema defaults but Layer 2's query", () => {
+function embeddedFrom(defaults: TrainConfig, steps: number, name: string) {
+  return {
+    ...defaults,
+    run: { ...defaults.run, name, steps },
+    model: { ...defaults.model, init: EMBEDDED_INIT },
+    learner: { ...defaults.learner, lr: EMBEDDED_LR },
+    mgrpo: { ...defaults.mgrpo, ...EMBEDDED_LAYER2 },
+  };
+}
+
+Deno.test("loadConfig() reads the embedded default: the schema defaults but the tiny model's Layer 2, warm start, lr and steps", () => {
   const defaults = TrainConfigSchema.parse({});
-  const embedded = { ...defaults, mgrpo: { ...defaults.mgrpo, ...EMBEDDED_LAYER2 } };
+  const embedded = embeddedFrom(defaults, 24, "tiny-mgrpo");
   assert.deepEqual(loadConfig(undefined), embedded);
   assert.deepEqual(loadConfig(DEFAULT_CONFIG_PATH), embedded);
   assert.equal(defaults.mgrpo.guide_position, "after_answer");
+  assert.equal(defaults.mgrpo.layer2_weight, 1);
+  assert.equal(defaults.mgrpo.layer2_temperature, undefined);
   assert.equal(defaults.task.heldout_size, 1000);
   assert.equal(defaults.run.name, "tiny-mgrpo");
   assert.equal(defaults.run.steps, 16);
+  assert.equal(defaults.model.init, "checkpoints/tiny-sft");
   assert.equal(defaults.model.backend, "wasm");
   assert.equal(defaults.prompts.system, "");
   assert.equal(defaults.prompts.template, undefined);
@@ -59,22 +79,20 @@ Deno.test("loadConfig() reads the embedded default, equal to the schema defaults
 Deno.test("configs/tiny-grpo.yaml is the embedded default with algorithm grpo and 100 steps", () => {
   const defaults = TrainConfigSchema.parse({});
   const grpo = loadConfig("configs/tiny-grpo.yaml");
-  assert.deepEqual(grpo, {
-    ...defaults,
-    run: { ...defaults.run, name: "tiny-grpo", steps: 100 },
-    algorithm: "grpo",
-    mgrpo: { ...defaults.mgrpo, ...EMBEDDED_LAYER2 },
-  });
+  assert.deepEqual(grpo, { ...embeddedFrom(defaults, 100, "tiny-grpo"), algorithm: "grpo" });
 });
 
-Deno.test("configs/tiny-mgrpo.yaml spells out every section and every defaulted field", async () => {
+Deno.test("configs/tiny-mgrpo.yaml spells out every section, every defaulted field and the optional ones it sets", async () => {
   const raw = parseYaml(await Deno.readTextFile(DEFAULT_CONFIG_PATH)) as Record<string, unknown>;
   for (const [section, schema] of Object.entries(TrainConfigSchema.shape)) {
     assert.ok(section in raw, `section "${section}" is missing`);
     const inner = (schema as z.ZodPrefault<z.ZodObject>)._zod.def.innerType;
     if (!(inner instanceof z.ZodObject)) continue; // `algorithm` is a plain value
     const fields = Object.entries(inner.shape)
-      .filter(([, field]) => (field as z.ZodType).safeParse(undefined).data !== undefined)
+      .filter(([name, field]) =>
+        (field as z.ZodType).safeParse(undefined).data !== undefined ||
+        (section === "mgrpo" && name in EMBEDDED_LAYER2)
+      )
       .map(([name]) => name);
     assert.deepEqual(Object.keys(raw[section] as object), fields, `fields of "${section}"`);
   }
