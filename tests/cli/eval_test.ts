@@ -137,11 +137,11 @@ Deno.test("eval.ts refuses an unknown --split or --rounds with exit 2", async ()
   assert.match(rounds.stderr, /Invalid value for --rounds: must be 1 or 2/);
 });
 
-Deno.test("checkpoints/tiny-mgrpo gives the verdicts docs/compare-2026-12-05 reports for MGRPO seed 0", async () => {
+Deno.test("checkpoints/tiny-mgrpo gives the verdicts docs/compare-2026-12-06c reports for MGRPO seed 0", async () => {
   // The committed policy is the seed-0 MGRPO run of that report: its first answer and one
   // guided correction on the first 100 held-out problems match the report's per-problem record.
   const report = JSON.parse(
-    await Deno.readTextFile(`${REPO_ROOT}docs/compare-2026-12-05/results.json`),
+    await Deno.readTextFile(`${REPO_ROOT}docs/compare-2026-12-06c/results.json`),
   ) as { runs: { arm: string; seed: number; t1: boolean[]; t2: boolean[] }[] };
   const run = report.runs.find((r) => r.arm === "mgrpo" && r.seed === 0)!;
   const config = loadConfig(undefined);
