@@ -320,26 +320,22 @@ async function main(argv: string[]): Promise<number> {
       pending.push(job);
     }
   }
-  const started = new Set<string>();
+  // The runs started so far, by arm and seed. A grpo_tokens run waits for its seed's MGRPO run
+  // (its budget) and GRPO run (its tokens per step): taken from the queue before it, they have
+  // started by then, unless they were reused or not asked for.
+  const running = new Map<string, Promise<void>>();
   await Promise.all(
     Array.from({ length: Math.max(1, Number(values.jobs)) }, async () => {
       for (let job = pending.shift(); job; job = pending.shift()) {
-        // A grpo_tokens run waits for its seed's MGRPO run (its budget) and GRPO run (its
-        // tokens per step).
         if (job.arm === "grpo_tokens") {
-          for (const arm of ["mgrpo", "grpo"]) {
-            while (
-              started.has(`${arm}-${job.seed}`) &&
-              !await exists(`${dirOf(arm, job.seed)}/summary.json`)
-            ) {
-              await new Promise((r) => setTimeout(r, 1000));
-            }
-          }
+          await running.get(`mgrpo-${job.seed}`);
+          await running.get(`grpo-${job.seed}`);
         }
-        started.add(`${job.arm}-${job.seed}`);
         const dir = dirOf(job.arm, job.seed);
         console.log(`running ${dir}`);
-        await train(dir, await argsOf(job.arm, job.seed));
+        const run = (async () => train(dir, await argsOf(job.arm, job.seed)))();
+        running.set(`${job.arm}-${job.seed}`, run);
+        await run;
       }
     }),
   );

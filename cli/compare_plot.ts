@@ -17,6 +17,7 @@ import {
 import { textWidth } from "../util/canvas.ts";
 import { InputError } from "../util/errors.ts";
 import { meanStd } from "../algorithms/mgrpo/self_correction.ts";
+import { isGreedy } from "./compare_report.ts";
 
 /** One evaluation during training: `[optimizer step, sampled tokens, held-out accuracy]`. */
 export type CurvePoint = readonly [number, number, number];
@@ -236,11 +237,8 @@ export function accuracyChart(input: AccuracyChartInput): Drawing {
       x: L.width / 2,
       y: 40,
       text: `line: mean over seeds; band: min–max over seeds; ${input.evalSubset} held-out ` +
-        `problems, ${
-          input.decoding === undefined || input.decoding === "greedy"
-            ? "greedy"
-            : `sampled at ${input.decoding}`
-        }, first answer`,
+        `problems, ${isGreedy(input.decoding) ? "greedy" : `sampled at ${input.decoding}`}, ` +
+        "first answer",
       size: 10,
       color: "#444444",
       anchor: "middle",

@@ -238,7 +238,7 @@ export function reportMarkdown(data: CompareData, verdict: CriterionResult): str
     "",
     `Command: \`${data.command}\`. Machine: ${data.machine}. Seeds ${data.seeds.join(", ")}.`,
     `Held-out set: ${data.heldoutSize} problems never drawn for training, ${
-      data.decoding === undefined || data.decoding === "greedy"
+      isGreedy(data.decoding)
         ? "greedy decoding"
         : `sampled at ${data.decoding} (one sample per problem and turn, seeded)`
     }; the`,
@@ -434,11 +434,19 @@ export function reportMarkdown(data: CompareData, verdict: CriterionResult): str
 }
 
 /**
+ * Whether a report's held-out answers were decoded greedily: `decoding` is `"greedy"`, or absent
+ * (reports written before it was recorded were all greedy), else how they were sampled.
+ */
+export function isGreedy(decoding: string | undefined): boolean {
+  return decoding === undefined || decoding === "greedy";
+}
+
+/**
  * The report's plot section: `accuracy.png` embedded, `accuracy.svg` linked, and what the plot
  * shows.
  */
-export function plotSection(evalSubset: number, decoding = "greedy"): string[] {
-  const first = decoding === "greedy" ? "greedy first answer" : `first answer at ${decoding}`;
+export function plotSection(evalSubset: number, decoding?: string): string[] {
+  const first = isGreedy(decoding) ? "greedy first answer" : `first answer at ${decoding}`;
   return [
     "## Held-out accuracy during training",
     "",
