@@ -75,9 +75,9 @@ const FLAGS = {
   },
   split: {
     type: "string",
-    placeholder: "heldout|dev",
+    placeholder: "heldout|dev|dev_unseen",
     help:
-      "Synthetic task: the held-out set (task.heldout_size problems, default) or the dev split drawn like training problems (for design choices)",
+      "Synthetic task: the held-out set (task.heldout_size problems, default), the dev split drawn like training problems, or the unseen dev split (task.dev_unseen_size problems kept out of training; for design choices)",
   },
 } as const;
 
@@ -141,9 +141,14 @@ async function main(argv: string[]): Promise<number> {
     ({ checker, close: closeChecker } = buildChecker({ ...config.reward, checker: "math" }));
   } else {
     const split = String(args.values.split ?? "heldout");
-    if (split !== "heldout" && split !== "dev") {
+    if (split !== "heldout" && split !== "dev" && split !== "dev_unseen") {
       throw new ArgsError(
-        `Invalid value for --split: must be "heldout" or "dev": current value is "${split}"`,
+        `Invalid value for --split: must be "heldout", "dev" or "dev_unseen": current value is "${split}"`,
+      );
+    }
+    if (split === "dev_unseen" && config.task.dev_unseen_size === 0) {
+      throw new ArgsError(
+        "Invalid value for --split: dev_unseen needs task.dev_unseen_size > 0 (--set task.dev_unseen_size=N, the value the checkpoint was trained and warm-started with): current value is 0",
       );
     }
     problems = heldOut(config.task, split).problems;

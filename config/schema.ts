@@ -144,6 +144,9 @@ export const TaskConfigSchema = z.object({
   heldout_size: z.number().int().min(1).default(1000).describe(
     "kind: arithmetic: problems in the held-out set that deno task eval and compare report on; all of them are kept out of training (>= eval_size)",
   ),
+  dev_unseen_size: z.number().int().min(0).default(0).describe(
+    "kind: arithmetic: problems of the unseen dev split (eval.split / --split dev_unseen), drawn like the held-out set and, like it, kept out of training and SFT: design choices on math the policy never saw, without looking at the held-out set; 0 = none (the same training problems as without the field)",
+  ),
 }).strict().refine((task) => task.max_steps >= task.min_steps, {
   path: ["max_steps"],
   error: (issue) => {
@@ -311,8 +314,8 @@ export const EvalConfigSchema = z.object({
   every: z.number().int().min(0).default(0).describe(
     "Also evaluate every N training steps; 0 = only before and after",
   ),
-  split: z.enum(["heldout", "dev"]).default("heldout").describe(
-    'Problems train evaluates (task.eval_size of them): "heldout", the held-out set; "dev", the dev split drawn like training problems, for choosing settings without looking at the held-out set (task.kind: arithmetic)',
+  split: z.enum(["heldout", "dev", "dev_unseen"]).default("heldout").describe(
+    'Problems train evaluates (task.eval_size of them): "heldout", the held-out set; "dev", the dev split drawn like training problems; "dev_unseen", the unseen dev split (task.dev_unseen_size > 0): both for choosing settings without looking at the held-out set (task.kind: arithmetic)',
   ),
   correction: z.union([z.literal("auto"), z.boolean()], { error: `must be "auto", true or false` })
     .default("auto").describe(
@@ -518,6 +521,29 @@ function checkBackends(
   });
 }
 
+/** `eval.split: dev_unseen` evaluates problems that exist only when task.dev_unseen_size > 0. */
+function checkEvalSplit(
+  config: z.infer<z.ZodObject<typeof TAIL_SHAPE & typeof HEAD_SHAPE>>,
+  ctx: z.RefinementCtx,
+): void {
+  if (config.eval.split !== "dev_unseen" || config.task.dev_unseen_size > 0) return;
+  ctx.addIssue({
+    code: "custom",
+    path: ["eval", "split"],
+    input: config.eval.split,
+    message:
+      "is dev_unseen, but task.dev_unseen_size is 0: set task.dev_unseen_size (the same value the policy was trained and warm-started with, so that the split's math was kept out of training)",
+  });
+}
+
+function checkConfig(
+  config: z.infer<z.ZodObject<typeof TAIL_SHAPE & typeof HEAD_SHAPE>>,
+  ctx: z.RefinementCtx,
+): void {
+  checkBackends(config, ctx);
+  checkEvalSplit(config, ctx);
+}
+
 /**
  * The training config without any algorithm's section: what every algorithm shares. Every
  * section may be left out (or left empty) in YAML and then takes its defaults; unknown
@@ -538,7 +564,7 @@ export const BaseConfigSchema = z.object({
   algorithm: z.string().min(1).default("mgrpo").describe(ALGORITHM_DESCRIPTION),
   plugins: PLUGINS,
   ...TAIL_SHAPE,
-}).strict().superRefine(checkBackends);
+}).strict().superRefine(checkConfig);
 
 /** A validated config without algorithm sections, every default filled in. */
 export type BaseConfig = z.infer<typeof BaseConfigSchema>;
@@ -583,7 +609,7 @@ export function configSchema(
       ]),
     ),
     ...TAIL_SHAPE,
-  }).strict().superRefine(checkBackends as never) as unknown as z.ZodObject;
+  }).strict().superRefine(checkConfig as never) as unknown as z.ZodObject;
 }
 
 /**

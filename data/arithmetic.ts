@@ -307,24 +307,40 @@ export function heldOutProblems(
   count = 200,
   options: Partial<ArithmeticOptions> = {},
 ): ArithmeticProblem[] {
+  return distinctProblems(
+    new Rng(HELDOUT_SEED).fork("heldout"),
+    count,
+    options,
+    undefined,
+    "held-out",
+  );
+}
+
+/** `count` problems with distinct keys from `rng`, none of them in `exclude`. */
+function distinctProblems(
+  rng: Rng,
+  count: number,
+  options: Partial<ArithmeticOptions>,
+  exclude: ReadonlySet<string> | undefined,
+  what: string,
+): ArithmeticProblem[] {
   if (!Number.isInteger(count) || count < 0) {
     throw new RangeError(
-      `Cannot make held-out problems: count must be an integer >= 0: current value is ${count}`,
+      `Cannot make ${what} problems: count must be an integer >= 0: current value is ${count}`,
     );
   }
-  const rng = new Rng(HELDOUT_SEED).fork("heldout");
   const seen = new Set<string>();
   const problems: ArithmeticProblem[] = [];
   let attempts = 0;
   while (problems.length < count) {
     if (++attempts > count * 100 + 1000) {
       throw new RangeError(
-        `Cannot make held-out problems: the difficulty allows too few distinct problems: current value is ${count} requested`,
+        `Cannot make ${what} problems: the difficulty allows too few distinct problems: current value is ${count} requested`,
       );
     }
     const problem = generateProblem(rng, options);
     const key = problemKey(problem);
-    if (seen.has(key)) continue;
+    if (seen.has(key) || exclude?.has(key)) continue;
     seen.add(key);
     problems.push(problem);
   }
@@ -354,6 +370,33 @@ export const DEV_SEED = 0x64657631; // "dev1"
  */
 export function devProblems(count: number, options: MakeProblemsOptions = {}): ArithmeticProblem[] {
   return makeProblems(DEV_SEED, count, options);
+}
+
+/**
+ * The unseen dev split: `count` problems with distinct keys, none in `options.exclude` (pass
+ * the held-out keys), drawn like the held-out set from a stream of their own
+ * (`new Rng(DEV_SEED).fork("unseen")`). Unlike {@linkcode devProblems}, whose math training
+ * draws too, these keys are meant to be kept out of training as well (`task.dev_unseen_size`),
+ * so that a design choice can be made on math the policy never saw, as the held-out set is
+ * scored, without looking at the held-out set.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { devUnseenProblems, heldOutProblems, problemKey } from "./arithmetic.ts";
+ *
+ * const exclude = new Set(heldOutProblems(50).map(problemKey));
+ * const dev = devUnseenProblems(20, { exclude });
+ * assert.equal(new Set(dev.map(problemKey)).size, 20);
+ * assert.ok(dev.every((p) => !exclude.has(problemKey(p))));
+ * ```
+ */
+export function devUnseenProblems(
+  count: number,
+  options: MakeProblemsOptions = {},
+): ArithmeticProblem[] {
+  const { exclude, ...knobs } = options;
+  return distinctProblems(new Rng(DEV_SEED).fork("unseen"), count, knobs, exclude, "unseen dev");
 }
 
 /**

@@ -6,6 +6,7 @@
  *
  *   deno run -A tools/correction_branches.ts --checkpoint DIR [--temperature T] [--limit N] [--seeds K]
  *     [--first-tokens N] [--correction-tokens N]   (token budgets of first answers and corrections, 112)
+ *     [--split dev|dev_unseen --set task.dev_unseen_size=N]   (the split: dev by default)
  *
  * `--temperature 0` (the default) is greedy; otherwise each of `--seeds` seeds (default 2) samples
  * the first answers and their corrections at T. Prints, per branch and per first-answer verdict,
@@ -31,6 +32,8 @@ const { values } = parseArgs({
     seeds: { type: "string", default: "2" },
     "first-tokens": { type: "string", default: "112" },
     "correction-tokens": { type: "string", default: "112" },
+    split: { type: "string", default: "dev" },
+    set: { type: "string", multiple: true, default: [] },
   },
 });
 if (values.checkpoint === undefined) {
@@ -40,9 +43,12 @@ if (values.checkpoint === undefined) {
   Deno.exit(2);
 }
 const temperature = Number(values.temperature);
-const config = loadConfig("configs/tiny-mgrpo.yaml");
+const config = loadConfig("configs/tiny-mgrpo.yaml", { overrides: values.set });
 await initBackend("wasm", {});
-const problems = heldOut(config.task, "dev").problems.slice(0, Number(values.limit));
+const problems = heldOut(config.task, values.split as "dev" | "dev_unseen").problems.slice(
+  0,
+  Number(values.limit),
+);
 const { model, tokenizer } = await loadCheckpoint(values.checkpoint, { trainable: false });
 const tally = new Map<string, [number, number]>();
 const add = (key: string, right: boolean) => {
@@ -73,7 +79,7 @@ model.dispose();
 console.log(
   `${values.checkpoint}: ${
     temperature === 0 ? "greedy" : `T = ${temperature}`
-  }, ${problems.length} dev problems × ${seeds.length}`,
+  }, ${problems.length} ${values.split} problems × ${seeds.length}`,
 );
 for (const [key, [right, n]] of [...tally].sort()) {
   console.log(`  ${key}: ${right}/${n} right (${(100 * right / n).toFixed(1)}%)`);

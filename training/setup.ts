@@ -12,7 +12,7 @@ import { loadCheckpoint, type LoadedCheckpoint } from "../model/checkpoint.ts";
 import { Transformer } from "../model/transformer.ts";
 import { TINY_MODEL_CONFIG } from "../model/model_config.ts";
 import { CharTokenizer } from "../model/char_tokenizer.ts";
-import { devProblems, heldOutProblems, problemKey } from "../data/arithmetic.ts";
+import { devProblems, devUnseenProblems, heldOutProblems, problemKey } from "../data/arithmetic.ts";
 import type { ArithmeticOptions, ArithmeticProblem } from "../data/arithmetic.ts";
 import { type BadLine, epochOrder, loadProblemsJsonl } from "../data/jsonl_dataset.ts";
 import { loadProblemsHf, loadProblemsParquet } from "../data/tabular.ts";
@@ -82,31 +82,42 @@ export function arithmeticOptions(task: TrainConfig["task"]): Partial<Arithmetic
 
 /**
  * The synthetic task's held-out problems: `problems`, the first `task.eval_size` of the
- * held-out set (what train evaluates), and `keys`, the problem keys of the whole held-out set
- * of `task.heldout_size` problems (never drawn for training). `split: "heldout"` returns the
- * whole set as `problems` (what eval and compare report on); `split: "dev"` returns
- * `heldout_size` problems drawn like training problems from a stream of their own, for design
- * choices that must not look at the held-out set.
+ * held-out set (what train evaluates), and `keys`, the problem keys never drawn for training:
+ * the whole held-out set of `task.heldout_size` problems, and the `task.dev_unseen_size`
+ * problems of the unseen dev split. `split: "heldout"` returns the whole held-out set as
+ * `problems` (what eval and compare report on); `split: "dev"` returns `heldout_size` problems
+ * drawn like training problems from a stream of their own; `split: "dev_unseen"` the unseen
+ * dev split (math kept out of training, like the held-out set's) — both for design choices
+ * that must not look at the held-out set.
  */
 export function heldOut(
   task: TrainConfig["task"],
-  split: "train_eval" | "heldout" | "dev" = "train_eval",
+  split: "train_eval" | "heldout" | "dev" | "dev_unseen" = "train_eval",
 ): {
   problems: ArithmeticProblem[];
   keys: Set<string>;
 } {
-  const all = heldOutProblems(Math.max(task.heldout_size, task.eval_size), arithmeticOptions(task));
+  const options = arithmeticOptions(task);
+  const all = heldOutProblems(Math.max(task.heldout_size, task.eval_size), options);
   const keys = new Set(all.map(problemKey));
+  const unseen = task.dev_unseen_size > 0
+    ? devUnseenProblems(task.dev_unseen_size, { ...options, exclude: keys })
+    : [];
+  for (const problem of unseen) keys.add(problemKey(problem));
   switch (split) {
     case "train_eval":
       return { problems: all.slice(0, task.eval_size), keys };
     case "heldout":
       return { problems: all, keys };
     case "dev":
-      return {
-        problems: devProblems(task.heldout_size, { ...arithmeticOptions(task), exclude: keys }),
-        keys,
-      };
+      return { problems: devProblems(task.heldout_size, { ...options, exclude: keys }), keys };
+    case "dev_unseen":
+      if (unseen.length === 0) {
+        throw new RangeError(
+          "Cannot evaluate on the unseen dev split: task.dev_unseen_size must be > 0 (and the policy trained with it, so that its math was kept out of training): current value is 0",
+        );
+      }
+      return { problems: unseen, keys };
     default:
       throw new RangeError(`Unknown split: "${split as string}"`);
   }
@@ -134,12 +145,12 @@ export interface TrainingTask {
  */
 export async function loadTrainingTask(
   task: TrainConfig["task"],
-  split: "heldout" | "dev" = "heldout",
+  split: "heldout" | "dev" | "dev_unseen" = "heldout",
 ): Promise<TrainingTask> {
   if (task.kind === "arithmetic") return { ...heldOutTask(task, split), badLines: [] };
-  if (split === "dev") {
+  if (split !== "heldout") {
     throw new RangeError(
-      `Cannot evaluate on the dev split of dataset "${task.path}": eval.split dev needs task.kind arithmetic: current value is "dev"`,
+      `Cannot evaluate on the ${split} split of dataset "${task.path}": eval.split ${split} needs task.kind arithmetic: current value is "${split}"`,
     );
   }
   const read = {
@@ -169,8 +180,8 @@ export async function loadTrainingTask(
   return { evalSet, keys: new Set(evalSet.map((p) => p.id)), dataset: problems, badLines };
 }
 
-function heldOutTask(task: TrainConfig["task"], split: "heldout" | "dev") {
-  const { problems, keys } = heldOut(task, split === "dev" ? "dev" : "train_eval");
+function heldOutTask(task: TrainConfig["task"], split: "heldout" | "dev" | "dev_unseen") {
+  const { problems, keys } = heldOut(task, split === "heldout" ? "train_eval" : split);
   return { evalSet: problems.slice(0, task.eval_size) as SourceProblem[], keys };
 }
 

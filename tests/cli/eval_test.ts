@@ -130,8 +130,11 @@ Deno.test("eval.ts refuses an unknown --split or --rounds with exit 2", async ()
   assert.equal(split.code, 2);
   assert.match(
     split.stderr,
-    /Invalid value for --split: must be "heldout" or "dev": current value is "test"/,
+    /Invalid value for --split: must be "heldout", "dev" or "dev_unseen": current value is "test"/,
   );
+  const unseen = await evalCli("--split", "dev_unseen");
+  assert.equal(unseen.code, 2);
+  assert.match(unseen.stderr, /dev_unseen needs task.dev_unseen_size > 0/);
   const rounds = await evalCli("--two-turn", "--rounds", "3");
   assert.equal(rounds.code, 2);
   assert.match(rounds.stderr, /Invalid value for --rounds: must be 1 or 2/);

@@ -4,6 +4,7 @@ import {
   correctionSolution,
   countedContinuation,
   DEFAULT_ARITHMETIC,
+  devUnseenProblems,
   formatCompletion,
   formatSteps,
   generateProblem,
@@ -238,6 +239,24 @@ Deno.test("heldOutProblems() is stable, distinct and excludable from training", 
   const train = makeProblems(0, 3000, { exclude: keys });
   assert.equal(train.length, 3000);
   assert.ok(train.every((p) => !keys.has(problemKey(p))));
+});
+
+Deno.test("devUnseenProblems() draws distinct keys outside the excluded ones, from a stream of its own", () => {
+  const options = { minSteps: 2, maxSteps: 2, maxOperand: 9 };
+  const held = heldOutProblems(1000, options);
+  const exclude = new Set(held.map(problemKey));
+  const dev = devUnseenProblems(200, { ...options, exclude });
+  const keys = dev.map(problemKey);
+  assert.equal(new Set(keys).size, 200);
+  assert.ok(keys.every((k) => !exclude.has(k)));
+  // Deterministic and prefix-stable, like the held-out set.
+  assert.deepEqual(devUnseenProblems(20, { ...options, exclude }), dev.slice(0, 20));
+  // 2 operations with operands up to 9 allow 1,899 keys: 1,000 held out and 200 here leave
+  // 699, and asking for more than the 899 left is an error, not a hang.
+  assert.throws(
+    () => devUnseenProblems(900, { ...options, exclude }),
+    /Cannot make unseen dev problems: the difficulty allows too few distinct problems/,
+  );
 });
 
 Deno.test("problemKey() ignores names and objects", () => {
