@@ -60,6 +60,12 @@ const FLAGS = {
     help:
       "With --layer2-target count: share of the Layer-2 examples that count, the others redo the chain (default 1)",
   },
+  "layer2-wrong-share": {
+    type: "string",
+    placeholder: "S",
+    help:
+      "Share of the --layer2-frac examples whose answer before the guide phrase is wrong (a slip); above 0.5 a guide phrase mostly follows an error (default 0.5)",
+  },
   "confirm-share": {
     type: "string",
     placeholder: "S",
@@ -95,6 +101,13 @@ async function main(argv: string[]): Promise<number> {
     }
     return n;
   };
+  const share = (name: keyof typeof FLAGS, dflt: number) => {
+    const n = num(name, dflt);
+    if (n < 0 || n > 1) {
+      throw new ArgsError(`Invalid value for --${name}: must be in [0, 1]: current value is ${n}`);
+    }
+    return n;
+  };
   const config = loadConfig(args.config, { overrides: args.overrides });
   const steps = num("sft-steps", 1200);
   const layer2Target = String(args.values["layer2-target"] ?? "recompute");
@@ -114,6 +127,7 @@ async function main(argv: string[]): Promise<number> {
     confirmShare: num("confirm-share", 0),
     layer2Target,
     countShare: num("count-share", 1),
+    layer2WrongShare: share("layer2-wrong-share", 0.5),
     seed: num("seed", 1),
     out: resolveRepoPath(String(args.values.out ?? "checkpoints/tiny-sft")),
     snapshots: args.values.snapshots === true,

@@ -61,6 +61,13 @@ export interface SftOptions {
    * chain (`recompute`), so the warm start knows both continuations. @default 1
    */
   readonly countShare?: number;
+  /**
+   * Share of the Layer-2 examples whose answer before the guide phrase is wrong (a slip in one
+   * step); the others show a right answer, which the continuation confirms. Above 0.5 the warm
+   * start learns that a guide phrase usually follows a wrong answer, as text where such a
+   * phrase is followed by a change teaches a model. @default 0.5
+   */
+  readonly layer2WrongShare?: number;
   /** The model's and the data's seed. */
   readonly seed: number;
   /** The checkpoint folder to write. */
@@ -82,6 +89,7 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
     confirmShare,
     layer2Target,
     countShare = 1,
+    layer2WrongShare = 0.5,
     seed,
     out,
   } = options;
@@ -120,7 +128,7 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
       if (u < layer2Frac) {
         // Layer 2 (Eq. 5): q' = question + a right or wrong Layer-1 answer + p_guide.
         // The same draws as wrongSolution()/workedSolution(), keeping the steps of o_i.
-        const steps = rng.next() < 0.5 ? slipSteps(p, rng) : p.steps;
+        const steps = rng.next() < layer2WrongShare ? slipSteps(p, rng) : p.steps;
         const layer1 = formatCompletion(formatSteps(steps), steps[steps.length - 1]!.after);
         const phrase = drawGuidePhrase(rng, phrases);
         prompts.push(

@@ -687,7 +687,8 @@ export class Trainer {
     await this.#writeLine(record);
     this.control.recordEval(step, record);
     this.#table.push(row);
-    const split = this.config.eval.split === "dev" ? "dev" : "held-out";
+    const split =
+      { heldout: "held-out", dev: "dev", dev_unseen: "unseen dev" }[this.config.eval.split];
     const count = this.#setup.evalSet.length;
     this.#log(
       `${split} accuracy ${label} training: ${(100 * res.accuracy).toFixed(1)}% ` +

@@ -1,0 +1,66 @@
+/**
+ * `deno task sft`'s Layer-2 data knobs: a share that is not a share is refused before any
+ * training, and the default share of wrong answers before the guide phrase draws the same data
+ * as naming it, so the committed warm starts' commands still reproduce them.
+ */
+import assert from "node:assert/strict";
+import { REPO_ROOT } from "../helpers.ts";
+
+async function sft(...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "cli/sft.ts", "--set", "model.wasm_threads=1", ...args],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}
+
+async function sha(path: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+Deno.test("sft.ts refuses --layer2-wrong-share outside [0, 1] with exit 2, writing nothing", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "sft_test_" });
+  try {
+    const res = await sft("--layer2-wrong-share", "1.5", "--out", `${tmp}/out`);
+    assert.equal(res.code, 2, res.stderr);
+    assert.match(
+      res.stderr,
+      /Invalid value for --layer2-wrong-share: must be in \[0, 1\]: current value is 1.5/,
+    );
+    assert.deepEqual([...Deno.readDirSync(tmp)], []);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("sft.ts --layer2-wrong-share 0.5 (the default) trains on the same data as leaving it out; 0.9 on other data", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "sft_test_" });
+  try {
+    const base = [
+      "--layer2-frac",
+      "0.5",
+      "--sft-steps",
+      "3",
+      "--stop-at",
+      "3",
+      "--eval-every",
+      "100",
+    ];
+    const runs = [[], ["--layer2-wrong-share", "0.5"], ["--layer2-wrong-share", "0.9"]];
+    const digests: string[] = [];
+    for (const [i, extra] of runs.entries()) {
+      const res = await sft(...base, ...extra, "--out", `${tmp}/run-${i}`);
+      assert.equal(res.code, 0, res.stderr);
+      digests.push(await sha(`${tmp}/run-${i}/model.safetensors`));
+    }
+    assert.equal(digests[1], digests[0]);
+    assert.notEqual(digests[2], digests[0]);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
