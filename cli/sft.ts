@@ -79,6 +79,12 @@ const FLAGS = {
       "Share of examples in the Layer-2 form of the mgrpo section (its guide_position and phrases): a right or wrong answer (a confirmation or a correction), a guide phrase, then the correct chain and answer; the loss is on that continuation (default 0.1)",
   },
   seed: { type: "string", placeholder: "N", help: "Seed of data and initialisation (default 1)" },
+  init: {
+    type: "string",
+    placeholder: "DIR",
+    help:
+      "Continue from this checkpoint of the tiny model instead of a fresh one (the schedule starts again)",
+  },
 } as const;
 
 const HELP = formatHelp({ ...COMMON_FLAGS, ...FLAGS }, {
@@ -129,6 +135,7 @@ async function main(argv: string[]): Promise<number> {
     countShare: num("count-share", 1),
     layer2WrongShare: share("layer2-wrong-share", 0.5),
     seed: num("seed", 1),
+    ...(args.values.init === undefined ? {} : { init: resolveRepoPath(String(args.values.init)) }),
     out: resolveRepoPath(String(args.values.out ?? "checkpoints/tiny-sft")),
     snapshots: args.values.snapshots === true,
   });

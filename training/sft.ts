@@ -18,7 +18,8 @@ import { CharTokenizer } from "../model/char_tokenizer.ts";
 import { batchLogprobs, packBatch } from "../model/sampling.ts";
 import { AdamW, learningRateAt } from "../model/optimizer.ts";
 import { GradientStep } from "../model/gradient_step.ts";
-import { saveCheckpoint } from "../model/checkpoint.ts";
+import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
+import { InputError } from "../util/errors.ts";
 import { Rng } from "../util/rng.ts";
 import {
   checkedContinuation,
@@ -70,10 +71,30 @@ export interface SftOptions {
   readonly layer2WrongShare?: number;
   /** The model's and the data's seed. */
   readonly seed: number;
+  /**
+   * Continue from this checkpoint (a tiny model of ours) instead of a fresh model seeded by
+   * `seed`; the learning-rate schedule starts again from its warm-up. @default undefined
+   */
+  readonly init?: string;
   /** The checkpoint folder to write. */
   readonly out: string;
   /** Also write a checkpoint at every evaluation (`<out>-step<N>`). @default false */
   readonly snapshots?: boolean;
+}
+
+/** A checkpoint of the tiny model (character tokenizer) to continue from, trainable. */
+async function loadTinyModel(dir: string): Promise<Transformer> {
+  const loaded = await loadCheckpoint(dir, { trainable: true }).catch((cause) => {
+    // The flag names the user's folder: exit 2, same message.
+    throw new InputError(`Invalid value for --init: ${(cause as Error).message}`, { cause });
+  });
+  if (!(loaded.tokenizer instanceof CharTokenizer)) {
+    loaded.model.dispose();
+    throw new InputError(
+      `Cannot continue SFT from "${dir}": --init must be a checkpoint of the tiny model (character tokenizer): current tokenizer is ${loaded.tokenizer.constructor.name}`,
+    );
+  }
+  return loaded.model;
 }
 
 /** Runs the supervised warm-up and writes its checkpoint; progress goes to the console. */
@@ -97,9 +118,9 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
     wasmThreads: config.model.wasm_threads,
   });
   const tokenizer = new CharTokenizer();
-  const model = Transformer.create({ ...TINY_MODEL_CONFIG, vocab_size: tokenizer.vocabSize }, {
-    seed,
-  });
+  const model = options.init === undefined
+    ? Transformer.create({ ...TINY_MODEL_CONFIG, vocab_size: tokenizer.vocabSize }, { seed })
+    : await loadTinyModel(options.init);
   const optimizer = new AdamW(model.params, { weightDecay: 0.01, beta2: 0.99 });
   // The project's one gradient step (the Learner's), clipped to learner.max_grad_norm.
   const gradients = new GradientStep(model.params, optimizer, {
@@ -203,6 +224,7 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
         batch_size: batchSize,
         correction_frac: correctionFrac,
         layer2_frac: layer2Frac,
+        ...(options.init === undefined ? {} : { init: options.init }),
         dev_accuracy: res.accuracy,
         seconds: Math.round(s),
       };

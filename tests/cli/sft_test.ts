@@ -64,3 +64,39 @@ Deno.test("sft.ts --layer2-wrong-share 0.5 (the default) trains on the same data
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("sft.ts --init continues a checkpoint of ours; a folder that is not one exits 2, writing nothing", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "sft_test_" });
+  try {
+    const bad = await sft("--init", `${tmp}/none`, "--out", `${tmp}/out`);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /Invalid value for --init: Cannot load checkpoint ".*none"/);
+    assert.deepEqual([...Deno.readDirSync(tmp)], []);
+    const args = ["--layer2-frac", "0", "--correction-frac", "0", "--sft-steps", "2"];
+    const res = await sft(
+      "--init",
+      "checkpoints/tiny-sft",
+      ...args,
+      "--stop-at",
+      "2",
+      "--eval-every",
+      "100",
+      "--out",
+      `${tmp}/cont`,
+    );
+    assert.equal(res.code, 0, res.stderr);
+    const state = JSON.parse(await Deno.readTextFile(`${tmp}/cont/trainer_state.json`));
+    assert.match(String(state.init), /checkpoints\/tiny-sft$/);
+    assert.equal(state.step, 2);
+    assert.equal(
+      await Deno.readTextFile(`${tmp}/cont/config.json`),
+      await Deno.readTextFile(`${REPO_ROOT}checkpoints/tiny-sft/config.json`),
+    );
+    assert.notEqual(
+      await sha(`${tmp}/cont/model.safetensors`),
+      await sha(`${REPO_ROOT}checkpoints/tiny-sft/model.safetensors`),
+    );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
