@@ -4,18 +4,11 @@
  * as naming it, so the committed warm starts' commands still reproduce them.
  */
 import assert from "node:assert/strict";
-import { REPO_ROOT } from "../helpers.ts";
+import { REPO_ROOT, runTask } from "../helpers.ts";
 
-async function sft(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli/sft.ts", "--set", "model.wasm_threads=1", ...args],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+/** `deno task sft` with one wasm thread, as a user runs it. */
+function sft(...args: string[]) {
+  return runTask(["sft", "--set", "model.wasm_threads=1", ...args]);
 }
 
 async function sha(path: string): Promise<string> {
