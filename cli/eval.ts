@@ -27,6 +27,7 @@ import { type EvalProblem, evaluatePolicy, passAtK } from "../algorithms/mgrpo/e
 import { loadBenchmark } from "../data/benchmarks.ts";
 import { type AnswerChecker, integerChecker } from "../verifiers/reward.ts";
 import type { TrainConfig } from "../algorithms/builtins.ts";
+import { EVAL_SPLITS, type EvalSplit } from "../config/schema.ts";
 import { buildChecker } from "../training/rewards.ts";
 import type { TwoTurnMetrics } from "../algorithms/mgrpo/mod.ts";
 import { InputError } from "../util/errors.ts";
@@ -75,7 +76,7 @@ const FLAGS = {
   },
   split: {
     type: "string",
-    placeholder: "heldout|dev|dev_unseen",
+    placeholder: EVAL_SPLITS.join("|"),
     help:
       "Synthetic task: the held-out set (task.heldout_size problems, default), the dev split drawn like training problems, or the unseen dev split (task.dev_unseen_size problems kept out of training; for design choices)",
   },
@@ -140,10 +141,13 @@ async function main(argv: string[]): Promise<number> {
     if (args.values.limit !== undefined) problems = problems.slice(0, positive("limit", 1));
     ({ checker, close: closeChecker } = buildChecker({ ...config.reward, checker: "math" }));
   } else {
-    const split = String(args.values.split ?? "heldout");
-    if (split !== "heldout" && split !== "dev" && split !== "dev_unseen") {
+    const split = String(args.values.split ?? "heldout") as EvalSplit;
+    if (!EVAL_SPLITS.includes(split)) {
+      const names = EVAL_SPLITS.map((name) => `"${name}"`);
       throw new ArgsError(
-        `Invalid value for --split: must be "heldout", "dev" or "dev_unseen": current value is "${split}"`,
+        `Invalid value for --split: must be ${names.slice(0, -1).join(", ")} or ${
+          names.at(-1)
+        }: current value is "${split}"`,
       );
     }
     if (split === "dev_unseen" && config.task.dev_unseen_size === 0) {

@@ -296,6 +296,12 @@ export const LearnerConfigSchema = z.object({
 }).strict();
 
 /** The `eval` section: accuracy on the held-out set before and after training. */
+/** The problems `eval.split` (and `deno task eval --split`) can name. */
+export const EVAL_SPLITS = ["heldout", "dev", "dev_unseen"] as const;
+
+/** One of {@linkcode EVAL_SPLITS}. */
+export type EvalSplit = (typeof EVAL_SPLITS)[number];
+
 export const EvalConfigSchema = z.object({
   before: z.boolean().default(true).describe("Evaluate the initial policy before training"),
   after: z.boolean().default(true).describe("Evaluate the final policy after training"),
@@ -314,7 +320,7 @@ export const EvalConfigSchema = z.object({
   every: z.number().int().min(0).default(0).describe(
     "Also evaluate every N training steps; 0 = only before and after",
   ),
-  split: z.enum(["heldout", "dev", "dev_unseen"]).default("heldout").describe(
+  split: z.enum(EVAL_SPLITS).default("heldout").describe(
     'Problems train evaluates (task.eval_size of them): "heldout", the held-out set; "dev", the dev split drawn like training problems; "dev_unseen", the unseen dev split (task.dev_unseen_size > 0): both for choosing settings without looking at the held-out set (task.kind: arithmetic)',
   ),
   correction: z.union([z.literal("auto"), z.boolean()], { error: `must be "auto", true or false` })

@@ -17,6 +17,7 @@
  */
 import { parseArgs } from "node:util";
 import { loadConfig } from "../training/config.ts";
+import type { EvalSplit } from "../config/schema.ts";
 import { selfCorrectionOptions } from "../training/evaluate.ts";
 import { heldOut } from "../training/setup.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
@@ -45,7 +46,7 @@ if (values.checkpoint === undefined) {
 const temperature = Number(values.temperature);
 const config = loadConfig("configs/tiny-mgrpo.yaml", { overrides: values.set });
 await initBackend("wasm", {});
-const problems = heldOut(config.task, values.split as "dev" | "dev_unseen").problems.slice(
+const problems = heldOut(config.task, values.split as EvalSplit).problems.slice(
   0,
   Number(values.limit),
 );

@@ -6,6 +6,7 @@
  * @module
  */
 import type { TrainConfig } from "../algorithms/builtins.ts";
+import type { EvalSplit } from "../config/schema.ts";
 import { buildLayer1Prompt } from "../prompts/chat_template.ts";
 import { TABLE1_SYSTEM_PROMPT } from "../prompts/system_prompts.ts";
 import { loadCheckpoint, type LoadedCheckpoint } from "../model/checkpoint.ts";
@@ -92,7 +93,7 @@ export function arithmeticOptions(task: TrainConfig["task"]): Partial<Arithmetic
  */
 export function heldOut(
   task: TrainConfig["task"],
-  split: "train_eval" | "heldout" | "dev" | "dev_unseen" = "train_eval",
+  split: "train_eval" | EvalSplit = "train_eval",
 ): {
   problems: ArithmeticProblem[];
   keys: Set<string>;
@@ -145,7 +146,7 @@ export interface TrainingTask {
  */
 export async function loadTrainingTask(
   task: TrainConfig["task"],
-  split: "heldout" | "dev" | "dev_unseen" = "heldout",
+  split: EvalSplit = "heldout",
 ): Promise<TrainingTask> {
   if (task.kind === "arithmetic") return { ...heldOutTask(task, split), badLines: [] };
   if (split !== "heldout") {
@@ -180,7 +181,7 @@ export async function loadTrainingTask(
   return { evalSet, keys: new Set(evalSet.map((p) => p.id)), dataset: problems, badLines };
 }
 
-function heldOutTask(task: TrainConfig["task"], split: "heldout" | "dev" | "dev_unseen") {
+function heldOutTask(task: TrainConfig["task"], split: EvalSplit) {
   const { problems, keys } = heldOut(task, split === "heldout" ? "train_eval" : split);
   return { evalSet: problems.slice(0, task.eval_size) as SourceProblem[], keys };
 }

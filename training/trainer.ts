@@ -51,7 +51,7 @@ import {
 import { liveConfigValues, pruneCheckpoints } from "./resume.ts";
 import { placeActors } from "./placement.ts";
 import { liveFieldsFor } from "../server/run_control.ts";
-import { liveSectionSchemas } from "../config/schema.ts";
+import { type EvalSplit, liveSectionSchemas } from "../config/schema.ts";
 import { formatTable } from "../util/table.ts";
 import { releaseWasmThreads } from "../model/wasm_threads.ts";
 import { datedRunDir } from "./run_dir.ts";
@@ -59,6 +59,13 @@ import { TensorBoardWriter } from "./tensorboard.ts";
 import { sampleLine, SAMPLES_FILE, truncateSamples } from "./samples_file.ts";
 import { correctionEnabled, correctionQueries } from "./evaluate.ts";
 import { type CorrectionMetrics, correctionMetrics } from "../algorithms/mgrpo/self_correction.ts";
+
+/** How the evaluation lines name each split. */
+const SPLIT_NAMES: Readonly<Record<EvalSplit, string>> = {
+  heldout: "held-out",
+  dev: "dev",
+  dev_unseen: "unseen dev",
+};
 
 /** Options of {@linkcode Trainer.create}. */
 export interface TrainerOptions {
@@ -687,8 +694,7 @@ export class Trainer {
     await this.#writeLine(record);
     this.control.recordEval(step, record);
     this.#table.push(row);
-    const split =
-      { heldout: "held-out", dev: "dev", dev_unseen: "unseen dev" }[this.config.eval.split];
+    const split = SPLIT_NAMES[this.config.eval.split];
     const count = this.#setup.evalSet.length;
     this.#log(
       `${split} accuracy ${label} training: ${(100 * res.accuracy).toFixed(1)}% ` +
