@@ -141,9 +141,21 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
 
   const t0 = performance.now();
   let tokens = 0;
+  // An example longer than the context (a counted check of a long chain) is left out and
+  // another problem drawn in its place; the count is printed at the end.
+  const context = model.config.max_position_embeddings;
+  let tooLong = 0;
   for (let step = 0; step < stopAt; step++) {
     const prompts: number[][] = [], completions: number[][] = [];
-    for (let i = 0; i < batchSize; i++) {
+    const fits = () => {
+      const i = prompts.length - 1;
+      if (prompts[i]!.length + completions[i]!.length <= context) return true;
+      prompts.pop();
+      completions.pop();
+      tooLong++;
+      return false;
+    };
+    while (prompts.length < batchSize) {
       const p = stream.next().value;
       const u = rng.next();
       if (u < layer2Frac) {
@@ -162,6 +174,7 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
           ? countedContinuation(p)
           : layer2Continuation(p);
         completions.push([...tokenizer.encode(target), tokenizer.imEndId]);
+        fits();
         continue;
       }
       const text = u < layer2Frac + correctionFrac
@@ -171,6 +184,7 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
         : workedSolution(p);
       prompts.push(tokenizer.encode(render(p.question)));
       completions.push([...tokenizer.encode(text), tokenizer.imEndId]);
+      fits();
     }
     const batch = packBatch(prompts, completions, tokenizer.padId);
     const maskSum = batch.mask.reduce((a, b) => a + b, 0);
@@ -227,11 +241,15 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
         ...(options.init === undefined ? {} : { init: options.init }),
         dev_accuracy: res.accuracy,
         seconds: Math.round(s),
+        ...(tooLong > 0 ? { too_long_examples: tooLong } : {}),
       };
       if (options.snapshots === true) {
         await saveCheckpoint(`${out}-step${step + 1}`, model, tokenizer, state);
       }
       if (step === stopAt - 1) await saveCheckpoint(out, model, tokenizer, state);
     }
+  }
+  if (tooLong > 0) {
+    console.log(`${tooLong} examples longer than the context (${context} tokens) were drawn again`);
   }
 }

@@ -93,3 +93,50 @@ Deno.test("sft.ts --init continues a checkpoint of ours; a folder that is not on
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("sft.ts draws another problem in place of an example longer than the context, and counts them", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "sft_test_" });
+  try {
+    // Counted checks of three operations on operands up to 15 run to ~270 characters, past the
+    // tiny model's 256 positions; two operations up to 9 always fit.
+    const args = [
+      "--layer2-target",
+      "count",
+      "--layer2-frac",
+      "1",
+      "--sft-steps",
+      "2",
+      "--stop-at",
+      "2",
+      "--eval-every",
+      "100",
+      "--set",
+      "task.eval_size=4",
+    ];
+    const long = await sft(
+      ...args,
+      "--set",
+      "task.max_steps=3",
+      "--set",
+      "task.max_operand=15",
+      "--out",
+      `${tmp}/long`,
+    );
+    assert.equal(long.code, 0, long.stderr);
+    const m = long.stdout.match(
+      /(\d+) examples longer than the context \(256 tokens\) were drawn again/,
+    );
+    assert.ok(m, long.stdout);
+    const n = Number(m[1]);
+    assert.ok(n > 0);
+    const state = JSON.parse(await Deno.readTextFile(`${tmp}/long/trainer_state.json`));
+    assert.equal(state.too_long_examples, n);
+    const short = await sft(...args, "--out", `${tmp}/short`);
+    assert.equal(short.code, 0, short.stderr);
+    assert.doesNotMatch(short.stdout, /longer than the context/);
+    const shortState = JSON.parse(await Deno.readTextFile(`${tmp}/short/trainer_state.json`));
+    assert.equal(shortState.too_long_examples, undefined);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
