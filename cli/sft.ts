@@ -4,8 +4,10 @@
  * share in the Layer-2 form the Corrector builds: confirmations and corrections, with phrases
  * drawn from `mgrpo.guide_phrases`, the pool RL uses),
  * completion-only cross-entropy, AdamW with warm-up and cosine decay over `--sft-steps`.
- * Evaluates greedy held-out accuracy as it goes. The committed warm start is this run
- * stopped early (`--stop-at`), so that RL has room to improve it.
+ * Evaluates greedy accuracy on the dev split as it goes (the held-out set's math never appears).
+ * An example longer than the model's context (a counted check of a long chain) is left out and
+ * another problem drawn; how many is printed and kept in `trainer_state.json`. The committed
+ * warm start is this run stopped early (`--stop-at`), so that RL has room to improve it.
  *
  * @module
  */
