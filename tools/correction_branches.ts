@@ -7,6 +7,7 @@
  *   deno run -A tools/correction_branches.ts --checkpoint DIR [--temperature T] [--limit N] [--seeds K]
  *     [--first-tokens N] [--correction-tokens N]   (token budgets of first answers and corrections, 112)
  *     [--split dev|dev_unseen --set task.dev_unseen_size=N]   (the split: dev by default)
+ *     [--breaks]   (also print each right first answer the correction broke, with both completions)
  *
  * `--temperature 0` (the default) is greedy; otherwise each of `--seeds` seeds (default 2) samples
  * the first answers and their corrections at T. Prints, per branch and per first-answer verdict,
@@ -35,6 +36,7 @@ const { values } = parseArgs({
     "correction-tokens": { type: "string", default: "112" },
     split: { type: "string", default: "dev" },
     set: { type: "string", multiple: true, default: [] },
+    breaks: { type: "boolean", default: false },
   },
 });
 if (values.checkpoint === undefined) {
@@ -74,6 +76,13 @@ for (const seed of seeds) {
     add(branch, v[1]!);
     add(`${v[0] ? "first answer right" : "first answer wrong"}, ${branch}`, v[1]!);
     add("first answer", v[0]!);
+    if (values.breaks && v[0] && !v[1]) {
+      console.log(
+        `right -> wrong (seed ${seed}, answer ${problems[i]!.answer}): ${
+          JSON.stringify(result.completions[i])
+        }`,
+      );
+    }
   });
 }
 model.dispose();
