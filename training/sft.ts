@@ -142,18 +142,18 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
   const t0 = performance.now();
   let tokens = 0;
   // An example longer than the context (a counted check of a long chain) is left out and
-  // another problem drawn in its place; the count is printed at the end.
+  // another problem drawn in its place; the count is printed at the end. The bound is the
+  // sampler's (a prompt and its completion within the context), so SFT never teaches a
+  // sequence the policy could not generate.
   const context = model.config.max_position_embeddings;
   let tooLong = 0;
   for (let step = 0; step < stopAt; step++) {
     const prompts: number[][] = [], completions: number[][] = [];
-    const fits = () => {
-      const i = prompts.length - 1;
-      if (prompts[i]!.length + completions[i]!.length <= context) return true;
+    const dropIfTooLong = () => {
+      if (prompts.at(-1)!.length + completions.at(-1)!.length <= context) return;
       prompts.pop();
       completions.pop();
       tooLong++;
-      return false;
     };
     while (prompts.length < batchSize) {
       const p = stream.next().value;
@@ -174,7 +174,7 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
           ? countedContinuation(p)
           : layer2Continuation(p);
         completions.push([...tokenizer.encode(target), tokenizer.imEndId]);
-        fits();
+        dropIfTooLong();
         continue;
       }
       const text = u < layer2Frac + correctionFrac
@@ -184,7 +184,7 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
         : workedSolution(p);
       prompts.push(tokenizer.encode(render(p.question)));
       completions.push([...tokenizer.encode(text), tokenizer.imEndId]);
-      fits();
+      dropIfTooLong();
     }
     const batch = packBatch(prompts, completions, tokenizer.padId);
     const maskSum = batch.mask.reduce((a, b) => a + b, 0);
