@@ -295,13 +295,13 @@ export const LearnerConfigSchema = z.object({
   ),
 }).strict();
 
-/** The `eval` section: accuracy on the held-out set before and after training. */
 /** The problems `eval.split` (and `deno task eval --split`) can name. */
 export const EVAL_SPLITS = ["heldout", "dev", "dev_unseen"] as const;
 
 /** One of {@linkcode EVAL_SPLITS}. */
 export type EvalSplit = (typeof EVAL_SPLITS)[number];
 
+/** The `eval` section: accuracy on the held-out set before and after training. */
 export const EvalConfigSchema = z.object({
   before: z.boolean().default(true).describe("Evaluate the initial policy before training"),
   after: z.boolean().default(true).describe("Evaluate the final policy after training"),

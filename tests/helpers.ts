@@ -599,3 +599,16 @@ export async function runTask(
   const d = new TextDecoder();
   return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
 }
+
+/**
+ * Runs `fn` with a fresh temporary folder (`prefix` names it) and removes the folder afterwards,
+ * whether `fn` resolves or throws.
+ */
+export async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix });
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

@@ -139,6 +139,35 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
     `sft: ${model.numParameters} parameters, backend ${backend}, ${stopAt} of ${steps} steps of ${batchSize}, lr ${peakLr}`,
   );
 
+  /** One training example drawn from the stream: its prompt and completion token ids. */
+  const drawExample = (): [number[], number[]] => {
+    const p = stream.next().value;
+    const u = rng.next();
+    if (u < layer2Frac) {
+      // Layer 2 (Eq. 5): q' = question + a right or wrong Layer-1 answer + p_guide.
+      // The same draws as wrongSolution()/workedSolution(), keeping the steps of o_i.
+      const steps = rng.next() < layer2WrongShare ? slipSteps(p, rng) : p.steps;
+      const layer1 = formatCompletion(formatSteps(steps), steps[steps.length - 1]!.after);
+      const phrase = drawGuidePhrase(rng, phrases);
+      const prompt = tokenizer.encode(
+        correction.buildCorrection(p.question, layer1, phrase).prompt,
+      );
+      const target = layer2Target === "check"
+        ? checkedContinuation(steps, p)
+        // A share of 1 draws nothing, so the stream matches a run without --count-share.
+        : layer2Target === "count" && (countShare >= 1 || rng.next() < countShare)
+        ? countedContinuation(p)
+        : layer2Continuation(p);
+      return [prompt, [...tokenizer.encode(target), tokenizer.imEndId]];
+    }
+    const text = u < layer2Frac + correctionFrac
+      ? (confirmShare > 0 && rng.next() < confirmShare
+        ? confirmationSolution(p, drawGuidePhrase(rng, phrases))
+        : correctionSolution(p, rng, drawGuidePhrase(rng, phrases)))
+      : workedSolution(p);
+    return [tokenizer.encode(render(p.question)), [...tokenizer.encode(text), tokenizer.imEndId]];
+  };
+
   const t0 = performance.now();
   let tokens = 0;
   // An example longer than the context (a counted check of a long chain) is left out and
@@ -149,42 +178,14 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
   let tooLong = 0;
   for (let step = 0; step < stopAt; step++) {
     const prompts: number[][] = [], completions: number[][] = [];
-    const dropIfTooLong = () => {
-      if (prompts.at(-1)!.length + completions.at(-1)!.length <= context) return;
-      prompts.pop();
-      completions.pop();
-      tooLong++;
-    };
     while (prompts.length < batchSize) {
-      const p = stream.next().value;
-      const u = rng.next();
-      if (u < layer2Frac) {
-        // Layer 2 (Eq. 5): q' = question + a right or wrong Layer-1 answer + p_guide.
-        // The same draws as wrongSolution()/workedSolution(), keeping the steps of o_i.
-        const steps = rng.next() < layer2WrongShare ? slipSteps(p, rng) : p.steps;
-        const layer1 = formatCompletion(formatSteps(steps), steps[steps.length - 1]!.after);
-        const phrase = drawGuidePhrase(rng, phrases);
-        prompts.push(
-          tokenizer.encode(correction.buildCorrection(p.question, layer1, phrase).prompt),
-        );
-        const target = layer2Target === "check"
-          ? checkedContinuation(steps, p)
-          // A share of 1 draws nothing, so the stream matches a run without --count-share.
-          : layer2Target === "count" && (countShare >= 1 || rng.next() < countShare)
-          ? countedContinuation(p)
-          : layer2Continuation(p);
-        completions.push([...tokenizer.encode(target), tokenizer.imEndId]);
-        dropIfTooLong();
+      const [prompt, completion] = drawExample();
+      if (prompt.length + completion.length > context) {
+        tooLong++;
         continue;
       }
-      const text = u < layer2Frac + correctionFrac
-        ? (confirmShare > 0 && rng.next() < confirmShare
-          ? confirmationSolution(p, drawGuidePhrase(rng, phrases))
-          : correctionSolution(p, rng, drawGuidePhrase(rng, phrases)))
-        : workedSolution(p);
-      prompts.push(tokenizer.encode(render(p.question)));
-      completions.push([...tokenizer.encode(text), tokenizer.imEndId]);
-      dropIfTooLong();
+      prompts.push(prompt);
+      completions.push(completion);
     }
     const batch = packBatch(prompts, completions, tokenizer.padId);
     const maskSum = batch.mask.reduce((a, b) => a + b, 0);

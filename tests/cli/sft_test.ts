@@ -4,7 +4,7 @@
  * as naming it, so the committed warm starts' commands still reproduce them.
  */
 import assert from "node:assert/strict";
-import { REPO_ROOT, runTask } from "../helpers.ts";
+import { REPO_ROOT, runTask, withTempDir } from "../helpers.ts";
 
 /** `deno task sft` with one wasm thread, as a user runs it. */
 function sft(...args: string[]) {
@@ -16,9 +16,8 @@ async function sha(path: string): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-Deno.test("sft.ts refuses --layer2-wrong-share outside [0, 1] with exit 2, writing nothing", async () => {
-  const tmp = await Deno.makeTempDir({ prefix: "sft_test_" });
-  try {
+Deno.test("sft.ts refuses --layer2-wrong-share outside [0, 1] with exit 2, writing nothing", () =>
+  withTempDir("sft_test_", async (tmp) => {
     const res = await sft("--layer2-wrong-share", "1.5", "--out", `${tmp}/out`);
     assert.equal(res.code, 2, res.stderr);
     assert.match(
@@ -26,14 +25,10 @@ Deno.test("sft.ts refuses --layer2-wrong-share outside [0, 1] with exit 2, writi
       /Invalid value for --layer2-wrong-share: must be in \[0, 1\]: current value is 1.5/,
     );
     assert.deepEqual([...Deno.readDirSync(tmp)], []);
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("sft.ts --layer2-wrong-share 0.5 (the default) trains on the same data as leaving it out; 0.9 on other data", async () => {
-  const tmp = await Deno.makeTempDir({ prefix: "sft_test_" });
-  try {
+Deno.test("sft.ts --layer2-wrong-share 0.5 (the default) trains on the same data as leaving it out; 0.9 on other data", () =>
+  withTempDir("sft_test_", async (tmp) => {
     const base = [
       "--layer2-frac",
       "0.5",
@@ -53,14 +48,10 @@ Deno.test("sft.ts --layer2-wrong-share 0.5 (the default) trains on the same data
     }
     assert.equal(digests[1], digests[0]);
     assert.notEqual(digests[2], digests[0]);
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("sft.ts --init continues a checkpoint of ours; a folder that is not one exits 2, writing nothing", async () => {
-  const tmp = await Deno.makeTempDir({ prefix: "sft_test_" });
-  try {
+Deno.test("sft.ts --init continues a checkpoint of ours; a folder that is not one exits 2, writing nothing", () =>
+  withTempDir("sft_test_", async (tmp) => {
     const bad = await sft("--init", `${tmp}/none`, "--out", `${tmp}/out`);
     assert.equal(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, /Invalid value for --init: Cannot load checkpoint ".*none"/);
@@ -89,14 +80,10 @@ Deno.test("sft.ts --init continues a checkpoint of ours; a folder that is not on
       await sha(`${tmp}/cont/model.safetensors`),
       await sha(`${REPO_ROOT}checkpoints/tiny-sft/model.safetensors`),
     );
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("sft.ts draws another problem in place of an example longer than the context, and counts them", async () => {
-  const tmp = await Deno.makeTempDir({ prefix: "sft_test_" });
-  try {
+Deno.test("sft.ts draws another problem in place of an example longer than the context, and counts them", () =>
+  withTempDir("sft_test_", async (tmp) => {
     // Counted checks of three operations on operands up to 15 run to ~270 characters, past the
     // tiny model's 256 positions; two operations up to 9 always fit.
     const args = [
@@ -136,7 +123,4 @@ Deno.test("sft.ts draws another problem in place of an example longer than the c
     assert.doesNotMatch(short.stdout, /longer than the context/);
     const shortState = JSON.parse(await Deno.readTextFile(`${tmp}/short/trainer_state.json`));
     assert.equal(shortState.too_long_examples, undefined);
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
-});
+  }));
