@@ -62,6 +62,12 @@ const FLAGS = {
     help:
       "With --layer2-target count: share of the Layer-2 examples that count, the others redo the chain (default 1)",
   },
+  "count-form": {
+    type: "string",
+    placeholder: "plain|carry|operands",
+    help:
+      "With --layer2-target count: plain counts each step from a head copied from the answer (5-2:4,1 3,0 3+3:…); carry lists every operation up front and carries the ones still to come on each line (5-2+3:4,1+3 3,0+3 4,2 …), so no operand is read across a count; operands carries only the operands still to come (5-2;3:4,1;3 3,0;3 3+3:…) (default plain)",
+  },
   "layer2-wrong-share": {
     type: "string",
     placeholder: "S",
@@ -124,6 +130,12 @@ async function main(argv: string[]): Promise<number> {
       `Invalid value for --layer2-target: must be "recompute", "check" or "count": current value is "${layer2Target}"`,
     );
   }
+  const countForm = String(args.values["count-form"] ?? "plain");
+  if (countForm !== "plain" && countForm !== "carry" && countForm !== "operands") {
+    throw new ArgsError(
+      `Invalid value for --count-form: must be "plain", "carry" or "operands": current value is "${countForm}"`,
+    );
+  }
   await runSft(config, {
     steps,
     batchSize: num("batch", 16),
@@ -135,6 +147,7 @@ async function main(argv: string[]): Promise<number> {
     confirmShare: num("confirm-share", 0),
     layer2Target,
     countShare: num("count-share", 1),
+    countForm,
     layer2WrongShare: share("layer2-wrong-share", 0.5),
     seed: num("seed", 1),
     ...(args.values.init === undefined ? {} : { init: resolveRepoPath(String(args.values.init)) }),

@@ -617,3 +617,81 @@ export function countedContinuation(problem: Pick<ArithmeticProblem, "steps" | "
   });
   return ` ${parts.join(" ")}</think>${problem.answer}`;
 }
+
+/**
+ * The counted check with the operands still to come carried on each line (`;5`), and each
+ * later step's head reading its operand from the line before: {@linkcode countedContinuation}'s
+ * count and heads, with `;b` for every later step's operand appended to the opening head and to
+ * each line, `" 6-2;5:5,1;5 4,0;5 4+5:5,4 6,3 7,2 8,1 9,0</think>9"`. Only digits are carried,
+ * so no operator sign stands next to a count's values; an operator is still copied from o_i.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { operandCarriedCountContinuation } from "./arithmetic.ts";
+ *
+ * const steps = [
+ *   { op: "-" as const, operand: 2, before: 5, after: 3 },
+ *   { op: "+" as const, operand: 3, before: 3, after: 6 },
+ * ];
+ * assert.equal(
+ *   operandCarriedCountContinuation({ steps, answer: 6 }),
+ *   " 5-2;3:4,1;3 3,0;3 3+3:4,2 5,1 6,0</think>6",
+ * );
+ * ```
+ */
+export function operandCarriedCountContinuation(
+  problem: Pick<ArithmeticProblem, "steps" | "answer">,
+): string {
+  const parts = problem.steps.map((s, i) => {
+    const rest = problem.steps.slice(i + 1).map((t) => `;${t.operand}`).join("");
+    if (s.op === "*") return `${s.before}*${s.operand}=${s.after}${rest}`;
+    const counts: string[] = [];
+    const dir = s.op === "+" ? 1 : -1;
+    for (let k = 1; k <= s.operand; k++) {
+      counts.push(`${s.before + dir * k},${s.operand - k}${rest}`);
+    }
+    return `${s.before}${s.op}${s.operand}${rest}:${counts.join(" ")}`;
+  });
+  return ` ${parts.join(" ")}</think>${problem.answer}`;
+}
+
+/**
+ * The counted check with every copy local: {@linkcode countedContinuation}'s count, but the
+ * opening head lists the start value and every operation of o_i's chain (`5-2+3:`), and each
+ * line of a step carries the operations still to come (`4,1+3`), so a step's operand is read
+ * from the line just before its count starts rather than from o_i across the previous count.
+ * Each step ends on counter 0 as before; a multiplication step is one line,
+ * `before*operand=after`, followed by the operations still to come.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { carriedCountContinuation } from "./arithmetic.ts";
+ *
+ * const steps = [
+ *   { op: "-" as const, operand: 2, before: 5, after: 3 },
+ *   { op: "+" as const, operand: 3, before: 3, after: 6 },
+ * ];
+ * assert.equal(carriedCountContinuation({ steps, answer: 6 }), " 5-2+3:4,1+3 3,0+3 4,2 5,1 6,0</think>6");
+ * ```
+ */
+export function carriedCountContinuation(
+  problem: Pick<ArithmeticProblem, "steps" | "answer">,
+): string {
+  const { steps } = problem;
+  const ops = steps.map((s) => `${s.op}${s.operand}`);
+  const lines: string[] = [];
+  steps.forEach((s, i) => {
+    const rest = ops.slice(i + 1).join("");
+    if (s.op === "*") {
+      lines.push(`${s.before}*${s.operand}=${s.after}${rest}`);
+      return;
+    }
+    const dir = s.op === "+" ? 1 : -1;
+    for (let k = 1; k <= s.operand; k++) {
+      lines.push(`${s.before + dir * k},${s.operand - k}${rest}`);
+    }
+  });
+  return ` ${steps[0]!.before}${ops.join("")}:${lines.join(" ")}</think>${problem.answer}`;
+}

@@ -72,7 +72,9 @@ for (const seed of seeds) {
     rounds: 1,
   });
   result.verdicts.forEach((v, i) => {
-    const branch = /^\s*\d+[-+]\d+:/.test(result.completions[i]![1]!) ? "count" : "redo";
+    const branch = /^\s*\d+[-+]\d+(?:[;+-]\d+)*:/.test(result.completions[i]![1]!)
+      ? "count"
+      : "redo";
     add(branch, v[1]!);
     add(`${v[0] ? "first answer right" : "first answer wrong"}, ${branch}`, v[1]!);
     add("first answer", v[0]!);

@@ -22,6 +22,7 @@ import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
 import { InputError } from "../util/errors.ts";
 import { Rng } from "../util/rng.ts";
 import {
+  carriedCountContinuation,
   checkedContinuation,
   confirmationSolution,
   correctionSolution,
@@ -29,6 +30,7 @@ import {
   formatCompletion,
   formatSteps,
   layer2Continuation,
+  operandCarriedCountContinuation,
   problemStream,
   slipSteps,
   workedSolution,
@@ -62,6 +64,14 @@ export interface SftOptions {
    * chain (`recompute`), so the warm start knows both continuations. @default 1
    */
   readonly countShare?: number;
+  /**
+   * With `layer2Target` `count`: `plain` ({@linkcode countedContinuation}) or `carry`
+   * ({@linkcode carriedCountContinuation}: every operation listed up front and carried on each
+   * line, so no operand is read across a count) or `operands`
+   * ({@linkcode operandCarriedCountContinuation}: only the operands still to come carried, as
+   * digits). @default "plain"
+   */
+  readonly countForm?: "plain" | "carry" | "operands";
   /**
    * Share of the Layer-2 examples whose answer before the guide phrase is wrong (a slip in one
    * step); the others show a right answer, which the continuation confirms. Above 0.5 the warm
@@ -110,6 +120,7 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
     confirmShare,
     layer2Target,
     countShare = 1,
+    countForm = "plain",
     layer2WrongShare = 0.5,
     seed,
     out,
@@ -156,7 +167,11 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
         ? checkedContinuation(steps, p)
         // A share of 1 draws nothing, so the stream matches a run without --count-share.
         : layer2Target === "count" && (countShare >= 1 || rng.next() < countShare)
-        ? countedContinuation(p)
+        ? (countForm === "carry"
+          ? carriedCountContinuation(p)
+          : countForm === "operands"
+          ? operandCarriedCountContinuation(p)
+          : countedContinuation(p))
         : layer2Continuation(p);
       return [prompt, [...tokenizer.encode(target), tokenizer.imEndId]];
     }

@@ -27,6 +27,24 @@ Deno.test("sft.ts refuses --layer2-wrong-share outside [0, 1] with exit 2, writi
     assert.deepEqual([...Deno.readDirSync(tmp)], []);
   }));
 
+Deno.test("sft.ts refuses an unknown --count-form with exit 2, writing nothing", () =>
+  withTempDir("sft_test_", async (tmp) => {
+    const res = await sft(
+      "--layer2-target",
+      "count",
+      "--count-form",
+      "tally",
+      "--out",
+      `${tmp}/out`,
+    );
+    assert.equal(res.code, 2, res.stderr);
+    assert.match(
+      res.stderr,
+      /Invalid value for --count-form: must be "plain", "carry" or "operands": current value is "tally"/,
+    );
+    assert.deepEqual([...Deno.readDirSync(tmp)], []);
+  }));
+
 Deno.test("sft.ts --layer2-wrong-share 0.5 (the default) trains on the same data as leaving it out; 0.9 on other data", () =>
   withTempDir("sft_test_", async (tmp) => {
     const base = [
@@ -48,6 +66,36 @@ Deno.test("sft.ts --layer2-wrong-share 0.5 (the default) trains on the same data
     }
     assert.equal(digests[1], digests[0]);
     assert.notEqual(digests[2], digests[0]);
+  }));
+
+Deno.test("sft.ts --count-form plain (the default) trains on the same data as leaving it out; carry and operands each on other data", () =>
+  withTempDir("sft_test_", async (tmp) => {
+    const base = [
+      "--layer2-target",
+      "count",
+      "--layer2-frac",
+      "1",
+      "--sft-steps",
+      "2",
+      "--stop-at",
+      "2",
+      "--eval-every",
+      "100",
+      "--set",
+      "task.eval_size=4",
+    ];
+    const runs = [[], ["--count-form", "plain"], ["--count-form", "carry"], [
+      "--count-form",
+      "operands",
+    ]];
+    const digests: string[] = [];
+    for (const [i, extra] of runs.entries()) {
+      const res = await sft(...base, ...extra, "--out", `${tmp}/run-${i}`);
+      assert.equal(res.code, 0, res.stderr);
+      digests.push(await sha(`${tmp}/run-${i}/model.safetensors`));
+    }
+    assert.equal(digests[1], digests[0]);
+    assert.equal(new Set(digests).size, 3);
   }));
 
 Deno.test("sft.ts --init continues a checkpoint of ours; a folder that is not one exits 2, writing nothing", () =>

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   type ArithmeticProblem,
+  carriedCountContinuation,
   correctionSolution,
   countedContinuation,
   DEFAULT_ARITHMETIC,
@@ -10,6 +11,7 @@ import {
   generateProblem,
   heldOutProblems,
   makeProblems,
+  operandCarriedCountContinuation,
   problemKey,
   problemStream,
   slipSteps,
@@ -215,6 +217,60 @@ Deno.test("countedContinuation() counts every step out one unit at a time to the
   }
   const [p] = makeProblems(1, 1);
   assert.equal(countedContinuation(p!).slice(0, 15), " 12+8:13,7 14,6");
+});
+
+Deno.test("carriedCountContinuation() lists every operation up front and carries the ones to come on each line", () => {
+  for (const p of makeProblems(10, 300, { minSteps: 2, maxSteps: 3 })) {
+    const text = carriedCountContinuation(p);
+    const m = /^ (\d+)((?:[+-]\d+)+):(.*)<\/think>(\d+)$/.exec(text);
+    assert.ok(m, text);
+    assert.equal(Number(m[1]), p.steps[0]!.before);
+    assert.equal(m[2], p.steps.map((s) => `${s.op}${s.operand}`).join(""));
+    assert.equal(Number(m[4]), p.answer);
+    // One line per unit counted: value, counter from operand-1 down to 0, then the operations
+    // of the later steps exactly as the head lists them.
+    const lines = m[3]!.split(" ");
+    assert.equal(lines.length, p.steps.reduce((n, s) => n + s.operand, 0));
+    let at = 0, value = p.steps[0]!.before;
+    for (const [i, s] of p.steps.entries()) {
+      const rest = p.steps.slice(i + 1).map((t) => `${t.op}${t.operand}`).join("");
+      for (let k = 1; k <= s.operand; k++) {
+        value += s.op === "+" ? 1 : -1;
+        assert.equal(lines[at++], `${value},${s.operand - k}${rest}`);
+      }
+      assert.equal(value, s.after);
+    }
+    assert.equal(verifyIntegerAnswer(`<think>${text}`, p.answer).correct, true);
+  }
+  // Hand-written: 12+8 then -16, as countedContinuation's " 12+8:13,7 14,6" above.
+  const [p] = makeProblems(1, 1);
+  assert.equal(carriedCountContinuation(p!).slice(0, 28), " 12+8-16:13,7-16 14,6-16 15,");
+  // A multiplication step is one line with its result.
+  const steps = [
+    { op: "*" as const, operand: 2, before: 3, after: 6 },
+    { op: "-" as const, operand: 2, before: 6, after: 4 },
+  ];
+  assert.equal(carriedCountContinuation({ steps, answer: 4 }), " 3*2-2:3*2=6-2 5,1 4,0</think>4");
+});
+
+Deno.test("operandCarriedCountContinuation() is the plain count with the operands still to come on each line", () => {
+  for (const p of makeProblems(10, 300, { minSteps: 2, maxSteps: 3 })) {
+    const text = operandCarriedCountContinuation(p);
+    // Removing every carried ";b" gives the plain count back, exactly.
+    assert.equal(text.replaceAll(/;\d+/g, ""), countedContinuation(p));
+    // Each step's head and lines carry the operands of the later steps, in order.
+    const segments = text.slice(1).split("</think>")[0]!.split(/ (?=\d+[+-]\d+[;:])/);
+    assert.equal(segments.length, p.steps.length, text);
+    for (const [i, segment] of segments.entries()) {
+      const rest = p.steps.slice(i + 1).map((s) => `;${s.operand}`).join("");
+      const [head, lines] = segment.split(":");
+      assert.equal(head, `${p.steps[i]!.before}${p.steps[i]!.op}${p.steps[i]!.operand}${rest}`);
+      for (const line of lines!.split(" ")) assert.ok(line.endsWith(rest) && /^\d+,\d+/.test(line));
+    }
+    assert.equal(verifyIntegerAnswer(`<think>${text}`, p.answer).correct, true);
+  }
+  const [p] = makeProblems(1, 1);
+  assert.equal(operandCarriedCountContinuation(p!).slice(0, 22), " 12+8;16:13,7;16 14,6;");
 });
 
 Deno.test("heldOutProblems() is stable, distinct and excludable from training", () => {
