@@ -1,18 +1,19 @@
 /**
  * Which continuation a policy's guided corrections take on the dev split, and how often each is
  * right: a correction that counts each step out (`deno task sft --layer2-target count`, e.g.
- * ` 9-6:8,5 7,4 …`) or one that redoes the chain (` 9-6=3 …`). Used for the design choices of
+ * ` 9-6:8,5 7,4 …`, or with `--count-form operands` ` 9-6;4:8,5;4 …`) or one that redoes the
+ * chain (` 9-6=3 …`). Used for the design choices of
  * docs/self-correction.md ("A slower check"), never on the held-out set.
  *
  *   deno run -A tools/correction_branches.ts --checkpoint DIR [--temperature T] [--limit N] [--seeds K]
- *     [--first-tokens N] [--correction-tokens N]   (token budgets of first answers and corrections, 112)
+ *     [--first-tokens N] [--correction-tokens N]   (token budgets of first answers, 112, and corrections)
  *     [--split dev|dev_unseen --set task.dev_unseen_size=N]   (the split: dev by default)
  *     [--breaks]   (also print each right first answer the correction broke, with both completions)
  *
  * `--temperature 0` (the default) is greedy; otherwise each of `--seeds` seeds (default 2) samples
  * the first answers and their corrections at T. Prints, per branch and per first-answer verdict,
- * right/total; the Layer-2 query is the embedded default's (`configs/tiny-mgrpo.yaml`) with
- * 112 new tokens, as the counted corrections need.
+ * right/total; the Layer-2 query is the embedded default's (`configs/tiny-mgrpo.yaml`), with
+ * `--correction-tokens` new tokens (by default the config's `mgrpo.layer2_max_new_tokens`).
  *
  * @module
  */
@@ -33,7 +34,7 @@ const { values } = parseArgs({
     limit: { type: "string", default: "1000" },
     seeds: { type: "string", default: "2" },
     "first-tokens": { type: "string", default: "112" },
-    "correction-tokens": { type: "string", default: "112" },
+    "correction-tokens": { type: "string" },
     split: { type: "string", default: "dev" },
     set: { type: "string", multiple: true, default: [] },
     breaks: { type: "boolean", default: false },
@@ -65,7 +66,9 @@ for (const seed of seeds) {
   const result = await evaluateSelfCorrection(model, tokenizer, problems, {
     ...selfCorrectionOptions(config),
     maxNewTokens: Number(values["first-tokens"]),
-    correctionMaxNewTokens: Number(values["correction-tokens"]),
+    correctionMaxNewTokens: values["correction-tokens"] === undefined
+      ? config.mgrpo.layer2_max_new_tokens ?? 112
+      : Number(values["correction-tokens"]),
     greedy: temperature === 0,
     temperature: temperature || 1,
     seed,
