@@ -64,9 +64,9 @@ const FLAGS = {
   },
   "count-form": {
     type: "string",
-    placeholder: "plain|carry|operands",
+    placeholder: "plain|carry|operands|letters",
     help:
-      "With --layer2-target count: plain counts each step from a head copied from the answer (5-2:4,1 3,0 3+3:…); carry lists every operation up front and carries the ones still to come on each line (5-2+3:4,1+3 3,0+3 4,2 …), so no operand is read across a count; operands carries only the operands still to come (5-2;3:4,1;3 3,0;3 3+3:…) (default plain)",
+      "With --layer2-target count: plain counts each step from a head copied from the answer (5-2:4,1 3,0 3+3:…); carry lists every operation up front and carries the ones still to come on each line (5-2+3:4,1+3 3,0+3 4,2 …), so no operand is read across a count; operands carries only the operands still to come (5-2;3:4,1;3 3,0;3 3+3:…); letters carries each later operation as a letter and its operand (5-2;a3:4,1;a3 3,0;a3 3+3:…) (default plain)",
   },
   "layer2-wrong-share": {
     type: "string",
@@ -131,9 +131,12 @@ async function main(argv: string[]): Promise<number> {
     );
   }
   const countForm = String(args.values["count-form"] ?? "plain");
-  if (countForm !== "plain" && countForm !== "carry" && countForm !== "operands") {
+  if (
+    countForm !== "plain" && countForm !== "carry" && countForm !== "operands" &&
+    countForm !== "letters"
+  ) {
     throw new ArgsError(
-      `Invalid value for --count-form: must be "plain", "carry" or "operands": current value is "${countForm}"`,
+      `Invalid value for --count-form: must be "plain", "carry", "operands" or "letters": current value is "${countForm}"`,
     );
   }
   await runSft(config, {

@@ -657,6 +657,45 @@ export function operandCarriedCountContinuation(
 }
 
 /**
+ * The counted check with every later operation carried on each line as a letter and its operand
+ * (`;a5` add, `;s5` subtract, `;t5` times): {@linkcode operandCarriedCountContinuation} with the
+ * operator carried too, so a later step's head reads both from the line before. A letter, unlike
+ * a carried sign ({@linkcode carriedCountContinuation}), does not look like the operator of the
+ * step being counted. `" 6-2;a5:5,1;a5 4,0;a5 4+5:5,4 6,3 7,2 8,1 9,0</think>9"`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { letterCarriedCountContinuation } from "./arithmetic.ts";
+ *
+ * const steps = [
+ *   { op: "-" as const, operand: 2, before: 5, after: 3 },
+ *   { op: "+" as const, operand: 3, before: 3, after: 6 },
+ * ];
+ * assert.equal(
+ *   letterCarriedCountContinuation({ steps, answer: 6 }),
+ *   " 5-2;a3:4,1;a3 3,0;a3 3+3:4,2 5,1 6,0</think>6",
+ * );
+ * ```
+ */
+export function letterCarriedCountContinuation(
+  problem: Pick<ArithmeticProblem, "steps" | "answer">,
+): string {
+  const letter = { "+": "a", "-": "s", "*": "t" } as const;
+  const parts = problem.steps.map((s, i) => {
+    const rest = problem.steps.slice(i + 1).map((t) => `;${letter[t.op]}${t.operand}`).join("");
+    if (s.op === "*") return `${s.before}*${s.operand}=${s.after}${rest}`;
+    const counts: string[] = [];
+    const dir = s.op === "+" ? 1 : -1;
+    for (let k = 1; k <= s.operand; k++) {
+      counts.push(`${s.before + dir * k},${s.operand - k}${rest}`);
+    }
+    return `${s.before}${s.op}${s.operand}${rest}:${counts.join(" ")}`;
+  });
+  return ` ${parts.join(" ")}</think>${problem.answer}`;
+}
+
+/**
  * The counted check with every copy local: {@linkcode countedContinuation}'s count, but the
  * opening head lists the start value and every operation of o_i's chain (`5-2+3:`), and each
  * line of a step carries the operations still to come (`4,1+3`), so a step's operand is read

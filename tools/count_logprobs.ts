@@ -7,7 +7,7 @@
  * first step's count, in the plain form. Used for the design choices of docs/self-correction.md
  * ("The count's weak token"), on the dev splits, never on the held-out set.
  *
- *   deno run -A tools/count_logprobs.ts --checkpoint DIR [--form plain|carry|operands]
+ *   deno run -A tools/count_logprobs.ts --checkpoint DIR [--form plain|carry|operands|letters]
  *     [--limit N] [--split dev|dev_unseen --set task.dev_unseen_size=N]
  *
  * The Layer-2 query is the embedded default's (`configs/tiny-mgrpo.yaml`) built around the
@@ -32,11 +32,15 @@ import {
   type ArithmeticProblem,
   carriedCountContinuation,
   countedContinuation,
+  letterCarriedCountContinuation,
   operandCarriedCountContinuation,
   workedSolution,
 } from "../data/arithmetic.ts";
 
-type Form = "plain" | "carry" | "operands";
+type Form = "plain" | "carry" | "operands" | "letters";
+
+/** The letter `--count-form letters` carries for each operator. */
+const LETTER = { "+": "a", "-": "s", "*": "t" } as const;
 
 /**
  * The counted check of `problem` in `form`, one label per character: `value` and `counter` (a
@@ -51,6 +55,9 @@ export function labelledCount(problem: ArithmeticProblem, form: Form): [string, 
     for (const t of steps.slice(i + 1)) {
       if (form === "carry") put(t.op, "carried"), put(String(t.operand), "carried");
       if (form === "operands") put(";", "sep"), put(String(t.operand), "carried");
+      if (form === "letters") {
+        put(";", "sep"), put(LETTER[t.op], "carried"), put(String(t.operand), "carried");
+      }
     }
   };
   steps.forEach((s, i) => {
@@ -66,10 +73,13 @@ export function labelledCount(problem: ArithmeticProblem, form: Form): [string, 
           put(t.op, j === 0 ? "branch" : `operator ${j + 2}`);
           put(String(t.operand), `operand ${j + 2}`);
         });
-      } else if (form === "operands" && i === 0 && steps.length > 1) {
-        put(";", "branch");
-        put(String(steps[1]!.operand), "carried");
-        for (const t of steps.slice(2)) put(";", "sep"), put(String(t.operand), "carried");
+      } else if ((form === "operands" || form === "letters") && i === 0 && steps.length > 1) {
+        // The first carried `;` is where the count parts from a redone chain's `=`.
+        steps.slice(1).forEach((t, j) => {
+          put(";", j === 0 ? "branch" : "sep");
+          if (form === "letters") put(LETTER[t.op], "carried");
+          put(String(t.operand), "carried");
+        });
       } else carried(i);
       put(":", i === 0 && (form === "plain" || steps.length === 1) ? "branch" : "sep");
     } else put(" ", "sep");
@@ -101,9 +111,11 @@ if (import.meta.main) {
     },
   });
   const form = values.form as Form;
-  if (values.checkpoint === undefined || !["plain", "carry", "operands"].includes(form)) {
+  if (
+    values.checkpoint === undefined || !["plain", "carry", "operands", "letters"].includes(form)
+  ) {
     console.error(
-      "Usage: deno run -A tools/count_logprobs.ts --checkpoint DIR [--form plain|carry|operands]",
+      "Usage: deno run -A tools/count_logprobs.ts --checkpoint DIR [--form plain|carry|operands|letters]",
     );
     Deno.exit(2);
   }
@@ -111,6 +123,7 @@ if (import.meta.main) {
     plain: countedContinuation,
     carry: carriedCountContinuation,
     operands: operandCarriedCountContinuation,
+    letters: letterCarriedCountContinuation,
   }[form];
   const config = loadConfig("configs/tiny-mgrpo.yaml", { overrides: values.set });
   await initBackend("wasm", {});

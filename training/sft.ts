@@ -30,6 +30,7 @@ import {
   formatCompletion,
   formatSteps,
   layer2Continuation,
+  letterCarriedCountContinuation,
   operandCarriedCountContinuation,
   problemStream,
   slipSteps,
@@ -69,9 +70,10 @@ export interface SftOptions {
    * ({@linkcode carriedCountContinuation}: every operation listed up front and carried on each
    * line, so no operand is read across a count) or `operands`
    * ({@linkcode operandCarriedCountContinuation}: only the operands still to come carried, as
-   * digits). @default "plain"
+   * digits) or `letters` ({@linkcode letterCarriedCountContinuation}: each later operation
+   * carried as a letter and its operand). @default "plain"
    */
-  readonly countForm?: "plain" | "carry" | "operands";
+  readonly countForm?: "plain" | "carry" | "operands" | "letters";
   /**
    * Share of the Layer-2 examples whose answer before the guide phrase is wrong (a slip in one
    * step); the others show a right answer, which the continuation confirms. Above 0.5 the warm
@@ -171,6 +173,8 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
           ? carriedCountContinuation(p)
           : countForm === "operands"
           ? operandCarriedCountContinuation(p)
+          : countForm === "letters"
+          ? letterCarriedCountContinuation(p)
           : countedContinuation(p))
         : layer2Continuation(p);
       return [prompt, [...tokenizer.encode(target), tokenizer.imEndId]];

@@ -40,7 +40,7 @@ Deno.test("sft.ts refuses an unknown --count-form with exit 2, writing nothing",
     assert.equal(res.code, 2, res.stderr);
     assert.match(
       res.stderr,
-      /Invalid value for --count-form: must be "plain", "carry" or "operands": current value is "tally"/,
+      /Invalid value for --count-form: must be "plain", "carry", "operands" or "letters": current value is "tally"/,
     );
     assert.deepEqual([...Deno.readDirSync(tmp)], []);
   }));
@@ -68,7 +68,7 @@ Deno.test("sft.ts --layer2-wrong-share 0.5 (the default) trains on the same data
     assert.notEqual(digests[2], digests[0]);
   }));
 
-Deno.test("sft.ts --count-form plain (the default) trains on the same data as leaving it out; carry and operands each on other data", () =>
+Deno.test("sft.ts --count-form plain (the default) trains on the same data as leaving it out; carry, operands and letters each on other data", () =>
   withTempDir("sft_test_", async (tmp) => {
     const base = [
       "--layer2-target",
@@ -84,10 +84,13 @@ Deno.test("sft.ts --count-form plain (the default) trains on the same data as le
       "--set",
       "task.eval_size=4",
     ];
-    const runs = [[], ["--count-form", "plain"], ["--count-form", "carry"], [
-      "--count-form",
-      "operands",
-    ]];
+    const runs = [
+      [],
+      ["--count-form", "plain"],
+      ["--count-form", "carry"],
+      ["--count-form", "operands"],
+      ["--count-form", "letters"],
+    ];
     const digests: string[] = [];
     for (const [i, extra] of runs.entries()) {
       const res = await sft(...base, ...extra, "--out", `${tmp}/run-${i}`);
@@ -95,7 +98,7 @@ Deno.test("sft.ts --count-form plain (the default) trains on the same data as le
       digests.push(await sha(`${tmp}/run-${i}/model.safetensors`));
     }
     assert.equal(digests[1], digests[0]);
-    assert.equal(new Set(digests).size, 3);
+    assert.equal(new Set(digests).size, 4);
   }));
 
 Deno.test("sft.ts --init continues a checkpoint of ours; a folder that is not one exits 2, writing nothing", () =>

@@ -10,6 +10,7 @@ import {
   formatSteps,
   generateProblem,
   heldOutProblems,
+  letterCarriedCountContinuation,
   makeProblems,
   operandCarriedCountContinuation,
   problemKey,
@@ -271,6 +272,28 @@ Deno.test("operandCarriedCountContinuation() is the plain count with the operand
   }
   const [p] = makeProblems(1, 1);
   assert.equal(operandCarriedCountContinuation(p!).slice(0, 22), " 12+8;16:13,7;16 14,6;");
+});
+
+Deno.test("letterCarriedCountContinuation() is the operand-carrying count with each carried operand's operation as a letter", () => {
+  const letter = { "+": "a", "-": "s", "*": "t" } as const;
+  for (const p of makeProblems(10, 300, { minSteps: 2, maxSteps: 3, allowMultiply: true })) {
+    const text = letterCarriedCountContinuation(p);
+    // Dropping the letters gives the operand-carrying count back, exactly.
+    assert.equal(text.replaceAll(/;[ast]/g, ";"), operandCarriedCountContinuation(p));
+    // Each step's head and lines (or its one multiplication line) end with the later steps'
+    // letters and operands, in order.
+    const segments = text.slice(1).split("</think>")[0]!.split(/ (?=\d+[+*-]\d+[;:=])/);
+    assert.equal(segments.length, p.steps.length, text);
+    for (const [i, segment] of segments.entries()) {
+      const rest = p.steps.slice(i + 1).map((s) => `;${letter[s.op]}${s.operand}`).join("");
+      for (const piece of segment.split(/[: ]/)) {
+        assert.ok(piece.endsWith(rest), `${piece} in ${text}`);
+      }
+    }
+    assert.equal(verifyIntegerAnswer(`<think>${text}`, p.answer).correct, true);
+  }
+  const [p] = makeProblems(1, 1);
+  assert.equal(letterCarriedCountContinuation(p!).slice(0, 25), " 12+8;s16:13,7;s16 14,6;s");
 });
 
 Deno.test("heldOutProblems() is stable, distinct and excludable from training", () => {
