@@ -608,12 +608,26 @@ export function layer2Continuation(problem: Pick<ArithmeticProblem, "steps" | "a
  * ```
  */
 export function countedContinuation(problem: Pick<ArithmeticProblem, "steps" | "answer">): string {
-  const parts = problem.steps.map((s) => {
-    if (s.op === "*") return `${s.before}*${s.operand}=${s.after}`;
+  return countCarrying(problem, () => "");
+}
+
+/**
+ * The counted check of {@linkcode countedContinuation} with `carried(step)` of every later step
+ * appended to each step's head and to each of its lines (or to its one multiplication line).
+ */
+function countCarrying(
+  problem: Pick<ArithmeticProblem, "steps" | "answer">,
+  carried: (step: ArithmeticStep) => string,
+): string {
+  const parts = problem.steps.map((s, i) => {
+    const rest = problem.steps.slice(i + 1).map(carried).join("");
+    if (s.op === "*") return `${s.before}*${s.operand}=${s.after}${rest}`;
     const counts: string[] = [];
     const dir = s.op === "+" ? 1 : -1;
-    for (let k = 1; k <= s.operand; k++) counts.push(`${s.before + dir * k},${s.operand - k}`);
-    return `${s.before}${s.op}${s.operand}:${counts.join(" ")}`;
+    for (let k = 1; k <= s.operand; k++) {
+      counts.push(`${s.before + dir * k},${s.operand - k}${rest}`);
+    }
+    return `${s.before}${s.op}${s.operand}${rest}:${counts.join(" ")}`;
   });
   return ` ${parts.join(" ")}</think>${problem.answer}`;
 }
@@ -643,17 +657,7 @@ export function countedContinuation(problem: Pick<ArithmeticProblem, "steps" | "
 export function operandCarriedCountContinuation(
   problem: Pick<ArithmeticProblem, "steps" | "answer">,
 ): string {
-  const parts = problem.steps.map((s, i) => {
-    const rest = problem.steps.slice(i + 1).map((t) => `;${t.operand}`).join("");
-    if (s.op === "*") return `${s.before}*${s.operand}=${s.after}${rest}`;
-    const counts: string[] = [];
-    const dir = s.op === "+" ? 1 : -1;
-    for (let k = 1; k <= s.operand; k++) {
-      counts.push(`${s.before + dir * k},${s.operand - k}${rest}`);
-    }
-    return `${s.before}${s.op}${s.operand}${rest}:${counts.join(" ")}`;
-  });
-  return ` ${parts.join(" ")}</think>${problem.answer}`;
+  return countCarrying(problem, (t) => `;${t.operand}`);
 }
 
 /**
@@ -682,17 +686,7 @@ export function letterCarriedCountContinuation(
   problem: Pick<ArithmeticProblem, "steps" | "answer">,
 ): string {
   const letter = { "+": "a", "-": "s", "*": "t" } as const;
-  const parts = problem.steps.map((s, i) => {
-    const rest = problem.steps.slice(i + 1).map((t) => `;${letter[t.op]}${t.operand}`).join("");
-    if (s.op === "*") return `${s.before}*${s.operand}=${s.after}${rest}`;
-    const counts: string[] = [];
-    const dir = s.op === "+" ? 1 : -1;
-    for (let k = 1; k <= s.operand; k++) {
-      counts.push(`${s.before + dir * k},${s.operand - k}${rest}`);
-    }
-    return `${s.before}${s.op}${s.operand}${rest}:${counts.join(" ")}`;
-  });
-  return ` ${parts.join(" ")}</think>${problem.answer}`;
+  return countCarrying(problem, (t) => `;${letter[t.op]}${t.operand}`);
 }
 
 /**
