@@ -13,6 +13,7 @@
  */
 
 import { runSft } from "../training/sft.ts";
+import { COUNT_FORMS, type CountForm } from "../data/arithmetic.ts";
 import { ArgsError, COMMON_FLAGS, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "../training/config.ts";
 import { runMain } from "./common.ts";
@@ -131,12 +132,12 @@ async function main(argv: string[]): Promise<number> {
     );
   }
   const countForm = String(args.values["count-form"] ?? "plain");
-  if (
-    countForm !== "plain" && countForm !== "carry" && countForm !== "operands" &&
-    countForm !== "letters"
-  ) {
+  if (!Object.hasOwn(COUNT_FORMS, countForm)) {
+    const names = Object.keys(COUNT_FORMS).map((n) => `"${n}"`);
     throw new ArgsError(
-      `Invalid value for --count-form: must be "plain", "carry", "operands" or "letters": current value is "${countForm}"`,
+      `Invalid value for --count-form: must be ${names.slice(0, -1).join(", ")} or ${
+        names.at(-1)
+      }: current value is "${countForm}"`,
     );
   }
   await runSft(config, {
@@ -150,7 +151,7 @@ async function main(argv: string[]): Promise<number> {
     confirmShare: num("confirm-share", 0),
     layer2Target,
     countShare: num("count-share", 1),
-    countForm,
+    countForm: countForm as CountForm,
     layer2WrongShare: share("layer2-wrong-share", 0.5),
     seed: num("seed", 1),
     ...(args.values.init === undefined ? {} : { init: resolveRepoPath(String(args.values.init)) }),

@@ -632,6 +632,9 @@ function countCarrying(
   return ` ${parts.join(" ")}</think>${problem.answer}`;
 }
 
+/** The letter {@linkcode letterCarriedCountContinuation} carries for each operator. */
+export const CARRIED_LETTER = { "+": "a", "-": "s", "*": "t" } as const;
+
 /**
  * The counted check with the operands still to come carried on each line (`;5`), and each
  * later step's head reading its operand from the line before: {@linkcode countedContinuation}'s
@@ -685,8 +688,7 @@ export function operandCarriedCountContinuation(
 export function letterCarriedCountContinuation(
   problem: Pick<ArithmeticProblem, "steps" | "answer">,
 ): string {
-  const letter = { "+": "a", "-": "s", "*": "t" } as const;
-  return countCarrying(problem, (t) => `;${letter[t.op]}${t.operand}`);
+  return countCarrying(problem, (t) => `;${CARRIED_LETTER[t.op]}${t.operand}`);
 }
 
 /**
@@ -728,3 +730,17 @@ export function carriedCountContinuation(
   });
   return ` ${steps[0]!.before}${ops.join("")}:${lines.join(" ")}</think>${problem.answer}`;
 }
+
+/**
+ * The counted checks `deno task sft --count-form` can teach, by name: the plain count and the
+ * forms that carry what a later step's head needs.
+ */
+export const COUNT_FORMS = {
+  plain: countedContinuation,
+  carry: carriedCountContinuation,
+  operands: operandCarriedCountContinuation,
+  letters: letterCarriedCountContinuation,
+} as const;
+
+/** One of {@linkcode COUNT_FORMS}' names. */
+export type CountForm = keyof typeof COUNT_FORMS;

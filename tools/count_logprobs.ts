@@ -30,24 +30,18 @@ import { initBackend } from "../model/backend.ts";
 import { CharTokenizer } from "../model/char_tokenizer.ts";
 import {
   type ArithmeticProblem,
-  carriedCountContinuation,
-  countedContinuation,
-  letterCarriedCountContinuation,
-  operandCarriedCountContinuation,
+  CARRIED_LETTER,
+  COUNT_FORMS,
+  type CountForm,
   workedSolution,
 } from "../data/arithmetic.ts";
-
-type Form = "plain" | "carry" | "operands" | "letters";
-
-/** The letter `--count-form letters` carries for each operator. */
-const LETTER = { "+": "a", "-": "s", "*": "t" } as const;
 
 /**
  * The counted check of `problem` in `form`, one label per character: `value` and `counter` (a
  * count's line), `start` (the opening head's value), `operator N` / `operand N` (step N's head),
  * `carried` (an operand or operation carried for a later step), `branch`, `answer`, `sep`.
  */
-export function labelledCount(problem: ArithmeticProblem, form: Form): [string, string[]] {
+export function labelledCount(problem: ArithmeticProblem, form: CountForm): [string, string[]] {
   const parts: [string, string][] = [[" ", "sep"]];
   const put = (text: string, label: string) => parts.push([text, label]);
   const steps = problem.steps;
@@ -56,7 +50,7 @@ export function labelledCount(problem: ArithmeticProblem, form: Form): [string, 
       if (form === "carry") put(t.op, "carried"), put(String(t.operand), "carried");
       if (form === "operands") put(";", "sep"), put(String(t.operand), "carried");
       if (form === "letters") {
-        put(";", "sep"), put(LETTER[t.op], "carried"), put(String(t.operand), "carried");
+        put(";", "sep"), put(CARRIED_LETTER[t.op], "carried"), put(String(t.operand), "carried");
       }
     }
   };
@@ -77,7 +71,7 @@ export function labelledCount(problem: ArithmeticProblem, form: Form): [string, 
         // The first carried `;` is where the count parts from a redone chain's `=`.
         steps.slice(1).forEach((t, j) => {
           put(";", j === 0 ? "branch" : "sep");
-          if (form === "letters") put(LETTER[t.op], "carried");
+          if (form === "letters") put(CARRIED_LETTER[t.op], "carried");
           put(String(t.operand), "carried");
         });
       } else carried(i);
@@ -110,21 +104,16 @@ if (import.meta.main) {
       set: { type: "string", multiple: true, default: [] },
     },
   });
-  const form = values.form as Form;
+  const form = values.form as CountForm;
   if (
-    values.checkpoint === undefined || !["plain", "carry", "operands", "letters"].includes(form)
+    values.checkpoint === undefined || !Object.hasOwn(COUNT_FORMS, form)
   ) {
     console.error(
       "Usage: deno run -A tools/count_logprobs.ts --checkpoint DIR [--form plain|carry|operands|letters]",
     );
     Deno.exit(2);
   }
-  const reference = {
-    plain: countedContinuation,
-    carry: carriedCountContinuation,
-    operands: operandCarriedCountContinuation,
-    letters: letterCarriedCountContinuation,
-  }[form];
+  const reference = COUNT_FORMS[form];
   const config = loadConfig("configs/tiny-mgrpo.yaml", { overrides: values.set });
   await initBackend("wasm", {});
   const problems = heldOut(config.task, values.split as EvalSplit).problems.slice(

@@ -22,16 +22,14 @@ import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
 import { InputError } from "../util/errors.ts";
 import { Rng } from "../util/rng.ts";
 import {
-  carriedCountContinuation,
   checkedContinuation,
   confirmationSolution,
   correctionSolution,
-  countedContinuation,
+  COUNT_FORMS,
+  type CountForm,
   formatCompletion,
   formatSteps,
   layer2Continuation,
-  letterCarriedCountContinuation,
-  operandCarriedCountContinuation,
   problemStream,
   slipSteps,
   workedSolution,
@@ -66,14 +64,11 @@ export interface SftOptions {
    */
   readonly countShare?: number;
   /**
-   * With `layer2Target` `count`: `plain` ({@linkcode countedContinuation}) or `carry`
-   * ({@linkcode carriedCountContinuation}: every operation listed up front and carried on each
-   * line, so no operand is read across a count) or `operands`
-   * ({@linkcode operandCarriedCountContinuation}: only the operands still to come carried, as
-   * digits) or `letters` ({@linkcode letterCarriedCountContinuation}: each later operation
-   * carried as a letter and its operand). @default "plain"
+   * With `layer2Target` `count`: which counted check, of {@linkcode COUNT_FORMS} — `plain`, or
+   * `carry`, `operands` or `letters`, which carry what a later step's head needs on each line so
+   * that it is not read across a count. @default "plain"
    */
-  readonly countForm?: "plain" | "carry" | "operands" | "letters";
+  readonly countForm?: CountForm;
   /**
    * Share of the Layer-2 examples whose answer before the guide phrase is wrong (a slip in one
    * step); the others show a right answer, which the continuation confirms. Above 0.5 the warm
@@ -169,13 +164,7 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
         ? checkedContinuation(steps, p)
         // A share of 1 draws nothing, so the stream matches a run without --count-share.
         : layer2Target === "count" && (countShare >= 1 || rng.next() < countShare)
-        ? (countForm === "carry"
-          ? carriedCountContinuation(p)
-          : countForm === "operands"
-          ? operandCarriedCountContinuation(p)
-          : countForm === "letters"
-          ? letterCarriedCountContinuation(p)
-          : countedContinuation(p))
+        ? COUNT_FORMS[countForm](p)
         : layer2Continuation(p);
       return [prompt, [...tokenizer.encode(target), tokenizer.imEndId]];
     }
