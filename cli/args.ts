@@ -20,6 +20,19 @@ export class ArgsError extends Error {
   }
 }
 
+/**
+ * The error for a flag whose value is not one of `choices`:
+ * `Invalid value for --split: must be "a", "b" or "c": current value is "x"`.
+ */
+export function choiceError(flag: string, choices: readonly string[], value: string): ArgsError {
+  const names = choices.map((name) => `"${name}"`);
+  return new ArgsError(
+    `Invalid value for --${flag}: must be ${names.slice(0, -1).join(", ")} or ${
+      names.at(-1)
+    }: current value is "${value}"`,
+  );
+}
+
 /** One command-line flag: how it parses and how `--help` shows it. */
 export interface FlagSpec {
   /** `"string"` takes a value (`--config FILE`), `"boolean"` takes none. */

@@ -8,7 +8,7 @@
  * @module
  */
 import { basename } from "node:path";
-import { ArgsError, COMMON_FLAGS, formatHelp, parseCommonArgs } from "./args.ts";
+import { ArgsError, choiceError, COMMON_FLAGS, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "../training/config.ts";
 import {
   CORRECTION_COLUMNS,
@@ -142,14 +142,7 @@ async function main(argv: string[]): Promise<number> {
     ({ checker, close: closeChecker } = buildChecker({ ...config.reward, checker: "math" }));
   } else {
     const split = String(args.values.split ?? "heldout") as EvalSplit;
-    if (!EVAL_SPLITS.includes(split)) {
-      const names = EVAL_SPLITS.map((name) => `"${name}"`);
-      throw new ArgsError(
-        `Invalid value for --split: must be ${names.slice(0, -1).join(", ")} or ${
-          names.at(-1)
-        }: current value is "${split}"`,
-      );
-    }
+    if (!EVAL_SPLITS.includes(split)) throw choiceError("split", EVAL_SPLITS, split);
     if (split === "dev_unseen" && config.task.dev_unseen_size === 0) {
       throw new ArgsError(
         "Invalid value for --split: dev_unseen needs task.dev_unseen_size > 0 (--set task.dev_unseen_size=N, the value the checkpoint was trained and warm-started with): current value is 0",

@@ -14,7 +14,7 @@
 
 import { runSft } from "../training/sft.ts";
 import { COUNT_FORMS, type CountForm } from "../data/arithmetic.ts";
-import { ArgsError, COMMON_FLAGS, formatHelp, parseCommonArgs } from "./args.ts";
+import { ArgsError, choiceError, COMMON_FLAGS, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "../training/config.ts";
 import { runMain } from "./common.ts";
 import { resolveRepoPath } from "../training/setup.ts";
@@ -133,12 +133,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const countForm = String(args.values["count-form"] ?? "plain");
   if (!Object.hasOwn(COUNT_FORMS, countForm)) {
-    const names = Object.keys(COUNT_FORMS).map((n) => `"${n}"`);
-    throw new ArgsError(
-      `Invalid value for --count-form: must be ${names.slice(0, -1).join(", ")} or ${
-        names.at(-1)
-      }: current value is "${countForm}"`,
-    );
+    throw choiceError("count-form", Object.keys(COUNT_FORMS), countForm);
   }
   await runSft(config, {
     steps,

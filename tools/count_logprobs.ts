@@ -45,14 +45,17 @@ export function labelledCount(problem: ArithmeticProblem, form: CountForm): [str
   const parts: [string, string][] = [[" ", "sep"]];
   const put = (text: string, label: string) => parts.push([text, label]);
   const steps = problem.steps;
-  const carried = (i: number) => {
-    for (const t of steps.slice(i + 1)) {
+  // What a step's head and lines carry for the later steps; `first` labels the first carried
+  // `;`, which in the opening head is where the count parts from a redone chain's `=`.
+  const carried = (i: number, first = "sep") => {
+    steps.slice(i + 1).forEach((t, j) => {
       if (form === "carry") put(t.op, "carried"), put(String(t.operand), "carried");
-      if (form === "operands") put(";", "sep"), put(String(t.operand), "carried");
-      if (form === "letters") {
-        put(";", "sep"), put(CARRIED_LETTER[t.op], "carried"), put(String(t.operand), "carried");
+      if (form === "operands" || form === "letters") {
+        put(";", j === 0 ? first : "sep");
+        if (form === "letters") put(CARRIED_LETTER[t.op], "carried");
+        put(String(t.operand), "carried");
       }
-    }
+    });
   };
   steps.forEach((s, i) => {
     if (form !== "carry" || i === 0) {
@@ -67,14 +70,7 @@ export function labelledCount(problem: ArithmeticProblem, form: CountForm): [str
           put(t.op, j === 0 ? "branch" : `operator ${j + 2}`);
           put(String(t.operand), `operand ${j + 2}`);
         });
-      } else if ((form === "operands" || form === "letters") && i === 0 && steps.length > 1) {
-        // The first carried `;` is where the count parts from a redone chain's `=`.
-        steps.slice(1).forEach((t, j) => {
-          put(";", j === 0 ? "branch" : "sep");
-          if (form === "letters") put(CARRIED_LETTER[t.op], "carried");
-          put(String(t.operand), "carried");
-        });
-      } else carried(i);
+      } else carried(i, i === 0 ? "branch" : "sep");
       put(":", i === 0 && (form === "plain" || steps.length === 1) ? "branch" : "sep");
     } else put(" ", "sep");
     const dir = s.op === "+" ? 1 : -1;
