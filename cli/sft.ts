@@ -75,6 +75,12 @@ const FLAGS = {
     help:
       "Share of the --layer2-frac examples whose answer before the guide phrase is wrong (a slip); above 0.5 a guide phrase mostly follows an error (default 0.5)",
   },
+  "flip-share": {
+    type: "string",
+    placeholder: "S",
+    help:
+      "Share of the --layer2-frac examples that change the answer without checking: the thought ends at once, then the right answer after a wrong one or a slipped one after a right one, so the warm start's own correction hurts as the paper's base model's does (default 0)",
+  },
   "confirm-share": {
     type: "string",
     placeholder: "S",
@@ -148,6 +154,7 @@ async function main(argv: string[]): Promise<number> {
     countShare: num("count-share", 1),
     countForm: countForm as CountForm,
     layer2WrongShare: share("layer2-wrong-share", 0.5),
+    flipShare: share("flip-share", 0),
     seed: num("seed", 1),
     ...(args.values.init === undefined ? {} : { init: resolveRepoPath(String(args.values.init)) }),
     out: resolveRepoPath(String(args.values.out ?? "checkpoints/tiny-sft")),

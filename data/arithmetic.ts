@@ -576,6 +576,38 @@ export function checkedContinuation(
 }
 
 /**
+ * A Layer-2 continuation that changes the answer without checking anything, as a model does
+ * that takes a guide phrase for a verdict: the thought ends at once and another answer follows.
+ * After a wrong answer it is the right one; after a right answer, a slipped one (one step off
+ * by 1 or 2, carried on: {@linkcode slipSteps}). A warm start that has seen it does in its
+ * correction what the paper's base model does: it changes answers, right ones included, and
+ * fixes a few wrong ones by luck.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { flippedContinuation } from "./arithmetic.ts";
+ * import { Rng } from "../util/rng.ts";
+ *
+ * const steps = [
+ *   { op: "-" as const, operand: 6, before: 9, after: 3 },
+ *   { op: "+" as const, operand: 4, before: 3, after: 7 },
+ * ];
+ * assert.equal(flippedContinuation(6, { steps, answer: 7 }, new Rng(1)), "</think>7");
+ * assert.notEqual(flippedContinuation(7, { steps, answer: 7 }, new Rng(1)), "</think>7");
+ * ```
+ */
+export function flippedContinuation(
+  layer1Answer: number,
+  problem: Pick<ArithmeticProblem, "steps" | "answer">,
+  rng: Rng,
+): string {
+  if (layer1Answer !== problem.answer) return `</think>${problem.answer}`;
+  const slipped = slipSteps(problem, rng);
+  return `</think>${slipped[slipped.length - 1]!.after}`;
+}
+
+/**
  * The continuation a self-correcting model writes in Layer 2 after the guide phrase: the
  * correct chain, a new `</think>` and the right answer, `" 7+5=12 12-3=9</think>9"`. Used as
  * the target of supervised Layer-2 examples, after a right or a wrong Layer-1 answer alike

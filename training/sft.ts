@@ -27,6 +27,7 @@ import {
   correctionSolution,
   COUNT_FORMS,
   type CountForm,
+  flippedContinuation,
   formatCompletion,
   formatSteps,
   layer2Continuation,
@@ -76,6 +77,14 @@ export interface SftOptions {
    * phrase is followed by a change teaches a model. @default 0.5
    */
   readonly layer2WrongShare?: number;
+  /**
+   * Share of the Layer-2 examples that change the answer without checking
+   * ({@linkcode flippedContinuation}: the right answer after a wrong one, a slipped one after a
+   * right one), so that the warm start's own correction hurts, as the paper's base model's does;
+   * the others check as `layer2Target` says. 0 draws nothing, so the data match a run without
+   * it. @default 0
+   */
+  readonly flipShare?: number;
   /** The model's and the data's seed. */
   readonly seed: number;
   /**
@@ -119,6 +128,7 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
     countShare = 1,
     countForm = "plain",
     layer2WrongShare = 0.5,
+    flipShare = 0,
     seed,
     out,
   } = options;
@@ -160,7 +170,11 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
       const prompt = tokenizer.encode(
         correction.buildCorrection(p.question, layer1, phrase).prompt,
       );
-      const target = layer2Target === "check"
+      const layer1Answer = steps[steps.length - 1]!.after;
+      // A share of 0 draws nothing, so the stream matches a run without --flip-share.
+      const target = flipShare > 0 && rng.next() < flipShare
+        ? flippedContinuation(layer1Answer, p, rng)
+        : layer2Target === "check"
         ? checkedContinuation(steps, p)
         // A share of 1 draws nothing, so the stream matches a run without --count-share.
         : layer2Target === "count" && (countShare >= 1 || rng.next() < countShare)
@@ -247,6 +261,7 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
         batch_size: batchSize,
         correction_frac: correctionFrac,
         layer2_frac: layer2Frac,
+        ...(flipShare > 0 ? { flip_share: flipShare } : {}),
         ...(options.init === undefined ? {} : { init: options.init }),
         dev_accuracy: res.accuracy,
         seconds: Math.round(s),

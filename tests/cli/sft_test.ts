@@ -16,16 +16,29 @@ async function sha(path: string): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-Deno.test("sft.ts refuses --layer2-wrong-share outside [0, 1] with exit 2, writing nothing", () =>
-  withTempDir("sft_test_", async (tmp) => {
-    const res = await sft("--layer2-wrong-share", "1.5", "--out", `${tmp}/out`);
-    assert.equal(res.code, 2, res.stderr);
-    assert.match(
-      res.stderr,
-      /Invalid value for --layer2-wrong-share: must be in \[0, 1\]: current value is 1.5/,
-    );
-    assert.deepEqual([...Deno.readDirSync(tmp)], []);
-  }));
+/** Trains one short run per flag list into `tmp/run-<i>` and returns each weights' digest. */
+async function digests(tmp: string, base: string[], runs: string[][]): Promise<string[]> {
+  const out: string[] = [];
+  for (const [i, extra] of runs.entries()) {
+    const res = await sft(...base, ...extra, "--out", `${tmp}/run-${i}`);
+    assert.equal(res.code, 0, res.stderr);
+    out.push(await sha(`${tmp}/run-${i}/model.safetensors`));
+  }
+  return out;
+}
+
+for (const flag of ["--layer2-wrong-share", "--flip-share"]) {
+  Deno.test(`sft.ts refuses ${flag} outside [0, 1] with exit 2, writing nothing`, () =>
+    withTempDir("sft_test_", async (tmp) => {
+      const res = await sft(flag, "1.5", "--out", `${tmp}/out`);
+      assert.equal(res.code, 2, res.stderr);
+      assert.match(
+        res.stderr,
+        new RegExp(`Invalid value for ${flag}: must be in \\[0, 1\\]: current value is 1.5`),
+      );
+      assert.deepEqual([...Deno.readDirSync(tmp)], []);
+    }));
+}
 
 Deno.test("sft.ts refuses an unknown --count-form with exit 2, writing nothing", () =>
   withTempDir("sft_test_", async (tmp) => {
@@ -58,14 +71,35 @@ Deno.test("sft.ts --layer2-wrong-share 0.5 (the default) trains on the same data
       "100",
     ];
     const runs = [[], ["--layer2-wrong-share", "0.5"], ["--layer2-wrong-share", "0.9"]];
-    const digests: string[] = [];
-    for (const [i, extra] of runs.entries()) {
-      const res = await sft(...base, ...extra, "--out", `${tmp}/run-${i}`);
-      assert.equal(res.code, 0, res.stderr);
-      digests.push(await sha(`${tmp}/run-${i}/model.safetensors`));
-    }
-    assert.equal(digests[1], digests[0]);
-    assert.notEqual(digests[2], digests[0]);
+    const [omitted, half, most] = await digests(tmp, base, runs);
+    assert.equal(half, omitted);
+    assert.notEqual(most, omitted);
+  }));
+
+Deno.test("sft.ts --flip-share 0 (the default) trains on the same data as leaving it out; 0.5 on other data, recorded in the checkpoint", () =>
+  withTempDir("sft_test_", async (tmp) => {
+    const base = [
+      "--layer2-target",
+      "count",
+      "--layer2-frac",
+      "1",
+      "--sft-steps",
+      "2",
+      "--stop-at",
+      "2",
+      "--eval-every",
+      "100",
+      "--set",
+      "task.eval_size=4",
+    ];
+    const runs = [[], ["--flip-share", "0"], ["--flip-share", "0.5"]];
+    const [omitted, zero, half] = await digests(tmp, base, runs);
+    assert.equal(zero, omitted);
+    assert.notEqual(half, omitted);
+    const state = (i: number) =>
+      JSON.parse(Deno.readTextFileSync(`${tmp}/run-${i}/trainer_state.json`));
+    assert.equal(state(0).flip_share, undefined);
+    assert.equal(state(2).flip_share, 0.5);
   }));
 
 Deno.test("sft.ts --count-form plain (the default) trains on the same data as leaving it out; carry, operands and letters each on other data", () =>
@@ -91,14 +125,9 @@ Deno.test("sft.ts --count-form plain (the default) trains on the same data as le
       ["--count-form", "operands"],
       ["--count-form", "letters"],
     ];
-    const digests: string[] = [];
-    for (const [i, extra] of runs.entries()) {
-      const res = await sft(...base, ...extra, "--out", `${tmp}/run-${i}`);
-      assert.equal(res.code, 0, res.stderr);
-      digests.push(await sha(`${tmp}/run-${i}/model.safetensors`));
-    }
-    assert.equal(digests[1], digests[0]);
-    assert.equal(new Set(digests).size, 4);
+    const all = await digests(tmp, base, runs);
+    assert.equal(all[1], all[0]);
+    assert.equal(new Set(all).size, 4);
   }));
 
 Deno.test("sft.ts --init continues a checkpoint of ours; a folder that is not one exits 2, writing nothing", () =>

@@ -6,6 +6,7 @@ import {
   countedContinuation,
   DEFAULT_ARITHMETIC,
   devUnseenProblems,
+  flippedContinuation,
   formatCompletion,
   formatSteps,
   generateProblem,
@@ -189,6 +190,26 @@ Deno.test("correctionSolution() contains the phrase and ends in the right answer
     correctionSolution(p!, new Rng(5), "Hmm, check again."),
     "<think>12+8=20 20-16=6 Hmm, check again. 12+8=20 20-16=4</think>4",
   );
+});
+
+Deno.test("flippedContinuation() ends the thought and changes the answer: to the right one after a wrong answer, to a slipped one after a right answer", () => {
+  const rng = new Rng(11);
+  for (const p of makeProblems(11, 300, { allowMultiply: true })) {
+    const wrong = slipSteps(p, rng).at(-1)!.after;
+    assert.equal(flippedContinuation(wrong, p, rng), `</think>${p.answer}`);
+    const seed = rng.int(0, 1_000_000);
+    const flipped = flippedContinuation(p.answer, p, new Rng(seed));
+    const m = /^<\/think>(\d+)$/.exec(flipped);
+    assert.ok(m, flipped);
+    assert.notEqual(Number(m[1]), p.answer);
+    // The wrong answer is the one slipSteps() draws from the same stream.
+    assert.equal(Number(m[1]), slipSteps(p, new Rng(seed)).at(-1)!.after);
+    assert.equal(verifyIntegerAnswer(flipped, p.answer).correct, false);
+  }
+  const [p] = makeProblems(1, 1);
+  // 12+8=20 20-16=4, whose slip from this seed ends at 6 (correctionSolution()'s example above).
+  assert.equal(flippedContinuation(4, p!, new Rng(5)), "</think>6");
+  assert.equal(flippedContinuation(6, p!, new Rng(5)), "</think>4");
 });
 
 Deno.test("countedContinuation() counts every step out one unit at a time to the answer", () => {
