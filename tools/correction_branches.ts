@@ -2,7 +2,8 @@
  * Which continuation a policy's guided corrections take on the dev split, and how often each is
  * right: a correction that counts each step out (`deno task sft --layer2-target count`, e.g.
  * ` 9-6:8,5 7,4 …`; with `--count-form operands` ` 9-6;4:8,5;4 …`, with `letters`
- * ` 9-6;a4:8,5;a4 …`) or one that redoes the chain (` 9-6=3 …`). Used for the design choices of
+ * ` 9-6;a4:8,5;a4 …`), one that redoes the chain (` 9-6=3 …`), or one that ends the thought at
+ * once and changes the answer (`</think>6`, `deno task sft --flip-share`): `tools/branches.ts`. Used for the design choices of
  * docs/self-correction.md ("A slower check"), never on the held-out set.
  *
  *   deno run -A tools/correction_branches.ts --checkpoint DIR [--temperature T] [--limit N] [--seeds K]
@@ -25,6 +26,7 @@ import { heldOut } from "../training/setup.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { evaluateSelfCorrection } from "../algorithms/mgrpo/evaluate.ts";
 import { initBackend } from "../model/backend.ts";
+import { correctionBranch } from "./branches.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -75,9 +77,7 @@ for (const seed of seeds) {
     rounds: 1,
   });
   result.verdicts.forEach((v, i) => {
-    const branch = /^\s*\d+[-+]\d+(?:;[a-z]?\d+|[+-]\d+)*:/.test(result.completions[i]![1]!)
-      ? "count"
-      : "redo";
+    const branch = correctionBranch(result.completions[i]![1]!);
     add(branch, v[1]!);
     add(`${v[0] ? "first answer right" : "first answer wrong"}, ${branch}`, v[1]!);
     add("first answer", v[0]!);
