@@ -165,12 +165,12 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
       // Layer 2 (Eq. 5): q' = question + a right or wrong Layer-1 answer + p_guide.
       // The same draws as wrongSolution()/workedSolution(), keeping the steps of o_i.
       const steps = rng.next() < layer2WrongShare ? slipSteps(p, rng) : p.steps;
-      const layer1 = formatCompletion(formatSteps(steps), steps[steps.length - 1]!.after);
+      const layer1Answer = steps[steps.length - 1]!.after;
+      const layer1 = formatCompletion(formatSteps(steps), layer1Answer);
       const phrase = drawGuidePhrase(rng, phrases);
       const prompt = tokenizer.encode(
         correction.buildCorrection(p.question, layer1, phrase).prompt,
       );
-      const layer1Answer = steps[steps.length - 1]!.after;
       // A share of 0 draws nothing, so the stream matches a run without --flip-share.
       const target = flipShare > 0 && rng.next() < flipShare
         ? flippedContinuation(layer1Answer, p, rng)
