@@ -16,6 +16,22 @@ async function sha(path: string): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** Two steps of counted Layer-2 examples only, evaluated on 4 dev problems. */
+const COUNT_RUN = [
+  "--layer2-target",
+  "count",
+  "--layer2-frac",
+  "1",
+  "--sft-steps",
+  "2",
+  "--stop-at",
+  "2",
+  "--eval-every",
+  "100",
+  "--set",
+  "task.eval_size=4",
+];
+
 /** Trains one short run per flag list into `tmp/run-<i>` and returns each weights' digest. */
 async function digests(tmp: string, base: string[], runs: string[][]): Promise<string[]> {
   const out: string[] = [];
@@ -78,22 +94,8 @@ Deno.test("sft.ts --layer2-wrong-share 0.5 (the default) trains on the same data
 
 Deno.test("sft.ts --flip-share 0 (the default) trains on the same data as leaving it out; 0.5 on other data, recorded in the checkpoint", () =>
   withTempDir("sft_test_", async (tmp) => {
-    const base = [
-      "--layer2-target",
-      "count",
-      "--layer2-frac",
-      "1",
-      "--sft-steps",
-      "2",
-      "--stop-at",
-      "2",
-      "--eval-every",
-      "100",
-      "--set",
-      "task.eval_size=4",
-    ];
     const runs = [[], ["--flip-share", "0"], ["--flip-share", "0.5"]];
-    const [omitted, zero, half] = await digests(tmp, base, runs);
+    const [omitted, zero, half] = await digests(tmp, COUNT_RUN, runs);
     assert.equal(zero, omitted);
     assert.notEqual(half, omitted);
     const state = (i: number) =>
@@ -104,20 +106,6 @@ Deno.test("sft.ts --flip-share 0 (the default) trains on the same data as leavin
 
 Deno.test("sft.ts --count-form plain (the default) trains on the same data as leaving it out; carry, operands and letters each on other data", () =>
   withTempDir("sft_test_", async (tmp) => {
-    const base = [
-      "--layer2-target",
-      "count",
-      "--layer2-frac",
-      "1",
-      "--sft-steps",
-      "2",
-      "--stop-at",
-      "2",
-      "--eval-every",
-      "100",
-      "--set",
-      "task.eval_size=4",
-    ];
     const runs = [
       [],
       ["--count-form", "plain"],
@@ -125,7 +113,7 @@ Deno.test("sft.ts --count-form plain (the default) trains on the same data as le
       ["--count-form", "operands"],
       ["--count-form", "letters"],
     ];
-    const all = await digests(tmp, base, runs);
+    const all = await digests(tmp, COUNT_RUN, runs);
     assert.equal(all[1], all[0]);
     assert.equal(new Set(all).size, 4);
   }));
@@ -166,22 +154,8 @@ Deno.test("sft.ts draws another problem in place of an example longer than the c
   withTempDir("sft_test_", async (tmp) => {
     // Counted checks of three operations on operands up to 15 run to ~270 characters, past the
     // tiny model's 256 positions; two operations up to 9 always fit.
-    const args = [
-      "--layer2-target",
-      "count",
-      "--layer2-frac",
-      "1",
-      "--sft-steps",
-      "2",
-      "--stop-at",
-      "2",
-      "--eval-every",
-      "100",
-      "--set",
-      "task.eval_size=4",
-    ];
     const long = await sft(
-      ...args,
+      ...COUNT_RUN,
       "--set",
       "task.max_steps=3",
       "--set",
@@ -198,7 +172,7 @@ Deno.test("sft.ts draws another problem in place of an example longer than the c
     assert.ok(n > 0);
     const state = JSON.parse(await Deno.readTextFile(`${tmp}/long/trainer_state.json`));
     assert.equal(state.too_long_examples, n);
-    const short = await sft(...args, "--out", `${tmp}/short`);
+    const short = await sft(...COUNT_RUN, "--out", `${tmp}/short`);
     assert.equal(short.code, 0, short.stderr);
     assert.doesNotMatch(short.stdout, /longer than the context/);
     const shortState = JSON.parse(await Deno.readTextFile(`${tmp}/short/trainer_state.json`));
