@@ -47,16 +47,17 @@ if (import.meta.main) {
     console.error(e instanceof Error ? e.message : String(e));
     Deno.exit(2);
   }
-  const pct = (x: number, n: number) =>
-    n === 0 ? "   —" : `${(100 * x / n).toFixed(0).padStart(3)}%`;
-  console.log(
-    "step  corrections  flip share  flip right  count share  count right  redo share  redo right",
-  );
+  const pct = (x: number, n: number) => n === 0 ? "—" : `${(100 * x / n).toFixed(0)}%`;
+  const branches = ["flip", "count", "redo"] as const;
+  const header = ["step", "corrections", ...branches.flatMap((b) => [`${b} share`, `${b} right`])];
+  console.log(header.join("  "));
   for (const { step, tally } of tallyLayer2Samples(lines)) {
-    const n = tally.flip[1] + tally.count[1] + tally.redo[1];
-    const cells = (["flip", "count", "redo"] as const).map((b) =>
-      `${pct(tally[b][1], n).padStart(10)}  ${pct(tally[b][0], tally[b][1]).padStart(10)}`
-    );
-    console.log(`${String(step).padStart(4)}  ${String(n).padStart(11)}  ${cells.join("  ")}`);
+    const n = branches.reduce((sum, b) => sum + tally[b][1], 0);
+    const cells = [
+      String(step),
+      String(n),
+      ...branches.flatMap((b) => [pct(tally[b][1], n), pct(tally[b][0], tally[b][1])]),
+    ];
+    console.log(cells.map((c, i) => c.padStart(header[i]!.length)).join("  "));
   }
 }
