@@ -81,6 +81,13 @@ const FLAGS = {
     help:
       "Share of the --layer2-frac examples that change the answer without checking: the thought ends at once, then the right answer after a wrong one or a slipped one after a right one, so the warm start's own correction hurts as the paper's base model's does (default 0)",
   },
+  "flip-phrase": {
+    type: "string",
+    multiple: true,
+    placeholder: "TEXT",
+    help:
+      "A guide phrase of mgrpo.guide_phrases after which every --layer2-frac example changes the answer without checking, as --flip-share's do; the others check as --layer2-target says (repeat for several)",
+  },
   "confirm-share": {
     type: "string",
     placeholder: "S",
@@ -141,6 +148,17 @@ async function main(argv: string[]): Promise<number> {
   if (!Object.hasOwn(COUNT_FORMS, countForm)) {
     throw choiceError("count-form", Object.keys(COUNT_FORMS), countForm);
   }
+  const pool = config.mgrpo.guide_phrases;
+  const flipPhrases = (args.values["flip-phrase"] ?? []) as string[];
+  for (const phrase of flipPhrases) {
+    if (!pool.includes(phrase)) {
+      throw new ArgsError(
+        `Invalid value for --flip-phrase: must be one of mgrpo.guide_phrases (${
+          pool.map((p) => JSON.stringify(p)).join(", ")
+        }): current value is ${JSON.stringify(phrase)}`,
+      );
+    }
+  }
   await runSft(config, {
     steps,
     batchSize: num("batch", 16),
@@ -155,6 +173,7 @@ async function main(argv: string[]): Promise<number> {
     countForm: countForm as CountForm,
     layer2WrongShare: share("layer2-wrong-share", 0.5),
     flipShare: share("flip-share", 0),
+    flipPhrases,
     seed: num("seed", 1),
     ...(args.values.init === undefined ? {} : { init: resolveRepoPath(String(args.values.init)) }),
     out: resolveRepoPath(String(args.values.out ?? "checkpoints/tiny-sft")),

@@ -85,6 +85,14 @@ export interface SftOptions {
    * it. @default 0
    */
   readonly flipShare?: number;
+  /**
+   * Guide phrases (of `mgrpo.guide_phrases`) after which every Layer-2 example changes the
+   * answer without checking ({@linkcode flippedContinuation}), beside the draws of `flipShare`:
+   * a warm start that takes these phrases for a verdict and checks after the others, so its
+   * own correction hurts on the problems that get one of them whatever it learned last. Empty
+   * draws nothing, so the data match a run without it. @default []
+   */
+  readonly flipPhrases?: readonly string[];
   /** The model's and the data's seed. */
   readonly seed: number;
   /**
@@ -129,6 +137,7 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
     countForm = "plain",
     layer2WrongShare = 0.5,
     flipShare = 0,
+    flipPhrases = [],
     seed,
     out,
   } = options;
@@ -171,8 +180,10 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
       const prompt = tokenizer.encode(
         correction.buildCorrection(p.question, layer1, phrase).prompt,
       );
-      // A share of 0 draws nothing, so the stream matches a run without --flip-share.
-      const target = flipShare > 0 && rng.next() < flipShare
+      // A share of 0 and no flip phrase draw nothing, so the stream matches a run without
+      // --flip-share or --flip-phrase.
+      const flips = flipPhrases.includes(phrase) || (flipShare > 0 && rng.next() < flipShare);
+      const target = flips
         ? flippedContinuation(layer1Answer, p, rng)
         : layer2Target === "check"
         ? checkedContinuation(steps, p)
@@ -262,6 +273,7 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
         correction_frac: correctionFrac,
         layer2_frac: layer2Frac,
         ...(flipShare > 0 ? { flip_share: flipShare } : {}),
+        ...(flipPhrases.length > 0 ? { flip_phrases: flipPhrases } : {}),
         ...(options.init === undefined ? {} : { init: options.init }),
         dev_accuracy: res.accuracy,
         seconds: Math.round(s),

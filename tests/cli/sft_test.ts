@@ -104,6 +104,33 @@ Deno.test("sft.ts --flip-share 0 (the default) trains on the same data as leavin
     assert.equal(state(2).flip_share, 0.5);
   }));
 
+Deno.test("sft.ts refuses a --flip-phrase outside mgrpo.guide_phrases with exit 2, writing nothing", () =>
+  withTempDir("sft_test_", async (tmp) => {
+    const res = await sft("--flip-phrase", "Wait, let me check", "--out", `${tmp}/out`);
+    assert.equal(res.code, 2, res.stderr);
+    assert.match(
+      res.stderr,
+      /Invalid value for --flip-phrase: must be one of mgrpo\.guide_phrases \("Wait, let me check\.", "Let me recheck\.", "Hmm, check again\."\): current value is "Wait, let me check"/,
+    );
+    assert.deepEqual([...Deno.readDirSync(tmp)], []);
+  }));
+
+Deno.test("sft.ts --flip-phrase trains on other data than leaving it out, each phrase its own, recorded in the checkpoint", () =>
+  withTempDir("sft_test_", async (tmp) => {
+    const runs = [
+      [],
+      ["--flip-phrase", "Hmm, check again."],
+      ["--flip-phrase", "Let me recheck."],
+      ["--flip-phrase", "Hmm, check again.", "--flip-phrase", "Let me recheck."],
+    ];
+    const all = await digests(tmp, COUNT_RUN, runs);
+    assert.equal(new Set(all).size, 4);
+    const state = (i: number) =>
+      JSON.parse(Deno.readTextFileSync(`${tmp}/run-${i}/trainer_state.json`));
+    assert.equal(state(0).flip_phrases, undefined);
+    assert.deepEqual(state(3).flip_phrases, ["Hmm, check again.", "Let me recheck."]);
+  }));
+
 Deno.test("sft.ts --count-form plain (the default) trains on the same data as leaving it out; carry, operands and letters each on other data", () =>
   withTempDir("sft_test_", async (tmp) => {
     const runs = [
