@@ -11,6 +11,7 @@
  *     [--first-tokens N] [--correction-tokens N]   (token budgets of first answers, 112, and corrections)
  *     [--split dev|dev_unseen --set task.dev_unseen_size=N]   (the split: dev by default)
  *     [--breaks]   (also print each right first answer the correction broke, with both completions)
+ *     [--by-phrase]   (also each guide phrase's corrections, per first-answer verdict and branch)
  *
  * `--temperature 0` (the default) is greedy; otherwise each of `--seeds` seeds (default 2) samples
  * the first answers and their corrections at T. Prints, per branch and per first-answer verdict,
@@ -41,6 +42,7 @@ const { values } = parseArgs({
     split: { type: "string", default: "dev" },
     set: { type: "string", multiple: true, default: [] },
     breaks: { type: "boolean", default: false },
+    "by-phrase": { type: "boolean", default: false },
   },
 });
 if (values.checkpoint === undefined) {
@@ -82,6 +84,13 @@ for (const seed of seeds) {
     add(branch, v[1]!);
     add(`${v[0] ? "first answer right" : "first answer wrong"}, ${branch}`, v[1]!);
     add("first answer", v[0]!);
+    if (values["by-phrase"]) {
+      const phrase = JSON.stringify(result.phrases[i]![0]);
+      add(
+        `phrase ${phrase}, ${v[0] ? "first answer right" : "first answer wrong"}, ${branch}`,
+        v[1]!,
+      );
+    }
     if (values.breaks && v[0] && !v[1]) {
       console.log(
         `right -> wrong (seed ${seed}, answer ${problems[i]!.answer}): ${

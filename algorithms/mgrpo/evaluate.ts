@@ -318,6 +318,8 @@ export interface SelfCorrectionResult {
   verdicts: boolean[][];
   /** The completions of every round, per problem. */
   completions: string[][];
+  /** The guide phrase of each correction round, per problem (`phrases[i][r]`: round r + 1). */
+  phrases: string[][];
   /** Correction prompts that did not fit the context and were rejected (scored wrong). */
   overflow: number;
   /** Correction prompts cut to their last `maxPromptTokens` tokens (`onLongPrompt: truncate`). */
@@ -352,6 +354,7 @@ export async function evaluateSelfCorrection(
   const completions = first.samples.map((s) => [s.completion]);
   const correct = first.samples.map((s) => [s.correct]);
   const assistant = first.samples.map((s) => s.completion);
+  const phrases: string[][] = problems.map(() => []);
   const batchSize = options.batchSize ?? 100;
   let overflow = 0, truncated = 0, shortBudget = 0;
   for (let round = 0; round < rounds; round++) {
@@ -365,6 +368,7 @@ export async function evaluateSelfCorrection(
           maxPromptTokens: maxPrompt,
         });
         held.push(query.assistant);
+        phrases[i + j]!.push(query.phrase);
         if (query.truncated) truncated++;
         prompts.push(query.ids);
       });
@@ -395,5 +399,5 @@ export async function evaluateSelfCorrection(
       });
     }
   }
-  return { verdicts: correct, completions, overflow, truncated, shortBudget };
+  return { verdicts: correct, completions, phrases, overflow, truncated, shortBudget };
 }

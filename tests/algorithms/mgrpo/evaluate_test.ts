@@ -86,11 +86,17 @@ Deno.test("evaluateSelfCorrection() gives each correction round correctionMaxNew
       prompt: buildLayer2Prompt(q, text, phrase, { systemPrompt: "" }),
       assistant: layer2Assistant(text, phrase),
     }),
-    phrases: ["Check."],
+    phrases: ["Check.", "Again."],
     rounds: 2,
     maxNewTokens: 4,
     correctionMaxNewTokens: 12,
   });
+  // One phrase per problem and round, drawn from the pool.
+  assert.equal(res.phrases.length, PROBLEMS.length);
+  for (const row of res.phrases) {
+    assert.equal(row.length, 2);
+    for (const phrase of row) assert.ok(["Check.", "Again."].includes(phrase), phrase);
+  }
   const lengths = res.completions.map((c) => c.map((t) => tokenizer.encode(t).length));
   for (const [first, ...corrections] of lengths) {
     assert.ok(first! <= 4, `first answer of ${first} tokens`);
