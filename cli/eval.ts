@@ -23,7 +23,8 @@ import { evaluateCheckpointTwoTurn, type TwoTurnReport } from "../training/evalu
 import { existingModelDir, heldOut, promptRenderer, resolveModelDir } from "../training/setup.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
-import { type EvalProblem, evaluatePolicy, passAtK } from "../algorithms/mgrpo/evaluate.ts";
+import { type EvalProblem, evaluatePolicy } from "../algorithms/mgrpo/evaluate.ts";
+import { passAtK } from "../algorithms/mgrpo/pass_at_k.ts";
 import { loadBenchmark } from "../data/benchmarks.ts";
 import { type AnswerChecker, integerChecker } from "../verifiers/reward.ts";
 import type { TrainConfig } from "../algorithms/builtins.ts";

@@ -1,9 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  evaluatePolicy,
-  evaluateSelfCorrection,
-  passAtK,
-} from "../../../algorithms/mgrpo/evaluate.ts";
+import { evaluatePolicy, evaluateSelfCorrection } from "../../../algorithms/mgrpo/evaluate.ts";
+import { passAtK } from "../../../algorithms/mgrpo/pass_at_k.ts";
 import { buildLayer2Prompt, layer2Assistant } from "../../../algorithms/mgrpo/mod.ts";
 import { loadCheckpoint } from "../../../model/checkpoint.ts";
 import { loadConfig } from "../../../training/config.ts";
