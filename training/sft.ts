@@ -121,14 +121,18 @@ async function loadTinyModel(dir: string): Promise<Transformer> {
   return loaded.model;
 }
 
-/** Runs the supervised warm-up and writes its checkpoint; progress goes to the console. */
-export async function runSft(config: TrainConfig, options: SftOptions): Promise<void> {
+/**
+ * The training examples of {@linkcode runSft}, drawn in order from the seeded problem stream
+ * (problems whose key is in `exclude` never appear): each call returns the next example's
+ * prompt and completion token ids, the completion ending with `<|im_end|>`.
+ */
+export function sftExamples(
+  config: TrainConfig,
+  options: Omit<SftOptions, "steps" | "batchSize" | "peakLr" | "stopAt" | "evalEvery" | "out">,
+  tokenizer: CharTokenizer,
+  exclude: ReadonlySet<string>,
+): () => [number[], number[]] {
   const {
-    steps,
-    batchSize,
-    peakLr,
-    stopAt,
-    evalEvery,
     correctionFrac,
     layer2Frac,
     confirmShare,
@@ -139,35 +143,13 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
     flipShare = 0,
     flipPhrases = [],
     seed,
-    out,
   } = options;
-  const backend = await initBackend(config.model.backend, {
-    wasmThreads: config.model.wasm_threads,
-  });
-  const tokenizer = new CharTokenizer();
-  const model = options.init === undefined
-    ? Transformer.create({ ...TINY_MODEL_CONFIG, vocab_size: tokenizer.vocabSize }, { seed })
-    : await loadTinyModel(options.init);
-  const optimizer = new AdamW(model.params, { weightDecay: 0.01, beta2: 0.99 });
-  // The project's one gradient step (the Learner's), clipped to learner.max_grad_norm.
-  const gradients = new GradientStep(model.params, optimizer, {
-    maxGradNorm: config.learner.max_grad_norm,
-  });
   const render = promptRenderer(config.prompts);
   const correction = selfCorrectionOptions(config);
-  // Progress is measured on the dev split (drawn like training problems): choices such as
-  // --stop-at are never made on the held-out set, whose keys are all kept out of the data.
-  const { problems: devSet, keys } = heldOut(config.task, "dev");
-  const evalSet = devSet.slice(0, config.task.eval_size);
   const phrases = config.mgrpo.guide_phrases;
-  const stream = problemStream(seed, { ...arithmeticOptions(config.task), exclude: keys });
+  const stream = problemStream(seed, { ...arithmeticOptions(config.task), exclude });
   const rng = new Rng(seed).fork("sft");
-  console.log(
-    `sft: ${model.numParameters} parameters, backend ${backend}, ${stopAt} of ${steps} steps of ${batchSize}, lr ${peakLr}`,
-  );
-
-  /** One training example drawn from the stream: its prompt and completion token ids. */
-  const drawExample = (): [number[], number[]] => {
+  return (): [number[], number[]] => {
     const p = stream.next().value;
     const u = rng.next();
     if (u < layer2Frac) {
@@ -200,6 +182,44 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
       : workedSolution(p);
     return [tokenizer.encode(render(p.question)), [...tokenizer.encode(text), tokenizer.imEndId]];
   };
+}
+
+/** Runs the supervised warm-up and writes its checkpoint; progress goes to the console. */
+export async function runSft(config: TrainConfig, options: SftOptions): Promise<void> {
+  const {
+    steps,
+    batchSize,
+    peakLr,
+    stopAt,
+    evalEvery,
+    correctionFrac,
+    layer2Frac,
+    flipShare = 0,
+    flipPhrases = [],
+    seed,
+    out,
+  } = options;
+  const backend = await initBackend(config.model.backend, {
+    wasmThreads: config.model.wasm_threads,
+  });
+  const tokenizer = new CharTokenizer();
+  const model = options.init === undefined
+    ? Transformer.create({ ...TINY_MODEL_CONFIG, vocab_size: tokenizer.vocabSize }, { seed })
+    : await loadTinyModel(options.init);
+  const optimizer = new AdamW(model.params, { weightDecay: 0.01, beta2: 0.99 });
+  // The project's one gradient step (the Learner's), clipped to learner.max_grad_norm.
+  const gradients = new GradientStep(model.params, optimizer, {
+    maxGradNorm: config.learner.max_grad_norm,
+  });
+  const render = promptRenderer(config.prompts);
+  // Progress is measured on the dev split (drawn like training problems): choices such as
+  // --stop-at are never made on the held-out set, whose keys are all kept out of the data.
+  const { problems: devSet, keys } = heldOut(config.task, "dev");
+  const evalSet = devSet.slice(0, config.task.eval_size);
+  const drawExample = sftExamples(config, options, tokenizer, keys);
+  console.log(
+    `sft: ${model.numParameters} parameters, backend ${backend}, ${stopAt} of ${steps} steps of ${batchSize}, lr ${peakLr}`,
+  );
 
   const t0 = performance.now();
   let tokens = 0;
