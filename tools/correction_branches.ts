@@ -81,15 +81,12 @@ for (const seed of seeds) {
   });
   result.verdicts.forEach((v, i) => {
     const branch = correctionBranch(result.completions[i]![1]!);
+    const first = v[0] ? "first answer right" : "first answer wrong";
     add(branch, v[1]!);
-    add(`${v[0] ? "first answer right" : "first answer wrong"}, ${branch}`, v[1]!);
+    add(`${first}, ${branch}`, v[1]!);
     add("first answer", v[0]!);
     if (values["by-phrase"]) {
-      const phrase = JSON.stringify(result.phrases[i]![0]);
-      add(
-        `phrase ${phrase}, ${v[0] ? "first answer right" : "first answer wrong"}, ${branch}`,
-        v[1]!,
-      );
+      add(`phrase ${JSON.stringify(result.phrases[i]![0])}, ${first}, ${branch}`, v[1]!);
     }
     if (values.breaks && v[0] && !v[1]) {
       console.log(

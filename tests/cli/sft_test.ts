@@ -32,6 +32,11 @@ const COUNT_RUN = [
   "task.eval_size=4",
 ];
 
+/** The `trainer_state.json` of run i of {@linkcode digests}. */
+function runState(tmp: string, i: number) {
+  return JSON.parse(Deno.readTextFileSync(`${tmp}/run-${i}/trainer_state.json`));
+}
+
 /** Trains one short run per flag list into `tmp/run-<i>` and returns each weights' digest. */
 async function digests(tmp: string, base: string[], runs: string[][]): Promise<string[]> {
   const out: string[] = [];
@@ -98,10 +103,8 @@ Deno.test("sft.ts --flip-share 0 (the default) trains on the same data as leavin
     const [omitted, zero, half] = await digests(tmp, COUNT_RUN, runs);
     assert.equal(zero, omitted);
     assert.notEqual(half, omitted);
-    const state = (i: number) =>
-      JSON.parse(Deno.readTextFileSync(`${tmp}/run-${i}/trainer_state.json`));
-    assert.equal(state(0).flip_share, undefined);
-    assert.equal(state(2).flip_share, 0.5);
+    assert.equal(runState(tmp, 0).flip_share, undefined);
+    assert.equal(runState(tmp, 2).flip_share, 0.5);
   }));
 
 Deno.test("sft.ts refuses a --flip-phrase outside mgrpo.guide_phrases with exit 2, writing nothing", () =>
@@ -125,10 +128,8 @@ Deno.test("sft.ts --flip-phrase trains on other data than leaving it out, each p
     ];
     const all = await digests(tmp, COUNT_RUN, runs);
     assert.equal(new Set(all).size, 4);
-    const state = (i: number) =>
-      JSON.parse(Deno.readTextFileSync(`${tmp}/run-${i}/trainer_state.json`));
-    assert.equal(state(0).flip_phrases, undefined);
-    assert.deepEqual(state(3).flip_phrases, ["Hmm, check again.", "Let me recheck."]);
+    assert.equal(runState(tmp, 0).flip_phrases, undefined);
+    assert.deepEqual(runState(tmp, 3).flip_phrases, ["Hmm, check again.", "Let me recheck."]);
   }));
 
 Deno.test("sft.ts --count-form plain (the default) trains on the same data as leaving it out; carry, operands and letters each on other data", () =>
