@@ -53,21 +53,21 @@ const FLAGS = {
   },
   "layer2-target": {
     type: "string",
-    placeholder: "recompute|check|count",
+    placeholder: "recompute|check|count|check-count",
     help:
-      "What the Layer-2 examples continue with: the correct chain (recompute, default), or each equation of the answer undone and marked ok/no, the chain redone from the first no (check), or each step counted out one unit at a time from the running value (count)",
+      "What the Layer-2 examples continue with: the correct chain (recompute, default), or each equation of the answer undone and marked ok/no, the chain redone from the first no (check), or each step counted out one unit at a time from the running value (count), or each equation undone and the steps from the first no counted out (check-count)",
   },
   "count-share": {
     type: "string",
     placeholder: "S",
     help:
-      "With --layer2-target count: share of the Layer-2 examples that count, the others redo the chain (default 1)",
+      "With --layer2-target count or check-count: share of the Layer-2 examples that count (or check and count), the others redo the chain (default 1)",
   },
   "count-form": {
     type: "string",
     placeholder: "plain|carry|operands|letters",
     help:
-      "With --layer2-target count: plain counts each step from a head copied from the answer (5-2:4,1 3,0 3+3:…); carry lists every operation up front and carries the ones still to come on each line (5-2+3:4,1+3 3,0+3 4,2 …), so no operand is read across a count; operands carries only the operands still to come (5-2;3:4,1;3 3,0;3 3+3:…); letters carries each later operation as a letter and its operand (5-2;a3:4,1;a3 3,0;a3 3+3:…) (default plain)",
+      "With --layer2-target count or check-count: plain counts each step from a head copied from the answer (5-2:4,1 3,0 3+3:…); carry lists every operation up front and carries the ones still to come on each line (5-2+3:4,1+3 3,0+3 4,2 …), so no operand is read across a count; operands carries only the operands still to come (5-2;3:4,1;3 3,0;3 3+3:…); letters carries each later operation as a letter and its operand (5-2;a3:4,1;a3 3,0;a3 3+3:…) (default plain)",
   },
   "layer2-wrong-share": {
     type: "string",
@@ -139,9 +139,12 @@ async function main(argv: string[]): Promise<number> {
   const config = loadConfig(args.config, { overrides: args.overrides });
   const steps = num("sft-steps", 1200);
   const layer2Target = String(args.values["layer2-target"] ?? "recompute");
-  if (layer2Target !== "recompute" && layer2Target !== "check" && layer2Target !== "count") {
+  if (
+    layer2Target !== "recompute" && layer2Target !== "check" && layer2Target !== "count" &&
+    layer2Target !== "check-count"
+  ) {
     throw new ArgsError(
-      `Invalid value for --layer2-target: must be "recompute", "check" or "count": current value is "${layer2Target}"`,
+      `Invalid value for --layer2-target: must be "recompute", "check", "count" or "check-count": current value is "${layer2Target}"`,
     );
   }
   const countForm = String(args.values["count-form"] ?? "plain");

@@ -530,15 +530,17 @@ export function confirmationSolution(
  * A Layer-2 continuation that checks o_i's own equations by their inverse before it changes
  * anything: each equation `a op b=c` of the Layer-1 chain is undone (`c inv b=a'`) and marked
  * `ok` when a' is the value it started from; at the first `no` the correct chain is written from
- * that step on. The check is a different computation from the one that slipped, so a model can
- * find its own slip without re-deriving a right chain:
+ * that step on, by `redo` of the steps still to do (the chain, {@linkcode layer2Continuation}, by
+ * default; a counted check of {@linkcode COUNT_FORMS} counts them out, so a right answer is only
+ * ever counted after a check that failed). The check is a different computation from the one that
+ * slipped, so a model can find its own slip without re-deriving a right chain:
  * `" 2+6=8 no 9-6=3 3+4=7</think>7"` after `9-6=2 2+4=6`, and `" 3+6=9 ok 7-4=3 ok</think>7"`
  * after the right `9-6=3 3+4=7`.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { checkedContinuation } from "./arithmetic.ts";
+ * import { checkedContinuation, countedContinuation } from "./arithmetic.ts";
  *
  * const right = [
  *   { op: "-" as const, operand: 6, before: 9, after: 3 },
@@ -551,11 +553,16 @@ export function confirmationSolution(
  * const problem = { steps: right, answer: 7 };
  * assert.equal(checkedContinuation(right, problem), " 3+6=9 ok 7-4=3 ok</think>7");
  * assert.equal(checkedContinuation(slipped, problem), " 2+6=8 no 9-6=3 3+4=7</think>7");
+ * assert.equal(
+ *   checkedContinuation(slipped, problem, countedContinuation),
+ *   " 2+6=8 no 9-6:8,5 7,4 6,3 5,2 4,1 3,0 3+4:4,3 5,2 6,1 7,0</think>7",
+ * );
  * ```
  */
 export function checkedContinuation(
   layer1Steps: readonly ArithmeticStep[],
   problem: Pick<ArithmeticProblem, "steps" | "answer">,
+  redo: (rest: Pick<ArithmeticProblem, "steps" | "answer">) => string = layer2Continuation,
 ): string {
   const parts: string[] = [];
   for (let i = 0; i < layer1Steps.length; i++) {
@@ -568,8 +575,9 @@ export function checkedContinuation(
     const ok = back === s.before;
     parts.push(`${s.after}${inverse}${s.operand}=${back} ${ok ? "ok" : "no"}`);
     if (!ok) {
-      parts.push(formatSteps(problem.steps.slice(i)));
-      break;
+      return ` ${parts.join(" ")}${
+        redo({ steps: problem.steps.slice(i), answer: problem.answer })
+      }`;
     }
   }
   return ` ${parts.join(" ")}</think>${problem.answer}`;

@@ -57,15 +57,19 @@ export interface SftOptions {
   readonly layer2Frac: number;
   /** Share of the self-check examples that confirm a right chain. */
   readonly confirmShare: number;
-  /** The Layer-2 target: redo the chain, check each equation, or count each step out. */
-  readonly layer2Target: "recompute" | "check" | "count";
   /**
-   * With `layer2Target` `count`: the share of Layer-2 examples that count, the others redo the
-   * chain (`recompute`), so the warm start knows both continuations. @default 1
+   * The Layer-2 target: redo the chain, check each equation, count each step out, or check each
+   * equation and count out the steps from the first that fails (`check-count`).
+   */
+  readonly layer2Target: "recompute" | "check" | "count" | "check-count";
+  /**
+   * With `layer2Target` `count` or `check-count`: the share of Layer-2 examples that count (or
+   * check and count), the others redo the chain (`recompute`), so the warm start knows both
+   * continuations. @default 1
    */
   readonly countShare?: number;
   /**
-   * With `layer2Target` `count`: which counted check, of {@linkcode COUNT_FORMS} — `plain`, or
+   * With `layer2Target` `count` or `check-count`: which counted check, of {@linkcode COUNT_FORMS} — `plain`, or
    * `carry`, `operands` or `letters`, which carry what a later step's head needs on each line so
    * that it is not read across a count. @default "plain"
    */
@@ -172,6 +176,8 @@ export function sftExamples(
         // A share of 1 draws nothing, so the stream matches a run without --count-share.
         : layer2Target === "count" && (countShare >= 1 || rng.next() < countShare)
         ? COUNT_FORMS[countForm](p)
+        : layer2Target === "check-count" && (countShare >= 1 || rng.next() < countShare)
+        ? checkedContinuation(steps, p, COUNT_FORMS[countForm])
         : layer2Continuation(p);
       return [prompt, [...tokenizer.encode(target), tokenizer.imEndId]];
     }
