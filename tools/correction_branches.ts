@@ -2,8 +2,9 @@
  * Which continuation a policy's guided corrections take on the dev split, and how often each is
  * right: a correction that counts each step out (`deno task sft --layer2-target count`, e.g.
  * ` 9-6:8,5 7,4 …`; with `--count-form operands` ` 9-6;4:8,5;4 …`, with `letters`
- * ` 9-6;a4:8,5;a4 …`), one that redoes the chain (` 9-6=3 …`), or one that ends the thought at
- * once and changes the answer (`</think>6`, `deno task sft --flip-share`), as `tools/branches.ts`
+ * ` 9-6;a4:8,5;a4 …`), one that undoes the answer's equations first (` 3+6=9 ok …`,
+ * `--layer2-target check-count`), one that redoes the chain (` 9-6=3 …`), or one that ends the
+ * thought at once and changes the answer (`</think>6`, `deno task sft --flip-share`), as `tools/branches.ts`
  * tells them apart. Used for the design choices of docs/self-correction.md ("A slower check"),
  * never on the held-out set.
  *

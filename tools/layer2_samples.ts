@@ -2,14 +2,14 @@
  * Which continuation an MGRPO run's Layer-2 samples take over training, read from the run's
  * `samples.jsonl` (the sample groups it keeps each step, each first answer with its H
  * corrections): per step, how many corrections were kept, the share of each branch of
- * `tools/branches.ts` (`flip`, `count`, `redo`) and how often each was right. Used for the
+ * `tools/branches.ts` (`flip`, `count`, `check`, `redo`) and how often each was right. Used for the
  * design choices of docs/self-correction.md ("A warm start that changes its answers").
  *
  *   deno run -A tools/layer2_samples.ts RUN_DIR
  *
  * @module
  */
-import { type CorrectionBranch, correctionBranch } from "./branches.ts";
+import { CORRECTION_BRANCHES, type CorrectionBranch, correctionBranch } from "./branches.ts";
 import { readSamples, type SampleLine } from "../training/samples_file.ts";
 
 /** One step's Layer-2 samples by branch: [right, total] for each. */
@@ -20,7 +20,9 @@ export function tallyLayer2Samples(
   lines: readonly SampleLine[],
 ): { step: number; tally: BranchTally }[] {
   return lines.map(({ step, groups }) => {
-    const tally: BranchTally = { flip: [0, 0], count: [0, 0], redo: [0, 0] };
+    const tally = Object.fromEntries(
+      CORRECTION_BRANCHES.map((b) => [b, [0, 0]]),
+    ) as BranchTally;
     for (const group of groups) {
       for (const completion of group.completions) {
         for (const correction of completion.corrections ?? []) {
@@ -48,7 +50,7 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   const pct = (x: number, n: number) => n === 0 ? "—" : `${(100 * x / n).toFixed(0)}%`;
-  const branches = ["flip", "count", "redo"] as const;
+  const branches = CORRECTION_BRANCHES;
   const header = ["step", "corrections", ...branches.flatMap((b) => [`${b} share`, `${b} right`])];
   console.log(header.join("  "));
   for (const { step, tally } of tallyLayer2Samples(lines)) {
