@@ -4,8 +4,8 @@
  * `deno task sft --flip-share` teaches), `count` counts each step out (` 9-6:8,5 7,4 …`, with
  * `--count-form operands` ` 9-6;4:8,5;4 …`, with `letters` ` 9-6;a4:8,5;a4 …`), `check`
  * undoes the answer's equations first (` 3+6=9 ok …`, `--layer2-target check` and
- * `check-count`), and `redo` is anything else, the redone chain (` 9-6=3 …`). Shared by `tools/correction_branches.ts`
- * and `tools/layer2_samples.ts`.
+ * `check-count`), and `redo` is anything else, the redone chain (` 9-6=3 …`). Shared by
+ * `tools/correction_branches.ts` and `tools/layer2_samples.ts`.
  *
  * @example
  * ```ts

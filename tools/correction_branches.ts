@@ -4,9 +4,9 @@
  * ` 9-6:8,5 7,4 …`; with `--count-form operands` ` 9-6;4:8,5;4 …`, with `letters`
  * ` 9-6;a4:8,5;a4 …`), one that undoes the answer's equations first (` 3+6=9 ok …`,
  * `--layer2-target check-count`), one that redoes the chain (` 9-6=3 …`), or one that ends the
- * thought at once and changes the answer (`</think>6`, `deno task sft --flip-share`), as `tools/branches.ts`
- * tells them apart. Used for the design choices of docs/self-correction.md ("A slower check"),
- * never on the held-out set.
+ * thought at once and changes the answer (`</think>6`, `deno task sft --flip-share`), as
+ * `tools/branches.ts` tells them apart. Used for the design choices of docs/self-correction.md
+ * ("A slower check"), never on the held-out set.
  *
  *   deno run -A tools/correction_branches.ts --checkpoint DIR [--temperature T] [--limit N] [--seeds K]
  *     [--first-tokens N] [--correction-tokens N]   (token budgets of first answers, 112, and corrections)

@@ -2,8 +2,8 @@
  * Which continuation an MGRPO run's Layer-2 samples take over training, read from the run's
  * `samples.jsonl` (the sample groups it keeps each step, each first answer with its H
  * corrections): per step, how many corrections were kept, the share of each branch of
- * `tools/branches.ts` (`flip`, `count`, `check`, `redo`) and how often each was right. Used for the
- * design choices of docs/self-correction.md ("A warm start that changes its answers").
+ * `tools/branches.ts` (`flip`, `count`, `check`, `redo`) and how often each was right. Used for
+ * the design choices of docs/self-correction.md ("A warm start that changes its answers").
  *
  *   deno run -A tools/layer2_samples.ts RUN_DIR
  *

@@ -69,9 +69,9 @@ export interface SftOptions {
    */
   readonly countShare?: number;
   /**
-   * With `layer2Target` `count` or `check-count`: which counted check, of {@linkcode COUNT_FORMS} — `plain`, or
-   * `carry`, `operands` or `letters`, which carry what a later step's head needs on each line so
-   * that it is not read across a count. @default "plain"
+   * With `layer2Target` `count` or `check-count`: which counted check, of
+   * {@linkcode COUNT_FORMS} — `plain`, or `carry`, `operands` or `letters`, which carry what a
+   * later step's head needs on each line so that it is not read across a count. @default "plain"
    */
   readonly countForm?: CountForm;
   /**
