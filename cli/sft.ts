@@ -12,7 +12,7 @@
  * @module
  */
 
-import { runSft } from "../training/sft.ts";
+import { LAYER2_TARGETS, type Layer2Target, runSft } from "../training/sft.ts";
 import { COUNT_FORMS, type CountForm } from "../data/arithmetic.ts";
 import { ArgsError, choiceError, COMMON_FLAGS, formatHelp, parseCommonArgs } from "./args.ts";
 import { loadConfig } from "../training/config.ts";
@@ -53,7 +53,7 @@ const FLAGS = {
   },
   "layer2-target": {
     type: "string",
-    placeholder: "recompute|check|count|check-count",
+    placeholder: LAYER2_TARGETS.join("|"),
     help:
       "What the Layer-2 examples continue with: the correct chain (recompute, default), or each equation of the answer undone and marked ok/no, the chain redone from the first no (check), or each step counted out one unit at a time from the running value (count), or each equation undone and the steps from the first no counted out (check-count)",
   },
@@ -138,14 +138,9 @@ async function main(argv: string[]): Promise<number> {
   };
   const config = loadConfig(args.config, { overrides: args.overrides });
   const steps = num("sft-steps", 1200);
-  const layer2Target = String(args.values["layer2-target"] ?? "recompute");
-  if (
-    layer2Target !== "recompute" && layer2Target !== "check" && layer2Target !== "count" &&
-    layer2Target !== "check-count"
-  ) {
-    throw new ArgsError(
-      `Invalid value for --layer2-target: must be "recompute", "check", "count" or "check-count": current value is "${layer2Target}"`,
-    );
+  const layer2Target = String(args.values["layer2-target"] ?? "recompute") as Layer2Target;
+  if (!LAYER2_TARGETS.includes(layer2Target)) {
+    throw choiceError("layer2-target", LAYER2_TARGETS, layer2Target);
   }
   const countForm = String(args.values["count-form"] ?? "plain");
   if (!Object.hasOwn(COUNT_FORMS, countForm)) {

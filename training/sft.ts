@@ -22,6 +22,8 @@ import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
 import { InputError } from "../util/errors.ts";
 import { Rng } from "../util/rng.ts";
 import {
+  type ArithmeticProblem,
+  type ArithmeticStep,
   checkedContinuation,
   confirmationSolution,
   correctionSolution,
@@ -40,6 +42,16 @@ import { evaluatePolicy } from "../algorithms/mgrpo/evaluate.ts";
 import type { TrainConfig } from "../algorithms/builtins.ts";
 
 /** The settings of {@linkcode runSft} (`deno task sft`'s flags). */
+/**
+ * What SFT's Layer-2 examples continue with: redo the chain (`recompute`), check each equation
+ * and redo the chain from the first that fails (`check`), count each step out (`count`), or check
+ * each equation and count out the steps from the first that fails (`check-count`).
+ */
+export const LAYER2_TARGETS = ["recompute", "check", "count", "check-count"] as const;
+
+/** One of {@linkcode LAYER2_TARGETS}. */
+export type Layer2Target = typeof LAYER2_TARGETS[number];
+
 export interface SftOptions {
   /** Length of the learning-rate schedule in optimizer steps. */
   readonly steps: number;
@@ -57,11 +69,8 @@ export interface SftOptions {
   readonly layer2Frac: number;
   /** Share of the self-check examples that confirm a right chain. */
   readonly confirmShare: number;
-  /**
-   * The Layer-2 target: redo the chain, check each equation, count each step out, or check each
-   * equation and count out the steps from the first that fails (`check-count`).
-   */
-  readonly layer2Target: "recompute" | "check" | "count" | "check-count";
+  /** The Layer-2 target, one of {@linkcode LAYER2_TARGETS}. */
+  readonly layer2Target: Layer2Target;
   /**
    * With `layer2Target` `count` or `check-count`: the share of Layer-2 examples that count (or
    * check and count), the others redo the chain (`recompute`), so the warm start knows both
@@ -153,6 +162,16 @@ export function sftExamples(
   const phrases = config.mgrpo.guide_phrases;
   const stream = problemStream(seed, { ...arithmeticOptions(config.task), exclude });
   const rng = new Rng(seed).fork("sft");
+  /** A Layer-2 example's continuation when it does not flip, as `layer2Target` says. */
+  const checkOrRedo = (steps: ArithmeticStep[], p: ArithmeticProblem): string => {
+    if (layer2Target === "recompute") return layer2Continuation(p);
+    if (layer2Target === "check") return checkedContinuation(steps, p);
+    // The counted targets: a share of 1 draws nothing, so the stream matches a run without
+    // --count-share; the others redo the chain.
+    if (countShare < 1 && rng.next() >= countShare) return layer2Continuation(p);
+    const count = COUNT_FORMS[countForm];
+    return layer2Target === "count" ? count(p) : checkedContinuation(steps, p, count);
+  };
   return (): [number[], number[]] => {
     const p = stream.next().value;
     const u = rng.next();
@@ -169,16 +188,7 @@ export function sftExamples(
       // A share of 0 and no flip phrase draw nothing, so the stream matches a run without
       // --flip-share or --flip-phrase.
       const flips = flipPhrases.includes(phrase) || (flipShare > 0 && rng.next() < flipShare);
-      const target = flips
-        ? flippedContinuation(layer1Answer, p, rng)
-        : layer2Target === "check"
-        ? checkedContinuation(steps, p)
-        // A share of 1 draws nothing, so the stream matches a run without --count-share.
-        : layer2Target === "count" && (countShare >= 1 || rng.next() < countShare)
-        ? COUNT_FORMS[countForm](p)
-        : layer2Target === "check-count" && (countShare >= 1 || rng.next() < countShare)
-        ? checkedContinuation(steps, p, COUNT_FORMS[countForm])
-        : layer2Continuation(p);
+      const target = flips ? flippedContinuation(layer1Answer, p, rng) : checkOrRedo(steps, p);
       return [prompt, [...tokenizer.encode(target), tokenizer.imEndId]];
     }
     const text = u < layer2Frac + correctionFrac
