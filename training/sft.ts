@@ -308,6 +308,13 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
         batch_size: batchSize,
         correction_frac: correctionFrac,
         layer2_frac: layer2Frac,
+        // The rest of the recipe, so that a checkpoint says how it was made.
+        layer2_target: options.layer2Target,
+        confirm_share: options.confirmShare,
+        layer2_wrong_share: options.layer2WrongShare ?? 0.5,
+        ...(options.layer2Target === "count" || options.layer2Target === "check-count"
+          ? { count_share: options.countShare ?? 1, count_form: options.countForm ?? "plain" }
+          : {}),
         ...(flipShare > 0 ? { flip_share: flipShare } : {}),
         ...(flipPhrases.length > 0 ? { flip_phrases: flipPhrases } : {}),
         ...(options.init === undefined ? {} : { init: options.init }),

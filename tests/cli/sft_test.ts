@@ -132,7 +132,7 @@ Deno.test("sft.ts --flip-phrase trains on other data than leaving it out, each p
     assert.deepEqual(runState(tmp, 3).flip_phrases, ["Hmm, check again.", "Let me recheck."]);
   }));
 
-Deno.test("sft.ts --count-form plain (the default) trains on the same data as leaving it out; carry, operands and letters each on other data", () =>
+Deno.test("sft.ts --count-form plain (the default) trains on the same data as leaving it out; carry, operands and letters each on other data, the recipe recorded in the checkpoint", () =>
   withTempDir("sft_test_", async (tmp) => {
     const runs = [
       [],
@@ -144,6 +144,21 @@ Deno.test("sft.ts --count-form plain (the default) trains on the same data as le
     const all = await digests(tmp, COUNT_RUN, runs);
     assert.equal(all[1], all[0]);
     assert.equal(new Set(all).size, 4);
+    const { layer2_target, count_share, count_form, layer2_frac, layer2_wrong_share } = runState(
+      tmp,
+      4,
+    );
+    assert.deepEqual(
+      { layer2_target, count_share, count_form, layer2_frac, layer2_wrong_share },
+      {
+        layer2_target: "count",
+        count_share: 1,
+        count_form: "letters",
+        layer2_frac: 1,
+        layer2_wrong_share: 0.5,
+      },
+    );
+    assert.equal(runState(tmp, 0).count_form, "plain");
   }));
 
 Deno.test("sft.ts --init continues a checkpoint of ours; a folder that is not one exits 2, writing nothing", () =>
@@ -168,6 +183,9 @@ Deno.test("sft.ts --init continues a checkpoint of ours; a folder that is not on
     const state = JSON.parse(await Deno.readTextFile(`${tmp}/cont/trainer_state.json`));
     assert.match(String(state.init), /checkpoints\/tiny-sft$/);
     assert.equal(state.step, 2);
+    // The default target redoes the chain; no count, so no count settings are recorded.
+    assert.equal(state.layer2_target, "recompute");
+    assert.equal(state.count_share, undefined);
     assert.equal(
       await Deno.readTextFile(`${tmp}/cont/config.json`),
       await Deno.readTextFile(`${REPO_ROOT}checkpoints/tiny-sft/config.json`),
