@@ -13,6 +13,7 @@
  *     [--split dev|dev_unseen --set task.dev_unseen_size=N]   (the split: dev by default)
  *     [--breaks]   (also print each right first answer the correction broke, with both completions)
  *     [--by-phrase]   (also each guide phrase's corrections, per first-answer verdict and branch)
+ *     [--by-op]   (also first answers and corrections of the problems with a subtraction and of the others)
  *
  * `--temperature 0` (the default) is greedy; otherwise each of `--seeds` seeds (default 2) samples
  * the first answers and their corrections at T. Prints, per branch and per first-answer verdict,
@@ -44,6 +45,7 @@ const { values } = parseArgs({
     set: { type: "string", multiple: true, default: [] },
     breaks: { type: "boolean", default: false },
     "by-phrase": { type: "boolean", default: false },
+    "by-op": { type: "boolean", default: false },
   },
 });
 if (values.checkpoint === undefined) {
@@ -88,6 +90,13 @@ for (const seed of seeds) {
     add("first answer", v[0]!);
     if (values["by-phrase"]) {
       add(`phrase ${JSON.stringify(result.phrases[i]![0])}, ${first}, ${branch}`, v[1]!);
+    }
+    if (values["by-op"]) {
+      const kind = problems[i]!.steps.some((s) => s.op === "-")
+        ? "with a subtraction"
+        : "without one";
+      add(`problems ${kind}: first answer`, v[0]!);
+      add(`problems ${kind}: correction`, v[1]!);
     }
     if (values.breaks && v[0] && !v[1]) {
       console.log(

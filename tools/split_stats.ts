@@ -19,6 +19,8 @@ import { arithmeticOptions, heldOut } from "../training/setup.ts";
 export interface SplitStats {
   /** Problems in the split. */
   readonly problems: number;
+  /** Share of the problems with at least one subtraction. */
+  readonly withSubtraction: number;
   /** Share of all steps that subtract. */
   readonly subtractShare: number;
   /** Share of all steps that multiply. */
@@ -31,9 +33,10 @@ export interface SplitStats {
 
 /** The make-up of `problems` (shares and means are 0 for an empty list). */
 export function splitStats(problems: readonly ArithmeticProblem[]): SplitStats {
-  let steps = 0, subtract = 0, multiply = 0, answers = 0, units = 0;
+  let steps = 0, subtract = 0, multiply = 0, answers = 0, units = 0, withSubtraction = 0;
   for (const p of problems) {
     answers += p.answer;
+    if (p.steps.some((s) => s.op === "-")) withSubtraction += 1;
     for (const s of p.steps) {
       steps += 1;
       if (s.op === "-") subtract += 1;
@@ -44,6 +47,7 @@ export function splitStats(problems: readonly ArithmeticProblem[]): SplitStats {
   const n = problems.length;
   return {
     problems: n,
+    withSubtraction: n === 0 ? 0 : withSubtraction / n,
     subtractShare: steps === 0 ? 0 : subtract / steps,
     multiplyShare: steps === 0 ? 0 : multiply / steps,
     meanAnswer: n === 0 ? 0 : answers / n,
@@ -100,7 +104,7 @@ if (import.meta.main) {
   ];
   const universe = new Set(makeProblems(config.run.seed, 10 * draws, options).map(problemKey));
   console.log(
-    "split | problems | subtraction steps % | multiplication steps % | mean answer | mean count units",
+    "split | problems | problems with a subtraction % | subtraction steps % | multiplication steps % | mean answer | mean count units",
   );
   for (const [name, problems] of rows) {
     const s = splitStats(problems);
@@ -108,6 +112,7 @@ if (import.meta.main) {
       [
         name,
         s.problems,
+        (100 * s.withSubtraction).toFixed(1),
         (100 * s.subtractShare).toFixed(1),
         (100 * s.multiplyShare).toFixed(1),
         s.meanAnswer.toFixed(2),

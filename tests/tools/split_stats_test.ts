@@ -24,6 +24,7 @@ Deno.test("splitStats() counts steps by operator, answers and the units a count 
     problem(1, [["-", 4], ["-", 1]]), // 6-4=2 2-1=1
   ]);
   assert.equal(stats.problems, 3);
+  assert.equal(stats.withSubtraction, 2 / 3);
   assert.equal(stats.subtractShare, 3 / 6);
   assert.equal(stats.multiplyShare, 1 / 6);
   assert.equal(stats.meanAnswer, 19 / 3);
@@ -31,6 +32,7 @@ Deno.test("splitStats() counts steps by operator, answers and the units a count 
   assert.equal(stats.meanCountUnits, 13 / 3);
   assert.deepEqual(splitStats([]), {
     problems: 0,
+    withSubtraction: 0,
     subtractShare: 0,
     multiplyShare: 0,
     meanAnswer: 0,
@@ -52,7 +54,7 @@ Deno.test("tools/split_stats.ts: the embedded held-out set holds more subtractio
   const share = (prefix: string) => {
     const line = out.split("\n").find((l) => l.startsWith(prefix));
     assert.ok(line, out);
-    return Number(line.split(" | ")[2]);
+    return Number(line.split(" | ")[3]);
   };
   assert.equal(share("held-out (1000)"), 38.5);
   assert.equal(share("unseen dev (200)"), 28.5);
