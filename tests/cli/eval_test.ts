@@ -132,7 +132,9 @@ Deno.test("eval.ts refuses an unknown --split or --rounds with exit 2", async ()
     split.stderr,
     /Invalid value for --split: must be "heldout", "dev" or "dev_unseen": current value is "test"/,
   );
-  const unseen = await evalCli("--split", "dev_unseen");
+  // The embedded default keeps 200 unseen dev problems out of training; a config with none has
+  // no such split to evaluate on.
+  const unseen = await evalCli("--split", "dev_unseen", "--set", "task.dev_unseen_size=0");
   assert.equal(unseen.code, 2);
   assert.match(unseen.stderr, /dev_unseen needs task.dev_unseen_size > 0/);
   const rounds = await evalCli("--two-turn", "--rounds", "3");
@@ -140,20 +142,33 @@ Deno.test("eval.ts refuses an unknown --split or --rounds with exit 2", async ()
   assert.match(rounds.stderr, /Invalid value for --rounds: must be 1 or 2/);
 });
 
-Deno.test("checkpoints/tiny-mgrpo gives the verdicts docs/compare-2026-12-06c reports for MGRPO seed 0", async () => {
-  // The committed policy is the seed-0 MGRPO run of that report: its first answer and one
-  // guided correction on the first 100 held-out problems match the report's per-problem record.
-  const report = JSON.parse(
-    await Deno.readTextFile(`${REPO_ROOT}docs/compare-2026-12-06c/results.json`),
+/** The first 100 held-out verdicts of `checkpoint` match `report`'s MGRPO seed-0 record. */
+async function assertSeed0Verdicts(checkpoint: string, report: string, overrides: string[]) {
+  const results = JSON.parse(
+    await Deno.readTextFile(`${REPO_ROOT}docs/${report}/results.json`),
   ) as { runs: { arm: string; seed: number; t1: boolean[]; t2: boolean[] }[] };
-  const run = report.runs.find((r) => r.arm === "mgrpo" && r.seed === 0)!;
-  const config = loadConfig(undefined);
+  const run = results.runs.find((r) => r.arm === "mgrpo" && r.seed === 0)!;
+  const config = loadConfig(undefined, { overrides });
   const problems = heldOut(config.task, "heldout").problems.slice(0, 100);
   const { result } = await evaluateCheckpointTwoTurn(
-    `${REPO_ROOT}checkpoints/tiny-mgrpo`,
+    `${REPO_ROOT}checkpoints/${checkpoint}`,
     config,
     problems,
   );
   assert.deepEqual(result.verdicts.map((v) => v[0]), run.t1.slice(0, 100));
   assert.deepEqual(result.verdicts.map((v) => v[1]), run.t2.slice(0, 100));
+}
+
+Deno.test("checkpoints/tiny-mgrpo gives the verdicts docs/compare-2026-12-07c reports for MGRPO seed 0", async () => {
+  // The committed policy is the seed-0 MGRPO run of that report, trained with the embedded
+  // default: its first answer and one guided correction on the first 100 held-out problems
+  // match the report's per-problem record.
+  await assertSeed0Verdicts("tiny-mgrpo", "compare-2026-12-07c", []);
+});
+
+Deno.test("checkpoints/tiny-mgrpo-sft-count gives the verdicts docs/compare-2026-12-06c reports for MGRPO seed 0", async () => {
+  // The earlier default's seed-0 policy, evaluated with that default's correction budget.
+  await assertSeed0Verdicts("tiny-mgrpo-sft-count", "compare-2026-12-06c", [
+    "mgrpo.layer2_max_new_tokens=112",
+  ]);
 });

@@ -29,25 +29,27 @@ const LEARNER_FIELDS = '"lr", "lr_schedule", "warmup_ratio", "min_lr_ratio", "we
 /**
  * Where the embedded default departs from the schema's defaults: the tiny model's Layer-2 query
  * (short guide phrases inside the open thought) and its corrections (sampled at 0.7, their own
- * 112-token budget, Layer 2's loss weighted 4), the counting warm start, its learning rate and
- * its steps (docs/self-correction.md, docs/embedded-default.md).
+ * 136-token budget, Layer 2's loss weighted 4), the count-heavy warm start with the 200 unseen
+ * dev problems it kept out of training, its learning rate and its steps (docs/self-correction.md, docs/embedded-default.md).
  */
 const EMBEDDED_LAYER2 = {
   guide_phrases: [...SHORT_GUIDE_PHRASES],
   guide_separator: " ",
   guide_position: "in_think" as const,
   layer2_temperature: 0.7,
-  layer2_max_new_tokens: 112,
+  layer2_max_new_tokens: 136,
   layer2_weight: 4,
 };
-const EMBEDDED_INIT = "checkpoints/tiny-sft-count";
-const EMBEDDED_LR = 4e-4;
+const EMBEDDED_INIT = "checkpoints/tiny-sft-count-heavy";
+const EMBEDDED_LR = 2e-4;
+const EMBEDDED_DEV_UNSEEN = 200;
 
 function embeddedFrom(defaults: TrainConfig, steps: number, name: string) {
   return {
     ...defaults,
     run: { ...defaults.run, name, steps },
     model: { ...defaults.model, init: EMBEDDED_INIT },
+    task: { ...defaults.task, dev_unseen_size: EMBEDDED_DEV_UNSEEN },
     learner: { ...defaults.learner, lr: EMBEDDED_LR },
     mgrpo: { ...defaults.mgrpo, ...EMBEDDED_LAYER2 },
   };

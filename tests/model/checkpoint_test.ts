@@ -13,7 +13,7 @@ import { makeTinyModel } from "../helpers.ts";
 await initBackend("wasm");
 
 Deno.test("the committed checkpoints carry manifests and verify", async () => {
-  for (const name of ["tiny-sft", "tiny-mgrpo"]) {
+  for (const name of ["tiny-sft", "tiny-sft-count-heavy", "tiny-mgrpo", "tiny-mgrpo-sft-count"]) {
     const dir = new URL(`../../checkpoints/${name}`, import.meta.url).pathname;
     const manifest = JSON.parse(await Deno.readTextFile(`${dir}/${MANIFEST_FILE}`));
     assert.deepEqual(Object.keys(manifest.files).sort(), [

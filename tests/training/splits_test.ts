@@ -11,8 +11,9 @@ import { arithmeticOptions, heldOut, loadTrainingTask } from "../../training/set
 const EMBEDDED = loadConfig(undefined);
 
 Deno.test("heldOut(): task.dev_unseen_size 0 keeps out the held-out keys only, and the dev split as it was", () => {
-  const { task } = EMBEDDED;
-  assert.equal(task.dev_unseen_size, 0);
+  // The embedded default keeps 200 unseen dev problems out as well; the schema default is 0.
+  assert.equal(EMBEDDED.task.dev_unseen_size, 200);
+  const task = { ...EMBEDDED.task, dev_unseen_size: 0 };
   const options = arithmeticOptions(task);
   const held = heldOutProblems(1000, options);
   const { keys, problems } = heldOut(task, "dev");
@@ -22,7 +23,7 @@ Deno.test("heldOut(): task.dev_unseen_size 0 keeps out the held-out keys only, a
 });
 
 Deno.test("heldOut(): the unseen dev split is kept out of training, the dev split and the held-out set", async () => {
-  const task = { ...EMBEDDED.task, dev_unseen_size: 200 };
+  const { task } = EMBEDDED;
   const options = arithmeticOptions(task);
   const heldKeys = new Set(heldOutProblems(1000, options).map(problemKey));
   const { problems: unseen, keys } = heldOut(task, "dev_unseen");
@@ -33,7 +34,10 @@ Deno.test("heldOut(): the unseen dev split is kept out of training, the dev spli
   assert.equal(keys.size, 1200);
   assert.ok(unseenKeys.every((k) => keys.has(k)));
   // The held-out set is the same with or without the unseen split.
-  assert.deepEqual(heldOut(task, "heldout").problems, heldOut(EMBEDDED.task, "heldout").problems);
+  assert.deepEqual(
+    heldOut(task, "heldout").problems,
+    heldOut({ ...task, dev_unseen_size: 0 }, "heldout").problems,
+  );
   // The dev split and a training stream (what PromptSource and sft draw from, with `keys`)
   // never hold its math: 20,000 draws cover every one of the 699 keys left to train on.
   assert.ok(heldOut(task, "dev").problems.every((p) => !keys.has(problemKey(p))));
