@@ -73,6 +73,11 @@ if (import.meta.main) {
       );
     }
     config = loadConfig(values.config, { overrides: values.set ?? [] });
+    if (config.task.kind !== "arithmetic") {
+      throw new RangeError(
+        `Invalid value for task.kind: the splits this tool describes are the synthetic task's ("arithmetic"): current value is "${config.task.kind}"`,
+      );
+    }
   } catch (e) {
     console.error(e instanceof Error ? e.message : String(e));
     Deno.exit(2);
@@ -86,12 +91,11 @@ if (import.meta.main) {
       `held-out, first ${task.eval_size} (train's own evaluation)`,
       heldout.slice(0, task.eval_size),
     ],
-    ...(task.dev_unseen_size > 0
-      ? [[`unseen dev (${task.dev_unseen_size})`, heldOut(task, "dev_unseen").problems]] as [
-        string,
-        ArithmeticProblem[],
-      ][]
-      : []),
+  ];
+  if (task.dev_unseen_size > 0) {
+    rows.push([`unseen dev (${task.dev_unseen_size})`, heldOut(task, "dev_unseen").problems]);
+  }
+  rows.push(
     [`dev (${task.heldout_size})`, heldOut(task, "dev").problems],
     [
       `training stream (run.seed ${config.run.seed}, ${draws} draws)`,
@@ -101,7 +105,7 @@ if (import.meta.main) {
       `the generator with nothing kept out (${draws} draws)`,
       makeProblems(config.run.seed, draws, options),
     ],
-  ];
+  );
   const universe = new Set(makeProblems(config.run.seed, 10 * draws, options).map(problemKey));
   console.log(
     "split | problems | problems with a subtraction % | subtraction steps % | multiplication steps % | mean answer | mean count units",
