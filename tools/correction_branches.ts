@@ -31,6 +31,7 @@ import { loadCheckpoint } from "../model/checkpoint.ts";
 import { evaluateSelfCorrection } from "../algorithms/mgrpo/evaluate.ts";
 import { initBackend } from "../model/backend.ts";
 import { correctionBranch } from "./branches.ts";
+import { hasSubtraction } from "./split_stats.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -92,9 +93,7 @@ for (const seed of seeds) {
       add(`phrase ${JSON.stringify(result.phrases[i]![0])}, ${first}, ${branch}`, v[1]!);
     }
     if (values["by-op"]) {
-      const kind = problems[i]!.steps.some((s) => s.op === "-")
-        ? "with a subtraction"
-        : "without one";
+      const kind = hasSubtraction(problems[i]!) ? "with a subtraction" : "without one";
       add(`problems ${kind}: first answer`, v[0]!);
       add(`problems ${kind}: correction`, v[1]!);
     }

@@ -31,12 +31,17 @@ export interface SplitStats {
   readonly meanCountUnits: number;
 }
 
+/** Whether `problem` subtracts in at least one step. */
+export function hasSubtraction(problem: ArithmeticProblem): boolean {
+  return problem.steps.some((s) => s.op === "-");
+}
+
 /** The make-up of `problems` (shares and means are 0 for an empty list). */
 export function splitStats(problems: readonly ArithmeticProblem[]): SplitStats {
   let steps = 0, subtract = 0, multiply = 0, answers = 0, units = 0, withSubtraction = 0;
   for (const p of problems) {
     answers += p.answer;
-    if (p.steps.some((s) => s.op === "-")) withSubtraction += 1;
+    if (hasSubtraction(p)) withSubtraction += 1;
     for (const s of p.steps) {
       steps += 1;
       if (s.op === "-") subtract += 1;

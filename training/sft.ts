@@ -41,7 +41,6 @@ import { drawGuidePhrase } from "../algorithms/mgrpo/mod.ts";
 import { evaluatePolicy } from "../algorithms/mgrpo/evaluate.ts";
 import type { TrainConfig } from "../algorithms/builtins.ts";
 
-/** The settings of {@linkcode runSft} (`deno task sft`'s flags). */
 /**
  * What SFT's Layer-2 examples continue with: redo the chain (`recompute`), check each equation
  * and redo the chain from the first that fails (`check`), count each step out (`count`), or check
@@ -52,6 +51,15 @@ export const LAYER2_TARGETS = ["recompute", "check", "count", "check-count"] as 
 /** One of {@linkcode LAYER2_TARGETS}. */
 export type Layer2Target = typeof LAYER2_TARGETS[number];
 
+/** Whether a Layer-2 target counts steps out (and so takes `countShare` and `countForm`). */
+function countsSteps(target: Layer2Target): boolean {
+  return target === "count" || target === "check-count";
+}
+
+/** The defaults of {@linkcode SftOptions}' optional data knobs. */
+const SFT_DEFAULTS = { countShare: 1, countForm: "plain", layer2WrongShare: 0.5 } as const;
+
+/** The settings of {@linkcode runSft} (`deno task sft`'s flags). */
 export interface SftOptions {
   /** Length of the learning-rate schedule in optimizer steps. */
   readonly steps: number;
@@ -150,9 +158,9 @@ export function sftExamples(
     layer2Frac,
     confirmShare,
     layer2Target,
-    countShare = 1,
-    countForm = "plain",
-    layer2WrongShare = 0.5,
+    countShare = SFT_DEFAULTS.countShare,
+    countForm = SFT_DEFAULTS.countForm,
+    layer2WrongShare = SFT_DEFAULTS.layer2WrongShare,
     flipShare = 0,
     flipPhrases = [],
     seed,
@@ -164,10 +172,11 @@ export function sftExamples(
   const rng = new Rng(seed).fork("sft");
   /** A Layer-2 example's continuation when it does not flip, as `layer2Target` says. */
   const checkOrRedo = (steps: ArithmeticStep[], p: ArithmeticProblem): string => {
-    if (layer2Target === "recompute") return layer2Continuation(p);
-    if (layer2Target === "check") return checkedContinuation(steps, p);
-    // The counted targets: a share of 1 draws nothing, so the stream matches a run without
-    // --count-share; the others redo the chain.
+    if (!countsSteps(layer2Target)) {
+      return layer2Target === "check" ? checkedContinuation(steps, p) : layer2Continuation(p);
+    }
+    // A share of 1 draws nothing, so the stream matches a run without --count-share; the
+    // examples not drawn to count redo the chain.
     if (countShare < 1 && rng.next() >= countShare) return layer2Continuation(p);
     const count = COUNT_FORMS[countForm];
     return layer2Target === "count" ? count(p) : checkedContinuation(steps, p, count);
@@ -311,9 +320,12 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
         // The rest of the recipe, so that a checkpoint says how it was made.
         layer2_target: options.layer2Target,
         confirm_share: options.confirmShare,
-        layer2_wrong_share: options.layer2WrongShare ?? 0.5,
-        ...(options.layer2Target === "count" || options.layer2Target === "check-count"
-          ? { count_share: options.countShare ?? 1, count_form: options.countForm ?? "plain" }
+        layer2_wrong_share: options.layer2WrongShare ?? SFT_DEFAULTS.layer2WrongShare,
+        ...(countsSteps(options.layer2Target)
+          ? {
+            count_share: options.countShare ?? SFT_DEFAULTS.countShare,
+            count_form: options.countForm ?? SFT_DEFAULTS.countForm,
+          }
           : {}),
         ...(flipShare > 0 ? { flip_share: flipShare } : {}),
         ...(flipPhrases.length > 0 ? { flip_phrases: flipPhrases } : {}),
