@@ -10,7 +10,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { selfCorrectionOptions } from "./evaluate.ts";
-import { arithmeticOptions, heldOut, promptRenderer } from "./setup.ts";
+import { arithmeticOptions, heldOut, promptRenderer, REPO_ROOT } from "./setup.ts";
+import { fileSha256 } from "./resume.ts";
 import { initBackend } from "../model/backend.ts";
 import { Transformer } from "../model/transformer.ts";
 import { TINY_MODEL_CONFIG } from "../model/model_config.ts";
@@ -231,6 +232,12 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
   const model = options.init === undefined
     ? Transformer.create({ ...TINY_MODEL_CONFIG, vocab_size: tokenizer.vocabSize }, { seed })
     : await loadTinyModel(options.init);
+  // Which weights this run continued from: the folder as the repository names it (portable
+  // between clones) and the hash of its weights, so a recipe in two phases can be checked.
+  const init = options.init === undefined ? undefined : {
+    init: options.init.startsWith(REPO_ROOT) ? options.init.slice(REPO_ROOT.length) : options.init,
+    init_sha256: await fileSha256(`${options.init}/model.safetensors`),
+  };
   const optimizer = new AdamW(model.params, { weightDecay: 0.01, beta2: 0.99 });
   // The project's one gradient step (the Learner's), clipped to learner.max_grad_norm.
   const gradients = new GradientStep(model.params, optimizer, {
@@ -329,7 +336,7 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
           : {}),
         ...(flipShare > 0 ? { flip_share: flipShare } : {}),
         ...(flipPhrases.length > 0 ? { flip_phrases: flipPhrases } : {}),
-        ...(options.init === undefined ? {} : { init: options.init }),
+        ...(init ?? {}),
         dev_accuracy: res.accuracy,
         seconds: Math.round(s),
         ...(tooLong > 0 ? { too_long_examples: tooLong } : {}),

@@ -161,7 +161,7 @@ Deno.test("sft.ts --count-form plain (the default) trains on the same data as le
     assert.equal(runState(tmp, 0).count_form, "plain");
   }));
 
-Deno.test("sft.ts --init continues a checkpoint of ours; a folder that is not one exits 2, writing nothing", () =>
+Deno.test("sft.ts --init continues a checkpoint of ours, recording its folder and its weights' hash; a folder that is not one exits 2, writing nothing", () =>
   withTempDir("sft_test_", async (tmp) => {
     const bad = await sft("--init", `${tmp}/none`, "--out", `${tmp}/out`);
     assert.equal(bad.code, 2, bad.stderr);
@@ -181,7 +181,12 @@ Deno.test("sft.ts --init continues a checkpoint of ours; a folder that is not on
     );
     assert.equal(res.code, 0, res.stderr);
     const state = JSON.parse(await Deno.readTextFile(`${tmp}/cont/trainer_state.json`));
-    assert.match(String(state.init), /checkpoints\/tiny-sft$/);
+    // The folder as the repository names it, and the hash of the weights it started from.
+    assert.equal(state.init, "checkpoints/tiny-sft");
+    assert.equal(
+      state.init_sha256,
+      await sha(`${REPO_ROOT}checkpoints/tiny-sft/model.safetensors`),
+    );
     assert.equal(state.step, 2);
     // The default target redoes the chain; no count, so no count settings are recorded.
     assert.equal(state.layer2_target, "recompute");
