@@ -172,3 +172,9 @@ Deno.test("checkpoints/tiny-mgrpo-sft-count gives the verdicts docs/compare-2026
     "mgrpo.layer2_max_new_tokens=112",
   ]);
 });
+
+Deno.test("checkpoints/tiny-mgrpo-latent gives the verdicts docs/compare-2026-12-07e reports for MGRPO seed 0", async () => {
+  // MGRPO's seed-0 policy from checkpoints/tiny-sft-latent (the embedded settings otherwise): the
+  // run in which Layer 2 teaches a warm start that corrects worse than it answers to correct.
+  await assertSeed0Verdicts("tiny-mgrpo-latent", "compare-2026-12-07e", []);
+});

@@ -13,7 +13,16 @@ import { makeTinyModel } from "../helpers.ts";
 await initBackend("wasm");
 
 Deno.test("the committed checkpoints carry manifests and verify", async () => {
-  for (const name of ["tiny-sft", "tiny-sft-count-heavy", "tiny-mgrpo", "tiny-mgrpo-sft-count"]) {
+  for (
+    const name of [
+      "tiny-sft",
+      "tiny-sft-count-heavy",
+      "tiny-sft-latent",
+      "tiny-mgrpo",
+      "tiny-mgrpo-sft-count",
+      "tiny-mgrpo-latent",
+    ]
+  ) {
     const dir = new URL(`../../checkpoints/${name}`, import.meta.url).pathname;
     const manifest = JSON.parse(await Deno.readTextFile(`${dir}/${MANIFEST_FILE}`));
     assert.deepEqual(Object.keys(manifest.files).sort(), [
@@ -24,6 +33,19 @@ Deno.test("the committed checkpoints carry manifests and verify", async () => {
     ]);
     await verifyCheckpoint(dir);
   }
+});
+
+Deno.test("checkpoints/tiny-sft-latent records the weights it continued from: the committed count-heavy warm start's", async () => {
+  const root = new URL("../../checkpoints/", import.meta.url).pathname;
+  const state = JSON.parse(await Deno.readTextFile(`${root}tiny-sft-latent/trainer_state.json`));
+  const heavy = JSON.parse(await Deno.readTextFile(`${root}tiny-sft-count-heavy/${MANIFEST_FILE}`));
+  assert.equal(state.init, "checkpoints/tiny-sft-count-heavy");
+  assert.equal(state.init_sha256, heavy.files["model.safetensors"].sha256);
+  // Its recipe: 50 steps of a 400-step schedule at 1e-4, 30% of the Layer-2 examples counting.
+  assert.deepEqual(
+    [state.step, state.schedule_steps, state.lr, state.count_share, state.layer2_target],
+    [50, 400, 1e-4, 0.3, "count"],
+  );
 });
 
 Deno.test("encodeSafetensors() and decodeSafetensors() round-trip with the standard header", () => {
