@@ -30,6 +30,14 @@ export function resolveRepoPath(path: string): string {
 }
 
 /**
+ * The inverse of {@linkcode resolveRepoPath}: a path inside the repo as the repo names it
+ * (`checkpoints/tiny-sft`, the same in every clone); one outside it as is.
+ */
+export function repoPathName(path: string): string {
+  return path.startsWith(REPO_ROOT) ? path.slice(REPO_ROOT.length) : path;
+}
+
+/**
  * The folder of a model reference (`model.init`, `--model`, `--checkpoint`): a folder (relative
  * to the repo root), else a Hugging Face id (`Qwen/Qwen2.5-0.5B-Instruct[@revision]`) found in
  * the local hub cache, as `transformers` finds it offline.

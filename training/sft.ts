@@ -10,7 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { selfCorrectionOptions } from "./evaluate.ts";
-import { arithmeticOptions, heldOut, promptRenderer, REPO_ROOT } from "./setup.ts";
+import { arithmeticOptions, heldOut, promptRenderer, repoPathName } from "./setup.ts";
 import { fileSha256 } from "./resume.ts";
 import { initBackend } from "../model/backend.ts";
 import { Transformer } from "../model/transformer.ts";
@@ -232,10 +232,10 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
   const model = options.init === undefined
     ? Transformer.create({ ...TINY_MODEL_CONFIG, vocab_size: tokenizer.vocabSize }, { seed })
     : await loadTinyModel(options.init);
-  // Which weights this run continued from: the folder as the repository names it (portable
-  // between clones) and the hash of its weights, so a recipe in two phases can be checked.
+  // Which weights this run continued from: the folder as the repo names it and the hash of its
+  // weights, so a recipe in two phases can be checked.
   const init = options.init === undefined ? undefined : {
-    init: options.init.startsWith(REPO_ROOT) ? options.init.slice(REPO_ROOT.length) : options.init,
+    init: repoPathName(options.init),
     init_sha256: await fileSha256(`${options.init}/model.safetensors`),
   };
   const optimizer = new AdamW(model.params, { weightDecay: 0.01, beta2: 0.99 });
