@@ -18,6 +18,8 @@ Deno.test("the committed checkpoints carry manifests and verify", async () => {
       "tiny-sft",
       "tiny-sft-count-heavy",
       "tiny-sft-latent",
+      "tiny-sft-count-long",
+      "tiny-sft-latent-long",
       "tiny-mgrpo",
       "tiny-mgrpo-sft-count",
       "tiny-mgrpo-latent",
@@ -42,6 +44,35 @@ Deno.test("checkpoints/tiny-sft-latent records the weights it continued from: th
   assert.equal(state.init, "checkpoints/tiny-sft-count-heavy");
   assert.equal(state.init_sha256, heavy.files["model.safetensors"].sha256);
   // Its recipe: 50 steps of a 400-step schedule at 1e-4, 30% of the Layer-2 examples counting.
+  assert.deepEqual(
+    [state.step, state.schedule_steps, state.lr, state.count_share, state.layer2_target],
+    [50, 400, 1e-4, 0.3, "count"],
+  );
+});
+
+Deno.test("checkpoints/tiny-sft-latent-long continues the committed 2,400-step count-heavy first phase", async () => {
+  const root = new URL("../../checkpoints/", import.meta.url).pathname;
+  const state = JSON.parse(
+    await Deno.readTextFile(`${root}tiny-sft-latent-long/trainer_state.json`),
+  );
+  const first = JSON.parse(await Deno.readTextFile(`${root}tiny-sft-count-long/${MANIFEST_FILE}`));
+  const firstState = JSON.parse(
+    await Deno.readTextFile(`${root}tiny-sft-count-long/trainer_state.json`),
+  );
+  assert.equal(state.init, "checkpoints/tiny-sft-count-long");
+  assert.equal(state.init_sha256, first.files["model.safetensors"].sha256);
+  // The first phase: every Layer-2 example counting, the whole 2,400-step schedule at 2e-3.
+  assert.deepEqual(
+    [
+      firstState.step,
+      firstState.schedule_steps,
+      firstState.lr,
+      firstState.count_share,
+      firstState.init,
+    ],
+    [2400, 2400, 2e-3, 1, undefined],
+  );
+  // The second phase is the latent warm start's: 50 steps of a 400-step schedule at 1e-4, 30% counting.
   assert.deepEqual(
     [state.step, state.schedule_steps, state.lr, state.count_share, state.layer2_target],
     [50, 400, 1e-4, 0.3, "count"],
