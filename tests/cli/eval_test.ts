@@ -159,11 +159,16 @@ async function assertSeed0Verdicts(checkpoint: string, report: string, overrides
   assert.deepEqual(result.verdicts.map((v) => v[1]), run.t2.slice(0, 100));
 }
 
-Deno.test("checkpoints/tiny-mgrpo gives the verdicts docs/compare-2026-12-07c reports for MGRPO seed 0", async () => {
+Deno.test("checkpoints/tiny-mgrpo gives the verdicts docs/compare-2026-12-07f reports for MGRPO seed 0", async () => {
   // The committed policy is the seed-0 MGRPO run of that report, trained with the embedded
   // default: its first answer and one guided correction on the first 100 held-out problems
   // match the report's per-problem record.
-  await assertSeed0Verdicts("tiny-mgrpo", "compare-2026-12-07c", []);
+  await assertSeed0Verdicts("tiny-mgrpo", "compare-2026-12-07f", []);
+});
+
+Deno.test("checkpoints/tiny-mgrpo-count-heavy gives the verdicts docs/compare-2026-12-07c reports for MGRPO seed 0", async () => {
+  // The earlier default's seed-0 policy, from the count-heavy warm start whose correction is SFT's.
+  await assertSeed0Verdicts("tiny-mgrpo-count-heavy", "compare-2026-12-07c", []);
 });
 
 Deno.test("checkpoints/tiny-mgrpo-sft-count gives the verdicts docs/compare-2026-12-06c reports for MGRPO seed 0", async () => {

@@ -29,7 +29,7 @@ const LEARNER_FIELDS = '"lr", "lr_schedule", "warmup_ratio", "min_lr_ratio", "we
 /**
  * Where the embedded default departs from the schema's defaults: the tiny model's Layer-2 query
  * (short guide phrases inside the open thought) and its corrections (sampled at 0.7, their own
- * 136-token budget, Layer 2's loss weighted 4), the count-heavy warm start with the 200 unseen
+ * 136-token budget, Layer 2's loss weighted 4), the latent-count warm start with the 200 unseen
  * dev problems it kept out of training, its learning rate and its steps (docs/self-correction.md, docs/embedded-default.md).
  */
 const EMBEDDED_LAYER2 = {
@@ -40,7 +40,7 @@ const EMBEDDED_LAYER2 = {
   layer2_max_new_tokens: 136,
   layer2_weight: 4,
 };
-const EMBEDDED_INIT = "checkpoints/tiny-sft-count-heavy";
+const EMBEDDED_INIT = "checkpoints/tiny-sft-latent-long";
 const EMBEDDED_LR = 2e-4;
 const EMBEDDED_DEV_UNSEEN = 200;
 

@@ -21,6 +21,7 @@ Deno.test("the committed checkpoints carry manifests and verify", async () => {
       "tiny-sft-count-long",
       "tiny-sft-latent-long",
       "tiny-mgrpo",
+      "tiny-mgrpo-count-heavy",
       "tiny-mgrpo-sft-count",
       "tiny-mgrpo-latent",
     ]
