@@ -38,12 +38,26 @@ Deno.test("the committed checkpoints carry manifests and verify", async () => {
   }
 });
 
-Deno.test("checkpoints/tiny-sft-latent records the weights it continued from: the committed count-heavy warm start's", async () => {
+/** A JSON file of a committed checkpoint. */
+async function checkpointJson(name: string, file: string) {
   const root = new URL("../../checkpoints/", import.meta.url).pathname;
-  const state = JSON.parse(await Deno.readTextFile(`${root}tiny-sft-latent/trainer_state.json`));
-  const heavy = JSON.parse(await Deno.readTextFile(`${root}tiny-sft-count-heavy/${MANIFEST_FILE}`));
-  assert.equal(state.init, "checkpoints/tiny-sft-count-heavy");
-  assert.equal(state.init_sha256, heavy.files["model.safetensors"].sha256);
+  return JSON.parse(await Deno.readTextFile(`${root}${name}/${file}`));
+}
+
+/**
+ * `name` records that it continued from the committed checkpoint `init` (its folder and the hash
+ * of its weights), and returns its own trainer_state.json.
+ */
+async function assertContinues(name: string, init: string) {
+  const state = await checkpointJson(name, "trainer_state.json");
+  const manifest = await checkpointJson(init, MANIFEST_FILE);
+  assert.equal(state.init, `checkpoints/${init}`);
+  assert.equal(state.init_sha256, manifest.files["model.safetensors"].sha256);
+  return state;
+}
+
+Deno.test("checkpoints/tiny-sft-latent records the weights it continued from: the committed count-heavy warm start's", async () => {
+  const state = await assertContinues("tiny-sft-latent", "tiny-sft-count-heavy");
   // Its recipe: 50 steps of a 400-step schedule at 1e-4, 30% of the Layer-2 examples counting.
   assert.deepEqual(
     [state.step, state.schedule_steps, state.lr, state.count_share, state.layer2_target],
@@ -52,25 +66,11 @@ Deno.test("checkpoints/tiny-sft-latent records the weights it continued from: th
 });
 
 Deno.test("checkpoints/tiny-sft-latent-long continues the committed 2,400-step count-heavy first phase", async () => {
-  const root = new URL("../../checkpoints/", import.meta.url).pathname;
-  const state = JSON.parse(
-    await Deno.readTextFile(`${root}tiny-sft-latent-long/trainer_state.json`),
-  );
-  const first = JSON.parse(await Deno.readTextFile(`${root}tiny-sft-count-long/${MANIFEST_FILE}`));
-  const firstState = JSON.parse(
-    await Deno.readTextFile(`${root}tiny-sft-count-long/trainer_state.json`),
-  );
-  assert.equal(state.init, "checkpoints/tiny-sft-count-long");
-  assert.equal(state.init_sha256, first.files["model.safetensors"].sha256);
+  const state = await assertContinues("tiny-sft-latent-long", "tiny-sft-count-long");
+  const first = await checkpointJson("tiny-sft-count-long", "trainer_state.json");
   // The first phase: every Layer-2 example counting, the whole 2,400-step schedule at 2e-3.
   assert.deepEqual(
-    [
-      firstState.step,
-      firstState.schedule_steps,
-      firstState.lr,
-      firstState.count_share,
-      firstState.init,
-    ],
+    [first.step, first.schedule_steps, first.lr, first.count_share, first.init],
     [2400, 2400, 2e-3, 1, undefined],
   );
   // The second phase is the latent warm start's: 50 steps of a 400-step schedule at 1e-4, 30% counting.
