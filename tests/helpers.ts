@@ -612,3 +612,33 @@ export async function withTempDir<T>(prefix: string, fn: (dir: string) => Promis
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+/**
+ * `fn` over `items`, at most `limit` calls at once (by default one per core), the results in the
+ * order of `items`. For tests that start several single-threaded processes whose order does not
+ * matter. After a failure no further call starts, and the first failure rejects once the calls
+ * already started have settled.
+ */
+export async function mapConcurrent<T, R>(
+  items: readonly T[],
+  fn: (item: T, index: number) => Promise<R>,
+  limit = navigator.hardwareConcurrency,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  let failed = false;
+  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+    for (let i = next++; i < items.length && !failed; i = next++) {
+      try {
+        out[i] = await fn(items[i]!, i);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    }
+  });
+  const settled = await Promise.allSettled(workers);
+  const rejected = settled.find((s) => s.status === "rejected");
+  if (rejected) throw (rejected as PromiseRejectedResult).reason;
+  return out;
+}

@@ -4,6 +4,7 @@ import { makeTinyCheckpoint, REPO_ROOT } from "../helpers.ts";
 import { loadConfig } from "../../training/config.ts";
 import { evaluateCheckpointTwoTurn } from "../../training/evaluate.ts";
 import { heldOut, resolveRepoPath } from "../../training/setup.ts";
+import { assertSeed0Verdicts } from "../committed_policies.ts";
 
 await initBackend("wasm");
 
@@ -142,44 +143,11 @@ Deno.test("eval.ts refuses an unknown --split or --rounds with exit 2", async ()
   assert.match(rounds.stderr, /Invalid value for --rounds: must be 1 or 2/);
 });
 
-/** The first 100 held-out verdicts of `checkpoint` match `report`'s MGRPO seed-0 record. */
-async function assertSeed0Verdicts(checkpoint: string, report: string, overrides: string[]) {
-  const results = JSON.parse(
-    await Deno.readTextFile(`${REPO_ROOT}docs/${report}/results.json`),
-  ) as { runs: { arm: string; seed: number; t1: boolean[]; t2: boolean[] }[] };
-  const run = results.runs.find((r) => r.arm === "mgrpo" && r.seed === 0)!;
-  const config = loadConfig(undefined, { overrides });
-  const problems = heldOut(config.task, "heldout").problems.slice(0, 100);
-  const { result } = await evaluateCheckpointTwoTurn(
-    `${REPO_ROOT}checkpoints/${checkpoint}`,
-    config,
-    problems,
-  );
-  assert.deepEqual(result.verdicts.map((v) => v[0]), run.t1.slice(0, 100));
-  assert.deepEqual(result.verdicts.map((v) => v[1]), run.t2.slice(0, 100));
-}
-
+// The other committed MGRPO policies are checked against their reports the same way by
+// `deno task test:slow` (tests/slow/committed_policies_slow.ts).
 Deno.test("checkpoints/tiny-mgrpo gives the verdicts docs/compare-2026-12-07f reports for MGRPO seed 0", async () => {
   // The committed policy is the seed-0 MGRPO run of that report, trained with the embedded
   // default: its first answer and one guided correction on the first 100 held-out problems
   // match the report's per-problem record.
   await assertSeed0Verdicts("tiny-mgrpo", "compare-2026-12-07f", []);
-});
-
-Deno.test("checkpoints/tiny-mgrpo-count-heavy gives the verdicts docs/compare-2026-12-07c reports for MGRPO seed 0", async () => {
-  // The earlier default's seed-0 policy, from the count-heavy warm start whose correction is SFT's.
-  await assertSeed0Verdicts("tiny-mgrpo-count-heavy", "compare-2026-12-07c", []);
-});
-
-Deno.test("checkpoints/tiny-mgrpo-sft-count gives the verdicts docs/compare-2026-12-06c reports for MGRPO seed 0", async () => {
-  // The earlier default's seed-0 policy, evaluated with that default's correction budget.
-  await assertSeed0Verdicts("tiny-mgrpo-sft-count", "compare-2026-12-06c", [
-    "mgrpo.layer2_max_new_tokens=112",
-  ]);
-});
-
-Deno.test("checkpoints/tiny-mgrpo-latent gives the verdicts docs/compare-2026-12-07e reports for MGRPO seed 0", async () => {
-  // MGRPO's seed-0 policy from checkpoints/tiny-sft-latent (the embedded settings otherwise): the
-  // run in which Layer 2 teaches a warm start that corrects worse than it answers to correct.
-  await assertSeed0Verdicts("tiny-mgrpo-latent", "compare-2026-12-07e", []);
 });

@@ -4,7 +4,7 @@
  * as naming it, so the committed warm starts' commands still reproduce them.
  */
 import assert from "node:assert/strict";
-import { REPO_ROOT, runTask, withTempDir } from "../helpers.ts";
+import { mapConcurrent, REPO_ROOT, runTask, withTempDir } from "../helpers.ts";
 
 /** `deno task sft` with one wasm thread, as a user runs it. */
 function sft(...args: string[]) {
@@ -37,15 +37,16 @@ function runState(tmp: string, i: number) {
   return JSON.parse(Deno.readTextFileSync(`${tmp}/run-${i}/trainer_state.json`));
 }
 
-/** Trains one short run per flag list into `tmp/run-<i>` and returns each weights' digest. */
-async function digests(tmp: string, base: string[], runs: string[][]): Promise<string[]> {
-  const out: string[] = [];
-  for (const [i, extra] of runs.entries()) {
+/**
+ * Trains one short run per flag list into `tmp/run-<i>` and returns each weights' digest. The
+ * runs are single-threaded and independent, so they go one per core.
+ */
+function digests(tmp: string, base: string[], runs: string[][]): Promise<string[]> {
+  return mapConcurrent(runs, async (extra, i) => {
     const res = await sft(...base, ...extra, "--out", `${tmp}/run-${i}`);
     assert.equal(res.code, 0, res.stderr);
-    out.push(await sha(`${tmp}/run-${i}/model.safetensors`));
-  }
-  return out;
+    return await sha(`${tmp}/run-${i}/model.safetensors`);
+  });
 }
 
 for (const flag of ["--layer2-wrong-share", "--flip-share"]) {
