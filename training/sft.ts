@@ -58,7 +58,25 @@ function countsSteps(target: Layer2Target): boolean {
 }
 
 /** The defaults of {@linkcode SftOptions}' optional data knobs. */
-const SFT_DEFAULTS = { countShare: 1, countForm: "plain", layer2WrongShare: 0.5 } as const;
+const SFT_DEFAULTS = {
+  countShare: 1,
+  countForm: "plain",
+  layer2WrongShare: 0.5,
+  flipShare: 0,
+} as const;
+
+/** {@linkcode SftOptions}' optional data knobs, each as given or its default (filled in here only). */
+function dataKnobs(
+  options: Omit<SftOptions, "steps" | "batchSize" | "peakLr" | "stopAt" | "evalEvery" | "out">,
+) {
+  return {
+    countShare: options.countShare ?? SFT_DEFAULTS.countShare,
+    countForm: options.countForm ?? SFT_DEFAULTS.countForm,
+    layer2WrongShare: options.layer2WrongShare ?? SFT_DEFAULTS.layer2WrongShare,
+    flipShare: options.flipShare ?? SFT_DEFAULTS.flipShare,
+    flipPhrases: options.flipPhrases ?? [],
+  };
+}
 
 /** The settings of {@linkcode runSft} (`deno task sft`'s flags). */
 export interface SftOptions {
@@ -154,18 +172,8 @@ export function sftExamples(
   tokenizer: CharTokenizer,
   exclude: ReadonlySet<string>,
 ): () => [number[], number[]] {
-  const {
-    correctionFrac,
-    layer2Frac,
-    confirmShare,
-    layer2Target,
-    countShare = SFT_DEFAULTS.countShare,
-    countForm = SFT_DEFAULTS.countForm,
-    layer2WrongShare = SFT_DEFAULTS.layer2WrongShare,
-    flipShare = 0,
-    flipPhrases = [],
-    seed,
-  } = options;
+  const { correctionFrac, layer2Frac, confirmShare, layer2Target, seed } = options;
+  const { countShare, countForm, layer2WrongShare, flipShare, flipPhrases } = dataKnobs(options);
   const render = promptRenderer(config.prompts);
   const correction = selfCorrectionOptions(config);
   const phrases = config.mgrpo.guide_phrases;
@@ -220,11 +228,10 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
     evalEvery,
     correctionFrac,
     layer2Frac,
-    flipShare = 0,
-    flipPhrases = [],
     seed,
     out,
   } = options;
+  const knobs = dataKnobs(options);
   const backend = await initBackend(config.model.backend, {
     wasmThreads: config.model.wasm_threads,
   });
@@ -327,15 +334,12 @@ export async function runSft(config: TrainConfig, options: SftOptions): Promise<
         // The rest of the recipe, so that a checkpoint says how it was made.
         layer2_target: options.layer2Target,
         confirm_share: options.confirmShare,
-        layer2_wrong_share: options.layer2WrongShare ?? SFT_DEFAULTS.layer2WrongShare,
+        layer2_wrong_share: knobs.layer2WrongShare,
         ...(countsSteps(options.layer2Target)
-          ? {
-            count_share: options.countShare ?? SFT_DEFAULTS.countShare,
-            count_form: options.countForm ?? SFT_DEFAULTS.countForm,
-          }
+          ? { count_share: knobs.countShare, count_form: knobs.countForm }
           : {}),
-        ...(flipShare > 0 ? { flip_share: flipShare } : {}),
-        ...(flipPhrases.length > 0 ? { flip_phrases: flipPhrases } : {}),
+        ...(knobs.flipShare > 0 ? { flip_share: knobs.flipShare } : {}),
+        ...(knobs.flipPhrases.length > 0 ? { flip_phrases: knobs.flipPhrases } : {}),
         ...(init ?? {}),
         dev_accuracy: res.accuracy,
         seconds: Math.round(s),
