@@ -108,8 +108,11 @@ const MESA_SOFTWARE_VENDOR = "65541";
  * Asks Deno's WebGPU for an adapter and tells whether it is a real GPU. Needs no permission;
  * about 0.5 s on Mesa's llvmpipe. A host without Vulkan drivers has no adapter.
  *
+ * The driver it loads stays in the process until it exits (the tests probe in a process of their
+ * own), so this example is not run as a doc test.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * import { probeWebGpu } from "./backend.ts";
  * const gpu = await probeWebGpu();
  * if (gpu.software && !gpu.available) throw new Error("a software adapter is an adapter");

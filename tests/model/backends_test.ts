@@ -15,7 +15,7 @@
  * fails the test, else it is reported as unavailable.
  */
 import assert from "node:assert/strict";
-import { probeWebGpu, TFJS_NODE_INSTALL } from "../../model/backend.ts";
+import { TFJS_NODE_INSTALL, type WebGpuProbe } from "../../model/backend.ts";
 import type { BackendPass } from "../fixtures/backend_pass.ts";
 import { REPO_ROOT, tensorflowReady } from "../helpers.ts";
 
@@ -69,7 +69,7 @@ async function runPass(backend: string, threads = 1): Promise<BackendPass> {
 }
 
 Deno.test("every available backend computes cpu's forward, gradients and generations within 1e-3", async () => {
-  const gpu = await probeWebGpu();
+  const gpu = await probeGpu();
   const required = Deno.env.get("CI") === "true" || Deno.env.get("MGRPO_REQUIRE_WEBGPU") === "1";
   if (!gpu.available) {
     assert.ok(
@@ -137,6 +137,20 @@ Deno.test("every available backend computes cpu's forward, gradients and generat
   console.log(report.join("\n"));
 });
 
+/**
+ * `probeWebGpu()` in a process of its own: Mesa's software Vulkan driver, once loaded, stays in a
+ * process until it exits, and its teardown at the exit of the long-lived test process has been
+ * seen to corrupt the heap (glibc's abort after every test passed). Only short-lived processes
+ * load it.
+ */
+async function probeGpu(): Promise<WebGpuProbe> {
+  const r = await evalInProcess(
+    `import { probeWebGpu } from "./model/backend.ts"; console.log(JSON.stringify(await probeWebGpu()));`,
+  );
+  assert.equal(r.code, 0, r.err);
+  return JSON.parse(r.last);
+}
+
 /** Runs `code` in a fresh Deno process with the tasks' permissions; its last line of output. */
 async function evalInProcess(code: string): Promise<{ code: number; last: string; err: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -197,7 +211,7 @@ Deno.test("tensorflow refuses to load after WebGPU started in the process (it wo
 
 Deno.test("tensorflow started first, then webgpu, works in one process", async () => {
   if (!await tensorflowReady()) return;
-  const gpu = await probeWebGpu();
+  const gpu = await probeGpu();
   if (!gpu.available) return;
   const r = await evalInProcess(`
     import { initBackend } from "./model/backend.ts";
@@ -217,7 +231,7 @@ Deno.test('initBackend("auto") picks tensorflow when set up, else wasm over a so
     assert.equal(r.last, "tensorflow");
     return;
   }
-  const gpu = await probeWebGpu();
+  const gpu = await probeGpu();
   if (/llvmpipe|lavapipe|softpipe|swiftshader/i.test(gpu.description)) {
     assert.ok(gpu.available && gpu.software, `"${gpu.description}" is a software adapter`);
   }
