@@ -17,7 +17,7 @@ export interface ParityRun {
 }
 
 /** `|a - b| <= tol · max(1, |a|)` for every numeric field of every step record. */
-export function assertClose(
+function assertClose(
   a: Record<string, number>[],
   b: Record<string, number>[],
   what: string,
