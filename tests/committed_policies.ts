@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { REPO_ROOT } from "./helpers.ts";
+import { parseCompareData } from "../cli/compare_report.ts";
 import { loadConfig } from "../training/config.ts";
 import { evaluateCheckpointTwoTurn } from "../training/evaluate.ts";
 import { heldOut } from "../training/setup.ts";
@@ -21,9 +22,8 @@ export async function assertSeed0Verdicts(
   report: string,
   overrides: string[],
 ): Promise<void> {
-  const results = JSON.parse(
-    await Deno.readTextFile(`${REPO_ROOT}docs/${report}/results.json`),
-  ) as { runs: { arm: string; seed: number; t1: boolean[]; t2: boolean[] }[] };
+  const path = `${REPO_ROOT}docs/${report}/results.json`;
+  const results = parseCompareData(await Deno.readTextFile(path), path);
   const run = results.runs.find((r) => r.arm === "mgrpo" && r.seed === 0)!;
   const config = loadConfig(undefined, { overrides });
   const problems = heldOut(config.task, "heldout").problems.slice(0, 100);

@@ -12,6 +12,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { parseCompareData } from "../cli/compare_report.ts";
+import { runMain } from "../cli/common.ts";
 
 /** P(X <= k) for X ~ Poisson(lambda). */
 export function poissonCdf(k: number, lambda: number): number {
@@ -37,9 +39,10 @@ export function highestRate(k: number, seeds: number, target: number): number {
   return lo;
 }
 
-if (import.meta.main) {
+/** The command: prints the breaks per seed, the chance at their mean and the highest rate. */
+async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args: Deno.args,
+    args: argv,
     allowPositionals: true,
     options: {
       bound: { type: "string", default: "0.01" },
@@ -49,11 +52,9 @@ if (import.meta.main) {
   });
   if (positionals.length !== 1) {
     console.error("Usage: deno run --allow-read tools/criterion_odds.ts RESULTS_JSON [--bound F]");
-    Deno.exit(2);
+    return 2;
   }
-  const results = JSON.parse(await Deno.readTextFile(positionals[0]!)) as {
-    runs: { arm: string; seed: number; t1: boolean[]; t2: boolean[] }[];
-  };
+  const results = parseCompareData(await Deno.readTextFile(positionals[0]!), positionals[0]!);
   const runs = results.runs.filter((r) => r.arm === "mgrpo");
   const breaks = runs.map((r) => r.t1.filter((right, i) => right && !r.t2[i]).length);
   const n = runs[0]!.t1.length;
@@ -75,4 +76,7 @@ if (import.meta.main) {
       highestRate(k, seeds, Number(values.target)).toFixed(1)
     } per ${n}`,
   );
+  return 0;
 }
+
+if (import.meta.main) await runMain(main);

@@ -67,7 +67,10 @@ const SFT_DEFAULTS = {
 
 /** {@linkcode SftOptions}' optional data knobs, each as given or its default (filled in here only). */
 function dataKnobs(
-  options: Omit<SftOptions, "steps" | "batchSize" | "peakLr" | "stopAt" | "evalEvery" | "out">,
+  options: Pick<
+    SftOptions,
+    "countShare" | "countForm" | "layer2WrongShare" | "flipShare" | "flipPhrases"
+  >,
 ) {
   return {
     countShare: options.countShare ?? SFT_DEFAULTS.countShare,
