@@ -182,6 +182,7 @@ async function main(argv: string[]): Promise<number> {
     const jsonLines: string[] = [];
     for (const dir of dirs) {
       const report = await evaluateCheckpointTwoTurn(dir, config, problems, { rounds });
+      noteLongPrompts(dir, report.result.first);
       rows.push(correctionRow(dir, report));
       if (report.intrinsic) intrinsicRows.push(intrinsicRow(dir, report.intrinsic));
       for (const c of report.result.completions.slice(0, nSamples)) console.log(JSON.stringify(c));
@@ -220,7 +221,10 @@ async function main(argv: string[]): Promise<number> {
       temperature: config.eval.temperature,
       batchSize: config.eval.batch_size,
       seed: config.run.seed,
+      maxPromptTokens: config.prompts.max_prompt_tokens,
+      onLongPrompt: config.prompts.on_long_prompt,
     });
+    noteLongPrompts(dir, res);
     rows.push([
       dir,
       (100 * res.accuracy).toFixed(1),
@@ -245,6 +249,22 @@ async function main(argv: string[]): Promise<number> {
     formatTable(["checkpoint", "accuracy %", "format %", "mean tokens", "seconds"], rows),
   );
   return 0;
+}
+
+/**
+ * Says on stderr how many first-answer prompts `prompts.on_long_prompt` rejected (scored
+ * wrong) or truncated, and how many rows had less room than `eval.max_new_tokens`, when any.
+ */
+function noteLongPrompts(
+  dir: string,
+  counts: { unpromptable: number; truncated: number; shortBudget: number },
+): void {
+  const parts = [
+    counts.unpromptable && `${counts.unpromptable} not given to the policy (scored wrong)`,
+    counts.truncated && `${counts.truncated} cut to prompts.max_prompt_tokens`,
+    counts.shortBudget && `${counts.shortBudget} with less room than eval.max_new_tokens`,
+  ].filter(Boolean);
+  if (parts.length) console.error(`${dir}: first-answer prompts: ${parts.join(", ")}`);
 }
 
 /** Columns of the one-correction table. */
@@ -312,7 +332,13 @@ async function evaluateDataset(
         overflow: report.result.overflow,
         truncated: report.result.truncated,
         short_budget: report.result.shortBudget,
+        first: {
+          unpromptable: report.result.first.unpromptable,
+          truncated: report.result.first.truncated,
+          short_budget: report.result.first.shortBudget,
+        },
       };
+      noteLongPrompts(dir, report.result.first);
     } else {
       const { model, tokenizer } = await loadCheckpoint(dir, { trainable: false });
       try {
@@ -325,7 +351,10 @@ async function evaluateDataset(
           seed: config.run.seed,
           n: options.n,
           checker: options.checker,
+          maxPromptTokens: config.prompts.max_prompt_tokens,
+          onLongPrompt: config.prompts.on_long_prompt,
         });
+        noteLongPrompts(dir, res);
         const passAt: Record<string, number> = {};
         for (const k of options.ks) passAt[`pass@${k}`] = 0;
         problems.forEach((p, i) => {
@@ -352,6 +381,8 @@ async function evaluateDataset(
           format_rate: res.formatRate,
           mean_length: res.meanLength,
           unpromptable: res.unpromptable,
+          truncated: res.truncated,
+          short_budget: res.shortBudget,
         };
         rows.push([
           dir,

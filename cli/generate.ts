@@ -9,7 +9,9 @@
  *
  * `--json` prints one object: `prompt`, `prompt_ids`, `completion`, `completion_ids`,
  * `logprobs` (of each sampled token, at the sampling temperature) and `finish_reason`.
- * Exit codes: 0 done, 1 the model or prompt cannot be used, 2 bad flags.
+ * Exit codes: 0 done, 1 the model cannot be used, 2 bad flags, a missing model folder, or a
+ * prompt the model cannot take (a character outside its tokenizer, or as many tokens as its
+ * context: at least one new token must fit).
  *
  * @module
  */
@@ -92,7 +94,7 @@ async function main(argv: string[]): Promise<number> {
     ];
     prompt = renderChat(messages, { template, addGenerationPrompt: true });
   }
-  const promptIds = tokenizer.encode(prompt);
+  const promptIds = promptTokens(tokenizer, prompt, model.config.max_position_embeddings);
   const [gen] = await generate(model, [promptIds], {
     maxNewTokens,
     temperature,
@@ -121,3 +123,26 @@ async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) await runMain(main);
+
+/**
+ * The prompt's ids, or an `ArgsError` naming `--prompt` when the tokenizer cannot encode it or
+ * it leaves no room in the context for a new token.
+ */
+function promptTokens(
+  tokenizer: { encode(text: string): number[] },
+  prompt: string,
+  context: number,
+): number[] {
+  let ids: number[];
+  try {
+    ids = tokenizer.encode(prompt);
+  } catch (e) {
+    throw new ArgsError(`Invalid value for --prompt: ${(e as Error).message}`);
+  }
+  if (ids.length >= context) {
+    throw new ArgsError(
+      `Invalid value for --prompt: it must leave room for a new token in the model's context of ${context} tokens: current value is ${ids.length} tokens`,
+    );
+  }
+  return ids;
+}

@@ -173,10 +173,10 @@ export const PromptsConfigSchema = z.object({
     "Jinja chat template (Hugging Face style); absent means ChatML",
   ),
   max_prompt_tokens: z.number().int().min(0).default(0).describe(
-    "Longest training prompt in tokens; 0 = the model's context minus one",
+    "Longest prompt in tokens, in training and evaluation alike; 0 = the model's context minus one",
   ),
   on_long_prompt: z.enum(["reject", "truncate"]).default("reject").describe(
-    "A longer prompt (or one the tokenizer cannot encode) is rejected and another problem drawn, or cut to its last max_prompt_tokens tokens; both are counted in summary.json",
+    "A longer prompt (or one the tokenizer cannot encode) is rejected — training draws another problem, train's evaluation leaves it out, deno task eval scores it wrong — or cut to its last max_prompt_tokens tokens; both are counted",
   ),
 }).strict();
 

@@ -20,6 +20,7 @@ import type {
 import { builtinAlgorithms } from "../algorithms/builtins.ts";
 import type { ActorFailed, Placement } from "../actors/runtime/mod.ts";
 import type { SourceProblem } from "../actors/prompt_source.ts";
+import { fitPrompt } from "../prompts/fit_prompt.ts";
 import type { Restore } from "../actors/messages.ts";
 import { OpenAiSampler } from "../actors/openai_sampler.ts";
 import { decodeOptimizerState, OPTIMIZER_FILE } from "../actors/learner.ts";
@@ -249,21 +250,33 @@ export async function setupRun(
       }
     }
     const render = promptRenderer(config.prompts);
-    // Held-out problems whose prompt the model cannot take are left out of the evaluation.
+    // Held-out problems whose prompt the model cannot take (not encodable, or longer than
+    // prompts.max_prompt_tokens with on_long_prompt: reject) are left out of the evaluation;
+    // with truncate the evaluation keeps their last tokens, as training does.
+    const maxPrompt = config.prompts.max_prompt_tokens ||
+      init.model.config.max_position_embeddings - 1;
+    let cut = 0;
     const evalSet = task.evalSet.filter((p) => {
       try {
-        return tokenizer.encode(render(p.question)).length <
-          init.model.config.max_position_embeddings;
+        const ids = tokenizer.encode(render(p.question));
+        const fit = fitPrompt(ids, maxPrompt, config.prompts.on_long_prompt);
+        if (fit?.truncated) cut++;
+        return fit !== undefined;
       } catch {
         return false;
       }
     });
+    if (cut > 0) {
+      warn(
+        `eval: ${cut} held-out prompts cut to their last ${maxPrompt} tokens (prompts.on_long_prompt: truncate)`,
+      );
+    }
     if (evalSet.length < task.evalSet.length) {
       warn(
         `eval: ${
           task.evalSet.length - evalSet.length
-        } held-out problems left out: prompt too long ` +
-          `for the model's context or not encodable`,
+        } held-out problems left out: prompt longer than ${maxPrompt} tokens ` +
+          `(prompts.max_prompt_tokens, on_long_prompt: reject) or not encodable`,
       );
     }
     // Everything that can be checked was: only now is the run folder written, so a failed

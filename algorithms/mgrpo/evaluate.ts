@@ -38,6 +38,18 @@ export interface EvaluateOptions {
   n?: number;
   /** Decides whether a completion's answer is right. @default exact integer after `</think>` */
   checker?: AnswerChecker;
+  /**
+   * Longest prompt in tokens, first answers and corrections alike (`prompts.max_prompt_tokens`);
+   * 0 = the context minus one. A longer one is handled by `onLongPrompt`. @default 0
+   */
+  maxPromptTokens?: number;
+  /**
+   * `prompts.on_long_prompt`. `reject`: a prompt that does not fit is not generated from, is
+   * scored wrong with the reason, and counted (`unpromptable` for a first answer, `overflow`
+   * for a correction); `truncate`: its last `maxPromptTokens` tokens are kept, counted in
+   * `truncated`. @default "reject"
+   */
+  onLongPrompt?: "reject" | "truncate";
 }
 
 /** Result of {@link evaluatePolicy}. */
@@ -54,9 +66,14 @@ export interface EvalResult {
   n: number;
   /**
    * Problems that could not be given to the policy (a character outside the tokenizer's
-   * alphabet, or a prompt longer than the context): scored wrong, reason says why.
+   * alphabet, or a prompt longer than `maxPromptTokens` with `onLongPrompt: reject`): scored
+   * wrong, reason says why.
    */
   unpromptable: number;
+  /** Problems whose prompt was cut to its last `maxPromptTokens` tokens (`onLongPrompt: truncate`). */
+  truncated: number;
+  /** Problems whose token budget (context − prompt) was below `maxNewTokens`. */
+  shortBudget: number;
   /** Per problem and sample (problem-major): the completion, parsed answer and verdict. */
   samples: {
     id: string;
@@ -91,19 +108,28 @@ export async function evaluatePolicy(
   const n = options.n ?? 1;
   const checker = options.checker ?? integerChecker;
   const rng = new Rng(options.seed ?? 0);
-  const limit = model.config.max_position_embeddings - 1;
+  const ctx = model.config.max_position_embeddings;
+  const maxPrompt = options.maxPromptTokens || ctx - 1;
+  const maxNew = options.maxNewTokens ?? 48;
   const samples: EvalResult["samples"] = [];
-  let correct = 0, formatted = 0, tokens = 0, unpromptable = 0;
+  let correct = 0, formatted = 0, tokens = 0, unpromptable = 0, truncated = 0, shortBudget = 0;
   // Rows are (problem, sample) pairs, problem-major.
   const rows = problems.flatMap((p) => Array.from({ length: n }, (_, s) => ({ p, s })));
   for (let i = 0; i < rows.length; i += batchSize) {
     const chunk = rows.slice(i, i + batchSize);
-    const prompts = chunk.map(({ p }) => encodePrompt(tokenizer, options.renderPrompt(p.question)));
-    for (const [j, prompt] of prompts.entries()) {
-      if (typeof prompt !== "string" && prompt.length >= limit) {
-        prompts[j] = `prompt of ${prompt.length} tokens does not fit the context of ${limit + 1}`;
+    const prompts: (number[] | string)[] = chunk.map(({ p, s }) => {
+      const ids = encodePrompt(tokenizer, options.renderPrompt(p.question));
+      if (typeof ids === "string") return ids;
+      const fit = fitPrompt(ids, maxPrompt, options.onLongPrompt);
+      if (fit === undefined) {
+        return options.maxPromptTokens
+          ? `prompt of ${ids.length} tokens is longer than prompts.max_prompt_tokens (${maxPrompt})`
+          : `prompt of ${ids.length} tokens does not fit the context of ${ctx}`;
       }
-    }
+      if (s === 0 && fit.truncated) truncated++;
+      if (s === 0 && ctx - fit.ids.length < maxNew) shortBudget++;
+      return [...fit.ids];
+    });
     const runnable = prompts.filter((q): q is number[] => typeof q !== "string");
     const gens = await generate(model, runnable, generateOptions(tokenizer, options, rng));
     const texts = gens.map((g) => tokenizer.decode(g.tokens, { skipSpecialTokens: true }));
@@ -148,6 +174,8 @@ export async function evaluatePolicy(
     count: problems.length,
     n,
     unpromptable,
+    truncated,
+    shortBudget,
     samples,
   };
 }
@@ -192,17 +220,6 @@ export interface SelfCorrectionOptions extends EvaluateOptions {
   rounds?: 1 | 2;
   /** Most new tokens of each correction round. @default maxNewTokens */
   correctionMaxNewTokens?: number;
-  /**
-   * Longest correction prompt in tokens; 0 = the context minus one. A longer one is handled
-   * by `onLongPrompt`. @default 0
-   */
-  maxPromptTokens?: number;
-  /**
-   * `reject`: a correction prompt that does not fit is not generated from, is scored wrong and
-   * counted in `overflow`; `truncate`: its last `maxPromptTokens` tokens are kept and counted
-   * in `truncated`. @default "reject"
-   */
-  onLongPrompt?: "reject" | "truncate";
 }
 
 /**
@@ -293,6 +310,11 @@ export interface SelfCorrectionResult {
   truncated: number;
   /** Correction rows whose token budget (context − prompt) was below `correctionMaxNewTokens`. */
   shortBudget: number;
+  /**
+   * The first answers' prompts: rejected by `onLongPrompt` or not encodable (scored wrong at
+   * every round), cut by `onLongPrompt: truncate`, and given less than `maxNewTokens`.
+   */
+  first: Pick<EvalResult, "unpromptable" | "truncated" | "shortBudget">;
 }
 
 /**
@@ -366,5 +388,17 @@ export async function evaluateSelfCorrection(
       });
     }
   }
-  return { verdicts: correct, completions, phrases, overflow, truncated, shortBudget };
+  return {
+    verdicts: correct,
+    completions,
+    phrases,
+    overflow,
+    truncated,
+    shortBudget,
+    first: {
+      unpromptable: first.unpromptable,
+      truncated: first.truncated,
+      shortBudget: first.shortBudget,
+    },
+  };
 }

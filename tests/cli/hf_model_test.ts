@@ -88,3 +88,21 @@ Deno.test("deno task generate names a missing model folder and a bad flag", asyn
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--max-new-tokens: must be an integer >= 1: current value is "0"/);
 });
+
+Deno.test("deno task generate refuses a prompt the model cannot take, naming --prompt", async () => {
+  const model = "checkpoints/tiny-sft-latent-long"; // character tokenizer, 256-token context
+  const long = await run([...GENERATE, "--model", model, "--prompt", "1+".repeat(128)]);
+  assert.equal(long.code, 2, long.stderr);
+  assert.match(
+    long.stderr,
+    /Invalid value for --prompt: it must leave room for a new token in the model's context of 256 tokens: current value is 256 tokens/,
+  );
+  const fits = await run([...GENERATE, "--model", model, "--prompt", "1+".repeat(127) + "1"]);
+  assert.equal(fits.code, 0, fits.stderr);
+  const curly = await run([...GENERATE, "--model", model, "--prompt", "Janet’s ducks"]);
+  assert.equal(curly.code, 2, curly.stderr);
+  assert.match(
+    curly.stderr,
+    /Invalid value for --prompt: Cannot encode text: character at index 5/,
+  );
+});

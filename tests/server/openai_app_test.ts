@@ -135,6 +135,30 @@ Deno.test("POST /v1/completions gives each prompt of a batch its own room in the
   assert.equal(json.choices[1].finish_reason, g.finishReason);
 });
 
+Deno.test("POST /v1/completions answers 400 for a prompt that leaves no room in the context", async () => {
+  // 256 ids fill the 256-token context: no new token fits, so the request is refused, naming
+  // the prompt, rather than answered with an empty completion.
+  const full = Array.from({ length: 256 }, (_, i) => PROMPT[i % PROMPT.length]!);
+  const res = await post("/v1/completions", { prompt: [PROMPT, full], max_tokens: 4 });
+  assert.equal(res.status, 400);
+  const json = await res.json();
+  assert.equal(json.error.param, "prompt");
+  assert.equal(json.error.type, "BadRequestError");
+  assert.equal(
+    json.error.message,
+    "Invalid request: prompt 1 must be shorter than the context of 256 tokens: current value is 256 tokens",
+  );
+  // One id fewer leaves room for one token.
+  const fits = await ok("/v1/completions", {
+    prompt: [full.slice(1)],
+    max_tokens: 4,
+    temperature: 0,
+    return_token_ids: true,
+  });
+  assert.equal(fits.choices[0].token_ids.length, 1);
+  assert.equal(fits.choices[0].finish_reason, "length");
+});
+
 Deno.test("POST /v1/completions cuts the text at a stop string", async () => {
   const g = await greedy(PROMPT, 12);
   const text = tokenizer.decode(g.tokens, { skipSpecialTokens: true });

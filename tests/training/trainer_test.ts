@@ -383,6 +383,35 @@ Deno.test("Trainer.run() with eval.correction true evaluates a GRPO run's correc
   }
 });
 
+Deno.test("Trainer.run() cuts first prompts longer than prompts.max_prompt_tokens with truncate, as deno task eval does", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "trainer_test_" });
+  try {
+    const runDir = `${tmp}/grpo`;
+    // 70 tokens hold no first prompt (75–81 tokens): with truncate the run's own evaluation
+    // keeps every problem and continues its prompt's last 70 tokens, as eval --two-turn does.
+    const results: Record<string, EvalResult> = {};
+    const { log } = await trainInProcess(runDir, "configs/tiny-grpo.yaml", [
+      "run.steps=1",
+      "sampler.prompts_per_step=2",
+      "grpo.num_generations=4",
+      "task.eval_size=24",
+      "eval.before=false",
+      "eval.correction=true",
+      "prompts.max_prompt_tokens=70",
+      "prompts.on_long_prompt=truncate",
+    ], { onEval: (label, _step, result) => (results[label] = result) });
+    assert.match(log, /eval: 24 held-out prompts cut to their last 70 tokens/);
+    const offline = await offlineCorrection(`${runDir}/checkpoint-1`, runDir);
+    assert.deepEqual(offline.result.first, { unpromptable: 0, truncated: 24, shortBudget: 0 });
+    const c = results["after"]!.correction!;
+    assert.equal(c.n, 24);
+    assert.deepEqual(c.t1, offline.result.verdicts.map((v) => v[0]));
+    assert.deepEqual(c.t2, offline.result.verdicts.map((v) => v[1]));
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("Trainer.run() stops at the step that reaches run.max_sampled_tokens", async () => {
   await withRun(async (tmp, init) => {
     const runDir = `${tmp}/budget`;

@@ -8,6 +8,8 @@ import { selfCorrectionOptions } from "../../../training/evaluate.ts";
 import { heldOut, resolveRepoPath } from "../../../training/setup.ts";
 import { initBackend } from "../../../model/backend.ts";
 import { CharTokenizer } from "../../../model/char_tokenizer.ts";
+import { generate } from "../../../model/sampling.ts";
+import { Rng } from "../../../util/rng.ts";
 import { makeTinyModel, renderTestPrompt } from "../../helpers.ts";
 
 await initBackend("wasm");
@@ -195,5 +197,70 @@ Deno.test("evaluatePolicy() scores a prompt it cannot encode or fit as wrong, wi
   assert.match(res.samples[1]!.reason, /^prompt of \d+ tokens does not fit the context of 256$/);
   assert.equal(res.samples[2]!.id, "a");
   assert.ok(res.samples[2]!.completion.length > 0);
+  model.dispose();
+});
+
+Deno.test("evaluatePolicy() holds first answers to prompts.on_long_prompt, as corrections are", async () => {
+  const model = makeTinyModel(4);
+  const tokenizer = new CharTokenizer();
+  const long = { id: "long", question: "1+".repeat(60) + "1?", answer: 61 };
+  const ids = tokenizer.encode(renderTestPrompt(long.question));
+  assert.ok(ids.length > 100 && ids.length < 200, `${ids.length}`);
+  const options = { renderPrompt: renderTestPrompt, maxNewTokens: 6 };
+  // reject: not generated from, scored wrong, the reason names the setting.
+  const rejected = await evaluatePolicy(model, tokenizer, [long, PROBLEMS[0]!], {
+    ...options,
+    maxPromptTokens: 100,
+  });
+  assert.equal(rejected.unpromptable, 1);
+  assert.equal(rejected.truncated, 0);
+  assert.equal(rejected.samples[0]!.completion, "");
+  assert.equal(
+    rejected.samples[0]!.reason,
+    `prompt of ${ids.length} tokens is longer than prompts.max_prompt_tokens (100)`,
+  );
+  assert.ok(rejected.samples[1]!.completion.length > 0);
+  // truncate: the last 100 ids are what the policy continues, counted.
+  const cut = await evaluatePolicy(model, tokenizer, [long, PROBLEMS[0]!], {
+    ...options,
+    maxPromptTokens: 100,
+    onLongPrompt: "truncate",
+  });
+  assert.equal(cut.unpromptable, 0);
+  assert.equal(cut.truncated, 1);
+  const [alone] = await generate(model, [ids.slice(-100)], {
+    maxNewTokens: 6,
+    greedy: true,
+    stopIds: tokenizer.stopIds,
+    padId: tokenizer.padId,
+    rng: new Rng(0),
+  });
+  assert.equal(
+    cut.samples[0]!.completion,
+    tokenizer.decode(alone!.tokens, { skipSpecialTokens: true }),
+  );
+  // A prompt of 253 of the 256 positions fits but has room for 3 of the 6 new tokens: counted.
+  const tight = {
+    id: "tight",
+    question: "1".repeat(253 - (ids.length - long.question.length)),
+    answer: 1,
+  };
+  const short = await evaluatePolicy(model, tokenizer, [tight, PROBLEMS[0]!], options);
+  assert.equal(tokenizer.encode(renderTestPrompt(tight.question)).length, 253);
+  assert.equal(short.unpromptable, 0);
+  assert.equal(short.shortBudget, 1);
+  // The self-correction evaluation reports its first answers' counts beside its corrections'.
+  const both = await evaluateSelfCorrection(model, tokenizer, [long, PROBLEMS[0]!], {
+    ...options,
+    maxPromptTokens: 100,
+    buildCorrection: (q: string, text: string, phrase: string) => ({
+      prompt: buildLayer2Prompt(q, text, phrase, { systemPrompt: "" }),
+      assistant: layer2Assistant(text, phrase),
+    }),
+    phrases: ["Check."],
+  });
+  assert.deepEqual(both.first, { unpromptable: 1, truncated: 0, shortBudget: 0 });
+  assert.deepEqual(both.verdicts[0], [false, false]);
+  assert.equal(both.overflow, 1); // its correction prompt, longer still, is rejected too
   model.dispose();
 });
