@@ -14,9 +14,9 @@ import { checkGroupShape, classifyCorrection } from "./selection.ts";
  *
  * - `mgrpo/acc_t1` (Acc@t1) = (1/N) Σ_i c_i.
  * - `mgrpo/acc_t1_prime` (Acc@t1') = (1/N) Σ_i (1/H) Σ_j c̃_ij: the expected accuracy of ONE
- *   correction attempt. The paper scores a problem corrected several times with "half of the
- *   points", which is ambiguous for H > 2 and not an expectation; averaging over the H
- *   attempts is its unbiased generalisation (for H = 1 both agree).
+ *   correction attempt. The paper awards "half of the points" when an answer is corrected
+ *   "multiple times", which says nothing for H > 2; read for H = 2 as half a point per right
+ *   attempt, it is this mean, which generalises it to any H without bias.
  * - `mgrpo/delta_t1_t1_prime` = Acc@t1' − Acc@t1.
  * - `mgrpo/delta_i_to_c` (Δ^{i→c}) = (1/(N·H)) Σ_{i,j} [¬c_i ∧ c̃_ij].
  * - `mgrpo/delta_c_to_i` (Δ^{c→i}) = (1/(N·H)) Σ_{i,j} [c_i ∧ ¬c̃_ij].

@@ -5,6 +5,8 @@ import { loadConfig } from "../../training/config.ts";
 import { evaluateCheckpointTwoTurn } from "../../training/evaluate.ts";
 import { heldOut, resolveRepoPath } from "../../training/setup.ts";
 import { assertSeed0Verdicts } from "../committed_policies.ts";
+import { parseCompareData } from "../../cli/compare_report.ts";
+import { mcnemarExactP } from "../../algorithms/mgrpo/self_correction.ts";
 
 await initBackend("wasm");
 
@@ -150,4 +152,39 @@ Deno.test("checkpoints/tiny-mgrpo gives the verdicts docs/compare-2026-12-07f re
   // default: its first answer and one guided correction on the first 100 held-out problems
   // match the report's per-problem record.
   await assertSeed0Verdicts("tiny-mgrpo", "compare-2026-12-07f", []);
+});
+
+Deno.test("the README's command on checkpoints/tiny-mgrpo prints both tables and the report's figures as its last line", async () => {
+  // deno task eval --checkpoint checkpoints/tiny-mgrpo --two-turn, on the first 100 held-out
+  // problems: the default two rounds, the one-correction table, the intrinsic table, and a final
+  // JSON line whose figures are the report's per-problem verdicts of MGRPO seed 0 counted by hand.
+  const res = await evalCli(
+    "--checkpoint",
+    "checkpoints/tiny-mgrpo",
+    "--two-turn",
+    "--limit",
+    "100",
+    "--samples",
+    "0",
+  );
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stdout, /One guided correction by the same policy \(100 problems, greedy/);
+  assert.match(res.stdout, /Intrinsic self-correction, the paper's baseline columns/);
+  const lines = res.stdout.trim().split("\n");
+  const json = JSON.parse(lines.at(-1)!);
+  const path = `${REPO_ROOT}docs/compare-2026-12-07f/results.json`;
+  const run = parseCompareData(await Deno.readTextFile(path), path).runs
+    .find((r) => r.arm === "mgrpo" && r.seed === 0)!;
+  const t1 = run.t1.slice(0, 100), t2 = run.t2.slice(0, 100);
+  const count = (f: (i: number) => boolean) => t1.filter((_, i) => f(i)).length;
+  const iToC = count((i) => !t1[i] && t2[i]!), cToI = count((i) => t1[i]! && !t2[i]);
+  assert.deepEqual(json, {
+    acc_t1: count((i) => t1[i]!) / 100,
+    acc_t2: count((i) => t2[i]!) / 100,
+    delta_i_to_c: iToC / 100,
+    delta_c_to_i: cToI / 100,
+    mcnemar_p: mcnemarExactP(cToI, iToC),
+    n: 100,
+  });
+  assert.ok(iToC > cToI, `the policy's correction helps on these problems: ${iToC} vs ${cToI}`);
 });

@@ -71,7 +71,11 @@ Deno.test("renderChat() renders the three real templates exactly as transformers
   assert.equal(compared, 3 * 5);
 });
 
-Deno.test("renderChat() golden conversations are the MGRPO Layer-1 and Layer-2 prompts", () => {
+Deno.test("renderChat() golden conversations: a Layer-1 prompt and a multi-turn follow-up with a guide phrase", () => {
+  // The "layer2" golden is the guide phrase as a user turn after the answer, rendered through the
+  // template as transformers does. It is not the q'_i mgrpo builds: buildLayer2Prompt appends o_i
+  // verbatim after the generation prompt, because templates like DeepSeek-R1-Distill's drop the
+  // reasoning of earlier answers, as this golden shows (tests/algorithms/mgrpo/mgrpo_test.ts).
   const layer2 = rendered.conversations.layer2!;
   assert.equal(layer2.messages[0]!.content, TABLE1_SYSTEM_PROMPT);
   assert.equal(layer2.messages.at(-1)!.content, GUIDE_PHRASES[0]);
