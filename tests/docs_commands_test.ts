@@ -8,7 +8,7 @@
  * disappears from the docs, or a new one is neither run nor listed.
  */
 import assert from "node:assert/strict";
-import { REPO_ROOT, sleep } from "./helpers.ts";
+import { mapConcurrent, REPO_ROOT, sleep } from "./helpers.ts";
 
 /** One shell command of the docs, continuation lines joined, comments removed. */
 interface DocCommand {
@@ -146,8 +146,10 @@ Deno.test({
     let live: Deno.ChildProcess | undefined;
     try {
       const liveDir = `${tmp}/live`;
-      for (const [i, c] of commands.entries()) {
-        if (c.text in SKIPPED) continue;
+      const todo = [...commands.entries()].filter(([, c]) => !(c.text in SKIPPED));
+      // train and sft commands are single-threaded runs of their own: one per core at once.
+      const runs = todo.filter(([, c]) => c.argv[0] === "train" || c.argv[0] === "sft");
+      await mapConcurrent(runs, async ([i, c]) => {
         const [task, ...args] = c.argv;
         const where = `${c.file}: ${c.text}`;
         if (task === "train") {
@@ -172,6 +174,14 @@ Deno.test({
             `${tmp}/sft-${i}`,
           ]);
           assert.equal(r.code, 0, `${where}\n${r.out}`);
+        }
+      });
+      ran.push(...runs.map(([, c]) => c.text));
+      for (const [, c] of todo) {
+        const [task, ...args] = c.argv;
+        const where = `${c.file}: ${c.text}`;
+        if (task === "train" || task === "sft") {
+          continue;
         } else if (task === "ctl") {
           if (!live) {
             live = new Deno.Command(Deno.execPath(), {

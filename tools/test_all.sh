@@ -2,8 +2,8 @@
 # `deno task test:all` (the README's test command; .ci/run runs it on a clean checkout): sets up
 # what some tests need when it is missing — Debian's chromium, mesa-vulkan-drivers and
 # nats-server, and the native tensorflow backend (deno task setup:tensorflow) — or says what
-# is missing, runs `deno task test` (Deno comes from npm), then prints deno's summary as a
-# plain "N passed, N failed" line.
+# is missing, runs `deno task test` (Deno comes from npm), then prints the sum of its two deno
+# test summaries (doc examples, tests/) as a plain "N passed, N failed" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deno=(npx -y deno@2.9.6)
@@ -74,8 +74,10 @@ log=$(mktemp)
 trap 'rm -f "$log"; [ -z "$xdg_dir" ] || rm -rf "$xdg_dir"; stop_nats' EXIT
 status=0
 "${deno[@]}" task test 2>&1 | tee "$log" || status=$?
-summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -oE '[0-9]+ passed \| [0-9]+ failed' | tail -n 1)
+# deno task test runs two deno test commands (the doc examples, then tests/): add their summaries.
+summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -oE '[0-9]+ passed \| [0-9]+ failed' |
+  awk '{ p += $1; f += $4 } END { if (NR) print p " passed, " f " failed" }')
 if [ -n "$summary" ]; then
-  echo "tests: $(echo "$summary" | sed 's/ | /, /')"
+  echo "tests: $summary"
 fi
 exit "$status"

@@ -44,10 +44,9 @@ export interface EvaluateOptions {
    */
   maxPromptTokens?: number;
   /**
-   * `prompts.on_long_prompt`. `reject`: a prompt that does not fit is not generated from, is
-   * scored wrong with the reason, and counted (`unpromptable` for a first answer, `overflow`
-   * for a correction); `truncate`: its last `maxPromptTokens` tokens are kept, counted in
-   * `truncated`. @default "reject"
+   * `reject`: a prompt that does not fit is scored wrong, with the reason, and counted
+   * (`unpromptable`, or `overflow` for a correction); `truncate`: its last `maxPromptTokens`
+   * tokens are kept, counted in `truncated`. @default "reject"
    */
   onLongPrompt?: "reject" | "truncate";
 }
@@ -310,10 +309,7 @@ export interface SelfCorrectionResult {
   truncated: number;
   /** Correction rows whose token budget (context − prompt) was below `correctionMaxNewTokens`. */
   shortBudget: number;
-  /**
-   * The first answers' prompts: rejected by `onLongPrompt` or not encodable (scored wrong at
-   * every round), cut by `onLongPrompt: truncate`, and given less than `maxNewTokens`.
-   */
+  /** The first answers' counts (a rejected one is scored wrong at every round). */
   first: Pick<EvalResult, "unpromptable" | "truncated" | "shortBudget">;
 }
 
@@ -388,6 +384,7 @@ export async function evaluateSelfCorrection(
       });
     }
   }
+  const { unpromptable, truncated: firstTruncated, shortBudget: firstShort } = first;
   return {
     verdicts: correct,
     completions,
@@ -395,10 +392,6 @@ export async function evaluateSelfCorrection(
     overflow,
     truncated,
     shortBudget,
-    first: {
-      unpromptable: first.unpromptable,
-      truncated: first.truncated,
-      shortBudget: first.shortBudget,
-    },
+    first: { unpromptable, truncated: firstTruncated, shortBudget: firstShort },
   };
 }
