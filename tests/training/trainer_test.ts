@@ -356,18 +356,23 @@ Deno.test("Trainer.run() of MGRPO evaluates one guided correction, as deno task 
   }
 });
 
+/** One small GRPO step, its evaluation after it with one guided correction, on 24 problems. */
+const GRPO_EVAL_STEP = [
+  "run.steps=1",
+  "sampler.prompts_per_step=2",
+  "grpo.num_generations=4",
+  "task.eval_size=24",
+  "eval.before=false",
+  "eval.correction=true",
+];
+
 Deno.test("Trainer.run() with eval.correction true evaluates a GRPO run's correction and counts the prompts prompts.max_prompt_tokens rejects", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "trainer_test_" });
   try {
     const runDir = `${tmp}/grpo`;
     // 90 tokens hold every first prompt (75–81 tokens) but not the answer and phrase after it.
     await trainInProcess(runDir, "configs/tiny-grpo.yaml", [
-      "run.steps=1",
-      "sampler.prompts_per_step=2",
-      "grpo.num_generations=4",
-      "task.eval_size=24",
-      "eval.before=false",
-      "eval.correction=true",
+      ...GRPO_EVAL_STEP,
       "prompts.max_prompt_tokens=90",
     ]);
     const [line] = (await metricsRecords(runDir)).filter((l) => "eval/accuracy" in l);
@@ -391,12 +396,7 @@ Deno.test("Trainer.run() cuts first prompts longer than prompts.max_prompt_token
     // keeps every problem and continues its prompt's last 70 tokens, as eval --two-turn does.
     const results: Record<string, EvalResult> = {};
     const { log } = await trainInProcess(runDir, "configs/tiny-grpo.yaml", [
-      "run.steps=1",
-      "sampler.prompts_per_step=2",
-      "grpo.num_generations=4",
-      "task.eval_size=24",
-      "eval.before=false",
-      "eval.correction=true",
+      ...GRPO_EVAL_STEP,
       "prompts.max_prompt_tokens=70",
       "prompts.on_long_prompt=truncate",
     ], { onEval: (label, _step, result) => (results[label] = result) });
