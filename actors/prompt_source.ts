@@ -109,6 +109,30 @@ function streamAt(input: PromptSourceInput, cursor: number) {
 }
 
 /**
+ * A problem's query with its prompt held to `maxPromptTokens` by `onLongPrompt`: as it is when
+ * it fits, cut to its last tokens with `truncate` (`truncated` says so), `undefined` when
+ * rejected or when the tokenizer cannot encode it (a RangeError). The rule the PromptSource
+ * draws training prompts by, and `train` its own evaluation's.
+ */
+export function fittedQuery(
+  problem: { id: string; question: string; answer: number | string },
+  input: Pick<PromptSourceInput, "tokenizer" | "renderPrompt" | "maxPromptTokens" | "onLongPrompt">,
+): { query: Query; truncated: boolean } | undefined {
+  let query: Query;
+  try {
+    query = toQuery(problem, input);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    return undefined; // a character the tokenizer has no token for
+  }
+  const fit = fitPrompt(query.promptIds, input.maxPromptTokens ?? Infinity, input.onLongPrompt);
+  if (!fit) return undefined;
+  return fit.truncated
+    ? { query: { ...query, promptIds: [...fit.ids] }, truncated: true }
+    : { query, truncated: false };
+}
+
+/**
  * Draws the next problem whose prompt fits (`maxPromptTokens`, `onLongPrompt`), counting
  * the rejected and truncated ones.
  */
@@ -118,22 +142,13 @@ function nextQuery(state: PromptSourceState): Query {
   for (let tries = 0; tries < MAX_REJECTED_IN_A_ROW; tries++) {
     const problem = state.stream.next().value;
     state.cursor++;
-    let query: Query;
-    try {
-      query = toQuery(problem, input);
-    } catch (e) {
-      if (!(e instanceof RangeError)) throw e;
-      state.rejected++; // a character the tokenizer has no token for
-      continue;
-    }
-    const fit = fitPrompt(query.promptIds, max, input.onLongPrompt);
-    if (!fit) {
+    const fitted = fittedQuery(problem, input);
+    if (!fitted) {
       state.rejected++;
       continue;
     }
-    if (!fit.truncated) return query;
-    state.truncated++;
-    return { ...query, promptIds: [...fit.ids] };
+    if (fitted.truncated) state.truncated++;
+    return fitted.query;
   }
   throw new RangeError(
     `Cannot draw prompts: ${MAX_REJECTED_IN_A_ROW} problems in a row were rejected ` +

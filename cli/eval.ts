@@ -19,8 +19,12 @@ import {
   TWO_TURN_COLUMNS,
 } from "./common.ts";
 import { formatTable } from "../util/table.ts";
-import { evaluateCheckpointTwoTurn, type TwoTurnReport } from "../training/evaluate.ts";
-import { existingModelDir, heldOut, promptRenderer, resolveModelDir } from "../training/setup.ts";
+import {
+  evaluateCheckpointTwoTurn,
+  evaluateOptions,
+  type TwoTurnReport,
+} from "../training/evaluate.ts";
+import { existingModelDir, heldOut, resolveModelDir } from "../training/setup.ts";
 import { initBackend } from "../model/backend.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { type EvalProblem, evaluatePolicy } from "../algorithms/mgrpo/evaluate.ts";
@@ -160,7 +164,6 @@ async function main(argv: string[]): Promise<number> {
   }
   const rounds = Number(roundsArg) as 1 | 2;
   await initBackend(config.model.backend, { wasmThreads: config.model.wasm_threads });
-  const render = promptRenderer(config.prompts);
   try {
     if (dataset !== undefined) {
       return await evaluateDataset(dataset, dirs, problems, config, {
@@ -214,16 +217,7 @@ async function main(argv: string[]): Promise<number> {
   for (const dir of dirs) {
     const { model, tokenizer } = await loadCheckpoint(dir, { trainable: false });
     const t0 = performance.now();
-    const res = await evaluatePolicy(model, tokenizer, problems, {
-      renderPrompt: render,
-      maxNewTokens: config.eval.max_new_tokens,
-      greedy: config.eval.greedy,
-      temperature: config.eval.temperature,
-      batchSize: config.eval.batch_size,
-      seed: config.run.seed,
-      maxPromptTokens: config.prompts.max_prompt_tokens,
-      onLongPrompt: config.prompts.on_long_prompt,
-    });
+    const res = await evaluatePolicy(model, tokenizer, problems, evaluateOptions(config));
     noteLongPrompts(dir, res);
     rows.push([
       dir,
@@ -343,16 +337,10 @@ async function evaluateDataset(
       const { model, tokenizer } = await loadCheckpoint(dir, { trainable: false });
       try {
         const res = await evaluatePolicy(model, tokenizer, problems, {
-          renderPrompt: promptRenderer(config.prompts),
-          maxNewTokens: config.eval.max_new_tokens,
+          ...evaluateOptions(config),
           greedy: config.eval.greedy && options.n === 1,
-          temperature: config.eval.temperature,
-          batchSize: config.eval.batch_size,
-          seed: config.run.seed,
           n: options.n,
           checker: options.checker,
-          maxPromptTokens: config.prompts.max_prompt_tokens,
-          onLongPrompt: config.prompts.on_long_prompt,
         });
         noteLongPrompts(dir, res);
         const passAt: Record<string, number> = {};

@@ -12,6 +12,7 @@ import {
   correctionPhraseStream,
   correctionQuery,
   type EvalProblem,
+  type EvaluateOptions,
   evaluateSelfCorrection,
   type SelfCorrectionOptions,
   type SelfCorrectionResult,
@@ -32,10 +33,26 @@ import type { AnswerChecker } from "../verifiers/reward.ts";
 import { promptRenderer } from "./setup.ts";
 
 /**
- * Options of a self-correction evaluation from a config: the Layer-1 prompt, the Layer-2 query
- * of the `mgrpo` section (Eq. 5 or the appendix form, its system prompt, separator and guide
- * phrases, `layer2_max_new_tokens` for each correction), the `prompts` section's long-prompt
+ * Options of an evaluation from a config: the Layer-1 prompt, the `prompts` section's long-prompt
  * handling and the `eval` section's sampling.
+ */
+export function evaluateOptions(config: TrainConfig): EvaluateOptions {
+  return {
+    renderPrompt: promptRenderer(config.prompts),
+    maxPromptTokens: config.prompts.max_prompt_tokens,
+    onLongPrompt: config.prompts.on_long_prompt,
+    maxNewTokens: config.eval.max_new_tokens,
+    greedy: config.eval.greedy,
+    temperature: config.eval.temperature,
+    batchSize: config.eval.batch_size,
+    seed: config.run.seed,
+  };
+}
+
+/**
+ * Options of a self-correction evaluation from a config: {@linkcode evaluateOptions}, the
+ * Layer-2 query of the `mgrpo` section (Eq. 5 or the appendix form, its system prompt, separator
+ * and guide phrases, `layer2_max_new_tokens` for each correction).
  */
 export function selfCorrectionOptions(config: TrainConfig): SelfCorrectionOptions {
   const layer2 = {
@@ -45,20 +62,13 @@ export function selfCorrectionOptions(config: TrainConfig): SelfCorrectionOption
     ...(config.prompts.template === undefined ? {} : { template: config.prompts.template }),
   };
   return {
-    renderPrompt: promptRenderer(config.prompts),
+    ...evaluateOptions(config),
     buildCorrection: (question, text, phrase) => ({
       prompt: buildLayer2Prompt(question, text, phrase, layer2),
       assistant: layer2Assistant(text, phrase, layer2),
     }),
     phrases: config.mgrpo.guide_phrases,
-    maxPromptTokens: config.prompts.max_prompt_tokens,
-    onLongPrompt: config.prompts.on_long_prompt,
-    maxNewTokens: config.eval.max_new_tokens,
     correctionMaxNewTokens: config.mgrpo.layer2_max_new_tokens ?? config.eval.max_new_tokens,
-    greedy: config.eval.greedy,
-    temperature: config.eval.temperature,
-    batchSize: config.eval.batch_size,
-    seed: config.run.seed,
   };
 }
 

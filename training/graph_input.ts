@@ -19,9 +19,8 @@ import type {
 } from "../algorithms/registry.ts";
 import { builtinAlgorithms } from "../algorithms/builtins.ts";
 import type { ActorFailed, Placement } from "../actors/runtime/mod.ts";
-import type { SourceProblem } from "../actors/prompt_source.ts";
-import { fitPrompt } from "../prompts/fit_prompt.ts";
-import type { Restore } from "../actors/messages.ts";
+import { fittedQuery, type SourceProblem } from "../actors/prompt_source.ts";
+import type { Query, Restore } from "../actors/messages.ts";
 import { OpenAiSampler } from "../actors/openai_sampler.ts";
 import { decodeOptimizerState, OPTIMIZER_FILE } from "../actors/learner.ts";
 import { CharTokenizer } from "../model/char_tokenizer.ts";
@@ -111,6 +110,8 @@ export interface RunSetup {
   readonly render: (question: string) => string;
   /** The held-out problems the model's context can take. */
   readonly evalSet: SourceProblem[];
+  /** Their first-answer queries, prompts held to `prompts.max_prompt_tokens` (`fittedQuery`). */
+  readonly evalQueries: Query[];
   readonly resume: ResumePoint | undefined;
   /** One `Restore` per actor snapshot of the resumed checkpoint. */
   readonly restores: Map<string, Restore>;
@@ -255,17 +256,22 @@ export async function setupRun(
     // with truncate the evaluation keeps their last tokens, as training does.
     const maxPrompt = config.prompts.max_prompt_tokens ||
       init.model.config.max_position_embeddings - 1;
+    const fit = {
+      tokenizer,
+      renderPrompt: render,
+      maxPromptTokens: maxPrompt,
+      onLongPrompt: config.prompts.on_long_prompt,
+    };
+    const evalSet: SourceProblem[] = [];
+    const evalQueries: Query[] = [];
     let cut = 0;
-    const evalSet = task.evalSet.filter((p) => {
-      try {
-        const ids = tokenizer.encode(render(p.question));
-        const fit = fitPrompt(ids, maxPrompt, config.prompts.on_long_prompt);
-        if (fit?.truncated) cut++;
-        return fit !== undefined;
-      } catch {
-        return false;
-      }
-    });
+    for (const p of task.evalSet) {
+      const fitted = fittedQuery(p, fit);
+      if (!fitted) continue;
+      if (fitted.truncated) cut++;
+      evalSet.push(p);
+      evalQueries.push(fitted.query);
+    }
     if (cut > 0) {
       warn(
         `eval: ${cut} held-out prompts cut to their last ${maxPrompt} tokens (prompts.on_long_prompt: truncate)`,
@@ -314,6 +320,7 @@ export async function setupRun(
       task,
       render,
       evalSet,
+      evalQueries,
       resume: options.resume,
       restores,
       exact,

@@ -23,8 +23,6 @@ import { dirname } from "node:path";
 import { runEnvironment } from "./environment.ts";
 import type { TrainConfig } from "../algorithms/builtins.ts";
 import type { AlgorithmRegistry } from "../algorithms/registry.ts";
-import { toQuery } from "../actors/prompt_source.ts";
-import { fitPrompt } from "../prompts/fit_prompt.ts";
 import type {
   ActorSnapshot,
   ActorState,
@@ -335,18 +333,7 @@ export class Trainer {
     await this.#start();
     const t0 = performance.now();
     const problems = this.#setup.evalSet;
-    const { tokenizer } = this.#setup.policy;
-    const maxPrompt = this.#live.prompts.max_prompt_tokens ||
-      this.#setup.policy.model.config.max_position_embeddings - 1;
-    const scored = await this.#generateEval(
-      label,
-      problems.map((p) => {
-        // The eval set holds only problems whose prompt fits by prompts.on_long_prompt's rule.
-        const query = toQuery(p, { tokenizer, renderPrompt: this.#setup.render });
-        const fit = fitPrompt(query.promptIds, maxPrompt, this.#live.prompts.on_long_prompt);
-        return { ...query, promptIds: [...(fit?.ids ?? query.promptIds)] };
-      }),
-    );
+    const scored = await this.#generateEval(label, this.#setup.evalQueries);
     const n = Math.max(1, scored.verdicts.length);
     const first = {
       accuracy: scored.verdicts.filter((v) => v.correct).length / n,
