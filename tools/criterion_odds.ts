@@ -14,6 +14,7 @@
 import { parseArgs } from "node:util";
 import { parseCompareData } from "../cli/compare_report.ts";
 import { runMain } from "../cli/common.ts";
+import { ArgsError } from "../cli/args.ts";
 
 /** P(X <= k) for X ~ Poisson(lambda). */
 export function poissonCdf(k: number, lambda: number): number {
@@ -54,12 +55,23 @@ async function main(argv: string[]): Promise<number> {
     console.error("Usage: deno run --allow-read tools/criterion_odds.ts RESULTS_JSON [--bound F]");
     return 2;
   }
+  const number = (flag: "bound" | "target" | "seeds", ok: (x: number) => boolean, want: string) => {
+    const x = Number(values[flag]);
+    if (!ok(x)) {
+      throw new ArgsError(
+        `Invalid value for --${flag}: must be ${want}: current value is "${values[flag]}"`,
+      );
+    }
+    return x;
+  };
+  const bound = number("bound", (x) => x >= 0 && x < 1, "a fraction in [0, 1)");
+  const target = number("target", (x) => x > 0 && x < 1, "a probability in (0, 1)");
+  const seeds = number("seeds", (x) => Number.isInteger(x) && x >= 1, "an integer >= 1");
   const results = parseCompareData(await Deno.readTextFile(positionals[0]!), positionals[0]!);
   const runs = results.runs.filter((r) => r.arm === "mgrpo");
   const breaks = runs.map((r) => r.t1.filter((right, i) => right && !r.t2[i]).length);
   const n = runs[0]!.t1.length;
-  const k = Math.floor(Number(values.bound) * n + 1e-9);
-  const seeds = Number(values.seeds);
+  const k = Math.floor(bound * n + 1e-9);
   const mean = breaks.reduce((a, b) => a + b, 0) / breaks.length;
   console.log(
     `MGRPO breaks per seed (${n} problems): ${
@@ -73,7 +85,7 @@ async function main(argv: string[]): Promise<number> {
   );
   console.log(
     `highest mean with that chance >= ${values.target}: ${
-      highestRate(k, seeds, Number(values.target)).toFixed(1)
+      highestRate(k, seeds, target).toFixed(1)
     } per ${n}`,
   );
   return 0;
