@@ -148,7 +148,8 @@ Deno.test({
       const liveDir = `${tmp}/live`;
       const todo = [...commands.entries()].filter(([, c]) => !(c.text in SKIPPED));
       // train and sft commands are single-threaded runs of their own: one per core at once.
-      const runs = todo.filter(([, c]) => c.argv[0] === "train" || c.argv[0] === "sft");
+      const isRun = (argv: string[]) => argv[0] === "train" || argv[0] === "sft";
+      const runs = todo.filter(([, c]) => isRun(c.argv));
       await mapConcurrent(runs, async ([i, c]) => {
         const [task, ...args] = c.argv;
         const where = `${c.file}: ${c.text}`;
@@ -177,12 +178,10 @@ Deno.test({
         }
       });
       ran.push(...runs.map(([, c]) => c.text));
-      for (const [, c] of todo) {
+      for (const [, c] of todo.filter(([, c]) => !isRun(c.argv))) {
         const [task, ...args] = c.argv;
         const where = `${c.file}: ${c.text}`;
-        if (task === "train" || task === "sft") {
-          continue;
-        } else if (task === "ctl") {
+        if (task === "ctl") {
           if (!live) {
             live = new Deno.Command(Deno.execPath(), {
               args: [
